@@ -1,0 +1,110 @@
+# SPDX-License-Identifier: MIT
+# ktun: one Makefile for the cores, the binaries, the tests and the benchmarks.
+#
+# Sources are found by wildcard so that a new module or test file needs no edit here:
+#   common/ fec/ crypto/     -> build/libktun.a (cores and shell helpers)
+#   client/*.c server/*.c    -> bin/ktun-client, bin/ktun-server
+#   tests/**/test_*.c        -> test suites linked into build/tests/run
+#   tests/**/other .c        -> test support (simulator, vector loader), shared by tests and benches
+#   tests/bench/*.c          -> build/tests/bench
+#   tests/tools/*.c          -> build/tools/<name>, one program per file
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -D_GNU_SOURCE -MMD -MP -I. -pthread
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
+           -Wwrite-strings -Wformat=2 -Wvla -Wundef
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+LDLIBS  := -lev -lsodium -lisal -lsnappy -lgcrypt -lcjson -lm -pthread
+
+BUILD   := build
+ifneq ($(SANITIZE),)
+BUILD   := build-san
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-sanitize-recover=undefined -fno-omit-frame-pointer -DNO_POOL
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+LIB_SRCS    := $(wildcard common/*.c fec/*.c crypto/*.c)
+CLIENT_SRCS := $(wildcard client/*.c)
+SERVER_SRCS := $(wildcard server/*.c)
+TEST_ALL    := $(wildcard tests/*.c tests/unit/*.c tests/sim/*.c)
+TEST_SRCS   := $(foreach f,$(TEST_ALL),$(if $(filter test_%.c run.c,$(notdir $(f))),$(f)))
+SUPPORT_SRCS:= $(filter-out $(TEST_SRCS),$(TEST_ALL))
+BENCH_SRCS  := $(wildcard tests/bench/*.c)
+TOOL_SRCS   := $(wildcard tests/tools/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+LIB      := $(BUILD)/libktun.a
+BINS     := $(if $(CLIENT_SRCS),bin/ktun-client) $(if $(SERVER_SRCS),bin/ktun-server)
+ifneq ($(SANITIZE),)
+BINS     := $(patsubst bin/%,$(BUILD)/bin/%,$(BINS))
+endif
+TEST_BIN := $(BUILD)/tests/run
+BENCH_BIN:= $(BUILD)/tests/bench
+TOOLS    := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
+
+.PHONY: all test bench check clean deps tools
+all: $(BINS) $(TOOLS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) $(WARN) -c $< -o $@
+
+$(LIB): $(call obj,$(LIB_SRCS))
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+bin/ktun-client $(BUILD)/bin/ktun-client: $(call obj,$(CLIENT_SRCS)) $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bin/ktun-server $(BUILD)/bin/ktun-server: $(call obj,$(SERVER_SRCS)) $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(TEST_BIN): $(call obj,$(TEST_SRCS) $(SUPPORT_SRCS)) $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BENCH_BIN): $(call obj,$(BENCH_SRCS) $(SUPPORT_SRCS)) $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+tools: $(TOOLS)
+
+# `make test` runs every test: the in-process suites, then every tests/e2e/test_*.sh script.
+# The last line of the run is "N passed, N failed".
+test: $(TEST_BIN) $(BINS) $(TOOLS)
+	$(Q)BUILD=$(BUILD) scripts/run-tests.sh
+
+bench: $(BENCH_BIN)
+	$(Q)$(BENCH_BIN)
+
+check: test
+
+deps:
+	scripts/deps.sh
+
+clean:
+	rm -rf build build-san bin
+
+-include $(shell find build build-san -name '*.d' 2>/dev/null)
