@@ -1,0 +1,405 @@
+/* SPDX-License-Identifier: MIT */
+/* Socket helpers for the I/O shell: address parsing, non-blocking UDP/TCP, options, batching. */
+#include "common/net.h"
+
+#include "common/err.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void set_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_err(char *err, const char *fmt, ...)
+{
+    if (!err)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, NET_ERR_LEN, fmt, ap);
+    va_end(ap);
+}
+
+/* Splits "host:port" / "[v6]:port" / ":port" into |host| and |port|. */
+static int split_hostport(const char *hp, char *host, size_t hcap, char *port, size_t pcap)
+{
+    const char *colon;
+    size_t hlen;
+    if (hp[0] == '[') {
+        const char *close = strchr(hp, ']');
+        if (!close || close[1] != ':')
+            return ERR_INVAL;
+        hlen = (size_t)(close - hp - 1);
+        if (hlen >= hcap)
+            return ERR_INVAL;
+        memcpy(host, hp + 1, hlen);
+        colon = close + 1;
+    } else {
+        colon = strrchr(hp, ':');
+        if (!colon)
+            return ERR_INVAL;
+        hlen = (size_t)(colon - hp);
+        if (hlen >= hcap || memchr(hp, ':', hlen))
+            return ERR_INVAL; /* a bare IPv6 address needs brackets */
+        memcpy(host, hp, hlen);
+    }
+    host[hlen] = '\0';
+    size_t plen = strlen(colon + 1);
+    if (plen == 0 || plen >= pcap)
+        return ERR_INVAL;
+    memcpy(port, colon + 1, plen + 1);
+    return 0;
+}
+
+static bool host_has_ipv6(void)
+{
+    int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        return false;
+    close(fd);
+    return true;
+}
+
+int net_resolve(const char *hostport, bool passive, struct net_addr *out, char *err)
+{
+    char host[256], port[32];
+    if (!hostport || split_hostport(hostport, host, sizeof(host), port, sizeof(port)) != 0) {
+        set_err(err, "bad address '%s' (want host:port)", hostport ? hostport : "");
+        return ERR_INVAL;
+    }
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_DGRAM; /* one entry per address; the port is the same for TCP */
+    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+    const char *node = host[0] ? host : NULL;
+    if (!node)
+        hints.ai_family = passive && host_has_ipv6() ? AF_INET6 : AF_INET;
+    int rc = getaddrinfo(node, port, &hints, &res);
+    if (rc != 0 || !res) {
+        set_err(err, "cannot resolve '%s': %s", hostport, rc ? gai_strerror(rc) : "no address");
+        if (res)
+            freeaddrinfo(res);
+        return ERR_INVAL;
+    }
+    memset(out, 0, sizeof(*out));
+    memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
+    out->len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+const char *net_addr_str(const struct net_addr *a, char *buf, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN];
+    if (a->ss.ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)(const void *)&a->ss;
+        inet_ntop(AF_INET, &s->sin_addr, ip, sizeof(ip));
+        snprintf(buf, cap, "%s:%u", ip, ntohs(s->sin_port));
+    } else if (a->ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)(const void *)&a->ss;
+        if (IN6_IS_ADDR_V4MAPPED(&s->sin6_addr)) {
+            inet_ntop(AF_INET, &s->sin6_addr.s6_addr[12], ip, sizeof(ip));
+            snprintf(buf, cap, "%s:%u", ip, ntohs(s->sin6_port));
+        } else {
+            inet_ntop(AF_INET6, &s->sin6_addr, ip, sizeof(ip));
+            snprintf(buf, cap, "[%s]:%u", ip, ntohs(s->sin6_port));
+        }
+    } else {
+        snprintf(buf, cap, "?");
+    }
+    return buf;
+}
+
+bool net_addr_equal(const struct net_addr *a, const struct net_addr *b)
+{
+    if (a->ss.ss_family != b->ss.ss_family)
+        return false;
+    if (a->ss.ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)(const void *)&a->ss;
+        const struct sockaddr_in *y = (const struct sockaddr_in *)(const void *)&b->ss;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)(const void *)&a->ss;
+        const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)(const void *)&b->ss;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return false;
+}
+
+/* FNV-1a over the bytes that net_addr_equal compares. */
+static uint32_t fnv1a(uint32_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+uint32_t net_addr_hash(const struct net_addr *a)
+{
+    uint32_t h = fnv1a(2166136261u, &a->ss.ss_family, sizeof(a->ss.ss_family));
+    if (a->ss.ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)(const void *)&a->ss;
+        h = fnv1a(h, &s->sin_port, sizeof(s->sin_port));
+        h = fnv1a(h, &s->sin_addr, sizeof(s->sin_addr));
+    } else if (a->ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)(const void *)&a->ss;
+        h = fnv1a(h, &s->sin6_port, sizeof(s->sin6_port));
+        h = fnv1a(h, &s->sin6_addr, sizeof(s->sin6_addr));
+    }
+    return h;
+}
+
+int net_set_nonblock(int fd, char *err)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1) {
+        set_err(err, "fcntl(O_NONBLOCK): %s", strerror(errno));
+        return ERR_INVAL;
+    }
+    return 0;
+}
+
+static bool is_ipv6_wildcard(const struct net_addr *a)
+{
+    if (a->ss.ss_family != AF_INET6)
+        return false;
+    const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)(const void *)&a->ss;
+    return IN6_IS_ADDR_UNSPECIFIED(&s->sin6_addr);
+}
+
+int net_udp_socket(int family, const struct net_addr *bind_to, char *err)
+{
+    int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        set_err(err, "socket(udp): %s", strerror(errno));
+        return ERR_INVAL;
+    }
+    if (bind_to) {
+        if (is_ipv6_wildcard(bind_to)) {
+            int off = 0;
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+        }
+        if (bind(fd, (const struct sockaddr *)&bind_to->ss, bind_to->len) == -1) {
+            char a[NET_ADDR_STRLEN];
+            set_err(err, "bind(udp %s): %s", net_addr_str(bind_to, a, sizeof(a)),
+                    strerror(errno));
+            close(fd);
+            return ERR_INVAL;
+        }
+    }
+    return fd;
+}
+
+int net_tcp_listen(const struct net_addr *a, int backlog, char *err)
+{
+    char as[NET_ADDR_STRLEN];
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        set_err(err, "socket(tcp): %s", strerror(errno));
+        return ERR_INVAL;
+    }
+    int on = 1, off = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (is_ipv6_wildcard(a))
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+    if (bind(fd, (const struct sockaddr *)&a->ss, a->len) == -1) {
+        set_err(err, "bind(tcp %s): %s", net_addr_str(a, as, sizeof(as)), strerror(errno));
+        goto fail;
+    }
+    if (listen(fd, backlog) == -1) {
+        set_err(err, "listen(%s): %s", net_addr_str(a, as, sizeof(as)), strerror(errno));
+        goto fail;
+    }
+    return fd;
+fail:
+    close(fd);
+    return ERR_INVAL;
+}
+
+static void set_nodelay(int fd)
+{
+    int on = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+}
+
+int net_tcp_connect(const struct net_addr *a, char *err)
+{
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        set_err(err, "socket(tcp): %s", strerror(errno));
+        return ERR_INVAL;
+    }
+    set_nodelay(fd);
+    if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == -1 && errno != EINPROGRESS) {
+        char as[NET_ADDR_STRLEN];
+        set_err(err, "connect(%s): %s", net_addr_str(a, as, sizeof(as)), strerror(errno));
+        close(fd);
+        return ERR_INVAL;
+    }
+    return fd;
+}
+
+int net_tcp_accept(int lfd, struct net_addr *peer, char *err)
+{
+    struct net_addr tmp;
+    struct net_addr *p = peer ? peer : &tmp;
+    p->len = sizeof(p->ss);
+    int fd = accept4(lfd, (struct sockaddr *)&p->ss, &p->len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd == -1) {
+        switch (errno) {
+        case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+        case EWOULDBLOCK:
+#endif
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+            return ERR_AGAIN;
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+            set_err(err, "accept: %s", strerror(errno));
+            return ERR_AGAIN;
+        default:
+            set_err(err, "accept: %s", strerror(errno));
+            return ERR_INVAL;
+        }
+    }
+    set_nodelay(fd);
+    return fd;
+}
+
+int net_sock_error(int fd)
+{
+    int e = 0;
+    socklen_t l = sizeof(e);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l) == -1)
+        return errno;
+    return e;
+}
+
+int net_set_sockbuf(int fd, int bytes, char *err)
+{
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) == -1 &&
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes)) == -1) {
+        set_err(err, "SO_RCVBUF: %s", strerror(errno));
+        return ERR_INVAL;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes)) == -1 &&
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes)) == -1) {
+        set_err(err, "SO_SNDBUF: %s", strerror(errno));
+        return ERR_INVAL;
+    }
+    return 0;
+}
+
+int net_set_dscp(int fd, int family, int dscp, char *err)
+{
+    if (dscp < 0 || dscp > 63) {
+        set_err(err, "dscp %d out of range 0..63", dscp);
+        return ERR_INVAL;
+    }
+    int tos = dscp << 2;
+    if (family == AF_INET6) {
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &dscp, sizeof(dscp)) == -1) {
+            set_err(err, "IPV6_TCLASS: %s", strerror(errno));
+            return ERR_INVAL;
+        }
+        setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+        return 0;
+    }
+    if (setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)) == -1) {
+        set_err(err, "IP_TOS: %s", strerror(errno));
+        return ERR_INVAL;
+    }
+    return 0;
+}
+
+int net_recv_batch(int fd, struct net_rbatch *b)
+{
+    struct mmsghdr msg[NET_BATCH];
+    struct iovec iov[NET_BATCH];
+    memset(msg, 0, sizeof(msg));
+    for (int i = 0; i < NET_BATCH; i++) {
+        iov[i].iov_base = b->buf[i];
+        iov[i].iov_len = NET_DGRAM_MAX;
+        msg[i].msg_hdr.msg_iov = &iov[i];
+        msg[i].msg_hdr.msg_iovlen = 1;
+        msg[i].msg_hdr.msg_name = &b->from[i].ss;
+        msg[i].msg_hdr.msg_namelen = sizeof(b->from[i].ss);
+    }
+    b->n = 0;
+    int n;
+    do {
+        n = recvmmsg(fd, msg, NET_BATCH, MSG_DONTWAIT, NULL);
+    } while (n == -1 && errno == EINTR);
+    if (n == -1)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? ERR_AGAIN : ERR_INVAL;
+    if (n == 0)
+        return ERR_AGAIN;
+    for (int i = 0; i < n; i++) {
+        b->len[i] = msg[i].msg_len;
+        b->from[i].len = msg[i].msg_hdr.msg_namelen;
+    }
+    b->n = n;
+    return n;
+}
+
+int net_sbatch_add(int fd, struct net_sbatch *b, const uint8_t *p, size_t len,
+                   const struct net_addr *to)
+{
+    if (len > NET_DGRAM_MAX)
+        return ERR_TOOBIG;
+    if (b->n == NET_BATCH)
+        net_sbatch_flush(fd, b);
+    memcpy(b->buf[b->n], p, len);
+    b->len[b->n] = len;
+    b->to[b->n] = *to;
+    b->n++;
+    return 0;
+}
+
+int net_sbatch_flush(int fd, struct net_sbatch *b)
+{
+    struct mmsghdr msg[NET_BATCH];
+    struct iovec iov[NET_BATCH];
+    int dropped = 0, done = 0;
+    memset(msg, 0, sizeof(msg));
+    for (int i = 0; i < b->n; i++) {
+        iov[i].iov_base = b->buf[i];
+        iov[i].iov_len = b->len[i];
+        msg[i].msg_hdr.msg_iov = &iov[i];
+        msg[i].msg_hdr.msg_iovlen = 1;
+        msg[i].msg_hdr.msg_name = &b->to[i].ss;
+        msg[i].msg_hdr.msg_namelen = b->to[i].len;
+    }
+    while (done < b->n) {
+        int n = sendmmsg(fd, msg + done, (unsigned)(b->n - done), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            done += n;
+        } else if (n == -1 && errno == EINTR) {
+            continue;
+        } else {
+            /* The first remaining datagram failed: drop it and try the rest. */
+            done++;
+            dropped++;
+        }
+    }
+    b->n = 0;
+    return dropped;
+}
