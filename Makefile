@@ -49,7 +49,7 @@ ifneq ($(SANITIZE),)
 BINS     := $(patsubst bin/%,$(BUILD)/bin/%,$(BINS))
 endif
 TEST_BIN := $(BUILD)/tests/run
-BENCH_BIN:= $(BUILD)/tests/bench
+BENCH_BIN:= $(BUILD)/tests/bench/run
 TOOLS    := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
 .PHONY: all test bench check clean deps tools
