@@ -1,0 +1,817 @@
+/* SPDX-License-Identifier: MIT */
+/* udpfw: a lossy UDP relay (loss, delay, jitter, reorder, duplication, rate cap) for tests. */
+
+/*
+ * Datagrams from clients arrive on the listen socket and go "up" to the upstream address
+ * through one connected socket per client source address, so that replies ("down") find their
+ * way back to the right client. Each direction applies, in this order: random loss, a rate cap
+ * with a bounded byte queue (tail drop), one-way delay plus jitter (order kept), explicit
+ * reordering (a chosen packet is held back by --reorder-gap ms) and duplication. Release times
+ * live in one binary heap keyed by (time, sequence), so equal times stay FIFO. With --echo there
+ * is no upstream: datagrams come back to their sender after the "up" impairments.
+ *
+ * Needs no root. Plain ppoll loop; every run can be bounded with --duration.
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+#define UDPFW_MAX_DGRAM 65536
+#define UDPFW_BATCH 64
+#define UDPFW_DIRS 2
+#define UDPFW_UP 0
+#define UDPFW_DOWN 1
+#define NS_PER_MS 1000000ull
+#define NS_PER_S 1000000000ull
+
+enum { OPT_REORDER_GAP = 257, OPT_RATE_QUEUE, OPT_MAX_CLIENTS, OPT_IDLE, OPT_DURATION };
+
+struct dir_cfg {
+    double loss_pct;     /* random loss probability, percent */
+    double delay_ms;     /* one-way delay */
+    double jitter_ms;    /* delay varies uniformly in [-jitter, +jitter], order kept */
+    double reorder_pct;  /* probability that a packet is held back by reorder_gap_ms */
+    double dup_pct;      /* probability that a packet is sent twice */
+    double rate_bps;     /* rate cap in bit/s, 0 = none */
+    double rate_queue;   /* bytes that may wait for the rate cap before tail drop */
+};
+
+struct dir_stats {
+    uint64_t rx_pkts, rx_bytes; /* datagrams received in this direction */
+    uint64_t tx_pkts, tx_bytes; /* datagrams delivered */
+    uint64_t lost;              /* random loss */
+    uint64_t queue_drops;       /* rate-queue tail drops and queue-cap drops */
+    uint64_t dups;              /* extra copies made */
+    uint64_t reordered;         /* packets held back */
+    uint64_t send_errors;       /* sendto/send failures */
+};
+
+struct dir_state {
+    struct dir_cfg cfg;
+    struct dir_stats st;
+    uint64_t busy_until_ns;   /* rate cap: when the link finishes the last accepted packet */
+    uint64_t last_release_ns; /* keeps jittered packets in order */
+};
+
+struct client {
+    struct sockaddr_storage addr; /* client source address */
+    socklen_t addr_len;
+    int fd;                       /* connected socket to upstream, -1 if unused */
+    uint32_t gen;                 /* bumped when the slot is reused */
+    uint64_t last_ns;             /* last activity, for the idle timeout */
+};
+
+struct pkt {
+    uint64_t release_ns; /* when to deliver */
+    uint64_t seq;        /* tie-break: FIFO among equal release times */
+    int dir;             /* UDPFW_UP or UDPFW_DOWN */
+    int client;          /* index into clients */
+    uint32_t gen;        /* client generation at enqueue time */
+    size_t len;
+    uint8_t data[];
+};
+
+struct config {
+    struct sockaddr_storage listen_addr;
+    socklen_t listen_len;
+    struct sockaddr_storage upstream_addr;
+    socklen_t upstream_len;
+    bool has_upstream;
+    bool echo;
+    struct dir_cfg dir[UDPFW_DIRS];
+    double reorder_gap_ms;
+    long queue_max;       /* packets held at once */
+    long max_clients;
+    double idle_timeout_s;
+    double duration_s;    /* 0 = run until a signal */
+    uint64_t seed;
+    const char *stats_path;
+};
+
+struct fw {
+    const struct config *cfg;
+    int listen_fd;
+    struct client *clients;
+    struct pkt **heap;
+    size_t heap_len;
+    uint64_t seq;
+    uint64_t rng;
+    struct dir_state dir[UDPFW_DIRS];
+    uint64_t no_slot_drops; /* datagrams from a new client when every slot was busy */
+    uint8_t buf[UDPFW_MAX_DGRAM];
+};
+
+static volatile sig_atomic_t got_stop;
+static volatile sig_atomic_t got_dump;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGUSR1)
+        got_dump = 1;
+    else
+        got_stop = 1;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+/* splitmix64: small, seedable, good enough for impairment decisions. */
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform double in [0, 1). */
+static double rng_unit(uint64_t *s)
+{
+    return (double)(rng_next(s) >> 11) * 0x1.0p-53;
+}
+
+static bool chance(uint64_t *s, double pct)
+{
+    return pct > 0 && rng_unit(s) * 100.0 < pct;
+}
+
+/* ---- option parsing ---- */
+
+static int parse_double(const char *s, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= min && v <= max))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Rate: a number with an optional unit: bit, kbit, mbit, gbit (k, m, g alone also mean bits). */
+static int parse_rate(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || !(v >= 0))
+        return -1;
+    double mul = 1;
+    if (!strcasecmp(end, "") || !strcasecmp(end, "bit"))
+        mul = 1;
+    else if (!strcasecmp(end, "k") || !strcasecmp(end, "kbit"))
+        mul = 1e3;
+    else if (!strcasecmp(end, "m") || !strcasecmp(end, "mbit"))
+        mul = 1e6;
+    else if (!strcasecmp(end, "g") || !strcasecmp(end, "gbit"))
+        mul = 1e9;
+    else
+        return -1;
+    *out = v * mul;
+    return 0;
+}
+
+/* Parses "A" (both directions) or "A/B" (up/down) into two doubles. */
+static int parse_pair(const char *s, double min, double max, bool rate, double out[2])
+{
+    char tmp[128];
+    if (strlen(s) >= sizeof(tmp))
+        return -1;
+    strcpy(tmp, s);
+    char *slash = strchr(tmp, '/');
+    if (slash)
+        *slash = '\0';
+    const char *parts[2] = {tmp, slash ? slash + 1 : tmp};
+    for (int i = 0; i < 2; i++) {
+        int rc = rate ? parse_rate(parts[i], &out[i]) : parse_double(parts[i], min, max, &out[i]);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+/* HOST:PORT or [V6HOST]:PORT, resolved numerically or by name. */
+static int parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[256];
+    const char *port;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':' || (size_t)(close - s - 1) >= sizeof(host))
+            return -1;
+        memcpy(host, s + 1, (size_t)(close - s - 1));
+        host[close - s - 1] = '\0';
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (!colon || (size_t)(colon - s) >= sizeof(host))
+            return -1;
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = '\0';
+        port = colon + 1;
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    if (!*port || getaddrinfo(host, port, &hints, &res) != 0 || !res)
+        return -1;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+    char host[NI_MAXHOST], port[NI_MAXSERV];
+    if (getnameinfo((const struct sockaddr *)ss, sizeof(*ss), host, sizeof(host), port,
+                    sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV)) {
+        snprintf(out, cap, "?");
+        return;
+    }
+    if (ss->ss_family == AF_INET6)
+        snprintf(out, cap, "[%s]:%s", host, port);
+    else
+        snprintf(out, cap, "%s:%s", host, port);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: udpfw --listen HOST:PORT (--upstream HOST:PORT | --echo) [impairments]\n"
+            "Impairments take VALUE (both directions) or UP/DOWN (up = client to upstream):\n"
+            "  -L, --loss PCT          random loss, percent\n"
+            "  -d, --delay MS          one-way delay\n"
+            "  -j, --jitter MS         delay varies uniformly by +-MS (order is kept)\n"
+            "  -r, --reorder PCT       hold a packet back by --reorder-gap MS (default 10)\n"
+            "  -D, --dup PCT           send a packet twice\n"
+            "  -R, --rate RATE         rate cap: 500kbit, 10mbit, 1gbit (0 = none)\n"
+            "      --rate-queue BYTES  bytes waiting for the rate cap before tail drop (65536)\n"
+            "Other options:\n"
+            "  -e, --echo              no upstream: send datagrams back to their sender\n"
+            "  -q, --queue-max N       packets held at once, all directions (4096)\n"
+            "      --max-clients N     client address slots (64)\n"
+            "      --idle-timeout SEC  free a client slot after SEC idle (60)\n"
+            "  -s, --seed N            PRNG seed (1)\n"
+            "  -S, --stats FILE        write counters to FILE on exit and on SIGUSR1\n"
+            "      --duration SEC      exit after SEC seconds (0 = until SIGINT/SIGTERM)\n"
+            "Prints \"listening HOST:PORT\" on stdout once bound (port 0 picks one).\n");
+}
+
+static int bad_opt(const char *opt, const char *val)
+{
+    fprintf(stderr, "udpfw: invalid value for --%s: `%s'\n", opt, val);
+    return -1;
+}
+
+/* Fills |cfg| from argv; returns 0, 1 for --help, or -1 after printing an error. */
+static int parse_args(int argc, char **argv, struct config *cfg)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"upstream", required_argument, NULL, 'u'},
+        {"echo", no_argument, NULL, 'e'},
+        {"loss", required_argument, NULL, 'L'},
+        {"delay", required_argument, NULL, 'd'},
+        {"jitter", required_argument, NULL, 'j'},
+        {"reorder", required_argument, NULL, 'r'},
+        {"reorder-gap", required_argument, NULL, OPT_REORDER_GAP},
+        {"dup", required_argument, NULL, 'D'},
+        {"rate", required_argument, NULL, 'R'},
+        {"rate-queue", required_argument, NULL, OPT_RATE_QUEUE},
+        {"queue-max", required_argument, NULL, 'q'},
+        {"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE},
+        {"seed", required_argument, NULL, 's'},
+        {"stats", required_argument, NULL, 'S'},
+        {"duration", required_argument, NULL, OPT_DURATION},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    bool has_listen = false;
+    double v[2], one;
+    int c;
+
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->reorder_gap_ms = 10;
+    cfg->queue_max = 4096;
+    cfg->max_clients = 64;
+    cfg->idle_timeout_s = 60;
+    cfg->seed = 1;
+    for (int i = 0; i < UDPFW_DIRS; i++)
+        cfg->dir[i].rate_queue = 65536;
+
+    while ((c = getopt_long(argc, argv, "l:u:eL:d:j:r:D:R:q:s:S:h", opts, NULL)) != -1) {
+        const char *name = NULL;
+        for (const struct option *o = opts; o->name; o++)
+            if (o->val == c)
+                name = o->name;
+        switch (c) {
+        case 'l':
+            if (parse_addr(optarg, &cfg->listen_addr, &cfg->listen_len))
+                return bad_opt(name, optarg);
+            has_listen = true;
+            break;
+        case 'u':
+            if (parse_addr(optarg, &cfg->upstream_addr, &cfg->upstream_len))
+                return bad_opt(name, optarg);
+            cfg->has_upstream = true;
+            break;
+        case 'e':
+            cfg->echo = true;
+            break;
+        case 'L':
+        case 'r':
+        case 'D':
+            if (parse_pair(optarg, 0, 100, false, v))
+                return bad_opt(name, optarg);
+            for (int i = 0; i < UDPFW_DIRS; i++) {
+                double *f = c == 'L' ? &cfg->dir[i].loss_pct
+                            : c == 'r' ? &cfg->dir[i].reorder_pct : &cfg->dir[i].dup_pct;
+                *f = v[i];
+            }
+            break;
+        case 'd':
+        case 'j':
+            if (parse_pair(optarg, 0, 600000, false, v))
+                return bad_opt(name, optarg);
+            for (int i = 0; i < UDPFW_DIRS; i++)
+                *(c == 'd' ? &cfg->dir[i].delay_ms : &cfg->dir[i].jitter_ms) = v[i];
+            break;
+        case 'R':
+            if (parse_pair(optarg, 0, 0, true, v))
+                return bad_opt(name, optarg);
+            for (int i = 0; i < UDPFW_DIRS; i++)
+                cfg->dir[i].rate_bps = v[i];
+            break;
+        case OPT_RATE_QUEUE:
+            if (parse_pair(optarg, 1500, 1e9, false, v))
+                return bad_opt(name, optarg);
+            for (int i = 0; i < UDPFW_DIRS; i++)
+                cfg->dir[i].rate_queue = v[i];
+            break;
+        case OPT_REORDER_GAP:
+            if (parse_double(optarg, 0, 600000, &cfg->reorder_gap_ms))
+                return bad_opt(name, optarg);
+            break;
+        case 'q':
+        case OPT_MAX_CLIENTS:
+            if (parse_double(optarg, 1, 1 << 20, &one) || one != floor(one))
+                return bad_opt(name, optarg);
+            *(c == 'q' ? &cfg->queue_max : &cfg->max_clients) = (long)one;
+            break;
+        case OPT_IDLE:
+        case OPT_DURATION:
+            if (parse_double(optarg, 0, 1e7, &one))
+                return bad_opt(name, optarg);
+            *(c == OPT_IDLE ? &cfg->idle_timeout_s : &cfg->duration_s) = one;
+            break;
+        case 's':
+            if (parse_double(optarg, 0, 1.8e19, &one) || one != floor(one))
+                return bad_opt(name, optarg);
+            cfg->seed = (uint64_t)one;
+            break;
+        case 'S':
+            cfg->stats_path = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 1;
+        default:
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "udpfw: unexpected argument `%s'\n", argv[optind]);
+        return -1;
+    }
+    if (!has_listen || cfg->has_upstream == cfg->echo) {
+        fprintf(stderr, "udpfw: need --listen and exactly one of --upstream, --echo\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- release heap ---- */
+
+static bool pkt_before(const struct pkt *a, const struct pkt *b)
+{
+    return a->release_ns < b->release_ns || (a->release_ns == b->release_ns && a->seq < b->seq);
+}
+
+static void heap_push(struct fw *fw, struct pkt *p)
+{
+    size_t i = fw->heap_len++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!pkt_before(p, fw->heap[parent]))
+            break;
+        fw->heap[i] = fw->heap[parent];
+        i = parent;
+    }
+    fw->heap[i] = p;
+}
+
+static struct pkt *heap_pop(struct fw *fw)
+{
+    struct pkt *top = fw->heap[0];
+    struct pkt *last = fw->heap[--fw->heap_len];
+    size_t i = 0, n = fw->heap_len;
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= n)
+            break;
+        if (child + 1 < n && pkt_before(fw->heap[child + 1], fw->heap[child]))
+            child++;
+        if (!pkt_before(fw->heap[child], last))
+            break;
+        fw->heap[i] = fw->heap[child];
+        i = child;
+    }
+    if (n > 0)
+        fw->heap[i] = last;
+    return top;
+}
+
+/* ---- impairment pipeline ---- */
+
+/* Computes the release time of one copy, or returns false for a rate-queue tail drop. */
+static bool release_time(struct fw *fw, struct dir_state *d, size_t len, uint64_t now,
+                         bool *reordered, uint64_t *out)
+{
+    uint64_t t = now;
+    if (d->cfg.rate_bps > 0) {
+        uint64_t start = MAX(now, d->busy_until_ns);
+        double backlog = (double)(start - now) * d->cfg.rate_bps / 8e9;
+        if (backlog + (double)len > d->cfg.rate_queue)
+            return false;
+        d->busy_until_ns = start + (uint64_t)((double)len * 8e9 / d->cfg.rate_bps);
+        t = d->busy_until_ns;
+    }
+    double delay = d->cfg.delay_ms;
+    if (d->cfg.jitter_ms > 0)
+        delay += (rng_unit(&fw->rng) * 2 - 1) * d->cfg.jitter_ms;
+    if (delay > 0)
+        t += (uint64_t)(delay * 1e6);
+    *reordered = chance(&fw->rng, d->cfg.reorder_pct);
+    if (*reordered) {
+        t += (uint64_t)(fw->cfg->reorder_gap_ms * 1e6);
+    } else {
+        t = MAX(t, d->last_release_ns);
+        d->last_release_ns = t;
+    }
+    *out = t;
+    return true;
+}
+
+static void enqueue(struct fw *fw, int dir, int client, const uint8_t *data, size_t len,
+                    uint64_t now)
+{
+    struct dir_state *d = &fw->dir[dir];
+    d->st.rx_pkts++;
+    d->st.rx_bytes += len;
+    if (chance(&fw->rng, d->cfg.loss_pct)) {
+        d->st.lost++;
+        return;
+    }
+    int copies = chance(&fw->rng, d->cfg.dup_pct) ? 2 : 1;
+    for (int i = 0; i < copies; i++) {
+        bool reordered;
+        uint64_t t;
+        if ((long)fw->heap_len >= fw->cfg->queue_max ||
+            !release_time(fw, d, len, now, &reordered, &t)) {
+            d->st.queue_drops++;
+            continue;
+        }
+        struct pkt *p = malloc(sizeof(*p) + len);
+        if (!p) {
+            d->st.queue_drops++;
+            continue;
+        }
+        p->release_ns = t;
+        p->seq = fw->seq++;
+        p->dir = dir;
+        p->client = client;
+        p->gen = fw->clients[client].gen;
+        p->len = len;
+        memcpy(p->data, data, len);
+        heap_push(fw, p);
+        d->st.dups += i;
+        d->st.reordered += reordered;
+    }
+}
+
+static void deliver(struct fw *fw, const struct pkt *p)
+{
+    struct dir_state *d = &fw->dir[p->dir];
+    const struct client *cl = &fw->clients[p->client];
+    if (cl->gen != p->gen || (cl->fd == -1 && !fw->cfg->echo))
+        return; /* the client slot expired meanwhile */
+    ssize_t n;
+    if (p->dir == UDPFW_UP && !fw->cfg->echo)
+        n = send(cl->fd, p->data, p->len, MSG_DONTWAIT);
+    else
+        n = sendto(fw->listen_fd, p->data, p->len, MSG_DONTWAIT,
+                   (const struct sockaddr *)&cl->addr, cl->addr_len);
+    if (n == -1) {
+        d->st.send_errors++;
+        return;
+    }
+    d->st.tx_pkts++;
+    d->st.tx_bytes += p->len;
+}
+
+static void release_due(struct fw *fw, uint64_t now)
+{
+    while (fw->heap_len > 0 && fw->heap[0]->release_ns <= now) {
+        struct pkt *p = heap_pop(fw);
+        deliver(fw, p);
+        free(p);
+    }
+}
+
+/* ---- clients ---- */
+
+static void client_close(struct fw *fw, int i)
+{
+    struct client *cl = &fw->clients[i];
+    if (cl->fd != -1)
+        close(cl->fd);
+    cl->fd = -1;
+    cl->addr_len = 0;
+    cl->gen++;
+}
+
+static bool same_addr(const struct client *cl, const struct sockaddr_storage *a, socklen_t len)
+{
+    return cl->addr_len == len && memcmp(&cl->addr, a, len) == 0;
+}
+
+/* Finds or creates the slot for client address |a|; returns its index or -1. */
+static int client_get(struct fw *fw, const struct sockaddr_storage *a, socklen_t len, uint64_t now)
+{
+    int free_slot = -1;
+    for (int i = 0; i < fw->cfg->max_clients; i++) {
+        if (fw->clients[i].addr_len == 0) {
+            if (free_slot < 0)
+                free_slot = i;
+        } else if (same_addr(&fw->clients[i], a, len)) {
+            fw->clients[i].last_ns = now;
+            return i;
+        }
+    }
+    if (free_slot < 0)
+        return -1;
+    struct client *cl = &fw->clients[free_slot];
+    if (!fw->cfg->echo) {
+        int fd = socket(fw->cfg->upstream_addr.ss_family, SOCK_DGRAM, 0);
+        if (fd == -1)
+            return -1;
+        if (connect(fd, (const struct sockaddr *)&fw->cfg->upstream_addr,
+                    fw->cfg->upstream_len) == -1) {
+            close(fd);
+            return -1;
+        }
+        cl->fd = fd;
+    }
+    memcpy(&cl->addr, a, len);
+    cl->addr_len = len;
+    cl->last_ns = now;
+    return free_slot;
+}
+
+static void clients_expire(struct fw *fw, uint64_t now)
+{
+    uint64_t idle = (uint64_t)(fw->cfg->idle_timeout_s * 1e9);
+    for (int i = 0; i < fw->cfg->max_clients; i++)
+        if (fw->clients[i].addr_len && now - fw->clients[i].last_ns > idle)
+            client_close(fw, i);
+}
+
+/* ---- I/O ---- */
+
+static void read_listen(struct fw *fw)
+{
+    for (int k = 0; k < UDPFW_BATCH; k++) {
+        struct sockaddr_storage from;
+        socklen_t from_len = sizeof(from);
+        ssize_t n = recvfrom(fw->listen_fd, fw->buf, sizeof(fw->buf), MSG_DONTWAIT,
+                             (struct sockaddr *)&from, &from_len);
+        if (n == -1)
+            return; /* EAGAIN, or an ICMP error reported on the socket: nothing to read */
+        uint64_t now = now_ns();
+        int ci = client_get(fw, &from, from_len, now);
+        if (ci < 0) {
+            fw->no_slot_drops++;
+            continue;
+        }
+        enqueue(fw, UDPFW_UP, ci, fw->buf, (size_t)n, now);
+    }
+}
+
+static void read_client(struct fw *fw, int ci)
+{
+    for (int k = 0; k < UDPFW_BATCH; k++) {
+        ssize_t n = recv(fw->clients[ci].fd, fw->buf, sizeof(fw->buf), MSG_DONTWAIT);
+        if (n == -1) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return;
+            continue; /* ECONNREFUSED from an earlier send: keep reading */
+        }
+        uint64_t now = now_ns();
+        fw->clients[ci].last_ns = now;
+        enqueue(fw, UDPFW_DOWN, ci, fw->buf, (size_t)n, now);
+    }
+}
+
+static void print_stats(const struct fw *fw, FILE *f)
+{
+    static const char *const names[UDPFW_DIRS] = {"up", "down"};
+    for (int i = 0; i < UDPFW_DIRS; i++) {
+        const struct dir_stats *s = &fw->dir[i].st;
+        fprintf(f,
+                "%s: rx_pkts=%" PRIu64 " rx_bytes=%" PRIu64 " tx_pkts=%" PRIu64
+                " tx_bytes=%" PRIu64 " lost=%" PRIu64 " queue_drops=%" PRIu64 " dups=%" PRIu64
+                " reordered=%" PRIu64 " send_errors=%" PRIu64 "\n",
+                names[i], s->rx_pkts, s->rx_bytes, s->tx_pkts, s->tx_bytes, s->lost,
+                s->queue_drops, s->dups, s->reordered, s->send_errors);
+    }
+    fprintf(f, "clients: no_slot_drops=%" PRIu64 " queued=%zu\n", fw->no_slot_drops, fw->heap_len);
+}
+
+static void dump_stats(const struct fw *fw)
+{
+    print_stats(fw, stderr);
+    if (!fw->cfg->stats_path)
+        return;
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", fw->cfg->stats_path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "udpfw: cannot write %s: %s\n", tmp, strerror(errno));
+        return;
+    }
+    print_stats(fw, f);
+    /* written then renamed, so a reader never sees half a file */
+    if (fclose(f) == 0)
+        rename(tmp, fw->cfg->stats_path);
+}
+
+/* Milliseconds-or-better timeout until the next release, capped at |cap_ns|. */
+static struct timespec next_timeout(const struct fw *fw, uint64_t now, uint64_t cap_ns)
+{
+    uint64_t wait = cap_ns;
+    if (fw->heap_len > 0)
+        wait = fw->heap[0]->release_ns > now ? MIN(wait, fw->heap[0]->release_ns - now) : 0;
+    struct timespec ts = {(time_t)(wait / NS_PER_S), (long)(wait % NS_PER_S)};
+    return ts;
+}
+
+static int open_listen(struct fw *fw)
+{
+    const struct config *cfg = fw->cfg;
+    int fd = socket(cfg->listen_addr.ss_family, SOCK_DGRAM, 0);
+    if (fd == -1 || bind(fd, (const struct sockaddr *)&cfg->listen_addr, cfg->listen_len) == -1) {
+        fprintf(stderr, "udpfw: cannot bind listen socket: %s\n", strerror(errno));
+        if (fd != -1)
+            close(fd);
+        return -1;
+    }
+    int big = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+    struct sockaddr_storage bound;
+    socklen_t bound_len = sizeof(bound);
+    char text[NI_MAXHOST + NI_MAXSERV + 8];
+    getsockname(fd, (struct sockaddr *)&bound, &bound_len);
+    format_addr(&bound, text, sizeof(text));
+    printf("listening %s\n", text);
+    fflush(stdout);
+    fw->listen_fd = fd;
+    return 0;
+}
+
+static int run(struct fw *fw)
+{
+    const struct config *cfg = fw->cfg;
+    size_t nfds_cap = (size_t)cfg->max_clients + 1;
+    struct pollfd *pfd = calloc(nfds_cap, sizeof(*pfd));
+    int *pfd_client = calloc(nfds_cap, sizeof(*pfd_client));
+    int rc = 1;
+    if (!pfd || !pfd_client)
+        goto out;
+    uint64_t start = now_ns(), last_expire = start;
+    uint64_t end = cfg->duration_s > 0 ? start + (uint64_t)(cfg->duration_s * 1e9) : UINT64_MAX;
+    while (!got_stop) {
+        uint64_t now = now_ns();
+        if (now >= end)
+            break;
+        if (got_dump) {
+            got_dump = 0;
+            dump_stats(fw);
+        }
+        release_due(fw, now);
+        if (now - last_expire > NS_PER_S) {
+            clients_expire(fw, now);
+            last_expire = now;
+        }
+        nfds_t n = 0;
+        pfd[n] = (struct pollfd){.fd = fw->listen_fd, .events = POLLIN};
+        pfd_client[n++] = -1;
+        for (int i = 0; i < cfg->max_clients; i++) {
+            if (fw->clients[i].fd == -1)
+                continue;
+            pfd[n] = (struct pollfd){.fd = fw->clients[i].fd, .events = POLLIN};
+            pfd_client[n++] = i;
+        }
+        struct timespec ts = next_timeout(fw, now, MIN(200 * NS_PER_MS, end - now));
+        int ready = ppoll(pfd, n, &ts, NULL);
+        if (ready == -1) {
+            if (errno == EINTR)
+                continue;
+            fprintf(stderr, "udpfw: poll: %s\n", strerror(errno));
+            goto out;
+        }
+        for (nfds_t i = 0; i < n && ready > 0; i++) {
+            if (!pfd[i].revents)
+                continue;
+            if (pfd_client[i] < 0)
+                read_listen(fw);
+            else
+                read_client(fw, pfd_client[i]);
+        }
+    }
+    rc = 0;
+out:
+    free(pfd);
+    free(pfd_client);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    int prc = parse_args(argc, argv, &cfg);
+    if (prc)
+        return prc > 0 ? 0 : 2;
+
+    struct fw *fw = calloc(1, sizeof(*fw));
+    if (!fw)
+        return 1;
+    fw->cfg = &cfg;
+    fw->listen_fd = -1;
+    fw->rng = cfg.seed;
+    for (int i = 0; i < UDPFW_DIRS; i++)
+        fw->dir[i].cfg = cfg.dir[i];
+    fw->clients = calloc((size_t)cfg.max_clients, sizeof(*fw->clients));
+    fw->heap = calloc((size_t)cfg.queue_max, sizeof(*fw->heap));
+    int rc = 1;
+    if (!fw->clients || !fw->heap)
+        goto out;
+    for (int i = 0; i < cfg.max_clients; i++)
+        fw->clients[i].fd = -1;
+
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (open_listen(fw))
+        goto out;
+    rc = run(fw);
+    dump_stats(fw);
+out:
+    if (fw->clients)
+        for (int i = 0; i < cfg.max_clients; i++)
+            client_close(fw, i);
+    while (fw->heap && fw->heap_len > 0)
+        free(heap_pop(fw));
+    if (fw->listen_fd != -1)
+        close(fw->listen_fd);
+    free(fw->heap);
+    free(fw->clients);
+    free(fw);
+    return rc;
+}
