@@ -123,4 +123,21 @@ up=$(grep '^up:' "$tmp/small.stats"); echo "$up"
 ge "$(field queue_drops "$up")" 50 || fail "10 kB queue should tail-drop most of a 100 kB burst"
 le "$(field received "$line")" 50 || fail "too many replies through a 10 kB queue"
 
+echo "== tcpblast: send/sink verify the stream and agree with gen --hash"
+start sink "$BLAST" sink -l 127.0.0.1:0 --seed 9 --bytes 3000001 --duration 20
+sink_pid=${pids[-1]}
+line=$("$BLAST" send -c "$ADDR" --seed 9 --bytes 3000001 --duration 20) || fail "send failed"
+echo "$line"
+wait "$sink_pid" || fail "sink failed: $(cat "$tmp/sink.out")"
+sline=$(grep '^sink:' "$tmp/sink.out"); echo "$sline"
+want=$("$BLAST" gen --seed 9 --bytes 3000001 --hash)
+[ "$(field sha256 "$line")" = "$want" ] || fail "send hash differs from gen"
+[ "$(field sha256 "$sline")" = "$want" ] || fail "sink hash differs from gen"
+[ "$(field verify "$sline")" = ok ] || fail "sink did not verify"
+start bad "$BLAST" sink -l 127.0.0.1:0 --seed 10 --duration 20
+bad_pid=${pids[-1]}
+"$BLAST" send -c "$ADDR" --seed 9 --bytes 100000 --duration 20 >/dev/null
+wait "$bad_pid" && fail "sink accepted the wrong stream"
+grep -q 'verify=FAIL' "$tmp/bad.out" || fail "sink did not report the mismatch"
+
 echo "udpfw: all checks passed"
