@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: MIT */
+/* Crypt layer: method table, kcptun framing (nonce + CRC32), CFB/salsa20/xor, secure dispatch. */
+#include "crypto/crypt.h"
+
+#include <gcrypt.h>
+#include <isa-l/crc.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/util.h"
+#include "common/wire.h"
+#include "crypto/secure.h"
+#include "crypto/tea.h"
+
+#define KCP_NONCE_LEN 16
+#define KCP_CRC_OFF 16
+#define KDF_SALT "kcp-go"
+#define KDF_ITERATIONS 4096
+#define XOR_SALT "sH3CIVoF#rWLtJo6"
+#define XOR_ITERATIONS 32
+#define XOR_TABLE_LEN 1500
+
+/* Argon2id salt of the secure mode: fixed, so that both ends derive the same key from the
+ * password alone (docs/secure-mode.md). 16 ASCII bytes. */
+static const uint8_t secure_salt[crypto_pwhash_SALTBYTES] = "ktun-xsalsa20-v1";
+
+/* kcp-go's fixed CFB IV (crypt.go initialVector); 8-byte ciphers use its first 8 bytes. */
+static const uint8_t cfb_iv[16] = {167, 115, 79, 156, 18, 172, 27, 1,
+                                   164, 21, 242, 193, 252, 120, 230, 107};
+
+enum crypt_kind {
+    KIND_GCRY_CFB, /* libgcrypt block cipher in CFB mode */
+    KIND_TEA_CFB,  /* our TEA-16 in CFB */
+    KIND_XTEA_CFB, /* our XTEA in CFB */
+    KIND_SALSA20,  /* libsodium salsa20, nonce = datagram bytes 0..7 */
+    KIND_XOR,      /* fixed 1500-byte table */
+    KIND_NONE,     /* identity, header still present */
+    KIND_SECURE,   /* xsalsa20-poly1305 */
+};
+
+struct crypt_method_desc {
+    const char *name;     /* --crypt value */
+    enum crypt_kind kind; /* implementation */
+    int algo;             /* GCRY_CIPHER_* for KIND_GCRY_CFB */
+    size_t key_len;       /* bytes of the derived key used */
+    size_t block_len;     /* CFB block size */
+};
+
+static const struct crypt_method_desc methods[] = {
+    {"aes", KIND_GCRY_CFB, GCRY_CIPHER_AES256, 32, 16},
+    {"aes-128", KIND_GCRY_CFB, GCRY_CIPHER_AES128, 16, 16},
+    {"aes-192", KIND_GCRY_CFB, GCRY_CIPHER_AES192, 24, 16},
+    {"salsa20", KIND_SALSA20, 0, 32, 0},
+    {"blowfish", KIND_GCRY_CFB, GCRY_CIPHER_BLOWFISH, 32, 8},
+    {"twofish", KIND_GCRY_CFB, GCRY_CIPHER_TWOFISH, 32, 16},
+    {"cast5", KIND_GCRY_CFB, GCRY_CIPHER_CAST5, 16, 8},
+    {"3des", KIND_GCRY_CFB, GCRY_CIPHER_3DES, 24, 8},
+    {"tea", KIND_TEA_CFB, 0, 16, 8},
+    {"xtea", KIND_XTEA_CFB, 0, 16, 8},
+    {"xor", KIND_XOR, 0, 32, 0},
+    {"sm4", KIND_GCRY_CFB, GCRY_CIPHER_SM4, 16, 16},
+    {"none", KIND_NONE, 0, 0, 0},
+    {CRYPT_SECURE_METHOD, KIND_SECURE, 0, 32, 0},
+};
+
+static const char *const method_names[] = {
+    "aes", "aes-128", "aes-192", "salsa20", "blowfish", "twofish", "cast5",
+    "3des", "tea", "xtea", "xor", "sm4", "none", CRYPT_SECURE_METHOD, NULL,
+};
+
+_Static_assert(ARRAY_SIZE(method_names) == ARRAY_SIZE(methods) + 1, "method name list");
+
+struct crypt {
+    const struct crypt_method_desc *m; /* method */
+    uint8_t key[CRYPT_KEY_LEN];        /* derived key */
+    gcry_cipher_hd_t hd;               /* KIND_GCRY_CFB: opened and keyed once */
+    struct tea_key tea;                /* KIND_TEA_CFB / KIND_XTEA_CFB */
+    uint8_t *xor_table;                /* KIND_XOR: XOR_TABLE_LEN bytes */
+    struct secure *sec;                /* KIND_SECURE */
+    crypt_rng_fn *rng;                 /* nonce source */
+    void *rng_user;                    /* its argument */
+    struct crypt_stats stats;          /* counters */
+};
+
+int crypt_lib_init(void)
+{
+    if (!gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P)) {
+        if (!gcry_check_version(GCRYPT_VERSION))
+            return ERR_INVAL;
+        gcry_control(GCRYCTL_DISABLE_SECMEM, 0);
+        gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
+    }
+    return sodium_init() < 0 ? ERR_INVAL : 0;
+}
+
+void crypt_rng_sodium(void *user, uint8_t *buf, size_t len)
+{
+    (void)user;
+    randombytes_buf(buf, len);
+}
+
+const char *const *crypt_method_names(void)
+{
+    return method_names;
+}
+
+static const struct crypt_method_desc *find_method(const char *name)
+{
+    for (size_t i = 0; name && i < ARRAY_SIZE(methods); i++)
+        if (strcmp(methods[i].name, name) == 0)
+            return &methods[i];
+    return NULL;
+}
+
+bool crypt_method_is_known(const char *method)
+{
+    return find_method(method) != NULL;
+}
+
+static int pbkdf2_sha1(const void *pass, size_t pass_len, const char *salt, unsigned long iter,
+                       uint8_t *out, size_t out_len)
+{
+    /* libgcrypt wants a non-NULL passphrase even when it is empty. */
+    static const char empty[1] = "";
+    gcry_error_t e = gcry_kdf_derive(pass_len ? pass : empty, pass_len, GCRY_KDF_PBKDF2,
+                                     GCRY_MD_SHA1, salt, strlen(salt), iter, out_len, out);
+    return e ? ERR_INVAL : 0;
+}
+
+int crypt_derive_key(const char *password, uint8_t out[static CRYPT_KEY_LEN])
+{
+    int rc = crypt_lib_init();
+    if (rc < 0)
+        return rc;
+    return pbkdf2_sha1(password, strlen(password), KDF_SALT, KDF_ITERATIONS, out,
+                       CRYPT_KEY_LEN);
+}
+
+int crypt_derive_secure_key(const char *password, uint8_t out[static CRYPT_KEY_LEN])
+{
+    int rc = crypt_lib_init();
+    if (rc < 0)
+        return rc;
+    if (crypto_pwhash(out, CRYPT_KEY_LEN, password, strlen(password), secure_salt,
+                      CRYPT_SECURE_OPSLIMIT, CRYPT_SECURE_MEMLIMIT,
+                      crypto_pwhash_ALG_ARGON2ID13) != 0)
+        return ERR_NOMEM;
+    return 0;
+}
+
+void crypt_error(const char *method, int err, char *msg, size_t cap)
+{
+    if (!cap)
+        return;
+    if (err != ERR_INVAL || crypt_method_is_known(method)) {
+        snprintf(msg, cap, "crypt: cannot set up method '%s': %s", method ? method : "",
+                 err_str(err));
+        return;
+    }
+    int n = snprintf(msg, cap, "crypt: unknown method '%s' (known:", method ? method : "");
+    for (size_t i = 0; method_names[i] && n >= 0 && (size_t)n < cap; i++)
+        n += snprintf(msg + n, cap - (size_t)n, " %s", method_names[i]);
+    if (n >= 0 && (size_t)n < cap)
+        snprintf(msg + n, cap - (size_t)n, ")");
+}
+
+/* Keys the per-kind state of |c| from c->key. Returns 0, ERR_INVAL or ERR_NOMEM. */
+static int setup_kind(struct crypt *c)
+{
+    const struct crypt_method_desc *m = c->m;
+
+    switch (m->kind) {
+    case KIND_GCRY_CFB:
+        if (gcry_cipher_open(&c->hd, m->algo, GCRY_CIPHER_MODE_CFB, 0))
+            return ERR_INVAL;
+        /* Go does not reject DES weak keys; a password that yields one must still work. */
+        if (m->algo == GCRY_CIPHER_3DES)
+            gcry_cipher_ctl(c->hd, GCRYCTL_SET_ALLOW_WEAK_KEY, NULL, 1);
+        return gcry_cipher_setkey(c->hd, c->key, m->key_len) ? ERR_INVAL : 0;
+    case KIND_TEA_CFB:
+    case KIND_XTEA_CFB:
+        tea_key_init(&c->tea, c->key);
+        return 0;
+    case KIND_XOR:
+        c->xor_table = malloc(XOR_TABLE_LEN);
+        if (!c->xor_table)
+            return ERR_NOMEM;
+        return pbkdf2_sha1(c->key, CRYPT_KEY_LEN, XOR_SALT, XOR_ITERATIONS, c->xor_table,
+                           XOR_TABLE_LEN);
+    case KIND_SECURE:
+        c->sec = secure_new(c->key, c->rng, c->rng_user);
+        return c->sec ? 0 : ERR_NOMEM;
+    case KIND_SALSA20:
+    case KIND_NONE:
+        return 0;
+    }
+    return ERR_INVAL;
+}
+
+struct crypt *crypt_new_key(const char *method, const uint8_t key[static CRYPT_KEY_LEN],
+                            crypt_rng_fn *rng, void *rng_user, int *err)
+{
+    struct crypt *c = NULL;
+    int rc = crypt_lib_init();
+    if (rc < 0)
+        goto out;
+    const struct crypt_method_desc *m = find_method(method);
+    rc = ERR_INVAL;
+    if (!m || !rng)
+        goto out;
+    rc = ERR_NOMEM;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        goto out;
+    c->m = m;
+    c->rng = rng;
+    c->rng_user = rng_user;
+    memcpy(c->key, key, CRYPT_KEY_LEN);
+    rc = setup_kind(c);
+out:
+    if (rc < 0) {
+        crypt_free(c);
+        c = NULL;
+    }
+    if (err)
+        *err = rc < 0 ? rc : 0;
+    return c;
+}
+
+struct crypt *crypt_new(const char *method, const char *password, crypt_rng_fn *rng,
+                        void *rng_user, int *err)
+{
+    uint8_t key[CRYPT_KEY_LEN];
+    const struct crypt_method_desc *m = find_method(method);
+    int rc = ERR_INVAL;
+    struct crypt *c = NULL;
+
+    if (!m || !password)
+        goto out;
+    if (m->kind == KIND_SECURE)
+        rc = crypt_derive_secure_key(password, key);
+    else
+        rc = crypt_derive_key(password, key);
+    if (rc == 0)
+        c = crypt_new_key(method, key, rng, rng_user, &rc);
+out:
+    sodium_memzero(key, sizeof(key));
+    if (err)
+        *err = rc;
+    return c;
+}
+
+void crypt_free(struct crypt *c)
+{
+    if (!c)
+        return;
+    gcry_cipher_close(c->hd);
+    secure_free(c->sec);
+    if (c->xor_table)
+        sodium_memzero(c->xor_table, XOR_TABLE_LEN);
+    free(c->xor_table);
+    sodium_memzero(c, sizeof(*c));
+    free(c);
+}
+
+void crypt_set_role(struct crypt *c, enum crypt_role role)
+{
+    if (c->sec)
+        secure_set_role(c->sec, role);
+}
+
+const char *crypt_method(const struct crypt *c)
+{
+    return c->m->name;
+}
+
+size_t crypt_head_len(const struct crypt *c)
+{
+    return c->m->kind == KIND_SECURE ? CRYPT_SECURE_HEAD_LEN : CRYPT_KCP_HEAD_LEN;
+}
+
+size_t crypt_tail_len(const struct crypt *c)
+{
+    return c->m->kind == KIND_SECURE ? CRYPT_SECURE_TAIL_LEN : 0;
+}
+
+bool crypt_is_authenticated(const struct crypt *c)
+{
+    return c->m->kind == KIND_SECURE;
+}
+
+const struct crypt_stats *crypt_get_stats(const struct crypt *c)
+{
+    return &c->stats;
+}
+
+/* CFB with 8-byte blocks for the TEA family, same rule as kcp-go: the keystream block is the
+ * encryption of the previous ciphertext block (the IV first); a short tail uses a prefix. */
+static void tea_cfb(const struct crypt *c, uint8_t *p, size_t len, bool decrypt)
+{
+    uint8_t fb[TEA_BLOCK_LEN], ks[TEA_BLOCK_LEN];
+    bool xtea = c->m->kind == KIND_XTEA_CFB;
+
+    memcpy(fb, cfb_iv, TEA_BLOCK_LEN);
+    while (len) {
+        size_t n = MIN(len, (size_t)TEA_BLOCK_LEN);
+        if (xtea)
+            xtea_encrypt(&c->tea, fb, ks);
+        else
+            tea16_encrypt(&c->tea, fb, ks);
+        if (decrypt)
+            memcpy(fb, p, n);
+        for (size_t i = 0; i < n; i++)
+            p[i] ^= ks[i];
+        if (!decrypt)
+            memcpy(fb, p, n);
+        p += n;
+        len -= n;
+    }
+}
+
+/* Applies the kcptun cipher of |c| to the whole datagram |p| in place. */
+static void kcp_cipher(struct crypt *c, uint8_t *p, size_t len, bool decrypt)
+{
+    switch (c->m->kind) {
+    case KIND_GCRY_CFB:
+        /* Cannot fail: the handle is keyed, the IV has the block size, in == out. */
+        gcry_cipher_setiv(c->hd, cfb_iv, c->m->block_len);
+        if (decrypt)
+            gcry_cipher_decrypt(c->hd, p, len, NULL, 0);
+        else
+            gcry_cipher_encrypt(c->hd, p, len, NULL, 0);
+        break;
+    case KIND_TEA_CFB:
+    case KIND_XTEA_CFB:
+        tea_cfb(c, p, len, decrypt);
+        break;
+    case KIND_SALSA20:
+        crypto_stream_salsa20_xor(p + 8, p + 8, len - 8, p, c->key);
+        break;
+    case KIND_XOR:
+        for (size_t i = 0; i < MIN(len, (size_t)XOR_TABLE_LEN); i++)
+            p[i] ^= c->xor_table[i];
+        break;
+    case KIND_NONE:
+    case KIND_SECURE:
+        break;
+    }
+}
+
+static uint32_t crc32_ieee_zlib(const uint8_t *p, size_t len)
+{
+    return crc32_gzip_refl(0, p, len);
+}
+
+ssize_t crypt_seal(struct crypt *c, uint8_t *buf, size_t payload_len, size_t cap,
+                   uint64_t now_ms)
+{
+    size_t total = crypt_head_len(c) + payload_len + crypt_tail_len(c);
+    if (total > cap || total > CRYPT_MAX_DATAGRAM)
+        return ERR_TOOBIG;
+    if (c->sec)
+        return (ssize_t)secure_seal(c->sec, buf, payload_len, now_ms);
+    c->rng(c->rng_user, buf, KCP_NONCE_LEN);
+    put_u32le(buf + KCP_CRC_OFF, crc32_ieee_zlib(buf + CRYPT_KCP_HEAD_LEN, payload_len));
+    kcp_cipher(c, buf, total, false);
+    return (ssize_t)total;
+}
+
+ssize_t crypt_open(struct crypt *c, uint8_t *buf, size_t len, uint64_t now_ms,
+                   const uint8_t **payload)
+{
+    ssize_t n;
+
+    if (c->sec) {
+        n = secure_open(c->sec, buf, len, now_ms, &c->stats);
+    } else if (len < CRYPT_KCP_HEAD_LEN) {
+        c->stats.in_short++;
+        n = ERR_AUTH;
+    } else {
+        kcp_cipher(c, buf, len, true);
+        n = (ssize_t)(len - CRYPT_KCP_HEAD_LEN);
+        if (crc32_ieee_zlib(buf + CRYPT_KCP_HEAD_LEN, (size_t)n) != rd_u32le(buf + KCP_CRC_OFF)) {
+            c->stats.in_csum_errors++;
+            n = ERR_AUTH;
+        }
+    }
+    if (n < 0)
+        return n;
+    c->stats.in_pkts++;
+    *payload = buf + crypt_head_len(c);
+    return n;
+}
