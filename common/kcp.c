@@ -1,0 +1,1109 @@
+/* SPDX-License-Identifier: MIT */
+/* Pure KCP ARQ engine following kcp-go 5.6.1 (see kcp.h and PROTOCOL.md §5). */
+#include "common/kcp.h"
+
+#include "common/err.h"
+#include "common/wire.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Data structures (chosen so that large windows stay cheap):
+ *  - snd_queue, rcv_queue: FIFO lists of segments.
+ *  - snd_ring: in-flight segments indexed by sn & snd_mask, covering [snd_una, snd_nxt).
+ *    A NULL slot inside that range is a segment already selectively acknowledged (kcp-go
+ *    keeps such segments, marked, until una passes them). ACK lookup is O(1).
+ *  - inflight: the in-flight segments not yet acknowledged, in sn order. The fast-ack rule
+ *    ("every unacked segment below the acked sn sent no later than it gets fastack++") walks
+ *    only the head of this list, i.e. the holes, never acknowledged segments.
+ *  - rcv_ring: out-of-order received segments indexed by sn & rcv_mask, covering
+ *    [rcv_nxt, rcv_nxt + rcv_wnd); at most rcv_wnd of them.
+ * kcp-go's flush visits the whole send buffer every time. Ours visits only the holes (where
+ * fastack can be non-zero) and the newly sent segments, and does the full walk only when the
+ * earliest retransmission time (rto_deadline) has come; the result is the same set of
+ * transmissions in the same order.
+ */
+
+#define KCP_RTO_NODELAY 30
+#define KCP_RTO_MIN 100
+#define KCP_RTO_DEFAULT 200
+#define KCP_RTO_MAX 60000
+#define KCP_THRESH_INIT 2
+#define KCP_THRESH_MIN 2
+#define KCP_PROBE_INIT 7000
+#define KCP_PROBE_LIMIT 120000
+#define KCP_ASK_SEND 1u /* WASK pending */
+#define KCP_ASK_TELL 2u /* WINS pending */
+#define KCP_POOL_MAX 512
+#define KCP_ACK_LIMIT 4096 /* pending ACKs that force an ACK-only flush */
+#define KCP_MAX_FRAGMENTS 255
+#define KCP_RTT_MAX (1 << 24) /* larger RTT samples are clamped (keeps int32 math defined) */
+#define KCP_NEVER UINT64_MAX
+
+struct kcp_seg {
+    struct kcp_seg *prev; /* list links: snd_queue, inflight or rcv_queue */
+    struct kcp_seg *next;
+    uint64_t resend_ms;   /* retransmission time */
+    uint32_t sn;
+    uint32_t ts;          /* wire timestamp of the last transmission (or the peer's, received) */
+    uint32_t rto;         /* this segment's current timeout, ms */
+    uint32_t xmit;        /* transmissions so far */
+    uint32_t fastack;     /* later ACKs seen since the last transmission */
+    uint32_t len;         /* payload bytes */
+    uint32_t cap;         /* payload capacity */
+    uint8_t frg;
+    uint8_t data[];
+};
+
+struct kcp_list {
+    struct kcp_seg *head;
+    struct kcp_seg *tail;
+    size_t count;
+};
+
+struct kcp_ack {
+    uint32_t sn;
+    uint32_t ts;
+};
+
+struct kcp {
+    uint32_t conv;
+    size_t mtu;                /* largest packet we build */
+    size_t mss;                /* mtu - 24 */
+    kcp_output_fn *output;
+    void *user;
+    bool stream;
+    bool ack_nodelay;
+    bool dead;                 /* some segment reached KCP_DEAD_LINK transmissions */
+    uint32_t nodelay;
+    uint32_t interval;         /* flush interval, ms */
+    uint32_t resend;           /* fast retransmit threshold, 0 = off */
+    bool nocwnd;               /* congestion control disabled */
+
+    uint32_t snd_una;          /* oldest sn not known to be received by the peer */
+    uint32_t snd_nxt;          /* next sn to assign */
+    uint32_t rcv_nxt;          /* next sn expected in order */
+    uint32_t snd_wnd;
+    uint32_t rcv_wnd;
+    uint32_t rmt_wnd;          /* peer's free receive slots, from its last regular segment */
+    uint32_t cwnd;             /* congestion window, segments */
+    uint32_t ssthresh;
+    uint32_t incr;             /* congestion avoidance byte counter */
+
+    int32_t rx_srtt;
+    int32_t rx_rttvar;
+    uint32_t rx_rto;
+    uint32_t rx_minrto;
+
+    uint32_t probe;            /* KCP_ASK_* flags */
+    uint32_t probe_wait;       /* current zero-window probe wait, ms; 0 = not probing */
+    uint64_t probe_ms;         /* when the next WASK goes out */
+    uint64_t next_flush_ms;    /* next interval tick */
+    uint64_t rto_deadline;     /* no in-flight segment times out before this */
+    uint32_t fast_hi;          /* highest sn ever acked: fastack > 0 only below it */
+    bool fast_pending;         /* some in-flight segment has fastack > 0 */
+
+    struct kcp_list snd_queue;
+    struct kcp_list inflight;
+    struct kcp_list rcv_queue;
+    size_t rcv_queue_bytes;    /* payload bytes in rcv_queue, including consumed head part */
+    size_t rcv_head_off;       /* bytes of rcv_queue.head already returned (stream mode) */
+    struct kcp_seg **snd_ring;
+    uint32_t snd_mask;
+    struct kcp_seg **rcv_ring;
+    uint32_t rcv_mask;
+    size_t rcv_buf_count;
+
+    struct kcp_ack *acks;
+    size_t ack_len;
+    size_t ack_cap;
+
+    struct kcp_seg *pool;      /* free segments of capacity pool_seg_cap, linked by next */
+    size_t pool_len;
+    uint32_t pool_seg_cap;
+
+    size_t buf_len;            /* bytes of the packet being built */
+    struct kcp_stats stats;
+    uint8_t buf[KCP_MTU_MAX];
+};
+
+static int32_t seq_diff(uint32_t later, uint32_t earlier)
+{
+    return (int32_t)(later - earlier);
+}
+
+/* ---- segments and lists ---- */
+
+static struct kcp_seg *seg_new(struct kcp *k, size_t len)
+{
+    struct kcp_seg *s;
+    if (len <= k->pool_seg_cap && k->pool) {
+        s = k->pool;
+        k->pool = s->next;
+        k->pool_len--;
+    } else {
+        uint32_t cap = len <= k->pool_seg_cap ? k->pool_seg_cap : (uint32_t)len;
+        s = malloc(sizeof(*s) + cap);
+        if (!s)
+            return NULL;
+        s->cap = cap;
+    }
+    uint32_t cap = s->cap;
+    memset(s, 0, sizeof(*s));
+    s->cap = cap;
+    s->len = (uint32_t)len;
+    return s;
+}
+
+static void seg_free(struct kcp *k, struct kcp_seg *s)
+{
+    if (s->cap == k->pool_seg_cap && k->pool_len < KCP_POOL_MAX) {
+        s->next = k->pool;
+        k->pool = s;
+        k->pool_len++;
+        return;
+    }
+    free(s);
+}
+
+static void list_push(struct kcp_list *l, struct kcp_seg *s)
+{
+    s->next = NULL;
+    s->prev = l->tail;
+    if (l->tail)
+        l->tail->next = s;
+    else
+        l->head = s;
+    l->tail = s;
+    l->count++;
+}
+
+static void list_unlink(struct kcp_list *l, struct kcp_seg *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        l->head = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        l->tail = s->prev;
+    s->prev = s->next = NULL;
+    l->count--;
+}
+
+static struct kcp_seg *list_pop(struct kcp_list *l)
+{
+    struct kcp_seg *s = l->head;
+    if (s)
+        list_unlink(l, s);
+    return s;
+}
+
+static void list_free(struct kcp *k, struct kcp_list *l)
+{
+    struct kcp_seg *s;
+    while ((s = list_pop(l)))
+        seg_free(k, s);
+}
+
+static void pool_drain(struct kcp *k)
+{
+    while (k->pool) {
+        struct kcp_seg *s = k->pool;
+        k->pool = s->next;
+        free(s);
+    }
+    k->pool_len = 0;
+}
+
+/* ---- rings ---- */
+
+static uint32_t pow2_at_least(uint32_t n)
+{
+    uint32_t c = 16;
+    while (c < n && c < (1u << 30))
+        c <<= 1;
+    return c;
+}
+
+/* Makes the send ring hold |span| consecutive sequence numbers from snd_una. */
+static int snd_ring_reserve(struct kcp *k, uint32_t span)
+{
+    if (k->snd_ring && span <= k->snd_mask + 1)
+        return 0;
+    uint32_t cap = pow2_at_least(span);
+    struct kcp_seg **r = calloc(cap, sizeof(*r));
+    if (!r)
+        return ERR_NOMEM;
+    if (k->snd_ring) {
+        for (uint32_t sn = k->snd_una; sn != k->snd_nxt; sn++)
+            r[sn & (cap - 1)] = k->snd_ring[sn & k->snd_mask];
+        free(k->snd_ring);
+    }
+    k->snd_ring = r;
+    k->snd_mask = cap - 1;
+    return 0;
+}
+
+/* Makes the receive ring hold rcv_wnd sequence numbers from rcv_nxt; never shrinks, so
+ * segments stored under a larger old window keep unique slots. */
+static int rcv_ring_reserve(struct kcp *k, uint32_t wnd)
+{
+    if (k->rcv_ring && wnd <= k->rcv_mask + 1)
+        return 0;
+    uint32_t cap = pow2_at_least(wnd);
+    struct kcp_seg **r = calloc(cap, sizeof(*r));
+    if (!r)
+        return ERR_NOMEM;
+    if (k->rcv_ring) {
+        uint32_t old = k->rcv_mask + 1;
+        for (uint32_t i = 0; i < old; i++) {
+            struct kcp_seg *s = k->rcv_ring[(k->rcv_nxt + i) & k->rcv_mask];
+            if (s)
+                r[s->sn & (cap - 1)] = s;
+        }
+        free(k->rcv_ring);
+    }
+    k->rcv_ring = r;
+    k->rcv_mask = cap - 1;
+    return 0;
+}
+
+/* ---- creation and settings ---- */
+
+struct kcp *kcp_new(uint32_t conv, kcp_output_fn *output, void *user)
+{
+    struct kcp *k = calloc(1, sizeof(*k));
+    if (!k)
+        return NULL;
+    k->conv = conv;
+    k->output = output;
+    k->user = user;
+    k->mtu = KCP_MTU_DEFAULT;
+    k->mss = k->mtu - KCP_OVERHEAD;
+    k->pool_seg_cap = (uint32_t)k->mss;
+    k->snd_wnd = KCP_WND_DEFAULT;
+    k->rcv_wnd = KCP_WND_DEFAULT;
+    k->rmt_wnd = KCP_WND_DEFAULT;
+    k->rx_rto = KCP_RTO_DEFAULT;
+    k->rx_minrto = KCP_RTO_MIN;
+    k->interval = KCP_INTERVAL_DEFAULT;
+    k->ssthresh = KCP_THRESH_INIT;
+    k->rto_deadline = KCP_NEVER;
+    if (snd_ring_reserve(k, KCP_WND_DEFAULT) < 0 || rcv_ring_reserve(k, KCP_WND_DEFAULT) < 0) {
+        kcp_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+void kcp_free(struct kcp *k)
+{
+    if (!k)
+        return;
+    list_free(k, &k->snd_queue);
+    list_free(k, &k->inflight);
+    list_free(k, &k->rcv_queue);
+    if (k->rcv_ring) {
+        for (uint32_t i = 0; i <= k->rcv_mask; i++)
+            if (k->rcv_ring[i])
+                seg_free(k, k->rcv_ring[i]);
+    }
+    pool_drain(k);
+    free(k->rcv_ring);
+    free(k->snd_ring);
+    free(k->acks);
+    free(k);
+}
+
+void kcp_set_nodelay(struct kcp *k, int nodelay, int interval_ms, int resend, int nc)
+{
+    if (nodelay >= 0) {
+        k->nodelay = (uint32_t)nodelay;
+        k->rx_minrto = nodelay ? KCP_RTO_NODELAY : KCP_RTO_MIN;
+    }
+    if (interval_ms >= 0) {
+        if (interval_ms > 5000)
+            interval_ms = 5000;
+        else if (interval_ms < 10)
+            interval_ms = 10;
+        k->interval = (uint32_t)interval_ms;
+    }
+    if (resend >= 0)
+        k->resend = (uint32_t)resend;
+    if (nc >= 0)
+        k->nocwnd = nc != 0;
+}
+
+int kcp_set_window(struct kcp *k, int sndwnd, int rcvwnd)
+{
+    if (sndwnd > 0)
+        k->snd_wnd = (uint32_t)sndwnd;
+    if (rcvwnd > 0) {
+        if (rcv_ring_reserve(k, (uint32_t)rcvwnd) < 0)
+            return ERR_NOMEM;
+        k->rcv_wnd = (uint32_t)rcvwnd;
+    }
+    return 0;
+}
+
+int kcp_set_mtu(struct kcp *k, size_t mtu)
+{
+    if (mtu < KCP_MTU_MIN || mtu > KCP_MTU_MAX)
+        return ERR_INVAL;
+    k->mtu = mtu;
+    k->mss = mtu - KCP_OVERHEAD;
+    pool_drain(k);
+    k->pool_seg_cap = (uint32_t)k->mss;
+    return 0;
+}
+
+void kcp_set_stream(struct kcp *k, bool stream)
+{
+    k->stream = stream;
+}
+
+void kcp_set_ack_nodelay(struct kcp *k, bool on)
+{
+    k->ack_nodelay = on;
+}
+
+/* ---- sending side: queue ---- */
+
+int kcp_send(struct kcp *k, const uint8_t *data, size_t len)
+{
+    if (len == 0)
+        return ERR_INVAL;
+    if (k->stream && k->snd_queue.tail) {
+        struct kcp_seg *t = k->snd_queue.tail;
+        size_t limit = t->cap < k->mss ? t->cap : k->mss;
+        if (t->len < limit) {
+            size_t n = limit - t->len < len ? limit - t->len : len;
+            memcpy(t->data + t->len, data, n);
+            t->len += (uint32_t)n;
+            data += n;
+            len -= n;
+            if (len == 0)
+                return 0;
+        }
+    }
+    size_t count = (len + k->mss - 1) / k->mss;
+    if (!k->stream && count > KCP_MAX_FRAGMENTS)
+        return ERR_TOOBIG;
+    for (size_t i = 0; i < count; i++) {
+        size_t n = len > k->mss ? k->mss : len;
+        struct kcp_seg *s = seg_new(k, n);
+        if (!s)
+            return ERR_NOMEM;
+        memcpy(s->data, data, n);
+        s->frg = k->stream ? 0 : (uint8_t)(count - i - 1);
+        list_push(&k->snd_queue, s);
+        data += n;
+        len -= n;
+    }
+    return 0;
+}
+
+size_t kcp_wait_snd(const struct kcp *k)
+{
+    return (size_t)(k->snd_nxt - k->snd_una) + k->snd_queue.count;
+}
+
+size_t kcp_send_room(const struct kcp *k)
+{
+    size_t wnd = k->snd_wnd < k->rmt_wnd ? k->snd_wnd : k->rmt_wnd;
+    size_t wait = kcp_wait_snd(k);
+    return wait < wnd ? (wnd - wait) * k->mss : 0;
+}
+
+/* ---- packet building ---- */
+
+uint8_t *kcp_seg_hdr_encode(uint8_t *p, const struct kcp_seg_hdr *h)
+{
+    p = put_u32le(p, h->conv);
+    p = put_u8(p, h->cmd);
+    p = put_u8(p, h->frg);
+    p = put_u16le(p, h->wnd);
+    p = put_u32le(p, h->ts);
+    p = put_u32le(p, h->sn);
+    p = put_u32le(p, h->una);
+    return put_u32le(p, h->len);
+}
+
+int kcp_seg_hdr_decode(const uint8_t **p, const uint8_t *end, struct kcp_seg_hdr *h)
+{
+    if (end - *p < KCP_OVERHEAD)
+        return ERR_PROTO;
+    const uint8_t *q = *p;
+    h->conv = rd_u32le(q);
+    h->cmd = q[4];
+    h->frg = q[5];
+    h->wnd = rd_u16le(q + 6);
+    h->ts = rd_u32le(q + 8);
+    h->sn = rd_u32le(q + 12);
+    h->una = rd_u32le(q + 16);
+    h->len = rd_u32le(q + 20);
+    *p = q + KCP_OVERHEAD;
+    return 0;
+}
+
+static void out_packet(struct kcp *k)
+{
+    if (!k->buf_len)
+        return;
+    k->stats.out_pkts++;
+    k->output(k->user, k->buf, k->buf_len);
+    k->buf_len = 0;
+}
+
+/* Appends one segment to the packet under construction, emitting the packet first if the
+ * segment would not fit (kcp-go makeSpace). */
+static void put_segment(struct kcp *k, const struct kcp_seg_hdr *h, const uint8_t *data)
+{
+    if (k->buf_len + KCP_OVERHEAD + h->len > k->mtu)
+        out_packet(k);
+    uint8_t *p = kcp_seg_hdr_encode(k->buf + k->buf_len, h);
+    if (h->len)
+        memcpy(p, data, h->len);
+    k->buf_len += KCP_OVERHEAD + h->len;
+    k->stats.out_segs++;
+}
+
+static uint16_t wnd_unused(const struct kcp *k)
+{
+    if (k->rcv_queue.count >= k->rcv_wnd)
+        return 0;
+    size_t free_slots = k->rcv_wnd - k->rcv_queue.count;
+    return free_slots > 0xffff ? 0xffff : (uint16_t)free_slots;
+}
+
+static void flush_acks(struct kcp *k, struct kcp_seg_hdr *h)
+{
+    h->cmd = KCP_CMD_ACK;
+    for (size_t i = 0; i < k->ack_len; i++) {
+        /* kcp-go drops ACKs that una already covers, except the last one. */
+        if (seq_diff(k->acks[i].sn, k->rcv_nxt) >= 0 || i + 1 == k->ack_len) {
+            h->sn = k->acks[i].sn;
+            h->ts = k->acks[i].ts;
+            put_segment(k, h, NULL);
+        }
+    }
+    k->ack_len = 0;
+}
+
+/* Zero-window probing: first WASK 7 s after the window closed, then every x1.5 up to 120 s. */
+static void flush_probe(struct kcp *k, struct kcp_seg_hdr *h, uint64_t now_ms)
+{
+    if (k->rmt_wnd == 0) {
+        if (k->probe_wait == 0) {
+            k->probe_wait = KCP_PROBE_INIT;
+            k->probe_ms = now_ms + k->probe_wait;
+        } else if (now_ms >= k->probe_ms) {
+            if (k->probe_wait < KCP_PROBE_INIT)
+                k->probe_wait = KCP_PROBE_INIT;
+            k->probe_wait += k->probe_wait / 2;
+            if (k->probe_wait > KCP_PROBE_LIMIT)
+                k->probe_wait = KCP_PROBE_LIMIT;
+            k->probe_ms = now_ms + k->probe_wait;
+            k->probe |= KCP_ASK_SEND;
+        }
+    } else {
+        k->probe_wait = 0;
+        k->probe_ms = 0;
+    }
+    h->len = 0;
+    if (k->probe & KCP_ASK_SEND) {
+        h->cmd = KCP_CMD_WASK;
+        put_segment(k, h, NULL);
+    }
+    if (k->probe & KCP_ASK_TELL) {
+        h->cmd = KCP_CMD_WINS;
+        put_segment(k, h, NULL);
+    }
+    k->probe = 0;
+}
+
+static uint32_t effective_cwnd(const struct kcp *k)
+{
+    uint32_t cwnd = k->snd_wnd < k->rmt_wnd ? k->snd_wnd : k->rmt_wnd;
+    if (!k->nocwnd && k->cwnd < cwnd)
+        cwnd = k->cwnd;
+    return cwnd;
+}
+
+/* Moves queued segments into flight while the window allows. Returns the first one moved, or
+ * NULL; |*count| receives how many. */
+static struct kcp_seg *admit_new(struct kcp *k, uint32_t cwnd, uint32_t *count)
+{
+    struct kcp_seg *first = NULL;
+    *count = 0;
+    while (k->snd_queue.head && seq_diff(k->snd_nxt, k->snd_una + cwnd) < 0) {
+        if (snd_ring_reserve(k, k->snd_nxt - k->snd_una + 1) < 0)
+            break;
+        struct kcp_seg *s = list_pop(&k->snd_queue);
+        s->sn = k->snd_nxt++;
+        k->snd_ring[s->sn & k->snd_mask] = s;
+        list_push(&k->inflight, s);
+        if (!first)
+            first = s;
+        (*count)++;
+    }
+    return first;
+}
+
+/* Per-flush retransmission bookkeeping. */
+struct flush_ctx {
+    uint64_t now_ms;
+    uint32_t resend;      /* fast retransmit threshold (UINT32_MAX = off) */
+    uint32_t new_count;   /* segments admitted by this flush */
+    uint64_t change;      /* fast + early retransmits */
+    uint64_t lost;
+    uint64_t deadline;    /* earliest resend_ms seen */
+    bool fast_left;       /* a visited segment still has fastack > 0 */
+};
+
+/* Decides whether |s| goes out now (kcp-go's four cases, in its order) and transmits it. */
+static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *h,
+                          struct flush_ctx *c)
+{
+    bool send = false;
+    if (s->xmit == 0) {
+        send = true;
+        s->rto = k->rx_rto;
+        s->resend_ms = c->now_ms + s->rto;
+    } else if (s->fastack >= c->resend) {
+        send = true;
+        s->fastack = 0;
+        s->rto = k->rx_rto;
+        s->resend_ms = c->now_ms + s->rto;
+        c->change++;
+        k->stats.fast_retrans_segs++;
+    } else if (s->fastack > 0 && c->new_count == 0) {
+        send = true;
+        s->fastack = 0;
+        s->rto = k->rx_rto;
+        s->resend_ms = c->now_ms + s->rto;
+        c->change++;
+        k->stats.early_retrans_segs++;
+    } else if (c->now_ms >= s->resend_ms) {
+        send = true;
+        s->rto += k->nodelay ? k->rx_rto / 2 : k->rx_rto;
+        s->fastack = 0;
+        s->resend_ms = c->now_ms + s->rto;
+        c->lost++;
+    }
+    if (send) {
+        s->xmit++;
+        s->ts = (uint32_t)c->now_ms;
+        h->cmd = KCP_CMD_PUSH;
+        h->frg = s->frg;
+        h->ts = s->ts;
+        h->sn = s->sn;
+        h->len = s->len;
+        put_segment(k, h, s->data);
+        h->frg = 0;
+        if (s->xmit >= KCP_DEAD_LINK)
+            k->dead = true;
+    }
+    if (s->resend_ms < c->deadline)
+        c->deadline = s->resend_ms;
+    if (s->fastack > 0)
+        c->fast_left = true;
+}
+
+/* Walks the in-flight list: everything when a timeout may be due, otherwise only the holes
+ * below fast_hi and the segments admitted by this flush. */
+static void flush_data(struct kcp *k, struct kcp_seg_hdr *h, struct kcp_seg *first_new,
+                       struct flush_ctx *c)
+{
+    bool full = c->now_ms >= k->rto_deadline;
+    c->deadline = full ? KCP_NEVER : k->rto_deadline;
+    struct kcp_seg *s = k->inflight.head;
+    for (; s && s != first_new; s = s->next) {
+        if (!full && seq_diff(s->sn, k->fast_hi) >= 0)
+            break;
+        flush_segment(k, s, h, c);
+    }
+    if (!full)
+        s = first_new;
+    for (; s; s = s->next)
+        flush_segment(k, s, h, c);
+    k->rto_deadline = k->inflight.head ? c->deadline : KCP_NEVER;
+    k->fast_pending = c->fast_left;
+}
+
+/* Congestion window reaction to this flush's retransmissions (kcp-go: rate halving on fast
+ * retransmit, back to one segment on timeout). */
+static void cwnd_after_flush(struct kcp *k, const struct flush_ctx *c, uint32_t cwnd)
+{
+    if (k->nocwnd)
+        return;
+    if (c->change) {
+        uint32_t inflight = k->snd_nxt - k->snd_una;
+        k->ssthresh = inflight / 2;
+        if (k->ssthresh < KCP_THRESH_MIN)
+            k->ssthresh = KCP_THRESH_MIN;
+        /* kcp-go adds its resend threshold, 0xffffffff when fast retransmit is off (the
+         * sum wraps to ssthresh - 1); kept for identical behaviour. */
+        k->cwnd = k->ssthresh + c->resend;
+        k->incr = k->cwnd * (uint32_t)k->mss;
+    }
+    if (c->lost) {
+        k->ssthresh = cwnd / 2;
+        if (k->ssthresh < KCP_THRESH_MIN)
+            k->ssthresh = KCP_THRESH_MIN;
+        k->cwnd = 1;
+        k->incr = (uint32_t)k->mss;
+    }
+    if (k->cwnd < 1) {
+        k->cwnd = 1;
+        k->incr = (uint32_t)k->mss;
+    }
+}
+
+static void flush(struct kcp *k, bool ack_only, uint64_t now_ms)
+{
+    struct kcp_seg_hdr h = {.conv = k->conv, .wnd = wnd_unused(k), .una = k->rcv_nxt};
+    flush_acks(k, &h);
+    if (ack_only) {
+        out_packet(k);
+        return;
+    }
+    flush_probe(k, &h, now_ms);
+
+    uint32_t cwnd = effective_cwnd(k);
+    struct flush_ctx c = {.now_ms = now_ms, .resend = k->resend ? k->resend : UINT32_MAX};
+    struct kcp_seg *first_new = admit_new(k, cwnd, &c.new_count);
+    flush_data(k, &h, first_new, &c);
+    out_packet(k);
+
+    uint64_t retrans = c.change + c.lost;
+    k->stats.lost_segs += c.lost;
+    k->stats.retrans_segs += retrans;
+    cwnd_after_flush(k, &c, cwnd);
+}
+
+void kcp_flush(struct kcp *k, uint64_t now_ms)
+{
+    flush(k, false, now_ms);
+}
+
+/* ---- timers ---- */
+
+uint64_t kcp_next_deadline(const struct kcp *k, uint64_t now_ms)
+{
+    (void)now_ms;
+    uint64_t d = k->rto_deadline;
+    bool sendable = k->snd_queue.head &&
+                    seq_diff(k->snd_nxt, k->snd_una + effective_cwnd(k)) < 0;
+    if (k->ack_len || k->probe || k->fast_pending || sendable)
+        d = d < k->next_flush_ms ? d : k->next_flush_ms;
+    if (k->rmt_wnd == 0) {
+        uint64_t p = k->probe_wait ? k->probe_ms : k->next_flush_ms;
+        d = d < p ? d : p;
+    }
+    return d;
+}
+
+void kcp_tick(struct kcp *k, uint64_t now_ms)
+{
+    if (now_ms >= k->next_flush_ms) {
+        k->next_flush_ms += k->interval;
+        if (now_ms >= k->next_flush_ms)
+            k->next_flush_ms = now_ms + k->interval;
+        flush(k, false, now_ms);
+    } else if (now_ms >= k->rto_deadline || (k->rmt_wnd == 0 && now_ms >= k->probe_ms)) {
+        flush(k, false, now_ms);
+    }
+}
+
+/* ---- receiving side ---- */
+
+/* Applies the peer's una: everything below it left our send buffer. Returns how many
+ * sequence numbers were released. The caller has checked una <= snd_nxt. */
+static uint32_t parse_una(struct kcp *k, uint32_t una)
+{
+    int32_t n = seq_diff(una, k->snd_una);
+    if (n <= 0)
+        return 0;
+    for (uint32_t sn = k->snd_una; sn != una; sn++) {
+        struct kcp_seg **slot = &k->snd_ring[sn & k->snd_mask];
+        if (*slot) {
+            list_unlink(&k->inflight, *slot);
+            seg_free(k, *slot);
+            *slot = NULL;
+        }
+    }
+    k->snd_una = una;
+    if (seq_diff(k->fast_hi, una) < 0)
+        k->fast_hi = una;
+    if (!k->inflight.head)
+        k->rto_deadline = KCP_NEVER;
+    return (uint32_t)n;
+}
+
+/* Handles one ACK: frees the acked segment and counts a fast-ack for every earlier unacked
+ * segment sent no later than the acked one (kcp-go's per-ACK rule with the ts check). Returns
+ * false if |sn| was never sent (ACKs below snd_una are normal: una already covered them). */
+static bool parse_ack(struct kcp *k, uint32_t sn, uint32_t ts)
+{
+    if (seq_diff(sn, k->snd_nxt) >= 0)
+        return false;
+    if (seq_diff(sn, k->snd_una) < 0)
+        return true;
+    struct kcp_seg **slot = &k->snd_ring[sn & k->snd_mask];
+    if (*slot) {
+        list_unlink(&k->inflight, *slot);
+        seg_free(k, *slot);
+        *slot = NULL;
+        if (!k->inflight.head)
+            k->rto_deadline = KCP_NEVER;
+    }
+    for (struct kcp_seg *s = k->inflight.head; s && seq_diff(s->sn, sn) < 0; s = s->next) {
+        if (seq_diff(s->ts, ts) <= 0) {
+            s->fastack++;
+            k->fast_pending = true;
+        }
+    }
+    if (seq_diff(sn, k->fast_hi) > 0)
+        k->fast_hi = sn;
+    return true;
+}
+
+static void ack_push(struct kcp *k, uint32_t sn, uint32_t ts, uint64_t now_ms)
+{
+    if (k->ack_len >= KCP_ACK_LIMIT)
+        flush(k, true, now_ms);
+    if (k->ack_len == k->ack_cap) {
+        size_t cap = k->ack_cap ? k->ack_cap * 2 : 64;
+        struct kcp_ack *a = realloc(k->acks, cap * sizeof(*a));
+        if (!a)
+            return; /* the peer retransmits; the ACK is merely late */
+        k->acks = a;
+        k->ack_cap = cap;
+    }
+    k->acks[k->ack_len].sn = sn;
+    k->acks[k->ack_len].ts = ts;
+    k->ack_len++;
+}
+
+/* Moves in-order segments from the receive ring to the receive queue while it has room. */
+static void rcv_advance(struct kcp *k)
+{
+    for (;;) {
+        struct kcp_seg **slot = &k->rcv_ring[k->rcv_nxt & k->rcv_mask];
+        if (!*slot || k->rcv_queue.count >= k->rcv_wnd)
+            break;
+        struct kcp_seg *s = *slot;
+        *slot = NULL;
+        k->rcv_buf_count--;
+        list_push(&k->rcv_queue, s);
+        k->rcv_queue_bytes += s->len;
+        k->rcv_nxt++;
+    }
+}
+
+/* Stores a PUSH in the window [rcv_nxt, rcv_nxt + rcv_wnd). Returns true if it was a
+ * duplicate (or could not be stored). */
+static bool parse_data(struct kcp *k, const struct kcp_seg_hdr *h, const uint8_t *data)
+{
+    struct kcp_seg **slot = &k->rcv_ring[h->sn & k->rcv_mask];
+    if (*slot)
+        return true;
+    struct kcp_seg *s = seg_new(k, h->len);
+    if (!s) {
+        k->stats.drop[KCP_DROP_NOMEM]++;
+        return true;
+    }
+    s->sn = h->sn;
+    s->ts = h->ts;
+    s->frg = h->frg;
+    if (h->len)
+        memcpy(s->data, data, h->len);
+    *slot = s;
+    k->rcv_buf_count++;
+    rcv_advance(k);
+    return false;
+}
+
+static void parse_push(struct kcp *k, const struct kcp_seg_hdr *h, const uint8_t *data,
+                       bool regular, uint64_t now_ms)
+{
+    bool repeat = true;
+    if (seq_diff(h->sn, k->rcv_nxt + k->rcv_wnd) < 0) {
+        ack_push(k, h->sn, h->ts, now_ms);
+        if (seq_diff(h->sn, k->rcv_nxt) >= 0)
+            repeat = parse_data(k, h, data);
+    } else {
+        k->stats.drop[KCP_DROP_WINDOW]++;
+    }
+    if (regular && repeat)
+        k->stats.repeat_segs++;
+}
+
+/* kcp-go's RTO estimator (RFC 6298 flavour, int32 arithmetic). */
+static void update_rtt(struct kcp *k, int32_t rtt)
+{
+    if (rtt > KCP_RTT_MAX)
+        rtt = KCP_RTT_MAX;
+    if (k->rx_srtt == 0) {
+        k->rx_srtt = rtt;
+        k->rx_rttvar = rtt >> 1;
+    } else {
+        int32_t delta = rtt - k->rx_srtt;
+        k->rx_srtt += delta >> 3;
+        if (delta < 0)
+            delta = -delta;
+        if (rtt < k->rx_srtt - k->rx_rttvar)
+            k->rx_rttvar += (delta - k->rx_rttvar) >> 5;
+        else
+            k->rx_rttvar += (delta - k->rx_rttvar) >> 2;
+    }
+    uint32_t var4 = (uint32_t)k->rx_rttvar << 2;
+    uint32_t rto = (uint32_t)k->rx_srtt + (k->interval > var4 ? k->interval : var4);
+    if (rto < k->rx_minrto)
+        rto = k->rx_minrto;
+    if (rto > KCP_RTO_MAX)
+        rto = KCP_RTO_MAX;
+    k->rx_rto = rto;
+}
+
+/* Slow start / congestion avoidance growth when una moved forward. */
+static void cwnd_grow(struct kcp *k)
+{
+    if (k->nocwnd || k->cwnd >= k->rmt_wnd)
+        return;
+    uint32_t mss = (uint32_t)k->mss;
+    if (k->cwnd < k->ssthresh) {
+        k->cwnd++;
+        k->incr += mss;
+    } else {
+        if (k->incr < mss)
+            k->incr = mss;
+        k->incr += (mss * mss) / k->incr + mss / 16;
+        if ((k->cwnd + 1) * mss <= k->incr)
+            k->cwnd = (k->incr + mss - 1) / mss;
+    }
+    if (k->cwnd > k->rmt_wnd) {
+        k->cwnd = k->rmt_wnd;
+        k->incr = k->rmt_wnd * mss;
+    }
+}
+
+/* Validates and applies one segment. Returns 0, or the drop reason for the rest. */
+static int input_segment(struct kcp *k, const struct kcp_seg_hdr *h, const uint8_t *data,
+                         bool regular, uint64_t now_ms, bool *slid, bool *acked,
+                         uint32_t *latest_ts)
+{
+    if (h->conv != k->conv)
+        return KCP_DROP_CONV;
+    if (h->cmd < KCP_CMD_PUSH || h->cmd > KCP_CMD_WINS)
+        return KCP_DROP_CMD;
+    if (seq_diff(h->una, k->snd_nxt) > 0)
+        return KCP_DROP_UNA;
+    if (regular)
+        k->rmt_wnd = h->wnd;
+    if (parse_una(k, h->una) > 0)
+        *slid = true;
+    switch (h->cmd) {
+    case KCP_CMD_ACK:
+        if (parse_ack(k, h->sn, h->ts)) {
+            *acked = true;
+            *latest_ts = h->ts;
+        } else {
+            k->stats.drop[KCP_DROP_ACK]++;
+        }
+        break;
+    case KCP_CMD_PUSH:
+        parse_push(k, h, data, regular, now_ms);
+        break;
+    case KCP_CMD_WASK:
+        k->probe |= KCP_ASK_TELL;
+        break;
+    default: /* WINS: its wnd and una were all it carried */
+        break;
+    }
+    k->stats.in_segs++;
+    return -1;
+}
+
+int kcp_input(struct kcp *k, const uint8_t *pkt, size_t len, bool regular, uint64_t now_ms)
+{
+    const uint8_t *p = pkt, *end = pkt + len;
+    uint32_t old_una = k->snd_una, latest_ts = 0;
+    bool slid = false, acked = false;
+    int drop = -1;
+
+    if (len < KCP_OVERHEAD) {
+        drop = KCP_DROP_SHORT;
+        goto out;
+    }
+    while (end - p >= KCP_OVERHEAD) {
+        struct kcp_seg_hdr h;
+        kcp_seg_hdr_decode(&p, end, &h);
+        if (h.len > (size_t)(end - p)) {
+            drop = KCP_DROP_LEN;
+            break;
+        }
+        drop = input_segment(k, &h, p, regular, now_ms, &slid, &acked, &latest_ts);
+        if (drop >= 0)
+            break;
+        p += h.len;
+    }
+    if (drop < 0 && p != end)
+        k->stats.drop[KCP_DROP_SHORT]++; /* trailing bytes, ignored like kcp-go */
+
+    if (acked && regular) {
+        int32_t rtt = seq_diff((uint32_t)now_ms, latest_ts);
+        if (rtt >= 0)
+            update_rtt(k, rtt);
+    }
+    if (seq_diff(k->snd_una, old_una) > 0)
+        cwnd_grow(k);
+    if (slid)
+        flush(k, false, now_ms);
+    else if (k->ack_nodelay && k->ack_len)
+        flush(k, true, now_ms);
+out:
+    if (drop >= 0) {
+        k->stats.drop[drop]++;
+        k->stats.in_errors++;
+        return ERR_PROTO;
+    }
+    return 0;
+}
+
+/* ---- reading ---- */
+
+static size_t peek_message(const struct kcp *k)
+{
+    const struct kcp_seg *s = k->rcv_queue.head;
+    if (!s)
+        return 0;
+    if (s->frg == 0)
+        return s->len;
+    if (k->rcv_queue.count < (size_t)s->frg + 1)
+        return 0;
+    size_t n = 0;
+    for (; s; s = s->next) {
+        n += s->len;
+        if (s->frg == 0)
+            break;
+    }
+    return n;
+}
+
+size_t kcp_recv_avail(const struct kcp *k)
+{
+    if (k->stream)
+        return k->rcv_queue_bytes - k->rcv_head_off;
+    return peek_message(k);
+}
+
+static void rcv_pop_head(struct kcp *k)
+{
+    struct kcp_seg *s = list_pop(&k->rcv_queue);
+    k->rcv_queue_bytes -= s->len;
+    k->rcv_head_off = 0;
+    seg_free(k, s);
+}
+
+static size_t recv_stream(struct kcp *k, uint8_t *buf, size_t cap)
+{
+    size_t n = 0;
+    struct kcp_seg *s;
+    while ((s = k->rcv_queue.head)) {
+        size_t left = s->len - k->rcv_head_off;
+        if (left > cap - n)
+            left = cap - n;
+        memcpy(buf + n, s->data + k->rcv_head_off, left);
+        n += left;
+        k->rcv_head_off += left;
+        if (k->rcv_head_off < s->len)
+            break;
+        rcv_pop_head(k);
+    }
+    return n;
+}
+
+static size_t recv_message(struct kcp *k, uint8_t *buf)
+{
+    size_t n = 0;
+    struct kcp_seg *s;
+    while ((s = k->rcv_queue.head)) {
+        uint8_t frg = s->frg;
+        memcpy(buf + n, s->data, s->len);
+        n += s->len;
+        rcv_pop_head(k);
+        if (frg == 0)
+            break;
+    }
+    return n;
+}
+
+ssize_t kcp_recv(struct kcp *k, uint8_t *buf, size_t cap)
+{
+    if (!k->rcv_queue.head)
+        return ERR_AGAIN;
+    bool was_full = k->rcv_queue.count >= k->rcv_wnd;
+    size_t n;
+    if (k->stream) {
+        n = recv_stream(k, buf, cap);
+    } else {
+        size_t need = peek_message(k);
+        if (need == 0 && k->rcv_queue.head->frg != 0)
+            return ERR_AGAIN;
+        if (need > cap)
+            return ERR_TOOBIG;
+        n = recv_message(k, buf);
+    }
+    rcv_advance(k);
+    /* The queue was full and has room again: tell the peer at the next flush (kcp-go). */
+    if (was_full && k->rcv_queue.count < k->rcv_wnd)
+        k->probe |= KCP_ASK_TELL;
+    return (ssize_t)n;
+}
+
+/* ---- queries ---- */
+
+uint32_t kcp_conv(const struct kcp *k)
+{
+    return k->conv;
+}
+
+bool kcp_is_dead(const struct kcp *k)
+{
+    return k->dead;
+}
+
+uint32_t kcp_rto(const struct kcp *k)
+{
+    return k->rx_rto;
+}
+
+uint32_t kcp_srtt(const struct kcp *k)
+{
+    return (uint32_t)k->rx_srtt;
+}
+
+size_t kcp_mss(const struct kcp *k)
+{
+    return k->mss;
+}
+
+size_t kcp_rcv_buf_count(const struct kcp *k)
+{
+    return k->rcv_buf_count;
+}
+
+size_t kcp_rcv_queue_count(const struct kcp *k)
+{
+    return k->rcv_queue.count;
+}
+
+void kcp_get_stats(const struct kcp *k, struct kcp_stats *out)
+{
+    *out = k->stats;
+}
