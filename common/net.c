@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static void set_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -247,6 +248,30 @@ int net_tcp_connect(const struct net_addr *a, char *err)
     if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == -1 && errno != EINPROGRESS) {
         char as[NET_ADDR_STRLEN];
         set_err(err, "connect(%s): %s", net_addr_str(a, as, sizeof(as)), strerror(errno));
+        close(fd);
+        return ERR_INVAL;
+    }
+    return fd;
+}
+
+int net_unix_connect(const char *path, char *err)
+{
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sun.sun_path)) {
+        set_err(err, "unix socket path too long: %s", path);
+        return ERR_INVAL;
+    }
+    strcpy(sun.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        set_err(err, "socket(unix): %s", strerror(errno));
+        return ERR_INVAL;
+    }
+    if (connect(fd, (const struct sockaddr *)&sun, sizeof(sun)) == -1 && errno != EINPROGRESS &&
+        errno != EAGAIN) {
+        set_err(err, "connect(%s): %s", path, strerror(errno));
         close(fd);
         return ERR_INVAL;
     }

@@ -55,6 +55,10 @@ int net_tcp_listen(const struct net_addr *a, int backlog, char *err);
  * still be in progress: wait for writability, then net_sock_error) or ERR_INVAL. */
 int net_tcp_connect(const struct net_addr *a, char *err);
 
+/* Starts a non-blocking connect to the Unix stream socket at |path|. Returns the fd (maybe
+ * still connecting, as for net_tcp_connect) or ERR_INVAL. */
+int net_unix_connect(const char *path, char *err);
+
 /* Accepts one connection from listening |lfd| as a non-blocking, close-on-exec fd with
  * TCP_NODELAY. Fills |peer| when not NULL. Returns the fd, ERR_AGAIN when nothing is pending
  * (or on a transient error such as ECONNABORTED or EMFILE), or ERR_INVAL. */
