@@ -646,3 +646,236 @@ TEST(mux_output_failure_closes_session)
     CHECK_EQ(mh_count(&c, MH_CLOSE, UINT32_MAX), 1);
     mh_side_free(&c);
 }
+
+/* ---- keepalive ---- */
+
+static size_t count_nops(const struct mh_side *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->nframes; i++)
+        n += s->frames[i].len == 8 && s->frames[i].p[1] == MUX_CMD_NOP;
+    return n;
+}
+
+TEST(mux_keepalive_nop_every_interval)
+{
+    struct mux_config cfg;
+    cfg_for(&cfg, 1); /* kcptun default: NOP every 10 s, check every 30 s */
+    struct mh_side c;
+    mh_side_init(&c, &cfg, true, 1000);
+    c.record_frames = true;
+    CHECK_EQ(mux_next_deadline(c.m), 11000);
+    CHECK_EQ(mux_tick(c.m, 10999), 0);
+    CHECK_EQ(count_nops(&c), 0);
+    CHECK_EQ(mux_tick(c.m, 11000), 0);
+    CHECK_EQ(count_nops(&c), 1);
+    static const uint8_t nop[8] = {1, 3, 0, 0, 0, 0, 0, 0};
+    CHECK_MEM(c.frames[0].p, nop, 8);
+    CHECK_EQ(mux_next_deadline(c.m), 21000);
+    /* Peer traffic keeps the session alive across checks. */
+    struct mh_buf b = {0};
+    add_frame(&b, 1, MUX_CMD_NOP, 0, 0, NULL, 0);
+    CHECK_EQ(mux_input(c.m, b.p, 8, 15000), 8);
+    CHECK_EQ(mux_tick(c.m, 21000), 0);
+    CHECK_EQ(mux_tick(c.m, 31000), 0); /* NOP and the first check: a frame came, alive */
+    CHECK_EQ(count_nops(&c), 3);
+    CHECK_EQ(mux_next_deadline(c.m), 41000);
+    /* A late tick sends one NOP and skips the missed periods, like a Go ticker. */
+    CHECK_EQ(mux_tick(c.m, 58500), 0);
+    CHECK_EQ(count_nops(&c), 4);
+    CHECK_EQ(mux_next_deadline(c.m), 61000);
+    CHECK(!mux_is_closed(c.m)); /* the 2nd check (61000) is not due yet */
+    CHECK_EQ(mux_tick(c.m, 61000), ERR_CLOSED); /* nothing arrived during 31000..61000 */
+    CHECK(c.close_reason && strcmp(c.close_reason, "keepalive timeout") == 0);
+    CHECK_EQ(count_nops(&c), 5);
+    CHECK_EQ(mux_next_deadline(c.m), UINT64_MAX);
+    struct mux_stats st;
+    mux_get_stats(c.m, &st);
+    CHECK_EQ(st.keepalive_timeouts, 1);
+    CHECK_EQ(st.nop_in, 1);
+    CHECK_EQ(st.last_rx_ms, 15000);
+    mh_side_free(&c);
+    free(b.p);
+}
+
+TEST(mux_keepalive_timeout_30s_without_frames)
+{
+    struct mux_config cfg;
+    cfg_for(&cfg, 2);
+    struct mh_side s;
+    mh_side_init(&s, &cfg, false, 0);
+    for (uint64_t t = 0; t < 30000; t += 500)
+        CHECK_EQ(mux_tick(s.m, t), 0);
+    CHECK(!mux_is_closed(s.m));
+    CHECK_EQ(mux_tick(s.m, 30000), ERR_CLOSED);
+    CHECK_EQ(mh_count(&s, MH_CLOSE, UINT32_MAX), 1);
+    mh_side_free(&s);
+
+    /* Disabled keepalive: no deadline, nothing sent, never closed. */
+    cfg.keepalive_interval_ms = 0;
+    mh_side_init(&s, &cfg, false, 0);
+    CHECK_EQ(mux_next_deadline(s.m), UINT64_MAX);
+    CHECK_EQ(mux_tick(s.m, 1000000), 0);
+    CHECK_EQ(s.out.len, 0);
+    mh_side_free(&s);
+}
+
+/* The receive bucket stops input at a frame boundary; a blocked receiver is not timed out. */
+TEST(mux_session_bucket_backpressure)
+{
+    struct mux_config cfg;
+    cfg_for(&cfg, 1);
+    cfg.max_receive_buffer = 1000;
+    cfg.max_stream_buffer = 1000;
+    struct mh_side s;
+    mh_side_init(&s, &cfg, false, 0);
+    struct mh_buf b = {0};
+    uint8_t d[600];
+    for (size_t i = 0; i < sizeof(d); i++)
+        d[i] = (uint8_t)i;
+    add_frame(&b, 1, MUX_CMD_SYN, 0, 3, NULL, 0);
+    add_psh(&b, 1, 3, d, 600); /* bucket 400 */
+    add_psh(&b, 1, 3, d, 600); /* started with tokens left, so taken whole: bucket -200 */
+    add_psh(&b, 1, 3, d, 600);
+    /* Byte by byte: stops exactly after the second PSH. */
+    CHECK_EQ(mh_feed(&s, b.p, b.len, 1, 0, 1), 8 + 2 * 608);
+    CHECK(mux_input_blocked(s.m));
+    CHECK_EQ(mux_input(s.m, b.p + 8 + 2 * 608, 608, 1), ERR_AGAIN);
+    CHECK_EQ(mux_stream_buffered(s.m, 3), 1200);
+    CHECK_EQ(mux_tick(s.m, 30000), 0); /* no frame for 30 s, but we are the ones not reading */
+    uint8_t out[300];
+    CHECK_EQ(mux_stream_read(s.m, 3, out, 200), 200);
+    CHECK(mux_input_blocked(s.m)); /* bucket 0 */
+    CHECK_EQ(mux_stream_read(s.m, 3, out, 300), 300);
+    CHECK_MEM(out, d + 200, 300);
+    CHECK(!mux_input_blocked(s.m));
+    CHECK_EQ(mux_input(s.m, b.p + 8 + 2 * 608, 608, 2), 608);
+    /* Releasing the stream returns its unread bytes to the bucket. */
+    CHECK_EQ(mux_stream_release(s.m, 3), 0);
+    struct mux_stats st;
+    mux_get_stats(s.m, &st);
+    CHECK_EQ(st.rx_buffered, 0);
+    CHECK_EQ(st.rx_alloc, 0);
+    CHECK(st.input_stalls >= 1);
+    CHECK_EQ(st.rx_buffered_peak, 1300); /* 700 left + 600 */
+    CHECK(!mux_input_blocked(s.m));
+    mh_side_free(&s);
+    free(b.p);
+}
+
+/* ---- half-close ---- */
+
+static void half_close(int version)
+{
+    struct mux_config cfg;
+    cfg_for(&cfg, version);
+    struct mh_side c, s;
+    mh_side_init(&c, &cfg, true, 0);
+    mh_side_init(&s, &cfg, false, 0);
+    s.auto_read = true;
+    static uint8_t data[300000];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 13 + (i >> 11));
+    uint32_t sid;
+    CHECK_EQ(mux_stream_open(c.m, &sid), 0);
+    size_t sent = 0;
+    /* v2: the first 262144 bytes fit the initial window; the rest waits for UPD. */
+    while (sent < sizeof(data)) {
+        ssize_t n = mux_stream_write(c.m, sid, data + sent, sizeof(data) - sent);
+        if (n == ERR_AGAIN) {
+            CHECK_EQ(version, 2);
+            CHECK_EQ(sent, MUX_INITIAL_PEER_WINDOW);
+            CHECK_EQ(mux_stream_writable(c.m, sid), 0);
+            while (mh_deliver(&c, &s, 1 + sent % 977, 1) > 0)
+                ;
+            CHECK_EQ(mh_count(&c, MH_WRITABLE, sid), 0);
+            while (mh_deliver(&s, &c, 5, 1) > 0)
+                ;
+            CHECK_EQ(mh_count(&c, MH_WRITABLE, sid), 1);
+            CHECK(mux_stream_writable(c.m, sid) > 0);
+            continue;
+        }
+        REQUIRE(n > 0);
+        sent += (size_t)n;
+    }
+    CHECK_EQ(mux_stream_close(c.m, sid), 0);
+    CHECK_EQ(mux_stream_close(c.m, sid), 0); /* FIN only once */
+    CHECK_EQ(mux_stream_write(c.m, sid, data, 1), ERR_CLOSED);
+    size_t fins = 0;
+    for (size_t i = 0; i + 8 <= c.out.len; i += 8 + (c.out.p[i + 1] == MUX_CMD_PSH ?
+                                                         rd_u16le(c.out.p + i + 2) : 0))
+        fins += c.out.p[i + 1] == MUX_CMD_FIN;
+    CHECK_EQ(fins, 1);
+    /* Random splits; every byte written before FIN arrives before the FIN event. */
+    uint64_t rng = 99;
+    long r;
+    do {
+        r = mh_deliver(&c, &s, 1 + (size_t)(mh_rand(&rng) % 5000), 2);
+    } while (r > 0);
+    CHECK_EQ(s.rx.len, sizeof(data));
+    CHECK_MEM(s.rx.p, data, sizeof(data));
+    REQUIRE(s.nev >= 2);
+    CHECK_EQ(s.ev[s.nev - 1].type, MH_FIN);
+    CHECK_EQ(mh_count(&s, MH_FIN, sid), 1);
+    uint8_t b[16];
+    CHECK_EQ(mux_stream_read(s.m, sid, b, sizeof(b)), 0);
+    /* The server can still answer after the client's FIN, and the client still receives. */
+    CHECK_EQ(mux_stream_write(s.m, sid, (const uint8_t *)"reply", 5), 5);
+    CHECK_EQ(mux_stream_close(s.m, sid), 0);
+    while (mh_deliver(&s, &c, 3, 3) > 0)
+        ;
+    CHECK_EQ(mux_stream_read(c.m, sid, b, sizeof(b)), 5);
+    CHECK_MEM(b, "reply", 5);
+    CHECK_EQ(mux_stream_read(c.m, sid, b, sizeof(b)), 0);
+    CHECK_EQ(mh_count(&c, MH_FIN, sid), 1);
+    CHECK_EQ(mux_stream_release(c.m, sid), 0);
+    CHECK_EQ(mux_stream_release(s.m, sid), 0);
+    size_t before = c.out.len;
+    CHECK_EQ(mux_stream_release(c.m, sid), ERR_CLOSED);
+    CHECK_EQ(c.out.len, before); /* released after our FIN: no second FIN */
+    mh_side_free(&c);
+    mh_side_free(&s);
+}
+
+TEST(mux_half_close_v1)
+{
+    half_close(1);
+}
+
+TEST(mux_half_close_v2)
+{
+    half_close(2);
+}
+
+/* A stream released (or refused) while its frame is half received: the rest is skipped. */
+TEST(mux_release_during_partial_frame)
+{
+    struct mux_config cfg;
+    cfg_for(&cfg, 2);
+    struct mh_side s;
+    mh_side_init(&s, &cfg, false, 0);
+    struct mh_buf b = {0};
+    uint8_t d[5000];
+    memset(d, 7, sizeof(d));
+    add_frame(&b, 2, MUX_CMD_SYN, 0, 3, NULL, 0);
+    add_psh(&b, 2, 3, d, 100);
+    add_psh(&b, 2, 3, d, 5000);
+    add_psh(&b, 2, 3, d, 10);
+    add_frame(&b, 2, MUX_CMD_NOP, 0, 0, NULL, 0);
+    CHECK_EQ(mux_input(s.m, b.p, 8 + 108 + 8 + 2000, 1), 8 + 108 + 8 + 2000);
+    CHECK_EQ(mux_stream_buffered(s.m, 3), 100);
+    uint8_t out[200];
+    CHECK_EQ(mux_stream_read(s.m, 3, out, sizeof(out)), 100); /* chunk kept: frame pending */
+    CHECK_EQ(mux_stream_release(s.m, 3), 0);
+    size_t rest = b.len - (8 + 108 + 8 + 2000);
+    CHECK_EQ(mux_input(s.m, b.p + b.len - rest, rest, 2), (ssize_t)rest);
+    struct mux_stats st;
+    mux_get_stats(s.m, &st);
+    CHECK_EQ(st.dropped_bytes, 5010);
+    CHECK_EQ(st.dropped_frames, 2);
+    CHECK_EQ(st.nop_in, 1);
+    CHECK_EQ(st.rx_alloc, 0);
+    CHECK(!mux_is_closed(s.m));
+    mh_side_free(&s);
+    free(b.p);
+}
