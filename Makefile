@@ -53,6 +53,7 @@ BENCH_BIN:= $(BUILD)/tests/bench/run
 TOOLS    := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
 .PHONY: all test bench check clean deps tools
+.SECONDARY:
 all: $(BINS) $(TOOLS)
 
 $(BUILD)/%.o: %.c
