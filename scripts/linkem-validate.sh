@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Measures the emulated link (scripts/linkem.sh) end to end and compares with what was asked:
+#   RTT   UDP request/response probes with no loss or cap: p50 should be 2 x delay
+#   loss  a bounded UDP probe burst with --loss: one-way loss = 1 - sqrt(received / sent)
+#   rate  a bounded TCP transfer through --rate with a --queue-bdp queue: near the cap
+#   free  a bounded TCP transfer with no shaping at all: what linkem itself can carry
+# Prints "bench: linkem.X VALUE UNIT" lines and a table of requested vs measured values; exits 1
+# if a measurement is out of bounds, 77 when it cannot run here (not root, no tun).
+#
+#   scripts/linkem-validate.sh [--delay MS] [--loss PCT] [--rate MBIT] [--queue-bdp X] [--quick]
+set -u
+cd "$(dirname "$0")/.."
+
+DELAY=25 LOSS=1 RATE=50 BDP=1 QUICK=0
+while [ $# -gt 0 ]; do
+    case $1 in
+    --delay) DELAY=$2; shift 2 ;;
+    --loss) LOSS=$2; shift 2 ;;
+    --rate) RATE=$2; shift 2 ;;
+    --queue-bdp) BDP=$2; shift 2 ;;
+    --quick) QUICK=1; shift ;;
+    *) sed -n '3,11s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+    esac
+done
+
+BUILD=${BUILD:-build}
+BLAST=$BUILD/tools/tcpblast
+LINK=scripts/linkem.sh
+export LINKEM_BIN=${LINKEM_BIN:-$BUILD/tools/linkem}
+export LINKEM_MAX_SECONDS=300
+ADDR_B=${LINKEM_ADDR_B:-10.199.0.2}
+
+[ "$(id -u)" -eq 0 ] || { echo "skip: needs root"; exit 77; }
+[ -c /dev/net/tun ] || { echo "skip: no /dev/net/tun"; exit 77; }
+for t in "$BLAST" "$LINKEM_BIN"; do
+    [ -x "$t" ] || { echo "missing $t (make tools)"; exit 1; }
+done
+
+tmp=$(mktemp -d)
+server=
+cleanup() {
+    [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+    $LINK down >/dev/null 2>&1
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
+within() { awk -v v="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(v >= lo && v <= hi) }'; }
+
+failures=0
+table=()
+# report NAME VALUE UNIT REQUESTED LO HI: prints the bench line, records the verdict.
+report() {
+    echo "bench: linkem.$1 $2 $3"
+    local verdict=ok
+    within "$2" "$5" "$6" || { verdict=FAIL; failures=$((failures + 1)); }
+    table+=("$(printf '%-6s %-16s %-34s %-18s %s' "$1" "$2 $3" "$4" "[$5, $6]" "$verdict")")
+}
+
+# server CMD...: start a tcpblast server in namespace B, wait for it to listen.
+start_server() {
+    $LINK b "$BLAST" "$@" >"$tmp/server.out" 2>&1 &
+    server=$!
+    for _ in $(seq 100); do
+        grep -q '^listening' "$tmp/server.out" && return 0
+        sleep 0.05
+    done
+    cat "$tmp/server.out"; echo "server did not start"; exit 1
+}
+stop_server() { kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; server=; }
+
+up() {
+    echo "+ $LINK up $*"
+    $LINK up "$@" | head -1 || exit 1
+}
+
+echo "== RTT: delay $DELAY ms each way, nothing else"
+up --delay "$DELAY"
+start_server echo --udp -l "$ADDR_B:7100" -t 60
+line=$($LINK a "$BLAST" rr --udp -c "$ADDR_B:7100" --count 200 --interval 10 --wait 1000 -t 30)
+echo "$line"
+stop_server
+want=$(calc "2 * $DELAY")
+report rtt "$(field p50_ms "$line")" ms "$want ms (2 x delay)" "$want" "$(calc "$want + 3")"
+echo "   rtt min $(field min_ms "$line") p99 $(field p99_ms "$line") max $(field max_ms "$line") ms"
+
+echo "== loss: $LOSS % each way, delay $DELAY ms"
+n=$([ $QUICK = 1 ] && echo 2000 || echo 5000)
+up --delay "$DELAY" --loss "$LOSS" --seed "$RANDOM"
+start_server echo --udp -l "$ADDR_B:7101" -t 60
+line=$($LINK a "$BLAST" rr --udp -c "$ADDR_B:7101" --count "$n" --interval 1 --wait 1000 -t 60)
+echo "$line"
+stop_server
+sent=$(field sent "$line"); got=$(field received "$line")
+oneway=$(calc "100 * (1 - sqrt($got / $sent))")
+# four standard deviations of the round-trip estimate, halved for one way, plus 0.1 point
+p_rt=$(calc "1 - (1 - $LOSS / 100) ^ 2")
+tol=$(calc "2 * 100 * sqrt($p_rt * (1 - $p_rt) / $sent) + 0.1")
+report loss "$oneway" % "$LOSS % one way" "$(calc "$LOSS - $tol")" "$(calc "$LOSS + $tol")"
+$LINK stats | grep '^ab:' | sed 's/^/   counters /'
+
+echo "== rate: ${RATE} Mbit/s cap, $BDP BDP queue, delay $DELAY ms"
+secs=$([ $QUICK = 1 ] && echo 3 || echo 6)
+bytes=$(calc "$RATE * 1e6 / 8 * $secs" | cut -d. -f1)
+up --delay "$DELAY" --rate "${RATE}mbit" --queue-bdp "$BDP"
+start_server sink -l "$ADDR_B:7102" --seed 4 -t 120
+line=$($LINK a "$BLAST" send -c "$ADDR_B:7102" --seed 4 --bytes "$bytes" -t 60)
+echo "$line"
+stop_server
+grep -q 'verify=ok' "$tmp/server.out" || { echo "sink did not verify"; failures=$((failures + 1)); }
+# goodput ceiling: 1448 payload bytes per 1500-byte packet (TCP timestamps on)
+ceiling=$(calc "$RATE * 1448 / 1500")
+report rate "$(field mbit_s "$line")" Mbit/s "$RATE Mbit/s (goodput max $ceiling)" \
+    "$(calc "0.8 * $ceiling")" "$RATE"
+$LINK stats | grep '^ab:' | sed 's/^/   counters /'
+
+echo "== free: no shaping, no delay"
+bytes=$([ $QUICK = 1 ] && echo 100M || echo 400M)
+up
+start_server sink -l "$ADDR_B:7103" -t 120
+line=$($LINK a "$BLAST" send -c "$ADDR_B:7103" --bytes "$bytes" -t 60)
+echo "$line"
+stop_server
+report free "$(field mbit_s "$line")" Mbit/s "no cap" 100 100000
+
+echo
+printf '%-6s %-16s %-34s %-18s %s\n' what measured requested bounds verdict
+printf '%s\n' "${table[@]}"
+echo "linkem-validate: $failures failure(s)"
+[ "$failures" -eq 0 ]
