@@ -69,7 +69,14 @@ static int cb_output(void *user, const uint8_t *frame, size_t len)
 
 static void cb_open(void *user, uint32_t sid)
 {
-    add_ev(user, MH_OPEN, sid, 0);
+    struct mh_side *s = user;
+    add_ev(s, MH_OPEN, sid, 0);
+    if (s->reply_on_open) {
+        uint32_t mine;
+        mux_stream_write(s->m, sid, (const uint8_t *)"hi", 2);
+        if (mux_stream_open(s->m, &mine) == 0)
+            mux_stream_release(s->m, mine);
+    }
 }
 
 static void cb_readable(void *user, uint32_t sid)
@@ -96,7 +103,10 @@ static void cb_writable(void *user, uint32_t sid)
 
 static void cb_fin(void *user, uint32_t sid)
 {
-    add_ev(user, MH_FIN, sid, 0);
+    struct mh_side *s = user;
+    add_ev(s, MH_FIN, sid, 0);
+    if (s->release_on_fin)
+        mux_stream_release(s->m, sid);
 }
 
 static void cb_close(void *user, const char *reason)

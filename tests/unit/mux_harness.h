@@ -38,6 +38,8 @@ struct mh_side {
     size_t nev, evcap;
     bool auto_read;            /* read everything inside on_stream_readable into rx */
     size_t read_cap;           /* auto_read: bytes per mux_stream_read call (0 = 1000) */
+    bool release_on_fin;       /* release the stream inside on_stream_fin (kcptun style) */
+    bool reply_on_open;        /* write "hi" and open a stream inside on_stream_open */
     struct mh_buf rx;          /* bytes read by auto_read, all streams in order */
     const char *close_reason;  /* on_close reason, or NULL */
     bool fail_output;          /* make output return ERR_CLOSED */
