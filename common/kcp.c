@@ -696,8 +696,11 @@ uint64_t kcp_next_deadline(const struct kcp *k, uint64_t now_ms)
 {
     (void)now_ms;
     uint64_t d = k->rto_deadline;
+    /* With congestion control on, cwnd starts at 0 and the first flush only raises it to 1
+     * (as in kcp-go), so queued data also needs a tick while cwnd is 0. */
     bool sendable = k->snd_queue.head &&
-                    seq_diff(k->snd_nxt, k->snd_una + effective_cwnd(k)) < 0;
+                    (seq_diff(k->snd_nxt, k->snd_una + effective_cwnd(k)) < 0 ||
+                     (!k->nocwnd && k->cwnd == 0));
     if (k->ack_len || k->probe || k->fast_pending || sendable)
         d = d < k->next_flush_ms ? d : k->next_flush_ms;
     if (k->rmt_wnd == 0) {
