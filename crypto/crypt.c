@@ -22,6 +22,10 @@
 #define XOR_SALT "sH3CIVoF#rWLtJo6"
 #define XOR_ITERATIONS 32
 #define XOR_TABLE_LEN 1500
+/* Nonce bytes fetched from the rng at once: a multiple of both nonce sizes (16 and 24), so a
+ * nonce never straddles two fetches and the n-th nonce is bytes n*size .. of the rng stream.
+ * One getrandom() per datagram would cost about as much as AES-CFB on the whole datagram. */
+#define NONCE_POOL_LEN 1536
 
 /* Argon2id salt of the secure mode: fixed, so that both ends derive the same key from the
  * password alone (docs/secure-mode.md). 16 ASCII bytes. */
@@ -82,8 +86,13 @@ struct crypt {
     struct secure *sec;                /* KIND_SECURE */
     crypt_rng_fn *rng;                 /* nonce source */
     void *rng_user;                    /* its argument */
+    size_t pool_pos;                   /* next unused byte of pool */
+    uint8_t pool[NONCE_POOL_LEN];      /* random bytes for the next nonces */
     struct crypt_stats stats;          /* counters */
 };
+
+_Static_assert(NONCE_POOL_LEN % KCP_NONCE_LEN == 0 && NONCE_POOL_LEN % SECURE_NONCE_LEN == 0,
+               "nonce pool holds whole nonces");
 
 int crypt_lib_init(void)
 {
@@ -218,6 +227,7 @@ struct crypt *crypt_new_key(const char *method, const uint8_t key[static CRYPT_K
     c->m = m;
     c->rng = rng;
     c->rng_user = rng_user;
+    c->pool_pos = NONCE_POOL_LEN;
     memcpy(c->key, key, CRYPT_KEY_LEN);
     rc = setup_kind(c);
 out:
@@ -272,6 +282,12 @@ void crypt_set_role(struct crypt *c, enum crypt_role role)
         secure_set_role(c->sec, role);
 }
 
+void crypt_set_start(struct crypt *c, uint64_t now_ms)
+{
+    if (c->sec)
+        secure_set_start(c->sec, now_ms);
+}
+
 const char *crypt_method(const struct crypt *c)
 {
     return c->m->name;
@@ -322,6 +338,21 @@ static void tea_cfb(const struct crypt *c, uint8_t *p, size_t len, bool decrypt)
     }
 }
 
+/* p[i] ^= table[i] for i < len, a word at a time (the byte loop is not vectorised at -O2). */
+static void xor_table_apply(const uint8_t *table, uint8_t *p, size_t len)
+{
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, p + i, 8);
+        memcpy(&b, table + i, 8);
+        a ^= b;
+        memcpy(p + i, &a, 8);
+    }
+    for (; i < len; i++)
+        p[i] ^= table[i];
+}
+
 /* Applies the kcptun cipher of |c| to the whole datagram |p| in place. */
 static void kcp_cipher(struct crypt *c, uint8_t *p, size_t len, bool decrypt)
 {
@@ -342,8 +373,7 @@ static void kcp_cipher(struct crypt *c, uint8_t *p, size_t len, bool decrypt)
         crypto_stream_salsa20_xor(p + 8, p + 8, len - 8, p, c->key);
         break;
     case KIND_XOR:
-        for (size_t i = 0; i < MIN(len, (size_t)XOR_TABLE_LEN); i++)
-            p[i] ^= c->xor_table[i];
+        xor_table_apply(c->xor_table, p, MIN(len, (size_t)XOR_TABLE_LEN));
         break;
     case KIND_NONE:
     case KIND_SECURE:
@@ -356,15 +386,28 @@ static uint32_t crc32_ieee_zlib(const uint8_t *p, size_t len)
     return crc32_gzip_refl(0, p, len);
 }
 
+/* Copies the next |len| random bytes of the pool to |out|, refilling it from the rng. */
+static void take_nonce(struct crypt *c, uint8_t *out, size_t len)
+{
+    if (c->pool_pos + len > NONCE_POOL_LEN) {
+        c->rng(c->rng_user, c->pool, NONCE_POOL_LEN);
+        c->pool_pos = 0;
+    }
+    memcpy(out, c->pool + c->pool_pos, len);
+    c->pool_pos += len;
+}
+
 ssize_t crypt_seal(struct crypt *c, uint8_t *buf, size_t payload_len, size_t cap,
                    uint64_t now_ms)
 {
     size_t total = crypt_head_len(c) + payload_len + crypt_tail_len(c);
     if (total > cap || total > CRYPT_MAX_DATAGRAM)
         return ERR_TOOBIG;
-    if (c->sec)
+    if (c->sec) {
+        take_nonce(c, buf, SECURE_NONCE_LEN);
         return (ssize_t)secure_seal(c->sec, buf, payload_len, now_ms);
-    c->rng(c->rng_user, buf, KCP_NONCE_LEN);
+    }
+    take_nonce(c, buf, KCP_NONCE_LEN);
     put_u32le(buf + KCP_CRC_OFF, crc32_ieee_zlib(buf + CRYPT_KCP_HEAD_LEN, payload_len));
     kcp_cipher(c, buf, total, false);
     return (ssize_t)total;

@@ -30,7 +30,8 @@
  * The key is Argon2id(password, fixed salt, fixed limits). A datagram is accepted only if its
  * tag verifies, its direction is the peer's, and its (sender_id, counter) was never accepted
  * before by this object; a sender_id this object has not seen yet is accepted only if time_ms
- * is within CRYPT_SECURE_TOLERANCE_MS of the receiver's now_ms.
+ * is within CRYPT_SECURE_TOLERANCE_MS of the receiver's now_ms and not before the time given
+ * to crypt_set_start.
  *
  * Ownership and sharing: a struct crypt is single-threaded. For the secure mode, every
  * datagram arriving on one socket owner MUST be opened through ONE object (the server: the
@@ -122,6 +123,12 @@ void crypt_free(struct crypt *c);
 /* Sets which side |c| is on (secure mode: the direction byte it writes and expects; kcptun
  * methods: no effect). */
 void crypt_set_role(struct crypt *c, enum crypt_role role);
+
+/* Tells |c| the wall clock (ms since the Unix epoch) at which this process started receiving.
+ * Secure mode: a sender not yet known is refused if its datagram was sealed before |now_ms|,
+ * which keeps datagrams captured before a restart from opening sessions after it. Call once,
+ * right after crypt_new, with the loop's wall clock. kcptun methods: no effect. */
+void crypt_set_start(struct crypt *c, uint64_t now_ms);
 
 /* The method name |c| was created with (static storage). */
 const char *crypt_method(const struct crypt *c);

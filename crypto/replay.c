@@ -22,6 +22,7 @@ struct replay_table {
     size_t count;               /* used slots */
     size_t max_senders;         /* bound on count */
     uint64_t tolerance_ms;      /* new-sender time tolerance */
+    uint64_t floor_ms;          /* new senders must have time_ms >= floor_ms */
 };
 
 struct replay_table *replay_new(size_t max_senders, uint64_t tolerance_ms)
@@ -40,6 +41,11 @@ void replay_free(struct replay_table *t)
         return;
     free(t->slots);
     free(t);
+}
+
+void replay_set_floor(struct replay_table *t, uint64_t floor_ms)
+{
+    t->floor_ms = floor_ms;
 }
 
 size_t replay_count(const struct replay_table *t)
@@ -108,7 +114,7 @@ static int rebuild(struct replay_table *t, size_t cap, uint64_t now_ms)
 static bool time_is_fresh(const struct replay_table *t, uint64_t time_ms, uint64_t now_ms)
 {
     uint64_t d = time_ms > now_ms ? time_ms - now_ms : now_ms - time_ms;
-    return d <= t->tolerance_ms;
+    return d <= t->tolerance_ms && time_ms >= t->floor_ms;
 }
 
 /* Makes room for one more entry. Returns REPLAY_OK, REPLAY_FULL or REPLAY_NOMEM. */

@@ -42,6 +42,10 @@ void replay_free(struct replay_table *t);
 enum replay_verdict replay_accept(struct replay_table *t, uint64_t sender, uint64_t counter,
                                   uint64_t time_ms, uint64_t now_ms);
 
+/* Refuses, from now on, unknown senders whose time_ms is below |floor_ms| (the receiver's
+ * start time: datagrams sealed before it cannot belong to a sender it has accepted). */
+void replay_set_floor(struct replay_table *t, uint64_t floor_ms);
+
 /* Number of sender entries held. */
 size_t replay_count(const struct replay_table *t);
 

@@ -28,8 +28,6 @@ struct secure {
     uint8_t dir_out;             /* direction byte we write */
     uint8_t dir_in;              /* direction byte we accept */
     struct replay_table *replay; /* peers' windows, keyed by their sender ids */
-    crypt_rng_fn *rng;           /* nonce source */
-    void *rng_user;              /* its argument */
 };
 
 struct secure *secure_new(const uint8_t key[static CRYPT_KEY_LEN], crypt_rng_fn *rng,
@@ -45,8 +43,6 @@ struct secure *secure_new(const uint8_t key[static CRYPT_KEY_LEN], crypt_rng_fn 
         goto out;
     }
     memcpy(s->key, key, CRYPT_KEY_LEN);
-    s->rng = rng;
-    s->rng_user = rng_user;
     uint8_t id[8];
     rng(rng_user, id, sizeof(id));
     s->sender_id = (uint64_t)rd_u32le(id) | (uint64_t)rd_u32le(id + 4) << 32;
@@ -71,6 +67,11 @@ void secure_set_role(struct secure *s, enum crypt_role role)
     s->dir_in = server ? SECURE_DIR_TO_SERVER : SECURE_DIR_TO_CLIENT;
 }
 
+void secure_set_start(struct secure *s, uint64_t start_ms)
+{
+    replay_set_floor(s->replay, start_ms);
+}
+
 static uint8_t *put_u64le(uint8_t *p, uint64_t v)
 {
     return put_u32le(put_u32le(p, (uint32_t)v), (uint32_t)(v >> 32));
@@ -86,7 +87,6 @@ size_t secure_seal(struct secure *s, uint8_t *buf, size_t payload_len, uint64_t 
     size_t boxed = SECURE_INNER_LEN + payload_len;
     uint8_t *p = buf + SECURE_NONCE_LEN;
 
-    s->rng(s->rng_user, buf, SECURE_NONCE_LEN);
     p = put_u64le(p, s->sender_id);
     p = put_u64le(p, s->counter++);
     p = put_u32le(p, (uint32_t)now_ms);

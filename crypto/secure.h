@@ -25,8 +25,8 @@
 /* Per-object secure state: key, own sender id and counter, peer replay table. */
 struct secure;
 
-/* Creates the state for the Argon2id-derived |key|; draws the sender id from |rng|. Returns
- * NULL on ERR_NOMEM. */
+/* Creates the state for the Argon2id-derived |key|; draws the sender id from |rng| (only
+ * here: nonces come from the caller). Returns NULL on ERR_NOMEM. */
 struct secure *secure_new(const uint8_t key[static CRYPT_KEY_LEN], crypt_rng_fn *rng,
                           void *rng_user);
 
@@ -36,8 +36,11 @@ void secure_free(struct secure *s);
 /* Sets the direction |s| writes and the opposite one it accepts. */
 void secure_set_role(struct secure *s, enum crypt_role role);
 
-/* Seals the |payload_len| bytes at buf + CRYPT_SECURE_HEAD_LEN in place (the caller checked
- * the room). Returns the datagram length. */
+/* Refuses new senders whose datagrams were sealed before |start_ms| (crypt_set_start). */
+void secure_set_start(struct secure *s, uint64_t start_ms);
+
+/* Seals the |payload_len| bytes at buf + CRYPT_SECURE_HEAD_LEN in place; the caller has put a
+ * fresh random nonce in buf[0..24) and checked the room. Returns the datagram length. */
 size_t secure_seal(struct secure *s, uint8_t *buf, size_t payload_len, uint64_t now_ms);
 
 /* Opens |len| bytes at |buf| in place, counting drops in |st|. Returns the payload length

