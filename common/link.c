@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: MIT */
+/* One KCP session's datagram stack: KCP + FEC + crypt, composed without any I/O. */
+#include "common/link.h"
+
+#include "common/err.h"
+#include "common/wire.h"
+#include "crypto/crypt.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct link {
+    struct kcp *kcp;
+    struct fec_encoder *enc;
+    struct fec_decoder *dec;
+    struct crypt *crypt;        /* borrowed */
+    link_output_fn *out;
+    void *out_user;
+    struct link_config cfg;
+    uint64_t now_ms;            /* time of the call in progress (seal needs it in callbacks) */
+    struct link_stats st;
+    size_t head;                /* crypt head bytes */
+    uint8_t dgram[CRYPT_MAX_DATAGRAM + CRYPT_MAX_TAIL_LEN]; /* sealing scratch */
+};
+
+void link_config_default(struct link_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->data_shards = 10;
+    cfg->parity_shards = 3;
+    cfg->mtu = 1350;
+    cfg->sndwnd = 128;
+    cfg->rcvwnd = 512;
+    cfg->nodelay = 0;
+    cfg->interval_ms = 30;
+    cfg->resend = 2;
+    cfg->nc = 1;
+}
+
+static uint64_t wall_ms(const struct link *l)
+{
+    return (uint64_t)((int64_t)l->now_ms + l->cfg.wall_offset_ms);
+}
+
+/* FEC emitted one FEC-layer packet (or a plain KCP packet without FEC): seal and send it. */
+static int emit_sealed(void *user, const uint8_t *pkt, size_t len)
+{
+    struct link *l = user;
+    size_t cap = sizeof(l->dgram);
+    if (l->head + len > cap) {
+        l->st.seal_errs++;
+        return ERR_TOOBIG;
+    }
+    memcpy(l->dgram + l->head, pkt, len);
+    ssize_t n = crypt_seal(l->crypt, l->dgram, len, cap, wall_ms(l));
+    if (n < 0) {
+        l->st.seal_errs++;
+        return (int)n;
+    }
+    if (len >= 6 && fec_is_fec_packet(pkt, len) && rd_u16le(pkt + 4) == FEC_TYPE_PARITY)
+        l->st.fec_parity_out++;
+    l->st.out_pkts++;
+    l->st.out_bytes += (uint64_t)n;
+    l->out(l->out_user, l->dgram, (size_t)n);
+    return 0;
+}
+
+static void kcp_output(void *user, const uint8_t *pkt, size_t len)
+{
+    struct link *l = user;
+    fec_encoder_encode(l->enc, pkt, len, emit_sealed, l);
+}
+
+static int deliver_kcp(void *user, const uint8_t *pkt, size_t len, bool recovered)
+{
+    struct link *l = user;
+    return kcp_input(l->kcp, pkt, len, !recovered, l->now_ms);
+}
+
+static void fec_log(void *user, const char *msg)
+{
+    struct link *l = user;
+    if (l->cfg.log)
+        l->cfg.log(l->cfg.log_user, msg);
+}
+
+struct link *link_new(uint32_t conv, const struct link_config *cfg, struct crypt *crypt,
+                      link_output_fn *out, void *user, int *err)
+{
+    int rc = ERR_NOMEM;
+    struct link *l = calloc(1, sizeof(*l));
+    if (!l)
+        goto out;
+    l->cfg = *cfg;
+    l->crypt = crypt;
+    l->out = out;
+    l->out_user = user;
+    l->head = crypt_head_len(crypt);
+
+    bool fec_on = cfg->data_shards > 0 && cfg->parity_shards > 0;
+    if (fec_on && cfg->data_shards + cfg->parity_shards > FEC_MAX_SHARDS) {
+        rc = ERR_INVAL;
+        goto out;
+    }
+    l->enc = fec_encoder_new(cfg->data_shards, cfg->parity_shards);
+    l->dec = fec_decoder_new(cfg->data_shards, cfg->parity_shards, fec_log, l);
+    l->kcp = kcp_new(conv, kcp_output, l);
+    if (!l->enc || !l->dec || !l->kcp)
+        goto out;
+
+    size_t reserve = l->head + crypt_tail_len(crypt) + fec_encoder_header_len(l->enc);
+    size_t mtu = cfg->mtu > CRYPT_MAX_DATAGRAM ? CRYPT_MAX_DATAGRAM : cfg->mtu;
+    if (mtu < reserve + KCP_MTU_MIN || kcp_set_mtu(l->kcp, mtu - reserve) != 0) {
+        rc = ERR_INVAL;
+        goto out;
+    }
+    kcp_set_stream(l->kcp, !cfg->message_mode);
+    kcp_set_nodelay(l->kcp, cfg->nodelay, cfg->interval_ms, cfg->resend, cfg->nc);
+    if (kcp_set_window(l->kcp, cfg->sndwnd, cfg->rcvwnd) != 0)
+        goto out;
+    kcp_set_ack_nodelay(l->kcp, cfg->ack_nodelay);
+    rc = 0;
+out:
+    if (rc) {
+        link_free(l);
+        l = NULL;
+    }
+    if (err)
+        *err = rc;
+    return l;
+}
+
+void link_free(struct link *l)
+{
+    if (!l)
+        return;
+    kcp_free(l->kcp);
+    fec_encoder_free(l->enc);
+    fec_decoder_free(l->dec);
+    free(l);
+}
+
+int link_input(struct link *l, uint8_t *dgram, size_t len, uint64_t now_ms)
+{
+    const uint8_t *payload;
+    l->now_ms = now_ms;
+    ssize_t n = crypt_open(l->crypt, dgram, len, wall_ms(l), &payload);
+    if (n < 0) {
+        l->st.in_pkts++;
+        l->st.in_bytes += len;
+        l->st.in_errs++;
+        return ERR_AUTH;
+    }
+    return link_input_payload(l, payload, (size_t)n, now_ms);
+}
+
+int link_input_payload(struct link *l, const uint8_t *payload, size_t len, uint64_t now_ms)
+{
+    l->now_ms = now_ms;
+    l->st.in_pkts++;
+    l->st.in_bytes += len;
+    int rc = fec_decoder_input(l->dec, payload, len, now_ms, deliver_kcp, l);
+    if (rc == ERR_PROTO || rc == ERR_TOOBIG) {
+        l->st.in_errs++;
+        return ERR_PROTO;
+    }
+    return 0;
+}
+
+int link_peek(const uint8_t *payload, size_t len, uint32_t *conv, uint32_t *sn,
+              bool *is_parity)
+{
+    size_t off = 0;
+    *is_parity = false;
+    if (fec_is_fec_packet(payload, len)) {
+        if (rd_u16le(payload + 4) == FEC_TYPE_PARITY) {
+            *is_parity = true;
+            return 0;
+        }
+        off = FEC_HEADER_LEN;
+    }
+    if (len < off + KCP_OVERHEAD)
+        return ERR_PROTO;
+    *conv = rd_u32le(payload + off);
+    *sn = rd_u32le(payload + off + 12);
+    return 0;
+}
+
+int link_send(struct link *l, const uint8_t *data, size_t len)
+{
+    return kcp_send(l->kcp, data, len);
+}
+
+size_t link_send_room(const struct link *l)
+{
+    return kcp_send_room(l->kcp);
+}
+
+size_t link_wait_snd(const struct link *l)
+{
+    return kcp_wait_snd(l->kcp);
+}
+
+ssize_t link_recv(struct link *l, uint8_t *buf, size_t cap)
+{
+    return kcp_recv(l->kcp, buf, cap);
+}
+
+size_t link_recv_avail(const struct link *l)
+{
+    return kcp_recv_avail(l->kcp);
+}
+
+void link_flush(struct link *l, uint64_t now_ms)
+{
+    l->now_ms = now_ms;
+    kcp_flush(l->kcp, now_ms);
+}
+
+uint64_t link_next_deadline(const struct link *l, uint64_t now_ms)
+{
+    return kcp_next_deadline(l->kcp, now_ms);
+}
+
+void link_tick(struct link *l, uint64_t now_ms)
+{
+    l->now_ms = now_ms;
+    kcp_tick(l->kcp, now_ms);
+}
+
+void link_set_wall_offset(struct link *l, int64_t wall_offset_ms)
+{
+    l->cfg.wall_offset_ms = wall_offset_ms;
+}
+
+uint32_t link_conv(const struct link *l)
+{
+    return kcp_conv(l->kcp);
+}
+
+bool link_is_dead(const struct link *l)
+{
+    return kcp_is_dead(l->kcp);
+}
+
+uint32_t link_srtt(const struct link *l)
+{
+    return kcp_srtt(l->kcp);
+}
+
+uint32_t link_rto(const struct link *l)
+{
+    return kcp_rto(l->kcp);
+}
+
+void link_get_stats(const struct link *l, struct link_stats *out)
+{
+    *out = l->st;
+    kcp_get_stats(l->kcp, &out->kcp);
+    out->fec = *fec_decoder_stats(l->dec);
+}
