@@ -1,0 +1,1199 @@
+/* SPDX-License-Identifier: MIT */
+/* Command line (getopt_long_only over one option table), JSON file, mode table, validation. */
+#include "common/config.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define ROLE_C (1u << CONFIG_CLIENT)
+#define ROLE_S (1u << CONFIG_SERVER)
+#define ROLE_ALL (ROLE_C | ROLE_S)
+
+#define DEFAULT_KEY "it's a secrect" /* sic: kcptun's spelling, part of the default */
+#define JSON_FILE_MAX (1 << 20)      /* refuse bigger config files */
+#define JSON_SAFE_INT 9007199254740992.0 /* 2^53: larger doubles are not exact integers */
+
+enum opt_type {
+    OPT_STR,     /* string copied into a char array */
+    OPT_INT,     /* Go integer literal into an int */
+    OPT_I64,     /* Go integer literal into an int64_t */
+    OPT_BOOL,    /* flag alone = true; "--x=false" form accepted */
+    OPT_LEVEL,   /* log level name into an int */
+    OPT_FILE,    /* -c: JSON file, loaded after the other flags */
+    OPT_HELP,    /* --help, -h */
+    OPT_VERSION, /* --version, -v */
+};
+
+enum opt_section {
+    SEC_MAIN,   /* kcptun's visible flags */
+    SEC_MANUAL, /* kcptun's hidden manual-mode knobs */
+    SEC_KTUN,   /* ktun extras */
+};
+
+struct opt_desc {
+    const char *name;     /* long flag name, also the JSON key (NULL: not in JSON) */
+    const char *alias;    /* second long name (--ds, --ps), or NULL */
+    char letter;          /* one-letter form, or 0 */
+    uint8_t roles;        /* ROLE_* mask */
+    uint8_t type;         /* enum opt_type */
+    uint8_t section;      /* enum opt_section, for --help */
+    uint16_t offset;      /* field in struct config */
+    uint16_t size;        /* field size (strings: capacity including the NUL) */
+    const char *metavar;  /* value placeholder in --help, NULL for booleans */
+    const char *help;     /* one-line description */
+};
+
+#define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define NOFIELD 0, 0
+
+/* The one option table: getopt's table, the JSON keys and --help are all derived from it. */
+static const struct opt_desc opts[] = {
+    {"localaddr", NULL, 'l', ROLE_C, OPT_STR, SEC_MAIN, FIELD(localaddr), "ADDR",
+     "local TCP listen address"},
+    {"remoteaddr", NULL, 'r', ROLE_C, OPT_STR, SEC_MAIN, FIELD(remoteaddr), "ADDR",
+     "kcp server address"},
+    {"listen", NULL, 'l', ROLE_S, OPT_STR, SEC_MAIN, FIELD(listen), "ADDR",
+     "kcp server listen address"},
+    {"target", NULL, 't', ROLE_S, OPT_STR, SEC_MAIN, FIELD(target), "ADDR",
+     "target host:port, or a Unix socket path starting with / or ."},
+    {"key", NULL, 0, ROLE_ALL, OPT_STR, SEC_MAIN, FIELD(key), "KEY",
+     "pre-shared secret between client and server (env KCPTUN_KEY)"},
+    {"crypt", NULL, 0, ROLE_ALL, OPT_STR, SEC_MAIN, FIELD(crypt), "METHOD",
+     "aes, aes-128, aes-192, salsa20, blowfish, twofish, cast5, 3des, tea, xtea, xor, sm4, "
+     "none, xsalsa20-poly1305 (ktun only)"},
+    {"mode", NULL, 0, ROLE_ALL, OPT_STR, SEC_MAIN, FIELD(mode), "MODE",
+     "profiles: fast3, fast2, fast, normal, manual"},
+    {"conn", NULL, 0, ROLE_C, OPT_INT, SEC_MAIN, FIELD(conn), "N",
+     "number of UDP connections (KCP sessions) to the server"},
+    {"autoexpire", NULL, 0, ROLE_C, OPT_INT, SEC_MAIN, FIELD(autoexpire_s), "SECONDS",
+     "auto expiration time of a UDP connection, 0 to disable"},
+    {"scavengettl", NULL, 0, ROLE_C, OPT_INT, SEC_MAIN, FIELD(scavengettl_s), "SECONDS",
+     "how long an expired connection can live on"},
+    {"mtu", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(mtu), "BYTES",
+     "maximum transmission unit for UDP packets (50..1500)"},
+    {"sndwnd", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(sndwnd), "N",
+     "send window size (packets)"},
+    {"rcvwnd", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(rcvwnd), "N",
+     "receive window size (packets)"},
+    {"datashard", "ds", 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(datashard), "N",
+     "reed-solomon erasure coding: data shards"},
+    {"parityshard", "ps", 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(parityshard), "N",
+     "reed-solomon erasure coding: parity shards"},
+    {"dscp", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(dscp), "N", "DSCP (6 bits)"},
+    {"nocomp", NULL, 0, ROLE_ALL, OPT_BOOL, SEC_MAIN, FIELD(nocomp), NULL,
+     "disable compression"},
+    {"sockbuf", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(sockbuf), "BYTES",
+     "per-socket buffer"},
+    {"smuxver", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(smuxver), "N",
+     "smux version, 1 or 2"},
+    {"smuxbuf", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(smuxbuf), "BYTES",
+     "overall de-mux buffer"},
+    {"streambuf", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(streambuf), "BYTES",
+     "per-stream receive buffer (smux v2)"},
+    {"keepalive", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(keepalive_s), "SECONDS",
+     "seconds between heartbeats (1..30)"},
+    {"snmplog", NULL, 0, ROLE_ALL, OPT_STR, SEC_MAIN, FIELD(snmplog), "FILE",
+     "collect SNMP counters to a CSV file; Go time layout allowed: ./snmp-20060102.log"},
+    {"snmpperiod", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(snmpperiod_s), "SECONDS",
+     "SNMP collect period"},
+    {"pprof", NULL, 0, ROLE_S, OPT_BOOL, SEC_MAIN, FIELD(pprof), NULL,
+     "accepted for kcptun compatibility and ignored (no Go profiler)"},
+    {"log", NULL, 0, ROLE_ALL, OPT_STR, SEC_MAIN, FIELD(log), "FILE",
+     "log file (appended; reopened on SIGHUP), default stderr"},
+    {"quiet", NULL, 0, ROLE_ALL, OPT_BOOL, SEC_MAIN, FIELD(quiet), NULL,
+     "suppress the 'stream open/close' messages"},
+    {"tcp", NULL, 0, ROLE_ALL, OPT_BOOL, SEC_MAIN, FIELD(tcp), NULL,
+     "kcptun's TCP emulation: not supported by ktun (refused)"},
+    {NULL, "c", 'c', ROLE_ALL, OPT_FILE, SEC_MAIN, FIELD(config_file), "FILE",
+     "JSON config file; its keys override the command line"},
+    {"acknodelay", NULL, 0, ROLE_ALL, OPT_BOOL, SEC_MANUAL, FIELD(acknodelay), NULL,
+     "flush ACKs immediately when a packet is received"},
+    {"nodelay", NULL, 0, ROLE_ALL, OPT_INT, SEC_MANUAL, FIELD(nodelay), "0|1",
+     "KCP nodelay"},
+    {"interval", NULL, 0, ROLE_ALL, OPT_INT, SEC_MANUAL, FIELD(interval_ms), "MS",
+     "KCP update interval (10..5000)"},
+    {"resend", NULL, 0, ROLE_ALL, OPT_INT, SEC_MANUAL, FIELD(resend), "N",
+     "KCP fast resend after N duplicate ACKs, 0 = off"},
+    {"nc", NULL, 0, ROLE_ALL, OPT_INT, SEC_MANUAL, FIELD(nc), "0|1",
+     "1 = no congestion control"},
+    {"maxsessions", NULL, 0, ROLE_S, OPT_INT, SEC_KTUN, FIELD(maxsessions), "N",
+     "maximum concurrent KCP sessions"},
+    {"maxstreams", NULL, 0, ROLE_ALL, OPT_INT, SEC_KTUN, FIELD(maxstreams), "N",
+     "maximum streams per session"},
+    {"bufbudget", NULL, 0, ROLE_ALL, OPT_I64, SEC_KTUN, FIELD(bufbudget), "BYTES",
+     "total buffered bytes of the process, all sessions"},
+    {"loglevel", NULL, 0, ROLE_ALL, OPT_LEVEL, SEC_KTUN, FIELD(loglevel), "LEVEL",
+     "error, warn, info or debug"},
+    {"help", NULL, 'h', ROLE_ALL, OPT_HELP, SEC_MAIN, NOFIELD, NULL, "show help"},
+    {"version", NULL, 'v', ROLE_ALL, OPT_VERSION, SEC_MAIN, NOFIELD, NULL,
+     "print the version"},
+};
+
+#define OPT_COUNT ((int)ARRAY_SIZE(opts))
+#define OPT_VAL_BASE 257 /* getopt values: OPT_VAL_BASE + index into opts[] */
+
+static const char *const crypt_names[] = {
+    "aes",  "aes-128", "aes-192", "salsa20", "blowfish", "twofish", "cast5",
+    "3des", "tea",     "xtea",    "xor",     "sm4",      "none",    "xsalsa20-poly1305",
+};
+
+struct mode_row {
+    const char *name;
+    int nodelay, interval_ms, resend, nc;
+};
+
+static const struct mode_row modes[] = {
+    {"normal", 0, 40, 2, 1},
+    {"fast", 0, 30, 2, 1},
+    {"fast2", 1, 20, 2, 1},
+    {"fast3", 1, 10, 2, 1},
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Small helpers */
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Formats the one-line reason into |err| and returns ERR_INVAL. */
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return ERR_INVAL;
+}
+
+static void warn(struct config *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Appends one line to cfg->warnings; lines that do not fit are dropped whole. */
+static void warn(struct config *cfg, const char *fmt, ...)
+{
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    size_t used = strlen(cfg->warnings), n = strlen(line);
+    if (used + n + 2 <= sizeof(cfg->warnings)) {
+        memcpy(cfg->warnings + used, line, n);
+        cfg->warnings[used + n] = '\n';
+        cfg->warnings[used + n + 1] = '\0';
+    }
+}
+
+static bool has_role(const struct opt_desc *o, enum config_role role)
+{
+    return (o->roles & (1u << role)) != 0;
+}
+
+/* The name used in messages: "--mtu", "-c". */
+static void opt_label(const struct opt_desc *o, char *buf, size_t cap)
+{
+    if (o->name)
+        snprintf(buf, cap, "--%s", o->name);
+    else
+        snprintf(buf, cap, "-%c", o->letter);
+}
+
+const char *config_prog_name(enum config_role role)
+{
+    return role == CONFIG_SERVER ? "ktun-server" : "ktun-client";
+}
+
+bool config_crypt_is_known(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(crypt_names); i++)
+        if (strcmp(name, crypt_names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Defaults */
+
+void config_defaults(struct config *cfg, enum config_role role)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->role = role;
+    if (role == CONFIG_CLIENT) {
+        strcpy(cfg->localaddr, ":12948");
+        strcpy(cfg->remoteaddr, "vps:29900");
+        cfg->sndwnd = 128;
+        cfg->rcvwnd = 512;
+    } else {
+        strcpy(cfg->listen, ":29900");
+        strcpy(cfg->target, "127.0.0.1:12948");
+        cfg->sndwnd = 1024;
+        cfg->rcvwnd = 1024;
+    }
+    strcpy(cfg->key, DEFAULT_KEY);
+    strcpy(cfg->crypt, "aes");
+    strcpy(cfg->mode, "fast");
+    cfg->nodelay = 0;
+    cfg->interval_ms = 50;
+    cfg->resend = 0;
+    cfg->nc = 0;
+    cfg->mtu = 1350;
+    cfg->datashard = 10;
+    cfg->parityshard = 3;
+    cfg->sockbuf = 4194304;
+    cfg->conn = 1;
+    cfg->autoexpire_s = 0;
+    cfg->scavengettl_s = 600;
+    cfg->smuxver = 1;
+    cfg->smuxbuf = 4194304;
+    cfg->streambuf = 2097152;
+    cfg->keepalive_s = 10;
+    cfg->snmpperiod_s = 60;
+    cfg->loglevel = LOG_LEVEL_INFO;
+    cfg->maxsessions = 1024;
+    cfg->maxstreams = 4096;
+    cfg->bufbudget = (int64_t)256 << 20;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Value parsing */
+
+static int digit_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A' + 10;
+    return 99;
+}
+
+/* Parses a Go integer literal as strconv.ParseInt(s, 0, 64) does: optional sign, 0x/0o/0b
+ * prefixes, a leading 0 for octal, '_' between digits. Returns 0 or ERR_INVAL. */
+static int parse_go_int(const char *s, int64_t *out)
+{
+    bool neg = false;
+    int base = 10;
+    uint64_t v = 0, limit;
+    bool any = false;      /* a digit was seen */
+    bool us_ok = false;    /* an '_' may come next: after a digit or a base prefix */
+
+    if (*s == '+' || *s == '-')
+        neg = *s++ == '-';
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+        base = 16, s += 2, us_ok = true;
+    else if (s[0] == '0' && (s[1] == 'o' || s[1] == 'O'))
+        base = 8, s += 2, us_ok = true;
+    else if (s[0] == '0' && (s[1] == 'b' || s[1] == 'B'))
+        base = 2, s += 2, us_ok = true;
+    else if (s[0] == '0' && s[1] != '\0')
+        base = 8, s += 1, any = true, us_ok = true;
+    limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; *s; s++) {
+        if (*s == '_') {
+            if (!us_ok)
+                return ERR_INVAL;
+            us_ok = false;
+            continue;
+        }
+        int d = digit_value(*s);
+        if (d >= base)
+            return ERR_INVAL;
+        if (v > (limit - (uint64_t)d) / (uint64_t)base)
+            return ERR_INVAL;
+        v = v * (uint64_t)base + (uint64_t)d;
+        any = true;
+        us_ok = true;
+    }
+    if (!any || s[-1] == '_')
+        return ERR_INVAL;
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return 0;
+}
+
+/* strconv.ParseBool's spellings. Returns 0 or ERR_INVAL. */
+static int parse_go_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"1", "t", "T", "true", "TRUE", "True"};
+    static const char *const no[] = {"0", "f", "F", "false", "FALSE", "False"};
+    for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+        if (strcmp(s, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcmp(s, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return ERR_INVAL;
+}
+
+static int set_string(struct config *cfg, const struct opt_desc *o, const char *v,
+                      const char *label, char *err, size_t errlen)
+{
+    size_t n = strlen(v);
+    if (n >= o->size)
+        return fail(err, errlen, "%s: value too long (%zu bytes, at most %u)", label, n,
+                    (unsigned)o->size - 1);
+    memcpy((char *)cfg + o->offset, v, n + 1);
+    return 0;
+}
+
+static int set_int64(struct config *cfg, const struct opt_desc *o, int64_t v, const char *label,
+                     const char *text, char *err, size_t errlen)
+{
+    if (o->type == OPT_INT) {
+        if (v < INT_MIN || v > INT_MAX)
+            return fail(err, errlen, "%s: %s is out of range", label, text);
+        int iv = (int)v;
+        memcpy((char *)cfg + o->offset, &iv, sizeof(iv));
+    } else {
+        memcpy((char *)cfg + o->offset, &v, sizeof(v));
+    }
+    return 0;
+}
+
+static void set_bool(struct config *cfg, const struct opt_desc *o, bool v)
+{
+    memcpy((char *)cfg + o->offset, &v, sizeof(v));
+}
+
+static int set_level(struct config *cfg, const struct opt_desc *o, const char *v,
+                     const char *label, char *err, size_t errlen)
+{
+    int level = log_level_parse(v);
+    if (level < 0)
+        return fail(err, errlen, "%s: unknown level '%s' (error, warn, info, debug)", label, v);
+    memcpy((char *)cfg + o->offset, &level, sizeof(level));
+    return 0;
+}
+
+/* Stores the command-line text |v| (NULL for a bare boolean flag) into option |o|. */
+static int set_from_text(struct config *cfg, const struct opt_desc *o, const char *v, char *err,
+                         size_t errlen)
+{
+    char label[40];
+    int64_t n;
+    bool b = true;
+
+    opt_label(o, label, sizeof(label));
+    switch ((enum opt_type)o->type) {
+    case OPT_STR:
+    case OPT_FILE:
+        return set_string(cfg, o, v, label, err, errlen);
+    case OPT_INT:
+    case OPT_I64:
+        if (parse_go_int(v, &n) < 0)
+            return fail(err, errlen, "%s: invalid value '%s' (not an integer)", label, v);
+        return set_int64(cfg, o, n, label, v, err, errlen);
+    case OPT_BOOL:
+        if (v && parse_go_bool(v, &b) < 0)
+            return fail(err, errlen, "%s: invalid value '%s' (true or false)", label, v);
+        set_bool(cfg, o, b);
+        return 0;
+    case OPT_LEVEL:
+        return set_level(cfg, o, v, label, err, errlen);
+    case OPT_HELP:
+    case OPT_VERSION:
+        return 0;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Command line */
+
+/* Finds the option spelled |name| (|len| bytes: a long name, alias or letter) for |role|.
+ * Returns its index, or -1; |other_role| is set when the name belongs to the other role. */
+static int find_opt(const char *name, size_t len, enum config_role role, bool *other_role)
+{
+    *other_role = false;
+    for (int i = 0; i < OPT_COUNT; i++) {
+        const struct opt_desc *o = &opts[i];
+        bool match = (o->name && strlen(o->name) == len && memcmp(o->name, name, len) == 0) ||
+                     (o->alias && strlen(o->alias) == len && memcmp(o->alias, name, len) == 0) ||
+                     (o->letter && len == 1 && name[0] == o->letter);
+        if (!match)
+            continue;
+        if (has_role(o, role))
+            return i;
+        *other_role = true;
+    }
+    return -1;
+}
+
+static bool takes_value(const struct opt_desc *o)
+{
+    return o->type == OPT_STR || o->type == OPT_INT || o->type == OPT_I64 ||
+           o->type == OPT_LEVEL || o->type == OPT_FILE;
+}
+
+/* Explains a stray positional argument |arg| that follows |prev| (may be NULL). */
+static int stray_argument(const char *prev, const char *arg, enum config_role role, char *err,
+                          size_t errlen)
+{
+    bool dummy, b;
+    if (prev && prev[0] == '-' && parse_go_bool(arg, &b) == 0) {
+        const char *name = prev + (prev[1] == '-' ? 2 : 1);
+        int i = find_opt(name, strlen(name), role, &dummy);
+        if (i >= 0 && opts[i].type == OPT_BOOL)
+            return fail(err, errlen,
+                        "unexpected argument '%s': boolean flags take no separate value "
+                        "(write %s=%s)", arg, prev, arg);
+    }
+    return fail(err, errlen, "unexpected argument '%s' (%s takes no positional arguments)", arg,
+                config_prog_name(role));
+}
+
+/* True if |a| spells one of |role|'s flags ("--key", "-mtu=5"): Go would take it as the
+ * previous flag's value, but it is almost surely a forgotten value. */
+static bool looks_like_flag(const char *a, enum config_role role)
+{
+    bool other;
+    if (a[0] != '-' || a[1] == '\0')
+        return false;
+    const char *name = a + (a[1] == '-' ? 2 : 1);
+    size_t len = strcspn(name, "=");
+    return len > 0 && find_opt(name, len, role, &other) >= 0;
+}
+
+/*
+ * Checks every flag spelling before getopt sees it. getopt_long_only would also accept
+ * abbreviations ("--loc") and glued short values ("-l:1"), neither of which Go's flag package
+ * takes, and its messages name no role. After this pass getopt only meets exact names, each
+ * with its value. Returns CONFIG_OK, CONFIG_HELP (the "help" command) or ERR_INVAL.
+ */
+static int prescan(int argc, char **argv, enum config_role role, char *err, size_t errlen)
+{
+    const char *prev = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-' || a[1] == '\0') {
+            if (i == 1 && (strcmp(a, "help") == 0 || strcmp(a, "h") == 0))
+                return CONFIG_HELP;
+            return stray_argument(prev, a, role, err, errlen);
+        }
+        if (strcmp(a, "--") == 0) {
+            if (i + 1 < argc)
+                return stray_argument(NULL, argv[i + 1], role, err, errlen);
+            return CONFIG_OK;
+        }
+        const char *name = a + (a[1] == '-' ? 2 : 1);
+        const char *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        bool other;
+        if (len == 0)
+            return fail(err, errlen, "bad flag syntax '%s'", a);
+        int k = find_opt(name, len, role, &other);
+        if (k < 0) {
+            if (other)
+                return fail(err, errlen, "flag %.*s is not a %s flag", (int)(len + name - a), a,
+                            config_prog_name(role));
+            return fail(err, errlen, "unknown flag %.*s (see --help)", (int)(len + name - a), a);
+        }
+        const struct opt_desc *o = &opts[k];
+        if (eq && (o->type == OPT_HELP || o->type == OPT_VERSION))
+            return fail(err, errlen, "flag %.*s takes no value", (int)(len + name - a), a);
+        if (takes_value(o) && !eq) {
+            if (i + 1 >= argc || looks_like_flag(argv[i + 1], role))
+                return fail(err, errlen, "flag %s needs a value", a);
+            i++;
+        }
+        prev = a;
+    }
+    return CONFIG_OK;
+}
+
+/* Single-letter long names need NUL-terminated strings: one per letter used in opts[]. */
+static const char *letter_name(char c)
+{
+    static const char *const names[] = {"l", "r", "t", "c", "h", "v"};
+    static const char letters[] = "lrtchv";
+    const char *p = c ? strchr(letters, c) : NULL;
+    return p ? names[p - letters] : NULL;
+}
+
+/* Builds getopt's table from opts[] for |role|: every name, alias and letter becomes a long
+ * option (getopt_long_only then reads "-l", "--l", "-mode" and "--mode" alike). */
+static void build_longopts(struct option *lo, enum config_role role)
+{
+    int n = 0;
+    for (int i = 0; i < OPT_COUNT; i++) {
+        const struct opt_desc *o = &opts[i];
+        if (!has_role(o, role))
+            continue;
+        int has_arg = takes_value(o) ? required_argument
+                      : o->type == OPT_BOOL ? optional_argument : no_argument;
+        const char *names[3] = {o->name, o->alias, letter_name(o->letter)};
+        for (int j = 0; j < 3; j++) {
+            if (!names[j])
+                continue;
+            lo[n].name = names[j];
+            lo[n].has_arg = has_arg;
+            lo[n].flag = NULL;
+            lo[n].val = OPT_VAL_BASE + i;
+            n++;
+        }
+    }
+    memset(&lo[n], 0, sizeof(lo[n]));
+}
+
+int config_parse_args(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    struct option lo[3 * ARRAY_SIZE(opts) + 1];
+    const char *env = getenv("KCPTUN_KEY");
+    int rc, result = CONFIG_OK;
+
+    bool dummy;
+    int key_opt = find_opt("key", 3, cfg->role, &dummy);
+    if (env && set_string(cfg, &opts[key_opt], env, "KCPTUN_KEY", err, errlen) < 0)
+        return ERR_INVAL;
+    rc = prescan(argc, argv, cfg->role, err, errlen);
+    if (rc != CONFIG_OK)
+        return rc;
+    build_longopts(lo, cfg->role);
+    optind = 0; /* glibc: full reinitialisation */
+    opterr = 0;
+    /* A bad value does not stop the loop: --help or --version anywhere still wins. */
+    for (;;) {
+        int c = getopt_long_only(argc, argv, "+:", lo, NULL);
+        if (c == -1)
+            break;
+        char *e = rc == CONFIG_OK ? err : NULL; /* keep the first reason */
+        if (c < OPT_VAL_BASE || c >= OPT_VAL_BASE + OPT_COUNT) {
+            rc = fail(e, errlen, "cannot parse argument %d ('%s')", optind - 1,
+                      argv[optind - 1]);
+            continue;
+        }
+        const struct opt_desc *o = &opts[c - OPT_VAL_BASE];
+        if (o->type == OPT_HELP && result == CONFIG_OK)
+            result = CONFIG_HELP;
+        else if (o->type == OPT_VERSION && result == CONFIG_OK)
+            result = CONFIG_VERSION;
+        else if (set_from_text(cfg, o, optarg, e, errlen) < 0)
+            rc = ERR_INVAL;
+    }
+    if (result != CONFIG_OK)
+        return result;
+    if (rc != CONFIG_OK)
+        return rc;
+    if (cfg->config_file[0] && config_load_json(cfg, cfg->config_file, err, errlen) < 0)
+        return ERR_INVAL;
+    if (config_apply_mode(cfg, err, errlen) < 0)
+        return ERR_INVAL;
+    if (cfg->role == CONFIG_SERVER && cfg->pprof)
+        warn(cfg, "--pprof: ktun has no Go profiler; ignored");
+    if (strcmp(cfg->key, DEFAULT_KEY) == 0)
+        warn(cfg, "--key: using kcptun's built-in default key; set --key or KCPTUN_KEY");
+    return CONFIG_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* JSON file */
+
+static const char *json_type_name(const cJSON *item)
+{
+    if (cJSON_IsString(item))
+        return "a string";
+    if (cJSON_IsNumber(item))
+        return "a number";
+    if (cJSON_IsBool(item))
+        return "a boolean";
+    if (cJSON_IsArray(item))
+        return "an array";
+    if (cJSON_IsObject(item))
+        return "an object";
+    return "null";
+}
+
+/* The option whose JSON key is |key| (case-insensitive, as Go's encoding/json), any role. */
+static const struct opt_desc *find_json_key(const char *key)
+{
+    for (int i = 0; i < OPT_COUNT; i++) {
+        const struct opt_desc *o = &opts[i];
+        if (o->name && o->type != OPT_HELP && o->type != OPT_VERSION &&
+            strcasecmp(o->name, key) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+/* Stores one JSON member |item| of file |path| into |cfg|. */
+static int json_apply(struct config *cfg, const char *path, const cJSON *item, char *err,
+                      size_t errlen)
+{
+    const char *key = item->string;
+    const struct opt_desc *o = find_json_key(key);
+    char label[CONFIG_PATH_MAX + 80];
+
+    if (!o) {
+        warn(cfg, "-c %s: unknown key \"%s\" ignored", path, key);
+        return 0;
+    }
+    if (!has_role(o, cfg->role)) {
+        warn(cfg, "-c %s: key \"%s\" is not a %s setting; ignored", path, key,
+             config_prog_name(cfg->role));
+        return 0;
+    }
+    if (cJSON_IsNull(item))
+        return 0; /* Go leaves the field alone */
+    snprintf(label, sizeof(label), "-c %s: key \"%s\"", path, key);
+    switch ((enum opt_type)o->type) {
+    case OPT_STR:
+    case OPT_LEVEL:
+        if (!cJSON_IsString(item))
+            return fail(err, errlen, "%s: expected a string, got %s", label,
+                        json_type_name(item));
+        if (o->type == OPT_LEVEL)
+            return set_level(cfg, o, item->valuestring, label, err, errlen);
+        return set_string(cfg, o, item->valuestring, label, err, errlen);
+    case OPT_INT:
+    case OPT_I64: {
+        double d = item->valuedouble;
+        char text[64];
+        if (!cJSON_IsNumber(item))
+            return fail(err, errlen, "%s: expected an integer, got %s", label,
+                        json_type_name(item));
+        snprintf(text, sizeof(text), "%.17g", d);
+        if (!(d <= JSON_SAFE_INT && d >= -JSON_SAFE_INT) || d != (double)(int64_t)d)
+            return fail(err, errlen, "%s: expected an integer, got %s", label, text);
+        return set_int64(cfg, o, (int64_t)d, label, text, err, errlen);
+    }
+    case OPT_BOOL:
+        if (!cJSON_IsBool(item))
+            return fail(err, errlen, "%s: expected true or false, got %s", label,
+                        json_type_name(item));
+        set_bool(cfg, o, cJSON_IsTrue(item));
+        return 0;
+    case OPT_FILE:
+    case OPT_HELP:
+    case OPT_VERSION:
+        break;
+    }
+    return 0;
+}
+
+/* Reads at most JSON_FILE_MAX bytes of |path| into a NUL-terminated heap buffer. */
+static int read_text_file(const char *path, char **text, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    int rc = ERR_INVAL;
+
+    if (!f)
+        return fail(err, errlen, "-c %s: %s", path, strerror(errno));
+    buf = malloc(JSON_FILE_MAX + 1);
+    if (!buf) {
+        rc = fail(err, errlen, "-c %s: out of memory", path);
+        goto out;
+    }
+    size_t n = fread(buf, 1, JSON_FILE_MAX + 1, f);
+    if (ferror(f)) {
+        rc = fail(err, errlen, "-c %s: read error", path);
+        goto out;
+    }
+    if (n > JSON_FILE_MAX) {
+        rc = fail(err, errlen, "-c %s: file too big (over %d bytes)", path, JSON_FILE_MAX);
+        goto out;
+    }
+    if (memchr(buf, '\0', n)) {
+        rc = fail(err, errlen, "-c %s: contains a NUL byte (not a JSON text file)", path);
+        goto out;
+    }
+    buf[n] = '\0';
+    *text = buf;
+    *len = n;
+    buf = NULL;
+    rc = 0;
+out:
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+/* Length of the printable start of |p|, at most |max|: error snippets stay on one line. */
+static size_t snippet_len(const char *p, size_t max)
+{
+    size_t n = 0;
+    while (n < max && (unsigned char)p[n] >= ' ' && p[n] != 0x7f)
+        n++;
+    return n;
+}
+
+int config_load_json(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    cJSON *root = NULL;
+    const char *end = NULL;
+    int rc = read_text_file(path, &text, &len, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    root = cJSON_ParseWithOpts(text, &end, 1);
+    if (!root) {
+        size_t off = end && end >= text && end <= text + len ? (size_t)(end - text) : len;
+        int line = 1, col = 1;
+        for (size_t i = 0; i < off; i++, col++)
+            if (text[i] == '\n')
+                line++, col = 0;
+        if (off >= len)
+            rc = fail(err, errlen, "-c %s:%d:%d: JSON syntax error: unexpected end of file",
+                      path, line, col);
+        else
+            rc = fail(err, errlen, "-c %s:%d:%d: JSON syntax error near '%.*s'", path, line,
+                      col, (int)snippet_len(text + off, 12), text + off);
+        goto out;
+    }
+    if (!cJSON_IsObject(root)) {
+        rc = fail(err, errlen, "-c %s: the top level must be a JSON object, not %s", path,
+                  json_type_name(root));
+        goto out;
+    }
+    for (const cJSON *it = root->child; it; it = it->next) {
+        rc = json_apply(cfg, path, it, err, errlen);
+        if (rc < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    free(text);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Mode table */
+
+static const struct mode_row *find_mode(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(modes); i++)
+        if (strcmp(name, modes[i].name) == 0)
+            return &modes[i];
+    return NULL;
+}
+
+int config_apply_mode(struct config *cfg, char *err, size_t errlen)
+{
+    const struct mode_row *m = find_mode(cfg->mode);
+    if (m) {
+        cfg->nodelay = m->nodelay;
+        cfg->interval_ms = m->interval_ms;
+        cfg->resend = m->resend;
+        cfg->nc = m->nc;
+        return 0;
+    }
+    if (strcmp(cfg->mode, "manual") == 0)
+        return 0;
+    return fail(err, errlen, "--mode: unknown mode '%s' (fast3, fast2, fast, normal, manual)",
+                cfg->mode);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Addresses */
+
+static bool is_service_name(const char *p)
+{
+    size_t n = strlen(p);
+    if (n == 0 || n > 31 || !isalpha((unsigned char)p[0]))
+        return false;
+    for (; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+            return false;
+    return true;
+}
+
+/* Checks the port text |p| of address |s|: decimal 0..65535 or a service name. */
+static int check_port(const char *s, const char *p, char *err, size_t errlen)
+{
+    if (*p == '\0')
+        return fail(err, errlen, "address '%s': missing port (want host:port)", s);
+    if (strspn(p, "0123456789") == strlen(p)) {
+        const char *q = p + strspn(p, "0"); /* leading zeros are fine, as in Go */
+        if (strlen(q) > 5 || atoi(q) > 65535)
+            return fail(err, errlen, "address '%s': port %s is out of range 0..65535", s, p);
+        return 0;
+    }
+    if (!is_service_name(p))
+        return fail(err, errlen, "address '%s': bad port '%s'", s, p);
+    return 0;
+}
+
+int config_parse_addr(const char *s, char *host, size_t hostlen, char *port, size_t portlen,
+                      char *err, size_t errlen)
+{
+    const char *h, *hend, *p;
+
+    if (s == NULL || *s == '\0')
+        return fail(err, errlen, "empty address (want host:port)");
+    if (s[0] == '[') {
+        h = s + 1;
+        hend = strchr(h, ']');
+        if (!hend)
+            return fail(err, errlen, "address '%s': missing ']'", s);
+        if (hend == h)
+            return fail(err, errlen, "address '%s': empty host in brackets", s);
+        if (hend[1] != ':')
+            return fail(err, errlen, "address '%s': missing port after ']' (want [host]:port)",
+                        s);
+        p = hend + 2;
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (!colon)
+            return fail(err, errlen, "address '%s': missing port (want host:port)", s);
+        if (memchr(s, ':', (size_t)(colon - s)))
+            return fail(err, errlen,
+                        "address '%s': too many colons (write IPv6 as [::1]:29900)", s);
+        h = s;
+        hend = colon;
+        p = colon + 1;
+    }
+    for (const char *q = h; q < hend; q++) {
+        unsigned char c = (unsigned char)*q;
+        if (c <= ' ' || c == 0x7f || c == '[' || c == ']' || c == '/')
+            return fail(err, errlen, "address '%s': bad character in host", s);
+    }
+    if (check_port(s, p, err, errlen) < 0)
+        return ERR_INVAL;
+    if ((size_t)(hend - h) >= hostlen || strlen(p) >= portlen)
+        return fail(err, errlen, "address '%s': too long", s);
+    memcpy(host, h, (size_t)(hend - h));
+    host[hend - h] = '\0';
+    strcpy(port, p);
+    return 0;
+}
+
+bool config_target_is_unix(const struct config *cfg)
+{
+    return cfg->target[0] == '/' || cfg->target[0] == '.';
+}
+
+/* Validates address |s| given by |flag|; |connect| refuses port 0 (only a listener may ask
+ * the kernel for an ephemeral port). */
+static int check_addr(const char *flag, const char *s, bool connect, char *err, size_t errlen)
+{
+    char host[CONFIG_ADDR_MAX], port[32], why[CONFIG_ERR_MAX];
+    if (config_parse_addr(s, host, sizeof(host), port, sizeof(port), why, sizeof(why)) < 0)
+        return fail(err, errlen, "%s: %s", flag, why);
+    if (connect && strspn(port, "0") == strlen(port))
+        return fail(err, errlen, "%s: address '%s': port 0 cannot be connected to", flag, s);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Validation */
+
+static int check_range(const char *flag, int64_t v, int64_t lo, int64_t hi, const char *why,
+                       char *err, size_t errlen)
+{
+    if (v >= lo && v <= hi)
+        return 0;
+    return fail(err, errlen, "%s: %lld is out of range %lld..%lld%s%s%s", flag, (long long)v,
+                (long long)lo, (long long)hi, why ? " (" : "", why ? why : "", why ? ")" : "");
+}
+
+static int validate_client(const struct config *cfg, char *err, size_t errlen)
+{
+    if (check_addr("--localaddr", cfg->localaddr, false, err, errlen) < 0 ||
+        check_addr("--remoteaddr", cfg->remoteaddr, true, err, errlen) < 0 ||
+        check_range("--conn", cfg->conn, 1, 65535, NULL, err, errlen) < 0 ||
+        check_range("--autoexpire", cfg->autoexpire_s, 0, INT_MAX, "0 disables", err,
+                    errlen) < 0 ||
+        check_range("--scavengettl", cfg->scavengettl_s, 0, INT_MAX, NULL, err, errlen) < 0)
+        return ERR_INVAL;
+    return 0;
+}
+
+static int validate_server(const struct config *cfg, char *err, size_t errlen)
+{
+    if (check_addr("--listen", cfg->listen, false, err, errlen) < 0)
+        return ERR_INVAL;
+    if (config_target_is_unix(cfg)) {
+        if (strlen(cfg->target) > 107)
+            return fail(err, errlen, "--target: Unix socket path longer than 107 bytes");
+    } else {
+        char why[CONFIG_ERR_MAX];
+        if (check_addr("--target", cfg->target, true, why, sizeof(why)) < 0)
+            return fail(err, errlen, "%s; Unix socket paths start with / or .", why);
+    }
+    return check_range("--maxsessions", cfg->maxsessions, 1, 1 << 20, NULL, err, errlen);
+}
+
+/* KCP and FEC knobs: the ranges kcp-go 5.6.1 honours instead of clamping or ignoring. */
+static int validate_kcp(const struct config *cfg, char *err, size_t errlen)
+{
+    if (!find_mode(cfg->mode) && strcmp(cfg->mode, "manual") != 0)
+        return fail(err, errlen, "--mode: unknown mode '%s' (fast3, fast2, fast, normal, manual)",
+                    cfg->mode);
+    if (check_range("--nodelay", cfg->nodelay, 0, 1, NULL, err, errlen) < 0 ||
+        check_range("--interval", cfg->interval_ms, 10, 5000, "kcp-go clamps to this", err,
+                    errlen) < 0 ||
+        check_range("--resend", cfg->resend, 0, INT_MAX, "0 disables", err, errlen) < 0 ||
+        check_range("--nc", cfg->nc, 0, 1, NULL, err, errlen) < 0 ||
+        check_range("--mtu", cfg->mtu, 50, 1500, "kcp-go ignores other values", err,
+                    errlen) < 0 ||
+        check_range("--sndwnd", cfg->sndwnd, 1, 65535, "windows travel as 16-bit fields", err,
+                    errlen) < 0 ||
+        check_range("--rcvwnd", cfg->rcvwnd, 1, 65535, "windows travel as 16-bit fields", err,
+                    errlen) < 0 ||
+        check_range("--datashard", cfg->datashard, 0, 255, NULL, err, errlen) < 0 ||
+        check_range("--parityshard", cfg->parityshard, 0, 255, NULL, err, errlen) < 0 ||
+        check_range("--dscp", cfg->dscp, 0, 63, "6 bits", err, errlen) < 0 ||
+        check_range("--sockbuf", cfg->sockbuf, 1, INT_MAX, NULL, err, errlen) < 0)
+        return ERR_INVAL;
+    if (cfg->datashard + cfg->parityshard > 256)
+        return fail(err, errlen,
+                    "--datashard/--parityshard: %d + %d shards exceed 256 (Reed-Solomon limit)",
+                    cfg->datashard, cfg->parityshard);
+    return 0;
+}
+
+static int validate_smux(const struct config *cfg, char *err, size_t errlen)
+{
+    if (check_range("--smuxver", cfg->smuxver, 1, 2, NULL, err, errlen) < 0 ||
+        check_range("--smuxbuf", cfg->smuxbuf, 1, INT_MAX, NULL, err, errlen) < 0 ||
+        check_range("--streambuf", cfg->streambuf, 1, INT_MAX, NULL, err, errlen) < 0 ||
+        check_range("--keepalive", cfg->keepalive_s, 1, 30,
+                    "the peer's timeout is 30 s; kcptun refuses sessions beyond it", err,
+                    errlen) < 0)
+        return ERR_INVAL;
+    if (cfg->streambuf > cfg->smuxbuf)
+        return fail(err, errlen, "--streambuf: %d is larger than --smuxbuf %d (smux refuses it)",
+                    cfg->streambuf, cfg->smuxbuf);
+    return 0;
+}
+
+static int validate_misc(const struct config *cfg, char *err, size_t errlen)
+{
+    if (cfg->snmplog[0] &&
+        check_range("--snmpperiod", cfg->snmpperiod_s, 1, INT_MAX, NULL, err, errlen) < 0)
+        return ERR_INVAL;
+    if (check_range("--loglevel", cfg->loglevel, 0, LOG_LEVEL_COUNT - 1, NULL, err, errlen) < 0 ||
+        check_range("--maxstreams", cfg->maxstreams, 1, 1 << 20, NULL, err, errlen) < 0 ||
+        check_range("--bufbudget", cfg->bufbudget, cfg->smuxbuf, (int64_t)1 << 40,
+                    "at least --smuxbuf", err, errlen) < 0)
+        return ERR_INVAL;
+    if (cfg->tcp)
+        return fail(err, errlen, "--tcp: kcptun's TCP emulation (tcpraw) is not supported by "
+                                 "ktun; use the default UDP transport");
+    return 0;
+}
+
+int config_validate(const struct config *cfg, char *err, size_t errlen)
+{
+    if (cfg->role == CONFIG_CLIENT ? validate_client(cfg, err, errlen) < 0
+                                   : validate_server(cfg, err, errlen) < 0)
+        return ERR_INVAL;
+    if (!config_crypt_is_known(cfg->crypt))
+        return fail(err, errlen,
+                    "--crypt: unknown method '%s' (aes, aes-128, aes-192, salsa20, blowfish, "
+                    "twofish, cast5, 3des, tea, xtea, xor, sm4, none, xsalsa20-poly1305)",
+                    cfg->crypt);
+    if (validate_kcp(cfg, err, errlen) < 0 || validate_smux(cfg, err, errlen) < 0 ||
+        validate_misc(cfg, err, errlen) < 0)
+        return ERR_INVAL;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Help, version, startup */
+
+#define HELP_COL 32  /* descriptions start here */
+#define HELP_WIDTH 99
+
+/* Writes |text| from column |col| on, wrapping at HELP_WIDTH with a HELP_COL indent. */
+static void put_wrapped(FILE *out, int col, const char *text)
+{
+    while (*text) {
+        size_t word = strcspn(text, " ");
+        if (col > HELP_COL && col + 1 + (int)word > HELP_WIDTH) {
+            fprintf(out, "\n%*s", HELP_COL, "");
+            col = HELP_COL;
+        } else if (col > HELP_COL) {
+            fputc(' ', out);
+            col++;
+        }
+        fwrite(text, 1, word, out);
+        col += (int)word;
+        text += word;
+        text += strspn(text, " ");
+    }
+    fputc('\n', out);
+}
+
+/* " (default ...)" for option |o| in the defaults |d|, or "" when there is none to show. */
+static void default_text(const struct opt_desc *o, const struct config *d, char *buf, size_t cap)
+{
+    const char *field = (const char *)d + o->offset;
+    int iv;
+    int64_t lv;
+
+    buf[0] = '\0';
+    switch ((enum opt_type)o->type) {
+    case OPT_STR:
+        if (field[0])
+            snprintf(buf, cap, "(default \"%s\")", field);
+        break;
+    case OPT_INT:
+        memcpy(&iv, field, sizeof(iv));
+        snprintf(buf, cap, "(default %d)", iv);
+        break;
+    case OPT_I64:
+        memcpy(&lv, field, sizeof(lv));
+        snprintf(buf, cap, "(default %lld)", (long long)lv);
+        break;
+    case OPT_LEVEL:
+        memcpy(&iv, field, sizeof(iv));
+        snprintf(buf, cap, "(default %s)", log_level_name(iv));
+        break;
+    case OPT_BOOL:
+    case OPT_FILE:
+    case OPT_HELP:
+    case OPT_VERSION:
+        break;
+    }
+}
+
+static void usage_option(FILE *out, const struct opt_desc *o, const struct config *d)
+{
+    char left[96], def[CONFIG_ADDR_MAX + 32], text[512];
+    const char *mv = o->metavar ? o->metavar : "";
+    const char *sp = o->metavar ? " " : "";
+    int n;
+
+    if (o->letter && o->name)
+        n = snprintf(left, sizeof(left), "  -%c, --%s%s%s", o->letter, o->name, sp, mv);
+    else if (o->name && o->alias)
+        n = snprintf(left, sizeof(left), "  --%s, --%s%s%s", o->name, o->alias, sp, mv);
+    else if (o->name)
+        n = snprintf(left, sizeof(left), "  --%s%s%s", o->name, sp, mv);
+    else
+        n = snprintf(left, sizeof(left), "  -%c%s%s", o->letter, sp, mv);
+    fputs(left, out);
+    if (n >= HELP_COL - 1)
+        fprintf(out, "\n%*s", HELP_COL, "");
+    else
+        fprintf(out, "%*s", HELP_COL - n, "");
+    default_text(o, d, def, sizeof(def));
+    snprintf(text, sizeof(text), "%s%s%s", o->help, def[0] ? " " : "", def);
+    put_wrapped(out, HELP_COL, text);
+}
+
+void config_usage(enum config_role role, FILE *out)
+{
+    static const char *const titles[] = {
+        [SEC_MAIN] = "Options (as kcptun's; -name works like --name, and --name=VALUE like "
+                     "--name VALUE):",
+        [SEC_MANUAL] = "Manual mode knobs (kcptun's hidden flags; used only with --mode manual):",
+        [SEC_KTUN] = "ktun options:",
+    };
+    struct config d;
+
+    config_defaults(&d, role);
+    fprintf(out, "Usage: %s [options]\n\n", config_prog_name(role));
+    fprintf(out, "%s, wire-compatible with kcptun 20210922.\n",
+            role == CONFIG_CLIENT ? "KCP tunnel client: TCP connections in, KCP sessions out"
+                                  : "KCP tunnel server: KCP sessions in, TCP connections out");
+    for (int sec = SEC_MAIN; sec <= SEC_KTUN; sec++) {
+        fprintf(out, "\n%s\n", titles[sec]);
+        for (int i = 0; i < OPT_COUNT; i++)
+            if (opts[i].section == sec && has_role(&opts[i], role))
+                usage_option(out, &opts[i], &d);
+    }
+    fprintf(out, "\nAddresses are host:port, [IPv6]:port or :port.\n"
+                 "A named --mode overrides the manual knobs, also those from -c.\n"
+                 "Environment: KCPTUN_KEY replaces the default --key.\n"
+                 "Invalid flags or settings exit with status 2.\n");
+}
+
+void config_version(enum config_role role, FILE *out)
+{
+    fprintf(out, "%s version %s (wire-compatible with kcptun 20210922)\n",
+            config_prog_name(role), KTUN_VERSION);
+}
+
+void config_log_summary(const struct config *cfg)
+{
+    bool client = cfg->role == CONFIG_CLIENT;
+
+    LOG_INFO("version: %s %s", config_prog_name(cfg->role), KTUN_VERSION);
+    if (cfg->config_file[0])
+        LOG_INFO("config file: %s", cfg->config_file);
+    LOG_INFO("smux version: %d", cfg->smuxver);
+    LOG_INFO("listening on: %s", client ? cfg->localaddr : cfg->listen);
+    if (client)
+        LOG_INFO("remote address: %s", cfg->remoteaddr);
+    else
+        LOG_INFO("target: %s%s", cfg->target, config_target_is_unix(cfg) ? " (unix)" : "");
+    LOG_INFO("encryption: %s", cfg->crypt);
+    LOG_INFO("mode: %s, nodelay parameters: %d %d %d %d", cfg->mode, cfg->nodelay,
+             cfg->interval_ms, cfg->resend, cfg->nc);
+    LOG_INFO("sndwnd: %d rcvwnd: %d", cfg->sndwnd, cfg->rcvwnd);
+    LOG_INFO("compression: %s", cfg->nocomp ? "false" : "true");
+    LOG_INFO("mtu: %d", cfg->mtu);
+    LOG_INFO("datashard: %d parityshard: %d", cfg->datashard, cfg->parityshard);
+    LOG_INFO("acknodelay: %s", cfg->acknodelay ? "true" : "false");
+    LOG_INFO("dscp: %d", cfg->dscp);
+    LOG_INFO("sockbuf: %d", cfg->sockbuf);
+    LOG_INFO("smuxbuf: %d streambuf: %d", cfg->smuxbuf, cfg->streambuf);
+    LOG_INFO("keepalive: %d", cfg->keepalive_s);
+    if (client)
+        LOG_INFO("conn: %d autoexpire: %d scavengettl: %d", cfg->conn, cfg->autoexpire_s,
+                 cfg->scavengettl_s);
+    LOG_INFO("snmplog: %s snmpperiod: %d", cfg->snmplog, cfg->snmpperiod_s);
+    LOG_INFO("quiet: %s", cfg->quiet ? "true" : "false");
+    if (client)
+        LOG_INFO("limits: maxstreams %d, bufbudget %lld", cfg->maxstreams,
+                 (long long)cfg->bufbudget);
+    else
+        LOG_INFO("limits: maxsessions %d, maxstreams %d, bufbudget %lld", cfg->maxsessions,
+                 cfg->maxstreams, (long long)cfg->bufbudget);
+    for (const char *p = cfg->warnings; *p;) {
+        size_t n = strcspn(p, "\n");
+        LOG_WARN("config: %.*s", (int)n, p);
+        p += n + (p[n] == '\n');
+    }
+}
+
+int config_setup(struct config *cfg, enum config_role role, int argc, char **argv)
+{
+    char err[CONFIG_ERR_MAX + CONFIG_PATH_MAX];
+    const char *prog = config_prog_name(role);
+    int rc;
+
+    config_defaults(cfg, role);
+    rc = config_parse_args(cfg, argc, argv, err, sizeof(err));
+    if (rc == CONFIG_HELP) {
+        config_usage(role, stdout);
+        return 0;
+    }
+    if (rc == CONFIG_VERSION) {
+        config_version(role, stdout);
+        return 0;
+    }
+    if (rc == CONFIG_OK)
+        rc = config_validate(cfg, err, sizeof(err));
+    if (rc == CONFIG_OK)
+        rc = log_open(cfg->log, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return 2;
+    }
+    log_set_level((enum log_level)cfg->loglevel);
+    log_set_quiet(cfg->quiet);
+    config_log_summary(cfg);
+    return CONFIG_RUN;
+}

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/* Command line, JSON config file and validation for ktun-client and ktun-server. */
+#ifndef KTUN_CONFIG_H
+#define KTUN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/*
+ * The flags, their defaults and the JSON keys are those of kcptun 20210922 (PROTOCOL.md §8.4),
+ * so existing command lines, systemd units and JSON files keep working:
+ *
+ *   - every long flag is accepted as "--name value", "--name=value", "-name value" and
+ *     "-name=value" (urfave/cli + Go's flag package accept all four); one-letter forms are
+ *     -l, -r (client), -t (server), -c, -h, -v; aliases --ds and --ps;
+ *   - boolean flags take no separate value: "--nocomp" or "--nocomp=false";
+ *   - integers are Go literals: 1350, 0x546, 0o2506, 0b101, 1_350;
+ *   - names must be exact (getopt's abbreviations such as --loc are refused, as in Go);
+ *   - "-c FILE" loads a JSON object after all flags: its keys override the flags, absent keys
+ *     keep the flag values, null keeps the value; keys match case-insensitively (Go's
+ *     encoding/json); then the mode table is applied, so a named --mode overrides
+ *     --nodelay/--interval/--resend/--nc (as kcptun);
+ *   - KCPTUN_KEY, when set, replaces the default key (a --key flag still wins).
+ *
+ * Where ktun is stricter than kcptun (every case is an error, exit status 2, one line):
+ *   - unknown --crypt or --mode names (kcptun silently uses aes / the manual knobs);
+ *   - values kcp-go or smux would ignore, clamp or crash on (mtu, windows, FEC shard counts,
+ *     keepalive > 30, streambuf > smuxbuf, conn 0, interval outside 10..5000, ...);
+ *   - addresses that do not parse as host:port, and stray positional arguments (kcptun
+ *     ignores them; "--nocomp false" is the usual cause);
+ *   - in the JSON file: syntax errors (reported with line and column), values of the wrong
+ *     type, fractional numbers, trailing data after the object.
+ * Accepted with a warning (kept in |warnings| and logged at startup): unknown JSON keys and
+ * keys of the other role (kcptun ignores them; newer kcptun versions add keys), --pprof
+ * (server; there is no Go profiler to start), the built-in default key.
+ * Refused: --tcp (the tcpraw transport is out of ktun's scope); "tcp": false is fine.
+ *
+ * ktun extras: --crypt xsalsa20-poly1305 (authenticated mode, not kcptun-compatible),
+ * --maxsessions (server), --maxstreams, --bufbudget, --loglevel.
+ */
+
+#ifndef KTUN_VERSION
+#define KTUN_VERSION "0.1.0"
+#endif
+
+#define CONFIG_ADDR_MAX 320  /* host:port or Unix socket path, NUL included */
+#define CONFIG_KEY_MAX 512   /* pre-shared key, NUL included */
+#define CONFIG_NAME_MAX 32   /* crypt and mode names */
+#define CONFIG_PATH_MAX 1024 /* file names (--log, --snmplog, -c) */
+#define CONFIG_WARN_MAX 1024 /* collected warnings */
+#define CONFIG_ERR_MAX 256   /* a comfortable size for |err| buffers */
+
+enum config_role {
+    CONFIG_CLIENT, /* ktun-client: TCP listener -> KCP sessions */
+    CONFIG_SERVER, /* ktun-server: KCP listener -> TCP/Unix target */
+    CONFIG_ROLE_COUNT
+};
+
+/* Positive results of config_parse_args: the caller prints and exits with status 0. */
+enum config_result {
+    CONFIG_OK = 0,      /* go on: validate and run */
+    CONFIG_HELP = 1,    /* --help, -h or the "help" command: print config_usage() */
+    CONFIG_VERSION = 2, /* --version or -v: print config_version() */
+};
+
+/* config_setup's "keep going" result (any other value is an exit status). */
+#define CONFIG_RUN (-1)
+
+struct config {
+    enum config_role role;
+    /* addresses */
+    char localaddr[CONFIG_ADDR_MAX];  /* client: TCP listen host:port */
+    char remoteaddr[CONFIG_ADDR_MAX]; /* client: server's UDP host:port */
+    char listen[CONFIG_ADDR_MAX];     /* server: UDP listen host:port */
+    char target[CONFIG_ADDR_MAX];     /* server: TCP host:port, or a Unix socket path */
+    /* encryption */
+    char key[CONFIG_KEY_MAX];         /* pre-shared secret (never log it) */
+    char crypt[CONFIG_NAME_MAX];      /* method name, see config_crypt_is_known() */
+    /* KCP */
+    char mode[CONFIG_NAME_MAX];       /* normal, fast, fast2, fast3 or manual */
+    int nodelay;                      /* 0/1; set from the mode unless manual */
+    int interval_ms;                  /* KCP update interval */
+    int resend;                       /* fast-resend threshold, 0 = off */
+    int nc;                           /* 1 = no congestion control */
+    bool acknodelay;                  /* flush ACKs right after input */
+    int mtu;                          /* max datagram size, bytes */
+    int sndwnd;                       /* send window, segments */
+    int rcvwnd;                       /* receive window, segments */
+    int datashard;                    /* FEC data shards (0 = no FEC) */
+    int parityshard;                  /* FEC parity shards (0 = no FEC) */
+    int dscp;                         /* DSCP, 6 bits */
+    bool nocomp;                      /* no snappy framing */
+    int sockbuf;                      /* UDP SO_SNDBUF/SO_RCVBUF, bytes */
+    /* client session management */
+    int conn;                         /* parallel KCP sessions */
+    int autoexpire_s;                 /* session accepts new streams this long; 0 = forever */
+    int scavengettl_s;                /* expired session lives on this long */
+    /* smux */
+    int smuxver;                      /* 1 or 2 */
+    int smuxbuf;                      /* session receive buffer, bytes */
+    int streambuf;                    /* per-stream receive buffer (v2 window), bytes */
+    int keepalive_s;                  /* NOP interval; the peer's timeout is 30 s */
+    /* statistics and logging */
+    char snmplog[CONFIG_PATH_MAX];    /* CSV file name (Go time layout allowed), "" = off */
+    int snmpperiod_s;                 /* seconds between CSV rows */
+    char log[CONFIG_PATH_MAX];        /* log file (append), "" = stderr */
+    bool quiet;                       /* no stream open/close lines */
+    int loglevel;                     /* enum log_level threshold */
+    /* accepted for compatibility */
+    bool tcp;                         /* tcpraw transport: refused by config_validate */
+    bool pprof;                       /* server: ignored with a warning */
+    /* ktun resource limits */
+    int maxsessions;                  /* server: concurrent KCP sessions */
+    int maxstreams;                   /* streams per session */
+    int64_t bufbudget;                /* buffered bytes per process, all sessions */
+    /* bookkeeping */
+    char config_file[CONFIG_PATH_MAX]; /* -c FILE, "" if none */
+    char warnings[CONFIG_WARN_MAX];   /* non-fatal notes, one per line, each ending in '\n' */
+};
+
+/* Fills |cfg| with kcptun 20210922's defaults for |role| (the two roles differ: windows,
+ * addresses) and ktun's for the extras. The KCP knobs hold the manual-mode defaults
+ * (0, 50, 0, 0) until config_apply_mode(). Reads no environment. */
+void config_defaults(struct config *cfg, enum config_role role);
+
+/* Parses |argc|/|argv| (argv[0] is the program name) over |cfg|, which must hold
+ * config_defaults() for its role: KCPTUN_KEY, then the flags, then the -c JSON file, then the
+ * mode table. Uses getopt_long_only (resets its global state; argv is not reordered).
+ * Returns CONFIG_OK, CONFIG_HELP or CONFIG_VERSION (the caller prints and exits 0), or
+ * ERR_INVAL with a one-line reason naming the flag, key or file in |err| (|errlen| bytes).
+ * Does not range-check values: call config_validate() next. */
+int config_parse_args(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* Reads the JSON object in the file |path| into |cfg| (keys as in kcptun's examples/server.json),
+ * without applying the mode. Returns 0 or ERR_INVAL with a one-line reason in |err|; unknown
+ * keys are appended to cfg->warnings. |cfg| may be partly updated on error. */
+int config_load_json(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/* Applies the mode table (PROTOCOL.md §8.3) to the four KCP knobs: normal 0/40/2/1,
+ * fast 0/30/2/1, fast2 1/20/2/1, fast3 1/10/2/1; "manual" keeps them. Returns 0, or ERR_INVAL
+ * for an unknown mode name with the reason in |err|. */
+int config_apply_mode(struct config *cfg, char *err, size_t errlen);
+
+/* Checks every value and address of |cfg| for its role. Returns 0, or ERR_INVAL with a
+ * one-line reason naming the offending flag in |err|. No network lookups. */
+int config_validate(const struct config *cfg, char *err, size_t errlen);
+
+/* Splits |s| = "host:port", "[v6addr]:port" or ":port" into |host| (brackets removed, "" for
+ * any address) and |port| (digits or a service name), sized |hostlen| and |portlen|, ready
+ * for getaddrinfo (pass NULL for an empty host). Returns 0, or ERR_INVAL with the reason in
+ * |err| (NULL allowed). No lookups. */
+int config_parse_addr(const char *s, char *host, size_t hostlen, char *port, size_t portlen,
+                      char *err, size_t errlen);
+
+/* True if the server's target is a Unix socket path (it starts with '/' or '.'). */
+bool config_target_is_unix(const struct config *cfg);
+
+/* True if |name| is a crypt method ktun knows (kcptun's thirteen plus xsalsa20-poly1305). */
+bool config_crypt_is_known(const char *name);
+
+/* "ktun-client" or "ktun-server". */
+const char *config_prog_name(enum config_role role);
+
+/* Writes the --help text for |role| (flags, defaults, ktun extras, environment) to |out|. */
+void config_usage(enum config_role role, FILE *out);
+
+/* Writes the --version line for |role| to |out|. */
+void config_version(enum config_role role, FILE *out);
+
+/* Logs the effective settings (never the key) and cfg->warnings, as kcptun does at start. */
+void config_log_summary(const struct config *cfg);
+
+/* Everything main() needs before running: defaults, parse, validate, then the log (--log,
+ * --quiet, --loglevel) and the startup summary. Prints help/version to stdout, or
+ * "<prog>: <reason>" to stderr. Returns CONFIG_RUN to go on, or the exit status: 0 after
+ * help/version, 2 for a usage or configuration error. */
+int config_setup(struct config *cfg, enum config_role role, int argc, char **argv);
+
+#endif
