@@ -178,10 +178,11 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return ERR_INVAL;
 }
 
-static void warn(struct config *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_warning(struct config *cfg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Appends one line to cfg->warnings; lines that do not fit are dropped whole. */
-static void warn(struct config *cfg, const char *fmt, ...)
+static void add_warning(struct config *cfg, const char *fmt, ...)
 {
     char line[256];
     va_list ap;
@@ -588,6 +589,8 @@ int config_parse_args(struct config *cfg, int argc, char **argv, char *err, size
     }
     if (result != CONFIG_OK)
         return result;
+    if (rc == CONFIG_OK && optind < argc) /* prescan() makes this unreachable; be safe */
+        rc = fail(err, errlen, "unexpected argument '%s'", argv[optind]);
     if (rc != CONFIG_OK)
         return rc;
     if (cfg->config_file[0] && config_load_json(cfg, cfg->config_file, err, errlen) < 0)
@@ -595,9 +598,9 @@ int config_parse_args(struct config *cfg, int argc, char **argv, char *err, size
     if (config_apply_mode(cfg, err, errlen) < 0)
         return ERR_INVAL;
     if (cfg->role == CONFIG_SERVER && cfg->pprof)
-        warn(cfg, "--pprof: ktun has no Go profiler; ignored");
+        add_warning(cfg, "--pprof: ktun has no Go profiler; ignored");
     if (strcmp(cfg->key, DEFAULT_KEY) == 0)
-        warn(cfg, "--key: using kcptun's built-in default key; set --key or KCPTUN_KEY");
+        add_warning(cfg, "--key: using kcptun's built-in default key; set --key or KCPTUN_KEY");
     return CONFIG_OK;
 }
 
@@ -640,11 +643,11 @@ static int json_apply(struct config *cfg, const char *path, const cJSON *item, c
     char label[CONFIG_PATH_MAX + 80];
 
     if (!o) {
-        warn(cfg, "-c %s: unknown key \"%s\" ignored", path, key);
+        add_warning(cfg, "-c %s: unknown key \"%s\" ignored", path, key);
         return 0;
     }
     if (!has_role(o, cfg->role)) {
-        warn(cfg, "-c %s: key \"%s\" is not a %s setting; ignored", path, key,
+        add_warning(cfg, "-c %s: key \"%s\" is not a %s setting; ignored", path, key,
              config_prog_name(cfg->role));
         return 0;
     }

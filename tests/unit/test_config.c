@@ -966,3 +966,25 @@ TEST(config_setup_for_main)
     CHECK_EQ(setup_quiet(&cfg, CONFIG_SERVER, 3, largv), 2);
     CHECK_EQ(log_fd(), 2);
 }
+
+TEST(config_example_files_spell_out_the_defaults)
+{
+    static const char *const files[] = {"examples/client.json", "examples/server.json"};
+    struct config got, want;
+    char err[CONFIG_ERR_MAX];
+
+    for (int r = 0; r < CONFIG_ROLE_COUNT; r++) {
+        REQUIRE(access(files[r], R_OK) == 0); /* tests run from the repository root */
+        CHECK_EQ(parse_valid(&got, (enum config_role)r, err, "-c", files[r]), 0);
+        CHECK_EQ(got.warnings[0], '\0');
+        /* every value but the key and the remote address is the default */
+        REQUIRE(parse0(&want, (enum config_role)r, err) == CONFIG_OK);
+        strcpy(want.key, "CHANGE-ME");
+        if (r == CONFIG_CLIENT)
+            strcpy(want.remoteaddr, "vps.example.com:29900");
+        strcpy(want.config_file, files[r]);
+        memset(want.warnings, 0, sizeof(want.warnings));
+        memset(got.warnings, 0, sizeof(got.warnings));
+        CHECK_MEM(&got, &want, sizeof(got));
+    }
+}
