@@ -35,7 +35,7 @@
 #define KCP_PROBE_LIMIT 120000
 #define KCP_ASK_SEND 1u /* WASK pending */
 #define KCP_ASK_TELL 2u /* WINS pending */
-#define KCP_POOL_MAX 512
+#define KCP_POOL_MAX 1024 /* free segments kept (about 1.3 MB at the default MTU) */
 #define KCP_ACK_LIMIT 4096 /* pending ACKs that force an ACK-only flush */
 #define KCP_MAX_FRAGMENTS 255
 #define KCP_RTT_MAX (1 << 24) /* larger RTT samples are clamped (keeps int32 math defined) */

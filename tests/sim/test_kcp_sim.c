@@ -167,10 +167,11 @@ struct pair {
     struct side b; /* server: 1024/1024 */
 };
 
-static bool pair_init(struct pair *p, uint64_t seed, const struct profile *pf)
+static bool pair_init_at(struct pair *p, uint64_t seed, const struct profile *pf,
+                         uint64_t start_ms)
 {
     memset(p, 0, sizeof(*p));
-    p->net = vnet_new(seed);
+    p->net = vnet_new_at(seed, start_ms);
     p->a.k = kcp_new(0x11223344, side_output, &p->a);
     p->b.k = kcp_new(0x11223344, side_output, &p->b);
     if (!p->net || !p->a.k || !p->b.k)
@@ -189,6 +190,11 @@ static bool pair_init(struct pair *p, uint64_t seed, const struct profile *pf)
     kcp_set_window(p->a.k, 128, 512);
     kcp_set_window(p->b.k, 1024, 1024);
     return true;
+}
+
+static bool pair_init(struct pair *p, uint64_t seed, const struct profile *pf)
+{
+    return pair_init_at(p, seed, pf, 0);
 }
 
 static void pair_free(struct pair *p)
@@ -212,8 +218,8 @@ static enum vnet_result run_transfer(struct pair *p, uint64_t down, uint64_t up,
     p->a.expect = down;
     p->a.to_send = up;
     p->b.expect = up;
-    side_pump(&p->a, 0);
-    side_pump(&p->b, 0);
+    side_pump(&p->a, vnet_now(p->net));
+    side_pump(&p->b, vnet_now(p->net));
     return vnet_run(p->net, limit_ms, transfer_done, p);
 }
 
@@ -442,6 +448,29 @@ TEST(kcp_sim_mutated_packets_interleaved)
            (unsigned long long)(p.a.injected + p.b.injected),
            (unsigned long long)(sa.in_errors + sb.in_errors));
     report("fast3 10% + mutants", &p, p.a.done_ms);
+    seed_note(seed);
+    pair_free(&p);
+}
+
+TEST(kcp_sim_timestamp_wrap)
+{
+    /* The clock crosses 2^32 ms during the transfer: the 32-bit wire timestamps wrap, and
+     * RTT samples and timeouts must not notice. */
+    uint64_t seed = vnet_seed_from_env(321);
+    struct pair p;
+    if (!pair_init_at(&p, seed, &prof_fast, (1ull << 32) - 300)) {
+        CHECK(!"allocation");
+        pair_free(&p);
+        return;
+    }
+    struct vnet_link_cfg lc = lossy_link(0.05);
+    vnet_link_set_both(p.net, p.a.id, p.b.id, &lc);
+    CHECK_EQ(run_transfer(&p, 1u << 20, 0, (1ull << 32) + 60000), VNET_DONE);
+    CHECK_EQ(p.a.mismatch_at, 0);
+    CHECK(p.a.done_ms > (1ull << 32));
+    CHECK(kcp_srtt(p.b.k) >= 40 && kcp_srtt(p.b.k) < 1000);
+    CHECK(kcp_rto(p.b.k) < 2000);
+    report("fast ts wrap", &p, p.a.done_ms - ((1ull << 32) - 300));
     seed_note(seed);
     pair_free(&p);
 }
