@@ -13,7 +13,8 @@
 # Needs root (netns and tun). Environment overrides:
 #   LINKEM_NS_A/LINKEM_NS_B (ktun-a/ktun-b), LINKEM_ADDR_A/LINKEM_ADDR_B (10.199.0.1/.2),
 #   LINKEM_BIN (build/tools/linkem), LINKEM_STATE (/run/ktun-linkem),
-#   LINKEM_MAX_SECONDS (3600: linkem exits by itself after that long).
+#   LINKEM_MAX_SECONDS (3600: linkem exits by itself after that long),
+#   LINKEM_RT (1: lane threads run SCHED_FIFO, so that a busy machine delays them less; 0 = off).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,7 @@ PREFIX=${LINKEM_PREFIX:-24}
 BIN=${LINKEM_BIN:-build/tools/linkem}
 STATE=${LINKEM_STATE:-/run/ktun-linkem}
 MAX_SECONDS=${LINKEM_MAX_SECONDS:-3600}
+RT=${LINKEM_RT:-1}
 DEV_A=lkm-a
 DEV_B=lkm-b
 PIDFILE=$STATE/linkem.pid
@@ -78,8 +80,10 @@ do_up() {
         ip netns add "$ns"
         ip -n "$ns" link set lo up
     done
+    local rt=()
+    [ "$RT" = 1 ] && rt=(--rt)
     setsid "$BIN" --ns-a "$NS_A" --ns-b "$NS_B" --dev-a "$DEV_A" --dev-b "$DEV_B" \
-        --stats "$STATS" --duration "$MAX_SECONDS" "$@" >"$LOG" 2>&1 </dev/null &
+        --stats "$STATS" --duration "$MAX_SECONDS" "${rt[@]}" "$@" >"$LOG" 2>&1 </dev/null &
     local pid=$!
     echo "$pid" >"$PIDFILE"
     for _ in $(seq 100); do
@@ -128,7 +132,7 @@ status)
 a) need_root; exec ip netns exec "$NS_A" "$@" ;;
 b) need_root; exec ip netns exec "$NS_B" "$@" ;;
 *)
-    sed -n '3,16s/^# \{0,1\}//p' "$0" >&2
+    sed -n '3,17s/^# \{0,1\}//p' "$0" >&2
     exit 2
     ;;
 esac

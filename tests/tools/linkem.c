@@ -80,6 +80,8 @@ struct lane_stats {
     uint64_t reordered;           /* packets held back */
     uint64_t write_errors;        /* write() to the output device failed */
     uint64_t max_backlog_bytes;   /* high-water mark of the bottleneck queue */
+    uint64_t late_sum_ns;         /* sum over written packets of (write time - release time) */
+    uint64_t late_max_ns;         /* worst lateness: how far the timing drifted from the ideal */
 };
 
 struct pkt {
@@ -287,8 +289,12 @@ static void lane_release(struct lane *l, uint64_t now)
         struct pkt *p = heap_pop(l);
         ssize_t n = write(l->out_fd, p->data, p->len);
         if (n == (ssize_t)p->len) {
+            uint64_t late = now - p->release_ns;
             STAT_ADD(l->st.tx_pkts, 1);
             STAT_ADD(l->st.tx_bytes, p->len);
+            STAT_ADD(l->st.late_sum_ns, late);
+            if (late > l->st.late_max_ns)
+                __atomic_store_n(&l->st.late_max_ns, late, __ATOMIC_RELAXED);
         } else {
             STAT_ADD(l->st.write_errors, 1);
         }
@@ -661,12 +667,15 @@ static void print_stats(const struct lane *lanes, double elapsed_s, FILE *f)
                 "%s: rx_pkts=%" PRIu64 " rx_bytes=%" PRIu64 " tx_pkts=%" PRIu64
                 " tx_bytes=%" PRIu64 " lost=%" PRIu64 " queue_drops=%" PRIu64
                 " pool_drops=%" PRIu64 " dups=%" PRIu64 " reordered=%" PRIu64
-                " write_errors=%" PRIu64 " max_backlog_bytes=%" PRIu64 " queue_bytes=%.0f\n",
+                " write_errors=%" PRIu64 " max_backlog_bytes=%" PRIu64 " queue_bytes=%.0f"
+                " late_avg_us=%.1f late_max_us=%.1f\n",
                 lanes[i].name, STAT_GET(s->rx_pkts), STAT_GET(s->rx_bytes),
                 STAT_GET(s->tx_pkts), STAT_GET(s->tx_bytes), STAT_GET(s->lost),
                 STAT_GET(s->queue_drops), STAT_GET(s->pool_drops), STAT_GET(s->dups),
                 STAT_GET(s->reordered), STAT_GET(s->write_errors),
-                STAT_GET(s->max_backlog_bytes), lanes[i].cfg.queue_bytes);
+                STAT_GET(s->max_backlog_bytes), lanes[i].cfg.queue_bytes,
+                (double)STAT_GET(s->late_sum_ns) / 1e3 / (double)MAX(STAT_GET(s->tx_pkts), 1),
+                (double)STAT_GET(s->late_max_ns) / 1e3);
     }
     fprintf(f, "elapsed_s=%.3f\n", elapsed_s);
 }
