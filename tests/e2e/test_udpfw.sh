@@ -140,4 +140,17 @@ bad_pid=${pids[-1]}
 wait "$bad_pid" && fail "sink accepted the wrong stream"
 grep -q 'verify=FAIL' "$tmp/bad.out" || fail "sink did not report the mismatch"
 
+echo "== tcpblast: rr over TCP, send --time"
+start techo "$BLAST" echo -l 127.0.0.1:0 --duration 20
+line=$("$BLAST" rr -c "$ADDR" --count 50 --interval 2 --size 300 --duration 20)
+echo "$line"
+[ "$(field received "$line")" = 50 ] && [ "$(field bad "$line")" = 0 ] || fail "TCP rr"
+start tsink "$BLAST" sink -l 127.0.0.1:0 --seed 3 --duration 20
+tsink_pid=${pids[-1]}
+line=$("$BLAST" send -c "$ADDR" --seed 3 --time 0.3 --duration 20) || fail "send --time failed"
+echo "$line"
+wait "$tsink_pid" || fail "sink rejected a --time stream"
+[ "$(field sha256 "$line")" = "$(field sha256 "$(grep '^sink:' "$tmp/tsink.out")")" ] ||
+    fail "send --time: hashes differ"
+
 echo "udpfw: all checks passed"

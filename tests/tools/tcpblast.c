@@ -3,8 +3,9 @@
 
 /*
  * Modes (first argument):
- *   send  --connect H:P --bytes N [--seed S]        send N bytes of the seeded stream, then
- *                                                   wait for the peer to close; report rate
+ *   send  --connect H:P --bytes N [--seed S]        send N bytes of the seeded stream (or for
+ *                                                   --time SEC), then wait for the peer to
+ *                                                   close; report rate
  *   sink  --listen H:P [--conns N] [--seed S]       receive, hash (sha256), and with --seed
  *                                                   verify every byte against the stream
  *   echo  --listen H:P [--udp]                      echo TCP streams or UDP datagrams
@@ -51,7 +52,7 @@
 
 enum mode { MODE_SEND, MODE_SINK, MODE_ECHO, MODE_RR, MODE_GEN, MODE_COUNT };
 
-enum { OPT_HASH = 257, OPT_CONNS, OPT_WAIT, OPT_DURATION };
+enum { OPT_HASH = 257, OPT_CONNS, OPT_WAIT };
 
 struct config {
     enum mode mode;
@@ -67,6 +68,7 @@ struct config {
     long size;            /* rr: message size */
     double wait_ms;       /* rr: grace for replies after the last send */
     double duration_s;    /* hard bound of the whole run */
+    double time_s;        /* send: stop sending after this long (0 = when --bytes are sent) */
 };
 
 static volatile sig_atomic_t got_stop;
@@ -272,12 +274,13 @@ static int mode_send(const struct config *cfg)
     if (fd == -1 || !buf)
         goto out;
     uint64_t start = now_ns(), sent = 0;
+    uint64_t limit = cfg->bytes ? cfg->bytes : UINT64_MAX;
+    uint64_t time_end = cfg->time_s > 0 ? start + (uint64_t)(cfg->time_s * 1e9) : UINT64_MAX;
     size_t have = 0, pos = 0;
-    while (sent < cfg->bytes) {
+    while (sent < limit && now_ns() < time_end) {
         if (pos == have) {
-            have = (size_t)MIN((uint64_t)BLAST_BUF, cfg->bytes - sent);
+            have = (size_t)MIN((uint64_t)BLAST_BUF, limit - sent);
             stream_fill(cfg->seed, sent, buf, have);
-            gcry_md_write(sha, buf, have);
             pos = 0;
         }
         ssize_t n = send(fd, buf + pos, have - pos, MSG_NOSIGNAL);
@@ -288,12 +291,13 @@ static int mode_send(const struct config *cfg)
                 fprintf(stderr, "tcpblast: send: %s\n", strerror(errno));
                 goto out;
             }
-            if (!wait_fd(fd, POLLOUT, deadline)) {
+            if (!wait_fd(fd, POLLOUT, MIN(deadline, time_end)) && now_ns() < time_end) {
                 fprintf(stderr, "tcpblast: send stopped after %" PRIu64 " bytes\n", sent);
                 goto out;
             }
             continue;
         }
+        gcry_md_write(sha, buf + pos, (size_t)n); /* hash what was sent: --time may cut a chunk */
         pos += (size_t)n;
         sent += (uint64_t)n;
     }
@@ -778,7 +782,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: tcpblast MODE [options]\n"
-            "  send  -c HOST:PORT -n BYTES [-s SEED]       send the seeded stream, report rate\n"
+            "  send  -c HOST:PORT (-n BYTES | -T SEC) [-s SEED]\n"
+            "                                              send the seeded stream, report rate\n"
             "  sink  -l HOST:PORT [--conns N] [-s SEED] [-n BYTES]\n"
             "                                              receive, sha256, verify with -s\n"
             "  echo  -l HOST:PORT [-u]                     TCP or UDP echo server\n"
@@ -795,6 +800,7 @@ static void usage(FILE *f)
             "      --wait MS            rr grace for late replies (default 2000)\n"
             "      --conns N            sink: exit after N connections (default 1, 0 = never)\n"
             "      --hash               gen: print the sha256 only\n"
+            "  -T, --time SEC           send: stop sending after SEC (with or without -n)\n"
             "  -t, --duration SEC       bound the whole run (default 60)\n"
             "Servers print \"listening HOST:PORT\" first (port 0 picks one).\n");
 }
@@ -859,8 +865,13 @@ static int check_config(const struct config *cfg)
         fprintf(stderr, "tcpblast: --udp only applies to echo and rr\n");
         return -1;
     }
-    if ((cfg->mode == MODE_SEND || cfg->mode == MODE_GEN) && cfg->bytes == 0) {
-        fprintf(stderr, "tcpblast: this mode needs --bytes\n");
+    if (cfg->time_s > 0 && cfg->mode != MODE_SEND) {
+        fprintf(stderr, "tcpblast: --time only applies to send\n");
+        return -1;
+    }
+    if ((cfg->mode == MODE_SEND || cfg->mode == MODE_GEN) && cfg->bytes == 0 && cfg->time_s <= 0) {
+        fprintf(stderr, "tcpblast: this mode needs --bytes%s\n",
+                cfg->mode == MODE_SEND ? " or --time" : "");
         return -1;
     }
     return 0;
@@ -876,6 +887,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         {"interval", required_argument, NULL, 'i'}, {"size", required_argument, NULL, 'z'},
         {"wait", required_argument, NULL, OPT_WAIT}, {"conns", required_argument, NULL, OPT_CONNS},
         {"hash", no_argument, NULL, OPT_HASH},      {"duration", required_argument, NULL, 't'},
+        {"time", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     double v;
@@ -891,7 +903,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         return -1;
     }
     optind = 2;
-    while ((c = getopt_long(argc, argv, "l:c:un:s:C:i:z:t:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "l:c:un:s:C:i:z:t:T:h", opts, NULL)) != -1) {
         switch (c) {
         case 'l':
         case 'c':
@@ -939,6 +951,10 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         case 't':
             if (parse_num(optarg, 0.001, 1e6, &cfg->duration_s))
                 return bad_opt("--duration", optarg);
+            break;
+        case 'T':
+            if (parse_num(optarg, 0.001, 1e6, &cfg->time_s))
+                return bad_opt("--time", optarg);
             break;
         case 'h':
             usage(stdout);
