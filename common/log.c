@@ -119,6 +119,15 @@ void log_write(enum log_level level, const char *fmt, ...)
     write_all(log_dest.fd, line, len);
 }
 
+void log_core_debug(void *user, const char *msg)
+{
+    const char *tag = user;
+    if (tag)
+        LOG_DEBUG("%s: %s", tag, msg);
+    else
+        LOG_DEBUG("%s", msg);
+}
+
 /* Opens |path| for appending; returns the fd or -1 with the reason in |err|. */
 static int open_append(const char *path, char *err, size_t errlen)
 {

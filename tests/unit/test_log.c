@@ -238,3 +238,24 @@ TEST(log_level_names)
     CHECK(strcmp(log_level_name(LOG_LEVEL_DEBUG), "debug") == 0);
     CHECK(strcmp(log_level_name(99), "?") == 0);
 }
+
+TEST(log_core_adapter_logs_at_debug)
+{
+    char path[64], buf[4096];
+    temp_path(path, sizeof(path));
+    REQUIRE(log_open(path, NULL, 0) == 0);
+    static char tag[] = "fec";
+    log_set_level(LOG_LEVEL_INFO);
+    log_core_debug(tag, "hidden at info");
+    log_set_level(LOG_LEVEL_DEBUG);
+    log_core_debug(tag, "bad shard dropped");
+    log_core_debug(NULL, "untagged");
+    log_set_level(LOG_LEVEL_INFO);
+    log_close();
+    REQUIRE(slurp(path, buf, sizeof(buf)) > 0);
+    CHECK_EQ(count_lines(buf), 2);
+    CHECK(strstr(buf, "[debug] fec: bad shard dropped\n") != NULL);
+    CHECK(strstr(buf, "[debug] untagged\n") != NULL);
+    CHECK(strstr(buf, "hidden") == NULL);
+    unlink(path);
+}
