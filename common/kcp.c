@@ -372,12 +372,27 @@ void kcp_set_ack_nodelay(struct kcp *k, bool on)
 
 /* ---- sending side: queue ---- */
 
+/* Undoes a failed kcp_send: frees the segments it added after |old_tail| and restores the
+ * length of |old_tail|, so a failed call queues nothing. */
+static void send_rollback(struct kcp *k, struct kcp_seg *old_tail, uint32_t old_len)
+{
+    while (k->snd_queue.tail && k->snd_queue.tail != old_tail) {
+        struct kcp_seg *s = k->snd_queue.tail;
+        list_unlink(&k->snd_queue, s);
+        seg_free(k, s);
+    }
+    if (old_tail)
+        old_tail->len = old_len;
+}
+
 int kcp_send(struct kcp *k, const uint8_t *data, size_t len)
 {
     if (len == 0)
         return ERR_INVAL;
-    if (k->stream && k->snd_queue.tail) {
-        struct kcp_seg *t = k->snd_queue.tail;
+    struct kcp_seg *old_tail = k->snd_queue.tail;
+    uint32_t old_len = old_tail ? old_tail->len : 0;
+    if (k->stream && old_tail) {
+        struct kcp_seg *t = old_tail;
         size_t limit = t->cap < k->mss ? t->cap : k->mss;
         if (t->len < limit) {
             size_t n = limit - t->len < len ? limit - t->len : len;
@@ -395,8 +410,10 @@ int kcp_send(struct kcp *k, const uint8_t *data, size_t len)
     for (size_t i = 0; i < count; i++) {
         size_t n = len > k->mss ? k->mss : len;
         struct kcp_seg *s = seg_new(k, n);
-        if (!s)
+        if (!s) {
+            send_rollback(k, old_tail, old_len);
             return ERR_NOMEM;
+        }
         memcpy(s->data, data, n);
         s->frg = k->stream ? 0 : (uint8_t)(count - i - 1);
         list_push(&k->snd_queue, s);

@@ -46,22 +46,27 @@ static void pipe_output(void *user, const uint8_t *pkt, size_t len)
     p->count++;
 }
 
-/* Feeds every queued packet to |k|. Returns the number fed. */
-static size_t pipe_drain(struct bk_pipe *p, struct kcp *k, uint64_t now_ms)
+/* Feeds every queued packet to |k|, dropping each with probability |loss_pct|/100 (from a
+ * fixed-seed generator |*rng|). Returns the number fed. */
+static size_t pipe_drain(struct bk_pipe *p, struct kcp *k, uint64_t now_ms, unsigned loss_pct,
+                         uint64_t *rng)
 {
     size_t n = 0;
     while (p->count) {
-        /* Copy out first: kcp_input may emit packets into another pipe, never this one. */
         size_t h = p->head;
         p->head = (p->head + 1) % p->cap;
         p->count--;
+        *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
+        if (loss_pct && (*rng >> 33) % 100 < loss_pct)
+            continue;
         kcp_input(k, p->slot[h], p->len[h], true, now_ms);
         n++;
     }
     return n;
 }
 
-static void bulk(const char *name, const char *seg_name, int wnd, bool ack_nodelay, size_t total)
+static void bulk(const char *name, const char *seg_name, int wnd, bool ack_nodelay,
+                 unsigned loss_pct, size_t total)
 {
     struct bk_pipe to_rx = {0}, to_tx = {0};
     struct kcp *tx = kcp_new(1, pipe_output, &to_rx);
@@ -81,6 +86,7 @@ static void bulk(const char *name, const char *seg_name, int wnd, bool ack_nodel
     kcp_set_ack_nodelay(rx, ack_nodelay);
 
     size_t sent = 0, got = 0;
+    uint64_t rng = 12345;
     uint64_t now = 0;
     double t0 = bench_now_s(), c0 = bench_cpu_s();
     while (got < total && bench_now_s() - t0 < 10.0) {
@@ -93,11 +99,11 @@ static void bulk(const char *name, const char *seg_name, int wnd, bool ack_nodel
         }
         if (wrote)
             kcp_flush(tx, now);
-        pipe_drain(&to_rx, rx, now);
+        pipe_drain(&to_rx, rx, now, loss_pct, &rng);
         ssize_t r;
         while ((r = kcp_recv(rx, sink, 65536)) > 0)
             got += (size_t)r;
-        pipe_drain(&to_tx, tx, now);
+        pipe_drain(&to_tx, tx, now, 0, &rng);
         now++;
         if (kcp_next_deadline(rx, now) <= now)
             kcp_tick(rx, now);
@@ -129,10 +135,16 @@ out:
 
 BENCH(bench_kcp_bulk)
 {
-    bulk("kcp.bulk", "kcp.segments", 4096, false, (size_t)512 << 20);
+    bulk("kcp.bulk", "kcp.segments", 4096, false, 0, (size_t)512 << 20);
 }
 
 BENCH(bench_kcp_bulk_acknodelay)
 {
-    bulk("kcp.bulk_acknodelay", "kcp.segments_acknodelay", 1024, true, (size_t)256 << 20);
+    bulk("kcp.bulk_acknodelay", "kcp.segments_acknodelay", 1024, true, 0, (size_t)256 << 20);
+}
+
+BENCH(bench_kcp_bulk_loss)
+{
+    /* 10% of data packets lost: exercises fast retransmit and the hole bookkeeping. */
+    bulk("kcp.bulk_loss10", "kcp.segments_loss10", 4096, false, 10, (size_t)128 << 20);
 }

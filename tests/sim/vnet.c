@@ -330,11 +330,9 @@ static uint64_t ep_deadline_us(struct vnet *net, int i)
     return d * 1000;
 }
 
-/* Delivers every packet due by now, then ticks every endpoint whose deadline has come.
- * Returns the number of ticks done. */
-static uint64_t step(struct vnet *net)
+/* Delivers every packet due by now, then ticks every endpoint whose deadline has come. */
+static void step(struct vnet *net)
 {
-    uint64_t ticks = 0;
     while (net->heap_len && net->heap[0]->arrive_us <= net->now_us) {
         struct vnet_pkt *p = heap_pop(net);
         struct vnet_link *l = &net->link[p->from][p->to];
@@ -350,11 +348,9 @@ static uint64_t step(struct vnet *net)
         struct vnet_endpoint *e = &net->ep[i];
         if (e->cb.tick && ep_deadline_us(net, i) <= net->now_us) {
             e->stats.ticks++;
-            ticks++;
             e->cb.tick(e->user, vnet_now(net));
         }
     }
-    return ticks;
 }
 
 enum vnet_result vnet_run(struct vnet *net, uint64_t until_ms, vnet_done_fn *done, void *user)
