@@ -131,8 +131,10 @@ int fec_encoder_encode(struct fec_encoder *enc, const uint8_t *kcp_pkt, size_t l
         return ERR_INVAL;
     if (len + fec_encoder_header_len(enc) > FEC_MAX_PACKET)
         return ERR_TOOBIG;
-    if (!enc->ds)
-        return emit(user, kcp_pkt, len);
+    if (!enc->ds) {
+        int r = emit(user, kcp_pkt, len);
+        return r < 0 ? r : 0;
+    }
 
     size_t total = len + FEC_HEADER_LEN;
     uint8_t *p = enc->bufs + (size_t)enc->count * FEC_MAX_PACKET;
@@ -485,7 +487,11 @@ static int check_group(struct fec_decoder *dec, size_t idx)
     }
     if (n < (size_t)dec->ds)
         return 0;
-    if (n_data < (size_t)dec->ds && recovery_safe(dec, begin)) {
+    if (n_data < (size_t)dec->ds) {
+        /* Not provably the peer's layout yet: keep the group (kcp-go would drop it) so that
+         * a later shard of it can retry with more knowledge; the window bounds it. */
+        if (!recovery_safe(dec, begin))
+            return 0;
         /* Zero-pad every present shard to the longest (kcp-go pads to the longest too). */
         for (size_t i = lo; i < hi; i++) {
             size_t have = (size_t)dec->rx[i].len - FEC_PARITY_OFFSET;

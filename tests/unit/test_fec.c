@@ -840,3 +840,76 @@ TEST(fec_decoder_local_fec_off)
     tf_sink_free(wire);
     tf_sink_free(sent);
 }
+
+/* ---- robustness ---------------------------------------------------------------------- */
+
+static int tf_deliver_count(void *user, const uint8_t *pkt, size_t len, bool recovered)
+{
+    int *n = user;
+    (void)pkt;
+    (void)recovered;
+    CHECK(len <= FEC_MAX_PACKET);
+    (*n)++;
+    return 0;
+}
+
+/* Random headers, lengths and seqids near groups, the wrap and each other, mixed with
+ * mutated genuine packets: the decoder must neither crash nor leak (run under ASan). */
+TEST(fec_decoder_survives_garbage)
+{
+    static const int layouts[][2] = {{10, 3}, {1, 1}, {4, 2}, {128, 128}, {0, 0}};
+    uint8_t p[FEC_MAX_PACKET];
+    for (size_t m = 0; m < 2 * sizeof(layouts) / sizeof(layouts[0]); m++) {
+        /* Second round: types always agree with the local layout, so recovery stays on and
+         * rebuilds garbage of every length. */
+        size_t l = m % (sizeof(layouts) / sizeof(layouts[0]));
+        bool agree = m >= sizeof(layouts) / sizeof(layouts[0]) && layouts[l][0] > 0;
+        uint32_t size = (uint32_t)(layouts[l][0] + layouts[l][1]);
+        struct tf_log log = {0};
+        struct fec_decoder *dec = fec_decoder_new(layouts[l][0], layouts[l][1], tf_logger, &log);
+        REQUIRE(dec);
+        struct tf_sink *wire = tf_stream(10, 3, 0, 200, (uint32_t)l, NULL);
+        uint32_t seed = 0x1234 + (uint32_t)l;
+        int delivered = 0;
+        for (int i = 0; i < 6000; i++) {
+            size_t len = FEC_MIN_PACKET + tf_rand(&seed) % (FEC_MAX_PACKET - FEC_MIN_PACKET + 1);
+            int kind = (int)(tf_rand(&seed) % 4);
+            if (kind == 0 && !agree) { /* genuine packet, sometimes with a flipped byte */
+                int w = (int)(tf_rand(&seed) % (uint32_t)wire->n);
+                len = wire->len[w];
+                memcpy(p, wire->pkt[w], len);
+                if (tf_rand(&seed) % 2)
+                    p[tf_rand(&seed) % len] ^= (uint8_t)(1 + tf_rand(&seed) % 255);
+            } else {
+                for (size_t b = 0; b < len; b++)
+                    p[b] = (uint8_t)tf_rand(&seed);
+                uint32_t base = kind == 1 ? 0xFFFFFFFFu - tf_rand(&seed) % 600
+                                          : tf_rand(&seed) % 600;
+                uint32_t sq = kind == 3 ? tf_rand(&seed) : base;
+                bool data = tf_rand(&seed) % 2;
+                if (agree) {
+                    sq = (kind == 1 ? 0xFFFFFF00u : 0) + tf_rand(&seed) % 200;
+                    sq %= 0xFFFFFFFFu / size * size;
+                    data = sq % size < (uint32_t)layouts[l][0];
+                }
+                put_u32le(p, sq);
+                put_u16le(p + 4, data ? FEC_TYPE_DATA : FEC_TYPE_PARITY);
+                if (tf_rand(&seed) % 2)
+                    put_u16le(p + 6, (uint16_t)(len - 6));
+            }
+            uint64_t now = (uint64_t)i * (tf_rand(&seed) % 50);
+            int rc = fec_decoder_input(dec, p, len, now, tf_deliver_count, &delivered);
+            CHECK(rc == 0);
+            CHECK(fec_decoder_pending(dec) <= 3 * (size_t)(layouts[l][0] + layouts[l][1]));
+        }
+        CHECK(delivered > 0);
+        CHECK(log.calls <= 1);
+        if (agree) {
+            const struct fec_stats *st = fec_decoder_stats(dec);
+            CHECK_EQ(st->mismatch, 0);
+            CHECK(st->recovered + st->errs > 0);
+        }
+        tf_sink_free(wire);
+        fec_decoder_free(dec);
+    }
+}
