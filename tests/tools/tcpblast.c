@@ -575,6 +575,8 @@ struct rr_state {
     int fd;
     uint64_t *rtt_ns;     /* per message, 0 = no reply yet */
     long received, dups, bad;
+    long reordered;       /* replies that arrived after a reply with a higher sequence */
+    long max_seq;         /* highest sequence seen so far, -1 before the first */
     uint8_t *frame;       /* TCP: partial reply */
     uint8_t *pad;         /* scratch: expected padding of a reply */
     size_t frame_len;
@@ -610,6 +612,9 @@ static void rr_reply(struct rr_state *st, const uint8_t *msg, size_t len, uint64
         st->dups++;
         return;
     }
+    if ((long)seq < st->max_seq)
+        st->reordered++;
+    st->max_seq = MAX(st->max_seq, (long)seq);
     st->rtt_ns[seq] = MAX(now - t, 1);
     st->received++;
 }
@@ -662,10 +667,11 @@ static void rr_report(const struct rr_state *st, long sent)
     if (v)
         qsort(v, (size_t)n, sizeof(*v), cmp_u64);
 #define PCT(p) (n ? (double)v[MIN((long)((double)(n - 1) * (p) + 0.5), n - 1)] / 1e6 : 0.0)
-    printf("rr: sent=%ld received=%ld lost=%ld loss_pct=%.3f dups=%ld bad=%ld min_ms=%.3f "
-           "p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f mean_ms=%.3f\n",
+    printf("rr: sent=%ld received=%ld lost=%ld loss_pct=%.3f dups=%ld reordered=%ld bad=%ld "
+           "min_ms=%.3f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f mean_ms=%.3f\n",
            sent, st->received, sent - st->received,
-           sent ? 100.0 * (double)(sent - st->received) / (double)sent : 0.0, st->dups, st->bad,
+           sent ? 100.0 * (double)(sent - st->received) / (double)sent : 0.0, st->dups,
+           st->reordered, st->bad,
            PCT(0), PCT(0.5), PCT(0.9), PCT(0.99), PCT(1), n ? sum / (double)n / 1e6 : 0.0);
 #undef PCT
     free(v);
@@ -695,7 +701,7 @@ static bool rr_send(struct rr_state *st, long seq, uint8_t *msg)
 
 static int mode_rr(const struct config *cfg)
 {
-    struct rr_state st = {.cfg = cfg, .fd = -1};
+    struct rr_state st = {.cfg = cfg, .fd = -1, .max_seq = -1};
     uint8_t *buf = malloc(65536), *msg = malloc((size_t)cfg->size);
     int rc = 1, one = 1;
     long sent = 0;
