@@ -22,10 +22,17 @@
  * KCP data when they differ (§3.5); this decoder never does. It learns from the type
  * markers which (ds', ps') layouts the peer can be using (every ds' + ps' <= 256 is kept as a
  * candidate until a packet contradicts it) and rebuilds a group only when every layout still
- * possible puts that group's shards at the same rows of the same code. A packet whose type
- * contradicts its position under the local (ds, ps) is a proven mismatch: recovery stops for
- * good (data packets still go up), the mismatch counter grows and the log callback is
- * called once.
+ * possible puts that group's shards at the same rows of the same code; until then the group
+ * stays in the window (kcp-go would drop it) so a later shard can retry. With the same
+ * layout on both ends this is known within the first groups (the vectors' group 0 already
+ * qualifies). A packet whose type contradicts its position under the local (ds, ps) is a
+ * proven mismatch: recovery stops for good (data packets still go up), the mismatch counter
+ * grows and the log callback is called once.
+ *
+ * Differences from kcp-go 5.6.1, all on the safe side: no recovery under an unproven or
+ * mismatched layout (see above; kcp-go also builds a (1,1) decoder when local FEC is off);
+ * the last 64 finished groups are remembered, so late or duplicated shards of theirs do not
+ * rebuild and deliver the group again (kcp-go does, e.g. always for ds = 1).
  */
 
 #include "common/err.h"
