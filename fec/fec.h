@@ -110,8 +110,9 @@ void fec_encoder_set_next_seqid(struct fec_encoder *enc, uint32_t seqid);
 
 /* Creates a decoder for the local |data_shards| / |parity_shards|. If either is <= 0 the
  * decoder recovers nothing but still delivers the data packets of FEC-framed input (kcp-go
- * accepts them). |log| (may be NULL) with |log_user| is called once on the first detected
- * mismatch. Returns NULL when ds + ps > FEC_MAX_SHARDS or memory ran out. */
+ * accepts them); each FEC packet then counts as a mismatch (the peer has FEC on) and the
+ * log callback says so once. |log| (may be NULL) with |log_user| is called once on the first
+ * detected mismatch. Returns NULL when ds + ps > FEC_MAX_SHARDS or memory ran out. */
 struct fec_decoder *fec_decoder_new(int data_shards, int parity_shards, fec_log_fn *log,
                                     void *log_user);
 
