@@ -173,6 +173,15 @@ static void set_nonblock(int fd)
         fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+/* UDP probes come in bursts: a large receive buffer keeps the socket from dropping them, so
+ * that every loss counted is the network's. */
+static void set_udp_buffers(int fd)
+{
+    int big = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+}
+
 static void print_listening(int fd)
 {
     struct sockaddr_storage ss;
@@ -208,6 +217,8 @@ static int open_server(const struct config *cfg)
         return -1;
     }
     set_nonblock(fd);
+    if (cfg->udp)
+        set_udp_buffers(fd);
     print_listening(fd);
     return fd;
 }
@@ -226,6 +237,8 @@ static int open_client(const struct config *cfg, uint64_t timeout_ns)
     if (fd == -1)
         goto fail;
     set_nonblock(fd);
+    if (cfg->udp)
+        set_udp_buffers(fd);
     if (connect(fd, (struct sockaddr *)&ss, len) == -1) {
         if (errno != EINPROGRESS)
             goto fail;

@@ -552,6 +552,14 @@ static void release_due(struct fw *fw, uint64_t now)
 
 /* ---- clients ---- */
 
+/* Large socket buffers, so that bursts are lost only where udpfw decides. */
+static void set_buffers(int fd)
+{
+    int big = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+}
+
 static void client_close(struct fw *fw, int i)
 {
     struct client *cl = &fw->clients[i];
@@ -592,6 +600,7 @@ static int client_get(struct fw *fw, const struct sockaddr_storage *a, socklen_t
             close(fd);
             return -1;
         }
+        set_buffers(fd);
         cl->fd = fd;
     }
     memcpy(&cl->addr, a, len);
@@ -697,9 +706,7 @@ static int open_listen(struct fw *fw)
             close(fd);
         return -1;
     }
-    int big = 4 << 20;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+    set_buffers(fd);
     struct sockaddr_storage bound;
     socklen_t bound_len = sizeof(bound);
     char text[NI_MAXHOST + NI_MAXSERV + 8];
