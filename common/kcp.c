@@ -453,16 +453,15 @@ int kcp_seg_hdr_decode(const uint8_t **p, const uint8_t *end, struct kcp_seg_hdr
 {
     if (end - *p < KCP_OVERHEAD)
         return ERR_PROTO;
-    const uint8_t *q = *p;
-    h->conv = rd_u32le(q);
-    h->cmd = q[4];
-    h->frg = q[5];
-    h->wnd = rd_u16le(q + 6);
-    h->ts = rd_u32le(q + 8);
-    h->sn = rd_u32le(q + 12);
-    h->una = rd_u32le(q + 16);
-    h->len = rd_u32le(q + 20);
-    *p = q + KCP_OVERHEAD;
+    /* The length test above makes every field read below succeed. */
+    get_u32le(p, end, &h->conv);
+    get_u8(p, end, &h->cmd);
+    get_u8(p, end, &h->frg);
+    get_u16le(p, end, &h->wnd);
+    get_u32le(p, end, &h->ts);
+    get_u32le(p, end, &h->sn);
+    get_u32le(p, end, &h->una);
+    get_u32le(p, end, &h->len);
     return 0;
 }
 
@@ -929,6 +928,8 @@ static int input_segment(struct kcp *k, const struct kcp_seg_hdr *h, const uint8
         *slid = true;
     switch (h->cmd) {
     case KCP_CMD_ACK:
+        /* kcp-go takes the RTT sample from the last ACK of the packet whatever its sn; we
+         * skip ACKs for never-sent sns so that garbage cannot skew the estimator. */
         if (parse_ack(k, h->sn, h->ts)) {
             *acked = true;
             *latest_ts = h->ts;
@@ -1106,6 +1107,11 @@ uint32_t kcp_rto(const struct kcp *k)
 uint32_t kcp_srtt(const struct kcp *k)
 {
     return (uint32_t)k->rx_srtt;
+}
+
+uint32_t kcp_cwnd(const struct kcp *k)
+{
+    return k->cwnd;
 }
 
 size_t kcp_mss(const struct kcp *k)

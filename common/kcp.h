@@ -146,6 +146,7 @@ uint64_t kcp_next_deadline(const struct kcp *k, uint64_t now_ms);
 /* Timer entry point: flushes if an interval tick, a retransmission or a probe is due. */
 void kcp_tick(struct kcp *k, uint64_t now_ms);
 
+/* The conversation id given to kcp_new. */
 uint32_t kcp_conv(const struct kcp *k);
 /* True once some segment has been transmitted KCP_DEAD_LINK times (kcp-go sets this state and
  * never acts on it; the caller decides). */
@@ -153,6 +154,8 @@ bool kcp_is_dead(const struct kcp *k);
 /* Current retransmission timeout estimate and smoothed RTT, in ms. */
 uint32_t kcp_rto(const struct kcp *k);
 uint32_t kcp_srtt(const struct kcp *k);
+/* Congestion window in segments (meaningful with congestion control on, nc = 0). */
+uint32_t kcp_cwnd(const struct kcp *k);
 /* The MSS: payload bytes per segment (mtu - 24). */
 size_t kcp_mss(const struct kcp *k);
 /* Segments waiting in the receive buffer (out of order) and receive queue (in order). */

@@ -160,6 +160,7 @@ struct profile {
 static const struct profile prof_normal = {0, 40, 2, 1};
 static const struct profile prof_fast = {0, 30, 2, 1};
 static const struct profile prof_fast3 = {1, 10, 2, 1};
+static const struct profile prof_manual = {0, 50, 0, 0}; /* kcptun --mode manual defaults */
 
 struct pair {
     struct vnet *net;
@@ -471,6 +472,80 @@ TEST(kcp_sim_timestamp_wrap)
     CHECK(kcp_srtt(p.b.k) >= 40 && kcp_srtt(p.b.k) < 1000);
     CHECK(kcp_rto(p.b.k) < 2000);
     report("fast ts wrap", &p, p.a.done_ms - ((1ull << 32) - 300));
+    seed_note(seed);
+    pair_free(&p);
+}
+
+TEST(kcp_sim_same_seed_same_outcome)
+{
+    /* The whole run (engines, network, PRNG) replays exactly from its seed. */
+    uint64_t done[2], retrans[2], segs[2];
+    for (int r = 0; r < 2; r++) {
+        struct pair p;
+        done[r] = retrans[r] = segs[r] = 0;
+        if (pair_init(&p, 2024, &prof_fast3)) {
+            struct vnet_link_cfg lc = lossy_link(0.2);
+            vnet_link_set_both(p.net, p.a.id, p.b.id, &lc);
+            CHECK_EQ(run_transfer(&p, 1u << 20, 128 << 10, 60000), VNET_DONE);
+            struct kcp_stats st;
+            kcp_get_stats(p.b.k, &st);
+            done[r] = p.a.done_ms;
+            retrans[r] = st.retrans_segs;
+            segs[r] = st.out_segs;
+        }
+        pair_free(&p);
+    }
+    CHECK(done[0] > 0);
+    CHECK_EQ(done[0], done[1]);
+    CHECK_EQ(retrans[0], retrans[1]);
+    CHECK_EQ(segs[0], segs[1]);
+}
+
+/* Tracks the sender's congestion window while the run goes on. */
+struct cwnd_watch {
+    struct pair *p;
+    uint32_t max_cwnd;
+    uint32_t drops;      /* times cwnd fell */
+    uint32_t last;
+};
+
+static bool watch_done(void *user)
+{
+    struct cwnd_watch *w = user;
+    uint32_t c = kcp_cwnd(w->p->b.k);
+    if (c > w->max_cwnd)
+        w->max_cwnd = c;
+    if (c < w->last)
+        w->drops++;
+    w->last = c;
+    return transfer_done(w->p);
+}
+
+TEST(kcp_sim_congestion_control_on)
+{
+    /* nc = 0 (manual mode defaults) through a 20 Mbit/s bottleneck with a 64 kB queue and 1%
+     * loss: slow start grows cwnd, losses and queue overflow cut it, data stays exact. */
+    uint64_t seed = vnet_seed_from_env(88);
+    struct pair p;
+    if (!pair_init(&p, seed, &prof_manual)) {
+        CHECK(!"allocation");
+        pair_free(&p);
+        return;
+    }
+    struct vnet_link_cfg lc = {.loss = 0.01, .delay_ms = 20, .rate_bps = 20000000,
+                               .queue_bytes = 65536};
+    vnet_link_set_both(p.net, p.a.id, p.b.id, &lc);
+    struct cwnd_watch w = {.p = &p};
+    p.b.to_send = p.a.expect = 2u << 20;
+    side_pump(&p.b, 0);
+    CHECK_EQ(vnet_run(p.net, 120000, watch_done, &w), VNET_DONE);
+    CHECK_EQ(p.a.received, 2u << 20);
+    CHECK_EQ(p.a.mismatch_at, 0);
+    CHECK(w.max_cwnd >= 8);
+    CHECK(w.drops > 0);
+    CHECK(w.max_cwnd < 1024);
+    printf("    sim: kcp manual nc=0: max cwnd %u, %u reductions\n", w.max_cwnd, w.drops);
+    report("manual nc=0 20 Mbit/s", &p, p.a.done_ms);
     seed_note(seed);
     pair_free(&p);
 }
