@@ -14,7 +14,10 @@
 #   LINKEM_NS_A/LINKEM_NS_B (ktun-a/ktun-b), LINKEM_ADDR_A/LINKEM_ADDR_B (10.199.0.1/.2),
 #   LINKEM_BIN (build/tools/linkem), LINKEM_STATE (/run/ktun-linkem),
 #   LINKEM_MAX_SECONDS (3600: linkem exits by itself after that long),
-#   LINKEM_RT (1: lane threads run SCHED_FIFO, so that a busy machine delays them less; 0 = off).
+#   LINKEM_RT (1: lane threads run SCHED_FIFO, so that a busy machine delays them less; 0 = off),
+#   LINKEM_TCP_CC (default TCP congestion control inside both namespaces; a namespace accepts
+#   only those in net.ipv4.tcp_allowed_congestion_control (here reno, bbr); for others such as
+#   cubic use `tcpblast --cc cubic`, per socket). The kernel's default here is bbr.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -27,6 +30,7 @@ BIN=${LINKEM_BIN:-build/tools/linkem}
 STATE=${LINKEM_STATE:-/run/ktun-linkem}
 MAX_SECONDS=${LINKEM_MAX_SECONDS:-3600}
 RT=${LINKEM_RT:-1}
+TCP_CC=${LINKEM_TCP_CC:-}
 DEV_A=lkm-a
 DEV_B=lkm-b
 PIDFILE=$STATE/linkem.pid
@@ -79,6 +83,10 @@ do_up() {
     for ns in "$NS_A" "$NS_B"; do
         ip netns add "$ns"
         ip -n "$ns" link set lo up
+        if [ -n "$TCP_CC" ]; then
+            ip netns exec "$ns" sysctl -qw net.ipv4.tcp_congestion_control="$TCP_CC" ||
+                { do_down >/dev/null; die "cannot set TCP congestion control $TCP_CC"; }
+        fi
     done
     local rt=()
     [ "$RT" = 1 ] && rt=(--rt)
@@ -99,7 +107,9 @@ do_up() {
     ip -n "$NS_A" addr add "$ADDR_A/$PREFIX" dev "$DEV_A"
     ip -n "$NS_B" addr add "$ADDR_B/$PREFIX" dev "$DEV_B"
     echo "linkem: up (pid $pid): a=$ADDR_A (netns $NS_A, $DEV_A)  b=$ADDR_B (netns $NS_B, $DEV_B)"
-    echo "linkem: options: $*"
+    local cc
+    cc=$(ip netns exec "$NS_A" sysctl -n net.ipv4.tcp_congestion_control)
+    echo "linkem: options: $* (tcp congestion control: $cc)"
 }
 
 do_stats() {
@@ -132,7 +142,7 @@ status)
 a) need_root; exec ip netns exec "$NS_A" "$@" ;;
 b) need_root; exec ip netns exec "$NS_B" "$@" ;;
 *)
-    sed -n '3,17s/^# \{0,1\}//p' "$0" >&2
+    sed -n '3,20s/^# \{0,1\}//p' "$0" >&2
     exit 2
     ;;
 esac

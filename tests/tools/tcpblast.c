@@ -52,7 +52,7 @@
 
 enum mode { MODE_SEND, MODE_SINK, MODE_ECHO, MODE_RR, MODE_GEN, MODE_COUNT };
 
-enum { OPT_HASH = 257, OPT_CONNS, OPT_WAIT };
+enum { OPT_HASH = 257, OPT_CONNS, OPT_WAIT, OPT_CC };
 
 struct config {
     enum mode mode;
@@ -69,6 +69,7 @@ struct config {
     double wait_ms;       /* rr: grace for replies after the last send */
     double duration_s;    /* hard bound of the whole run */
     double time_s;        /* send: stop sending after this long (0 = when --bytes are sent) */
+    const char *cc;       /* TCP congestion control for our sockets, NULL = system default */
 };
 
 static volatile sig_atomic_t got_stop;
@@ -195,6 +196,25 @@ static void print_listening(int fd)
     fflush(stdout);
 }
 
+/* Sets --cc on a TCP socket (accepted sockets inherit it from a listener); 0 or -1. */
+static int set_cc(const struct config *cfg, int fd)
+{
+    if (!cfg->cc || cfg->udp)
+        return 0;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cfg->cc, (socklen_t)strlen(cfg->cc)) == 0)
+        return 0;
+    fprintf(stderr, "tcpblast: congestion control `%s': %s\n", cfg->cc, strerror(errno));
+    return -1;
+}
+
+/* Name of the congestion control |fd| uses, into |out| (|cap| bytes). */
+static void get_cc(int fd, char *out, socklen_t cap)
+{
+    memset(out, 0, cap);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, out, &cap) == -1)
+        snprintf(out, cap, "?");
+}
+
 /* Binds a TCP listener or a UDP socket on |addr|; prints "listening H:P"; returns fd or -1. */
 static int open_server(const struct config *cfg)
 {
@@ -209,7 +229,7 @@ static int open_server(const struct config *cfg)
     int one = 1;
     if (fd != -1)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (fd == -1 || bind(fd, (struct sockaddr *)&ss, len) == -1 ||
+    if (fd == -1 || set_cc(cfg, fd) || bind(fd, (struct sockaddr *)&ss, len) == -1 ||
         (!cfg->udp && listen(fd, 64) == -1)) {
         fprintf(stderr, "tcpblast: cannot listen on %s: %s\n", cfg->addr, strerror(errno));
         if (fd != -1)
@@ -239,6 +259,8 @@ static int open_client(const struct config *cfg, uint64_t timeout_ns)
     set_nonblock(fd);
     if (cfg->udp)
         set_udp_buffers(fd);
+    if (set_cc(cfg, fd))
+        goto fail;
     if (connect(fd, (struct sockaddr *)&ss, len) == -1) {
         if (errno != EINPROGRESS)
             goto fail;
@@ -333,10 +355,11 @@ static int mode_send(const struct config *cfg)
         }
     }
     uint64_t el = MAX(now_ns() - start, 1);
-    char text[SHA256_HEX];
+    char text[SHA256_HEX], cc[32];
     sha_finish(&sha, text);
-    printf("send: bytes=%" PRIu64 " seconds=%.3f mbit_s=%.2f sha256=%s\n", sent, secs(el),
-           (double)sent * 8 / secs(el) / 1e6, text);
+    get_cc(fd, cc, sizeof(cc));
+    printf("send: bytes=%" PRIu64 " seconds=%.3f mbit_s=%.2f sha256=%s cc=%s\n", sent, secs(el),
+           (double)sent * 8 / secs(el) / 1e6, text, cc);
     rc = 0;
 out:
     gcry_md_close(sha);
@@ -820,6 +843,7 @@ static void usage(FILE *f)
             "      --conns N            sink: exit after N connections (default 1, 0 = never)\n"
             "      --hash               gen: print the sha256 only\n"
             "  -T, --time SEC           send: stop sending after SEC (with or without -n)\n"
+            "      --cc NAME            TCP congestion control, e.g. cubic, bbr, reno\n"
             "  -t, --duration SEC       bound the whole run (default 60)\n"
             "Servers print \"listening HOST:PORT\" first (port 0 picks one).\n");
 }
@@ -907,6 +931,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         {"wait", required_argument, NULL, OPT_WAIT}, {"conns", required_argument, NULL, OPT_CONNS},
         {"hash", no_argument, NULL, OPT_HASH},      {"duration", required_argument, NULL, 't'},
         {"time", required_argument, NULL, 'T'},
+        {"cc", required_argument, NULL, OPT_CC},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     double v;
@@ -963,6 +988,11 @@ static int parse_args(int argc, char **argv, struct config *cfg)
             if (parse_num(optarg, 0, 1e9, &v) || v != floor(v))
                 return bad_opt("--conns", optarg);
             cfg->conns = (long)v;
+            break;
+        case OPT_CC:
+            if (!*optarg || strlen(optarg) >= 16)
+                return bad_opt("--cc", optarg);
+            cfg->cc = optarg;
             break;
         case OPT_HASH:
             cfg->hash_only = true;
