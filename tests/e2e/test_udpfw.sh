@@ -95,6 +95,19 @@ for s in 1 2 3; do
     [ "$(field bad "$line")" = 0 ] || fail "client $s got someone else's replies"
 done
 
+echo "== one client slot: each new client evicts the previous one and still works"
+start evict "$FW" --listen 127.0.0.1:0 --upstream "$ECHO" --max-clients 1 \
+    --stats "$tmp/evict.stats" --duration 30
+evict_pid=${pids[-1]}
+for s in 1 2 3; do
+    line=$("$BLAST" rr --udp -c "$ADDR" --seed "$s" --count 20 --interval 1 --wait 1000 \
+        --duration 20)
+    [ "$(field received "$line")" = 20 ] || fail "client $s after eviction: $line"
+done
+kill -TERM "$evict_pid"; wait "$evict_pid"
+cl=$(grep '^clients:' "$tmp/evict.stats"); echo "$cl"
+[ "$(field evictions "$cl")" = 2 ] || fail "want 2 evictions"
+
 echo "== duplication 100 %"
 start dup "$FW" --listen 127.0.0.1:0 --upstream "$ECHO" --dup 100/0 --duration 30
 line=$("$BLAST" rr --udp -c "$ADDR" --count 50 --interval 2 --wait 300 --duration 20)

@@ -536,7 +536,8 @@ static int parse_lane_opt(struct config *cfg, int c, const char *arg)
     return 0;
 }
 
-/* Fills |cfg|; returns 0, 1 after --help, or -1 after printing an error. */
+/* Fills |cfg|; returns 0, 1 after --help, or -1 after printing an error. Long: one switch
+ * over the option table reads better than the table split across helpers. */
 static int parse_args(int argc, char **argv, struct config *cfg)
 {
     static const struct option opts[] = {

@@ -920,7 +920,8 @@ static int check_config(const struct config *cfg)
     return 0;
 }
 
-/* Fills |cfg|; returns 0, 1 after --help, or -1 after printing an error. */
+/* Fills |cfg|; returns 0, 1 after --help, or -1 after printing an error. Long: one switch
+ * over the option table reads better than the table split across helpers. */
 static int parse_args(int argc, char **argv, struct config *cfg)
 {
     static const struct option opts[] = {

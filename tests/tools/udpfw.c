@@ -113,7 +113,8 @@ struct fw {
     uint64_t seq;
     uint64_t rng;
     struct dir_state dir[UDPFW_DIRS];
-    uint64_t no_slot_drops; /* datagrams from a new client when every slot was busy */
+    uint64_t evictions;     /* clients dropped to make room for a new one */
+    uint64_t no_socket;     /* datagrams dropped because no upstream socket could be made */
     uint8_t buf[UDPFW_MAX_DGRAM];
 };
 
@@ -269,7 +270,7 @@ static void usage(FILE *f)
             "Other options:\n"
             "  -e, --echo              no upstream: send datagrams back to their sender\n"
             "  -q, --queue-max N       packets held at once, all directions (4096)\n"
-            "      --max-clients N     client address slots (64)\n"
+            "      --max-clients N     client address slots; the least recently used goes (64)\n"
             "      --idle-timeout SEC  free a client slot after SEC idle (60)\n"
             "  -s, --seed N            PRNG seed (1)\n"
             "  -S, --stats FILE        write counters to FILE on exit and on SIGUSR1\n"
@@ -283,7 +284,8 @@ static int bad_opt(const char *opt, const char *val)
     return -1;
 }
 
-/* Fills |cfg| from argv; returns 0, 1 for --help, or -1 after printing an error. */
+/* Fills |cfg| from argv; returns 0, 1 for --help, or -1 after printing an error. Long: one
+ * switch over the option table reads better than the table split across helpers. */
 static int parse_args(int argc, char **argv, struct config *cfg)
 {
     static const struct option opts[] = {
@@ -575,10 +577,11 @@ static bool same_addr(const struct client *cl, const struct sockaddr_storage *a,
     return cl->addr_len == len && memcmp(&cl->addr, a, len) == 0;
 }
 
-/* Finds or creates the slot for client address |a|; returns its index or -1. */
+/* Finds or creates the slot for client address |a|, evicting the least recently used client
+ * when all slots are taken; returns its index or -1 if no upstream socket could be made. */
 static int client_get(struct fw *fw, const struct sockaddr_storage *a, socklen_t len, uint64_t now)
 {
-    int free_slot = -1;
+    int free_slot = -1, lru = 0;
     for (int i = 0; i < fw->cfg->max_clients; i++) {
         if (fw->clients[i].addr_len == 0) {
             if (free_slot < 0)
@@ -586,10 +589,15 @@ static int client_get(struct fw *fw, const struct sockaddr_storage *a, socklen_t
         } else if (same_addr(&fw->clients[i], a, len)) {
             fw->clients[i].last_ns = now;
             return i;
+        } else if (fw->clients[i].last_ns < fw->clients[lru].last_ns) {
+            lru = i;
         }
     }
-    if (free_slot < 0)
-        return -1;
+    if (free_slot < 0) {
+        client_close(fw, lru);
+        fw->evictions++;
+        free_slot = lru;
+    }
     struct client *cl = &fw->clients[free_slot];
     if (!fw->cfg->echo) {
         int fd = socket(fw->cfg->upstream_addr.ss_family, SOCK_DGRAM, 0);
@@ -631,7 +639,7 @@ static void read_listen(struct fw *fw)
         uint64_t now = now_ns();
         int ci = client_get(fw, &from, from_len, now);
         if (ci < 0) {
-            fw->no_slot_drops++;
+            fw->no_socket++;
             continue;
         }
         enqueue(fw, UDPFW_UP, ci, fw->buf, (size_t)n, now);
@@ -665,7 +673,8 @@ static void print_stats(const struct fw *fw, FILE *f)
                 names[i], s->rx_pkts, s->rx_bytes, s->tx_pkts, s->tx_bytes, s->lost,
                 s->queue_drops, s->dups, s->reordered, s->send_errors);
     }
-    fprintf(f, "clients: no_slot_drops=%" PRIu64 " queued=%zu\n", fw->no_slot_drops, fw->heap_len);
+    fprintf(f, "clients: evictions=%" PRIu64 " no_socket=%" PRIu64 " queued=%zu\n", fw->evictions,
+            fw->no_socket, fw->heap_len);
 }
 
 static void dump_stats(const struct fw *fw)
