@@ -109,3 +109,52 @@ clean:
 	rm -rf build build-san bin
 
 -include $(shell find build build-san -name '*.d' 2>/dev/null)
+
+# ---- fuzzing (tests/fuzz/): one libFuzzer harness per parser, see tests/fuzz/fuzz.h ----------
+# make fuzz        clang libFuzzer binaries in build-fuzz/fuzz/<target>
+# make fuzz-smoke  runs each harness briefly and replays its corpus (FUZZ_SECONDS per harness)
+# make test        also builds $(BUILD)/fuzz-replay/<target> (gcc, corpus replay without libFuzzer)
+FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))
+FUZZ_REPLAY  := $(patsubst %,$(BUILD)/fuzz-replay/%,$(FUZZ_TARGETS))
+FUZZ_BUILD   := build-fuzz
+FUZZ_CC      ?= clang
+FUZZ_CFLAGS  := -O1 -g -std=gnu11 -D_GNU_SOURCE -MMD -MP -I. -pthread -DNO_POOL \
+                -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_BINS    := $(patsubst %,$(FUZZ_BUILD)/fuzz/%,$(FUZZ_TARGETS))
+FUZZ_SECONDS ?= 25
+
+.PHONY: fuzz fuzz-smoke fuzz-clean
+
+test: $(FUZZ_REPLAY)
+
+$(BUILD)/fuzz-replay/%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Library objects get coverage instrumentation (fuzzer-no-link); the harness links libFuzzer.
+$(FUZZ_BUILD)/lib/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+
+$(FUZZ_BUILD)/libktun.a: $(patsubst %.c,$(FUZZ_BUILD)/lib/%.o,$(LIB_SRCS))
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz/%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libktun.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZLD  $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c %.a,$^) $(LDLIBS)
+
+fuzz: $(FUZZ_BINS)
+
+fuzz-smoke: fuzz
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh smoke $(FUZZ_TARGETS)
+
+fuzz-clean:
+	rm -rf $(FUZZ_BUILD)
+
+clean: fuzz-clean
+
+-include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)
