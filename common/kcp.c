@@ -920,11 +920,14 @@ static int input_segment(struct kcp *k, const struct kcp_seg_hdr *h, const uint8
         return KCP_DROP_CONV;
     if (h->cmd < KCP_CMD_PUSH || h->cmd > KCP_CMD_WINS)
         return KCP_DROP_CMD;
-    if (seq_diff(h->una, k->snd_nxt) > 0)
-        return KCP_DROP_UNA;
     if (regular)
         k->rmt_wnd = h->wnd;
-    if (parse_una(k, h->una) > 0)
+    /* A una beyond anything we sent (a peer still in an older session with this conv, or a
+     * forgery) would count all our in-flight data as delivered, as kcp-go does: ignore that
+     * field, count it, and still process the rest of the segment as kcp-go would. */
+    if (seq_diff(h->una, k->snd_nxt) > 0)
+        k->stats.drop[KCP_DROP_UNA]++;
+    else if (parse_una(k, h->una) > 0)
         *slid = true;
     switch (h->cmd) {
     case KCP_CMD_ACK:

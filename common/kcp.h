@@ -66,7 +66,7 @@ enum kcp_drop {
     KCP_DROP_CONV,     /* segment with another conversation id (rest of packet dropped) */
     KCP_DROP_LEN,      /* declared len runs past the packet end (rest dropped) */
     KCP_DROP_CMD,      /* unknown cmd (rest dropped) */
-    KCP_DROP_UNA,      /* una beyond anything we sent (rest dropped) */
+    KCP_DROP_UNA,      /* una beyond anything we sent (field ignored, segment kept) */
     KCP_DROP_WINDOW,   /* PUSH at or beyond rcv_nxt + rcv_wnd (not acked, not stored) */
     KCP_DROP_ACK,      /* ACK for an sn never sent (ignored, no RTT sample) */
     KCP_DROP_NOMEM,    /* PUSH not stored for lack of memory */
