@@ -631,3 +631,27 @@ TEST(crypt_secure_known_answer)
     crypt_free(c);
     crypt_free(sv);
 }
+
+TEST(crypt_rng_fast_generator)
+{
+    struct crypt_rng *a = crypt_rng_new(), *b = crypt_rng_new();
+    REQUIRE(a && b);
+    uint8_t x[64], y[64], z[64], zero[64] = {0};
+    crypt_rng_fill(a, x, sizeof(x));
+    crypt_rng_fill(a, y, sizeof(y));
+    crypt_rng_fill(b, z, sizeof(z));
+    CHECK(memcmp(x, y, sizeof(x)) != 0); /* the key moves on after every call */
+    CHECK(memcmp(x, z, sizeof(x)) != 0); /* independent seeds */
+    CHECK(memcmp(x, zero, sizeof(x)) != 0);
+    /* It drives a crypt object like any rng. */
+    struct crypt *c = crypt_new_key("aes", x, crypt_rng_fill, a, NULL);
+    REQUIRE(c);
+    uint8_t d1[100] = {0}, d2[100] = {0};
+    CHECK_EQ(crypt_seal(c, d1, 80, sizeof(d1), 0), 100);
+    CHECK_EQ(crypt_seal(c, d2, 80, sizeof(d2), 0), 100);
+    CHECK(memcmp(d1, d2, 16) != 0);
+    crypt_free(c);
+    crypt_rng_free(a);
+    crypt_rng_free(b);
+    crypt_rng_free(NULL);
+}
