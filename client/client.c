@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: MIT */
+/* ktun-client: local TCP listener whose connections become streams over KCP sessions. */
+#include "client/client.h"
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/net.h"
+#include "common/sess.h"
+#include "common/util.h"
+#include "crypto/crypt.h"
+
+#include <ev.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/*
+ * kcptun's client policy (PROTOCOL.md §8.1): sessions are created lazily, one per --conn slot,
+ * on the first TCP connection that lands on the slot (round-robin over accepted connections).
+ * Each session has its own UDP socket and a random conv. With --autoexpire a session takes new
+ * streams only that long; it then leaves its slot and is closed --scavengettl seconds after
+ * its expiry (checked every second, like kcptun's scavenger).
+ */
+
+struct client {
+    struct shell sh;            /* loop, sessions, counters */
+    const struct config *cfg;   /* validated configuration (borrowed) */
+    struct net_addr remote;     /* server UDP address */
+    int lfd;                    /* TCP listener */
+    ev_io accept_io;            /* listener readable */
+    ev_timer scavenge_timer;    /* 1 s scavenger, with --autoexpire only */
+    struct sess **slots;        /* --conn slots, NULL when empty */
+    uint64_t rr;                /* accepted connections, for round-robin */
+};
+
+static struct sess *client_new_sess(struct client *c, int slot)
+{
+    char err[NET_ERR_LEN];
+    int fd = net_udp_socket(c->remote.ss.ss_family, NULL, err);
+    if (fd < 0) {
+        LOG_ERROR("client: %s", err);
+        return NULL;
+    }
+    if (c->cfg->sockbuf > 0 && net_set_sockbuf(fd, c->cfg->sockbuf, err) != 0)
+        LOG_WARN("client: %s", err);
+    if (c->cfg->dscp > 0 && net_set_dscp(fd, c->remote.ss.ss_family, c->cfg->dscp, err) != 0)
+        LOG_WARN("client: %s", err);
+    uint32_t conv;
+    randombytes_buf(&conv, sizeof(conv));
+    struct sess *s = sess_new(&c->sh, fd, true, &c->remote, conv);
+    if (!s)
+        return NULL;
+    s->slot = slot;
+    if (c->cfg->autoexpire_s > 0)
+        s->expire_ms = s->created_ms + (uint64_t)c->cfg->autoexpire_s * 1000;
+    return s;
+}
+
+/* Takes |s| out of its slot; it keeps serving its streams until the scavenger closes it. */
+static void client_retire(struct client *c, struct sess *s)
+{
+    c->slots[s->slot] = NULL;
+    s->slot = -1;
+    s->scavenge_ms = s->expire_ms + (uint64_t)c->cfg->scavengettl_s * 1000;
+    LOG_INFO("client: %s expired, closing it in %d s", s->name, c->cfg->scavengettl_s);
+}
+
+static struct sess *client_pick(struct client *c)
+{
+    int idx = (int)(c->rr++ % (uint64_t)c->cfg->conn);
+    struct sess *s = c->slots[idx];
+    uint64_t now = loop_now_ms(c->sh.loop);
+    if (s && s->expire_ms && now >= s->expire_ms) {
+        client_retire(c, s);
+        s = NULL;
+    }
+    if (!s) {
+        s = client_new_sess(c, idx);
+        c->slots[idx] = s;
+    }
+    return s;
+}
+
+static void client_accept_cb(EV_P_ ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct client *c = container_of(w, struct client, accept_io);
+    for (int i = 0; i < 64; i++) {
+        char err[NET_ERR_LEN] = "";
+        struct net_addr peer;
+        int fd = net_tcp_accept(c->lfd, &peer, err);
+        if (fd < 0) {
+            if (err[0])
+                LOG_WARN("client: %s", err);
+            break;
+        }
+        struct sess *s = client_pick(c);
+        if (!s) {
+            close(fd);
+            continue;
+        }
+        int rc = stream_open_local(s, fd);
+        if (rc != 0)
+            LOG_WARN("client: cannot open a stream on %s: %s", s->name, err_str(rc));
+    }
+    shell_flush_dgrams(&c->sh);
+}
+
+static void client_scavenge_cb(EV_P_ ev_timer *w, int revents)
+{
+    (void)revents;
+    struct client *c = container_of(w, struct client, scavenge_timer);
+    uint64_t now = loop_now_ms(EV_A);
+    for (struct sess *s = c->sh.sessions, *nx; s; s = nx) {
+        nx = s->next;
+        if (s->slot >= 0 && s->expire_ms && now >= s->expire_ms)
+            client_retire(c, s);
+        if (s->slot < 0 && s->scavenge_ms && now >= s->scavenge_ms)
+            sess_close(s, "scavenged");
+    }
+    shell_flush_dgrams(&c->sh);
+}
+
+static void client_sess_gone(struct shell *sh, struct sess *s)
+{
+    struct client *c = container_of(sh, struct client, sh);
+    if (s->slot >= 0 && c->slots[s->slot] == s)
+        c->slots[s->slot] = NULL;
+}
+
+static void client_shutdown(struct shell *sh)
+{
+    struct client *c = container_of(sh, struct client, sh);
+    ev_io_stop(sh->loop, &c->accept_io);
+    ev_timer_stop(sh->loop, &c->scavenge_timer);
+}
+
+int client_run(const struct config *cfg)
+{
+    char err[NET_ERR_LEN];
+    struct net_addr local;
+    struct crypt *crypt = NULL;
+    struct client *c = NULL;
+    int rc = 1, cerr = 0;
+    if (crypt_lib_init() != 0 || sodium_init() < 0) {
+        LOG_ERROR("client: cannot initialise the crypto libraries");
+        return 1;
+    }
+    if (net_resolve(cfg->localaddr, true, &local, err) != 0) {
+        LOG_ERROR("client: --localaddr: %s", err);
+        return 1;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return 1;
+    c->cfg = cfg;
+    c->lfd = -1;
+    if (net_resolve(cfg->remoteaddr, false, &c->remote, err) != 0) {
+        LOG_ERROR("client: --remoteaddr: %s", err);
+        goto out;
+    }
+    crypt = crypt_new(cfg->crypt, cfg->key, crypt_rng_sodium, NULL, &cerr);
+    if (!crypt) {
+        char msg[256];
+        crypt_error(cfg->crypt, cerr, msg, sizeof(msg));
+        LOG_ERROR("client: --crypt: %s", msg);
+        goto out;
+    }
+    crypt_set_role(crypt, CRYPT_ROLE_CLIENT);
+    c->slots = calloc((size_t)cfg->conn, sizeof(*c->slots));
+    c->lfd = net_tcp_listen(&local, 1024, err);
+    if (!c->slots || c->lfd < 0) {
+        LOG_ERROR("client: %s", c->slots ? err : "out of memory");
+        goto out;
+    }
+    struct sess_params params;
+    sess_params_from_config(cfg, &params);
+    struct shell_hooks hooks = {.sess_gone = client_sess_gone, .shutdown = client_shutdown};
+    struct ev_loop *loop = EV_DEFAULT;
+    shell_init(&c->sh, loop, &params, true, crypt, &hooks, cfg->snmplog, cfg->snmpperiod_s);
+    ev_io_init(&c->accept_io, client_accept_cb, c->lfd, EV_READ);
+    ev_io_start(EV_A_ &c->accept_io);
+    ev_timer_init(&c->scavenge_timer, client_scavenge_cb, 1.0, 1.0);
+    if (cfg->autoexpire_s > 0)
+        ev_timer_start(EV_A_ &c->scavenge_timer);
+    char ls[NET_ADDR_STRLEN], rs[NET_ADDR_STRLEN];
+    LOG_INFO("client: listening on %s, server %s", net_addr_str(&local, ls, sizeof(ls)),
+             net_addr_str(&c->remote, rs, sizeof(rs)));
+    shell_run(&c->sh);
+    ev_loop_destroy(EV_A);
+    rc = 0;
+out:
+    if (c->lfd >= 0)
+        close(c->lfd);
+    free(c->slots);
+    free(c);
+    crypt_free(crypt);
+    return rc;
+}

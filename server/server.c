@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/* ktun-server: UDP listener whose KCP sessions' streams are forwarded to the target. */
+#include "server/server.h"
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/net.h"
+#include "common/sess.h"
+#include "common/util.h"
+#include "crypto/crypt.h"
+
+#include <ev.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/*
+ * kcp-go's listener policy (PROTOCOL.md §5.2): one UDP socket; sessions keyed by the peer's
+ * address. A datagram for a known address feeds its session if it is parity or carries the
+ * session's conv; another conv replaces the session only when its sn is 0 (the client
+ * restarted on the same port); anything else is dropped. An unknown address gets a new
+ * session unless the packet is parity-only or --maxsessions sessions exist. Dead peers are
+ * reclaimed by the smux keepalive check (30 s without a frame), as in kcptun.
+ */
+
+#define SERVER_BUCKETS 1024
+
+struct server {
+    struct shell sh;                     /* loop, sessions, counters */
+    const struct config *cfg;            /* validated configuration (borrowed) */
+    int ufd;                             /* UDP listener */
+    ev_io udp_io;                        /* listener readable */
+    struct net_addr target;              /* TCP target (unless a Unix path) */
+    bool target_unix;                    /* cfg->target is a Unix socket path */
+    struct sess *table[SERVER_BUCKETS];  /* sessions by peer address */
+    struct sess *touched[NET_BATCH];     /* sessions fed by the current batch */
+    int ntouched;                        /* entries of |touched| */
+};
+
+static struct sess **server_bucket(struct server *sv, const struct net_addr *a)
+{
+    return &sv->table[net_addr_hash(a) % SERVER_BUCKETS];
+}
+
+static struct sess *server_find(struct server *sv, const struct net_addr *a)
+{
+    for (struct sess *s = *server_bucket(sv, a); s; s = s->hnext)
+        if (net_addr_equal(&s->peer, a))
+            return s;
+    return NULL;
+}
+
+static void server_sess_gone(struct shell *sh, struct sess *s)
+{
+    struct server *sv = container_of(sh, struct server, sh);
+    for (struct sess **pp = server_bucket(sv, &s->peer); *pp; pp = &(*pp)->hnext) {
+        if (*pp == s) {
+            *pp = s->hnext;
+            break;
+        }
+    }
+    for (int i = 0; i < sv->ntouched; i++)
+        if (sv->touched[i] == s)
+            sv->touched[i] = NULL;
+}
+
+static void server_touch(struct server *sv, struct sess *s)
+{
+    for (int i = 0; i < sv->ntouched; i++)
+        if (sv->touched[i] == s)
+            return;
+    sv->touched[sv->ntouched++] = s;
+}
+
+static struct sess *server_new_sess(struct server *sv, const struct net_addr *from, uint32_t conv)
+{
+    if (sv->sh.nsess >= (size_t)sv->cfg->maxsessions) {
+        sv->sh.base.v[SNMP_IN_ERRS]++;
+        return NULL;
+    }
+    struct sess *s = sess_new(&sv->sh, sv->ufd, false, from, conv);
+    if (!s)
+        return NULL;
+    struct sess **b = server_bucket(sv, from);
+    s->hnext = *b;
+    *b = s;
+    return s;
+}
+
+/* Routes one opened payload from |from| (PROTOCOL.md §5.2). */
+static void server_route(struct server *sv, const struct net_addr *from, const uint8_t *p,
+                         size_t len)
+{
+    uint32_t conv = 0, sn = 0;
+    bool parity = false;
+    if (link_peek(p, len, &conv, &sn, &parity) != 0) {
+        sv->sh.base.v[SNMP_IN_ERRS]++;
+        return;
+    }
+    struct sess *s = server_find(sv, from);
+    if (s && !parity && conv != s->conv) {
+        if (sn != 0) {
+            sv->sh.base.v[SNMP_IN_ERRS]++;
+            return;
+        }
+        sess_close(s, "conv replaced");
+        s = NULL;
+    }
+    if (!s) {
+        if (parity)
+            return; /* parity never opens a session */
+        s = server_new_sess(sv, from, conv);
+        if (!s)
+            return;
+    }
+    sess_input_payload(s, p, len);
+    server_touch(sv, s);
+}
+
+static void server_udp_cb(EV_P_ ev_io *w, int revents)
+{
+    (void)revents;
+    struct server *sv = container_of(w, struct server, udp_io);
+    struct shell *sh = &sv->sh;
+    uint64_t wall_ms = loop_now_ms(EV_A);
+    for (int b = 0; b < SESS_RX_BATCHES; b++) {
+        int n = net_recv_batch(sv->ufd, &sh->rb);
+        if (n <= 0)
+            break;
+        sv->ntouched = 0;
+        for (int i = 0; i < n; i++) {
+            const uint8_t *payload;
+            sh->base.v[SNMP_IN_PKTS]++;
+            sh->base.v[SNMP_IN_BYTES] += sh->rb.len[i];
+            ssize_t plen = crypt_open(sh->crypt, sh->rb.buf[i], sh->rb.len[i], wall_ms, &payload);
+            if (plen < 0)
+                continue; /* counted by the crypt (InCsumErrors) */
+            server_route(sv, &sh->rb.from[i], payload, (size_t)plen);
+        }
+        for (int i = 0; i < sv->ntouched; i++)
+            if (sv->touched[i])
+                sess_pump(sv->touched[i]);
+        sv->ntouched = 0;
+        if (n < NET_BATCH)
+            break;
+    }
+    shell_flush_dgrams(sh);
+}
+
+static void server_stream_accept(struct shell *sh, struct sess *s, uint32_t sid)
+{
+    struct server *sv = container_of(sh, struct server, sh);
+    char err[NET_ERR_LEN];
+    int fd = sv->target_unix ? net_unix_connect(sv->cfg->target, err)
+                             : net_tcp_connect(&sv->target, err);
+    if (fd < 0) {
+        LOG_WARN("server: stream %u on %s: %s", sid, s->name, err);
+        mux_stream_release(s->mux, sid);
+        return;
+    }
+    stream_attach(s, sid, fd, true);
+}
+
+static void server_shutdown(struct shell *sh)
+{
+    struct server *sv = container_of(sh, struct server, sh);
+    ev_io_stop(sh->loop, &sv->udp_io);
+}
+
+int server_run(const struct config *cfg)
+{
+    char err[NET_ERR_LEN];
+    struct net_addr listen_addr;
+    struct crypt *crypt = NULL;
+    struct server *sv = NULL;
+    int rc = 1, cerr = 0;
+    if (crypt_lib_init() != 0 || sodium_init() < 0) {
+        LOG_ERROR("server: cannot initialise the crypto libraries");
+        return 1;
+    }
+    if (net_resolve(cfg->listen, true, &listen_addr, err) != 0) {
+        LOG_ERROR("server: --listen: %s", err);
+        return 1;
+    }
+    sv = calloc(1, sizeof(*sv));
+    if (!sv)
+        return 1;
+    sv->cfg = cfg;
+    sv->ufd = -1;
+    sv->target_unix = config_target_is_unix(cfg);
+    if (!sv->target_unix && net_resolve(cfg->target, false, &sv->target, err) != 0) {
+        LOG_ERROR("server: --target: %s", err);
+        goto out;
+    }
+    crypt = crypt_new(cfg->crypt, cfg->key, crypt_rng_sodium, NULL, &cerr);
+    if (!crypt) {
+        char msg[256];
+        crypt_error(cfg->crypt, cerr, msg, sizeof(msg));
+        LOG_ERROR("server: --crypt: %s", msg);
+        goto out;
+    }
+    crypt_set_role(crypt, CRYPT_ROLE_SERVER);
+    sv->ufd = net_udp_socket(listen_addr.ss.ss_family, &listen_addr, err);
+    if (sv->ufd < 0) {
+        LOG_ERROR("server: %s", err);
+        goto out;
+    }
+    if (cfg->sockbuf > 0 && net_set_sockbuf(sv->ufd, cfg->sockbuf, err) != 0)
+        LOG_WARN("server: %s", err);
+    if (cfg->dscp > 0 && net_set_dscp(sv->ufd, listen_addr.ss.ss_family, cfg->dscp, err) != 0)
+        LOG_WARN("server: %s", err);
+    struct sess_params params;
+    sess_params_from_config(cfg, &params);
+    struct shell_hooks hooks = {
+        .stream_accept = server_stream_accept,
+        .sess_gone = server_sess_gone,
+        .shutdown = server_shutdown,
+    };
+    struct ev_loop *loop = EV_DEFAULT;
+    shell_init(&sv->sh, loop, &params, false, crypt, &hooks, cfg->snmplog, cfg->snmpperiod_s);
+    ev_io_init(&sv->udp_io, server_udp_cb, sv->ufd, EV_READ);
+    ev_io_start(EV_A_ &sv->udp_io);
+    char ls[NET_ADDR_STRLEN];
+    LOG_INFO("server: listening on %s, target %s", net_addr_str(&listen_addr, ls, sizeof(ls)),
+             cfg->target);
+    shell_run(&sv->sh);
+    ev_loop_destroy(EV_A);
+    rc = 0;
+out:
+    if (sv->ufd >= 0)
+        close(sv->ufd);
+    free(sv);
+    crypt_free(crypt);
+    return rc;
+}

@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: MIT
+# Shared helpers for the end-to-end scripts (sourced, not run): binaries, temp dir, process
+# cleanup by PID, free ports, waiting for "listening" log lines.
+cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
+BUILD=${BUILD:-build}
+if [ "$BUILD" = build ]; then BIN=bin; else BIN=$BUILD/bin; fi
+CLIENT=$BIN/ktun-client
+SERVER=$BIN/ktun-server
+TOOLS=$BUILD/tools
+STREAMS=tests/e2e/streams.py
+for b in "$CLIENT" "$SERVER"; do
+    [ -x "$b" ] || { echo "missing $b (run make)"; exit 1; }
+done
+command -v python3 >/dev/null || { echo "python3 not installed"; exit 77; }
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    if [ -n "${KEEP_TMP:-}" ]; then echo "logs kept in $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*"
+    for f in "$tmp"/*.log; do [ -e "$f" ] && { echo "--- $f"; tail -n 15 "$f"; }; done
+    exit 1
+}
+
+# free_port: prints a port that is free for both TCP and UDP on 127.0.0.1 right now.
+free_port() {
+    python3 - <<'PY'
+import socket
+for _ in range(100):
+    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind(("127.0.0.1", p))
+    except OSError:
+        t.close(); u.close(); continue
+    t.close(); u.close(); print(p); break
+PY
+}
+
+# spawn NAME CMD...: runs CMD in the background with output in $tmp/NAME.log; sets LASTPID.
+spawn() {
+    local name=$1; shift
+    "$@" >"$tmp/$name.log" 2>&1 &
+    LASTPID=$!
+    pids+=("$LASTPID")
+}
+
+# wait_log NAME PATTERN [TENTHS]: waits until $tmp/NAME.log matches PATTERN (default 10 s).
+wait_log() {
+    local n=${3:-100}
+    for _ in $(seq "$n"); do
+        grep -q -- "$2" "$tmp/$1.log" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    fail "$1: no '$2' in its log"
+}
+
+# start_echo NAME: starts the echo server; sets ECHO to its address.
+start_echo() {
+    spawn "$1" python3 "$STREAMS" echo --listen 127.0.0.1:0 --duration 600
+    wait_log "$1" '^listening '
+    ECHO=$(sed -n 's/^listening //p' "$tmp/$1.log")
+}
+
+# start_server NAME PORT TARGET ARGS...; start_client NAME LPORT RPORT ARGS...
+start_server() {
+    local name=$1 port=$2 target=$3; shift 3
+    spawn "$name" "$SERVER" -l "127.0.0.1:$port" -t "$target" "$@"
+    wait_log "$name" 'listening'
+}
+start_client() {
+    local name=$1 lport=$2 rport=$3; shift 3
+    spawn "$name" "$CLIENT" -l "127.0.0.1:$lport" -r "127.0.0.1:$rport" "$@"
+    wait_log "$name" 'listening'
+}
+
+# rss_kb PID: resident set size in KiB.
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# stop_pid PID: SIGTERM, wait up to 10 s for a clean exit; returns its exit status.
+stop_pid() {
+    kill -TERM "$1" 2>/dev/null
+    for _ in $(seq 100); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.1
+    done
+    wait "$1"
+}

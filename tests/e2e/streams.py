@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# End-to-end helper: a TCP echo/source server and a concurrent checker that verifies what
+# comes back through the tunnel by sha256.
+#
+#   streams.py echo  --listen H:P [--duration S]
+#       echo every connection; after the peer's EOF, finish echoing and shut down writing
+#       (so half-close is exercised); prints "listening H:P".
+#   streams.py check --connect H:P --bytes N [--streams K] [--seed S] [--text] [--duration S]
+#       K concurrent connections; each writes N bytes (seeded random, or compressible text
+#       with --text; even streams only with --mixed) then shuts down writing, while reading everything back until EOF; checks
+#       length and sha256 of the echo. Prints one "check: ..." line; exit 0 if every stream
+#       came back intact, 1 otherwise. --no-halfclose: read the whole echo first, then close
+#       (kcptun ends both directions when one ends).
+#   streams.py flood --listen H:P       every connection gets an endless stream; nothing is read
+#   streams.py stall --listen H:P       connections are accepted and never read
+#   streams.py hold --connect H:P --seconds S   connect, never read, hold for S seconds
+#   streams.py push --connect H:P --seconds S   write as fast as possible for S seconds
+#       (the last four measure back-pressure: the tunnel's memory must stay bounded)
+#   streams.py refused --connect H:P [--duration S]
+#       connects, expects the tunnel to end the connection (EOF or reset) with no data.
+import argparse
+import hashlib
+import random
+import socket
+import sys
+import threading
+import time
+
+CHUNK = 1 << 16
+
+
+def parse_addr(s):
+    host, _, port = s.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def echo_conn(c):
+    try:
+        while True:
+            b = c.recv(CHUNK)
+            if not b:
+                break
+            c.sendall(b)
+        c.shutdown(socket.SHUT_WR)
+        c.settimeout(5)
+        while c.recv(CHUNK):
+            pass
+    except OSError:
+        pass
+    finally:
+        c.close()
+
+
+def cmd_echo(a):
+    host, port = parse_addr(a.listen)
+    ls = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((host, port))
+    ls.listen(512)
+    h, p = ls.getsockname()[:2]
+    print(f"listening {h}:{p}", flush=True)
+    ls.settimeout(0.5)
+    end = time.time() + a.duration
+    while time.time() < end:
+        try:
+            c, _ = ls.accept()
+        except socket.timeout:
+            continue
+        c.settimeout(None)
+        threading.Thread(target=echo_conn, args=(c,), daemon=True).start()
+    return 0
+
+
+def stream_blocks(seed, n, text):
+    rng = random.Random(seed)
+    left = n
+    while left > 0:
+        k = min(left, 1 << 20)
+        if text:
+            words = [b"kcp", b"tunnel", b"stream", b"window", b"frame", b"\n", b"snappy"]
+            blk = b" ".join(rng.choice(words) for _ in range(k // 4 + 1))[:k]
+        else:
+            blk = rng.randbytes(k)
+        yield blk
+        left -= k
+
+
+def check_one(a, idx, results):
+    host, port = parse_addr(a.connect)
+    sent = hashlib.sha256()
+    got = hashlib.sha256()
+    nrecv = [0]
+    err = []
+    s = None
+    for _ in range(50):  # a listener that is still starting refuses: retry for 5 s
+        try:
+            s = socket.create_connection((host, port), timeout=a.duration)
+            break
+        except ConnectionRefusedError as e:
+            last = e
+            time.sleep(0.1)
+        except OSError as e:
+            last = e
+            break
+    if s is None:
+        results[idx] = f"stream {idx}: connect: {last}"
+        return
+
+    def reader():
+        try:
+            while not (a.no_halfclose and nrecv[0] >= a.bytes):
+                b = s.recv(CHUNK)
+                if not b:
+                    break
+                got.update(b)
+                nrecv[0] += len(b)
+        except OSError as e:
+            err.append(f"recv: {e}")
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    try:
+        text = a.text or (a.mixed and idx % 2 == 0)
+        for blk in stream_blocks(a.seed * 1000003 + idx, a.bytes, text):
+            sent.update(blk)
+            s.sendall(blk)
+        if not a.no_halfclose:
+            s.shutdown(socket.SHUT_WR)
+    except OSError as e:
+        err.append(f"send: {e}")
+    t.join(a.duration)
+    s.close()
+    if t.is_alive():
+        err.append("timeout")
+    if nrecv[0] != a.bytes:
+        err.append(f"received {nrecv[0]} of {a.bytes} bytes")
+    elif got.digest() != sent.digest():
+        err.append("sha256 mismatch")
+    results[idx] = f"stream {idx}: " + ", ".join(err) if err else None
+
+
+def cmd_check(a):
+    results = [None] * a.streams
+    t0 = time.time()
+    threads = [threading.Thread(target=check_one, args=(a, i, results), daemon=True)
+               for i in range(a.streams)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(a.duration)
+    el = max(time.time() - t0, 1e-6)
+    bad = [r for r in results if r]
+    alive = sum(t.is_alive() for t in threads)
+    total = a.bytes * a.streams
+    print(f"check: streams={a.streams} bytes_each={a.bytes} seconds={el:.2f} "
+          f"mbit_s={total * 8 / el / 1e6:.1f} failed={len(bad) + alive}", flush=True)
+    for r in bad[:10]:
+        print(r, flush=True)
+    return 0 if not bad and not alive else 1
+
+
+def serve(a, handler):
+    host, port = parse_addr(a.listen)
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((host, port))
+    ls.listen(64)
+    print(f"listening {ls.getsockname()[0]}:{ls.getsockname()[1]}", flush=True)
+    ls.settimeout(0.5)
+    end = time.time() + a.duration
+    conns = []
+    while time.time() < end:
+        try:
+            c, _ = ls.accept()
+        except socket.timeout:
+            continue
+        conns.append(c)
+        threading.Thread(target=handler, args=(c,), daemon=True).start()
+    return 0
+
+
+def flood_conn(c):
+    blk = random.Random(7).randbytes(CHUNK)
+    try:
+        while True:
+            c.sendall(blk)
+    except OSError:
+        pass
+
+
+def cmd_flood(a):
+    return serve(a, flood_conn)
+
+
+def cmd_stall(a):
+    return serve(a, lambda c: None)
+
+
+def cmd_hold(a):
+    host, port = parse_addr(a.connect)
+    s = socket.create_connection((host, port), timeout=a.duration)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    time.sleep(a.seconds)
+    print("hold: done", flush=True)
+    s.close()
+    return 0
+
+
+def cmd_push(a):
+    host, port = parse_addr(a.connect)
+    s = socket.create_connection((host, port), timeout=a.duration)
+    s.setblocking(False)
+    blk = random.Random(8).randbytes(CHUNK)
+    sent = 0
+    end = time.time() + a.seconds
+    while time.time() < end:
+        try:
+            sent += s.send(blk)
+        except BlockingIOError:
+            time.sleep(0.01)
+    print(f"push: bytes={sent}", flush=True)
+    s.close()
+    return 0
+
+
+def cmd_refused(a):
+    host, port = parse_addr(a.connect)
+    s = socket.create_connection((host, port), timeout=a.duration)
+    try:
+        b = s.recv(CHUNK)
+    except ConnectionResetError:
+        b = b""
+    s.close()
+    if b:
+        print("refused: got data, want the connection closed", flush=True)
+        return 1
+    print("refused: closed", flush=True)
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["echo", "check", "refused", "flood", "stall", "hold",
+                                     "push"])
+    ap.add_argument("--listen")
+    ap.add_argument("--connect")
+    ap.add_argument("--bytes", type=int, default=1 << 20)
+    ap.add_argument("--streams", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--text", action="store_true")
+    ap.add_argument("--no-halfclose", action="store_true",
+                    help="read the whole echo before closing (kcptun closes both ways at once)")
+    ap.add_argument("--mixed", action="store_true", help="even streams text, odd random")
+    ap.add_argument("--duration", type=float, default=60)
+    ap.add_argument("--seconds", type=float, default=5)
+    a = ap.parse_args()
+    modes = {"echo": cmd_echo, "check": cmd_check, "refused": cmd_refused, "flood": cmd_flood,
+             "stall": cmd_stall, "hold": cmd_hold, "push": cmd_push}
+    return modes[a.mode](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
