@@ -115,8 +115,10 @@ int crypt_derive_key(const char *password, uint8_t out[static CRYPT_KEY_LEN]);
 int crypt_derive_secure_key(const char *password, uint8_t out[static CRYPT_KEY_LEN]);
 
 /* Creates a crypt object for |method| keyed from |password| (derivation as above for the
- * method). |rng| (with |rng_user|) supplies nonces and the secure mode's sender id; it must
- * outlive the object. Role defaults to CRYPT_ROLE_CLIENT. Returns the object, or NULL with
+ * method). |rng| (with |rng_user|) supplies the secure mode's sender id (8 bytes, at once)
+ * and the nonces, fetched 1536 bytes at a time: the n-th nonce of the object is bytes
+ * n*16 .. n*16+15 (secure mode: n*24 ..) of the rng's output after the sender id. It must
+ * outlive the object. Production: crypt_rng_fill. Role defaults to CRYPT_ROLE_CLIENT. Returns the object, or NULL with
  * *|err| set to ERR_INVAL (unknown method: the message from crypt_error names it; or a
  * library failure) or ERR_NOMEM. |err| may be NULL. */
 struct crypt *crypt_new(const char *method, const char *password, crypt_rng_fn *rng,
