@@ -74,6 +74,15 @@ void shell_flush_dgrams(struct shell *sh)
     sh->sb_fd = -1;
 }
 
+/* Runs before the loop waits for events: whatever the callbacks of this iteration queued
+ * leaves now, so no datagram waits for an unrelated event. */
+static void flush_prepare_cb(EV_P_ ev_prepare *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    shell_flush_dgrams(container_of(w, struct shell, flush_prepare));
+}
+
 void shell_send_dgram(struct shell *sh, int fd, const uint8_t *p, size_t len,
                       const struct net_addr *to)
 {
@@ -708,6 +717,8 @@ int shell_init(struct shell *sh, struct ev_loop *loop, const struct sess_params 
     ev_signal_start(EV_A_ &sh->sig_int);
     ev_signal_start(EV_A_ &sh->sig_term);
     ev_signal_start(EV_A_ &sh->sig_usr1);
+    ev_prepare_init(&sh->flush_prepare, flush_prepare_cb);
+    ev_prepare_start(EV_A_ &sh->flush_prepare);
     ev_init(&sh->snmp_timer, snmp_timer_cb);
     if (sh->snmplog && snmpperiod > 0) {
         ev_timer_set(&sh->snmp_timer, snmpperiod, snmpperiod);
@@ -730,4 +741,5 @@ void shell_run(struct shell *sh)
     ev_signal_stop(EV_A_ &sh->sig_term);
     ev_signal_stop(EV_A_ &sh->sig_usr1);
     ev_timer_stop(EV_A_ &sh->snmp_timer);
+    ev_prepare_stop(EV_A_ &sh->flush_prepare);
 }

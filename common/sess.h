@@ -89,6 +89,7 @@ struct shell {
     ev_signal sig_int, sig_term;   /* stop */
     ev_signal sig_usr1;            /* counters to the log */
     ev_timer snmp_timer;           /* CSV rows */
+    ev_prepare flush_prepare;      /* sends batched datagrams before the loop blocks */
     int sb_fd;                     /* socket |sb| belongs to, -1 when empty */
     struct net_sbatch sb;          /* datagrams waiting for one sendmmsg */
     struct net_rbatch rb;          /* datagrams of the current recvmmsg */
