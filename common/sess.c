@@ -61,6 +61,7 @@ void sess_params_from_config(const struct config *cfg, struct sess_params *p)
     p->sockbuf = cfg->sockbuf;
     p->dscp = cfg->dscp;
     p->quiet = cfg->quiet;
+    p->bufbudget = cfg->bufbudget;
 }
 
 /* ---- datagram batching ---------------------------------------------------------------- */
@@ -128,6 +129,7 @@ void shell_snmp(const struct shell *sh, struct snmp *out)
 /* ---- streams -------------------------------------------------------------------------- */
 
 static void stream_rio_cb(EV_P_ ev_io *w, int revents);
+static void stream_linger_cb(EV_P_ ev_timer *w, int revents);
 static void stream_wio_cb(EV_P_ ev_io *w, int revents);
 
 static struct stream *stream_new(struct sess *s, uint32_t sid, int fd)
@@ -142,6 +144,7 @@ static struct stream *stream_new(struct sess *s, uint32_t sid, int fd)
     st->fd = fd;
     ev_io_init(&st->rio, stream_rio_cb, fd, EV_READ);
     ev_io_init(&st->wio, stream_wio_cb, fd, EV_WRITE);
+    ev_timer_init(&st->linger, stream_linger_cb, SESS_CLOSE_WAIT_S, 0.0);
     st->next = s->streams;
     if (s->streams)
         s->streams->prev = st;
@@ -157,6 +160,7 @@ static void stream_free(struct stream *st, const char *why)
     struct ev_loop *loop = s->sh->loop;
     ev_io_stop(EV_A_ &st->rio);
     ev_io_stop(EV_A_ &st->wio);
+    ev_timer_stop(EV_A_ &st->linger);
     close(st->fd);
     if (!st->released && s->mux)
         mux_stream_release(s->mux, st->sid);
@@ -219,6 +223,7 @@ static bool stream_pull_tcp(struct stream *st)
     if (n == 0) {
         ev_io_stop(sh->loop, &st->rio);
         st->rd_eof = true;
+        ev_timer_start(sh->loop, &st->linger);
         mux_stream_close(s->mux, st->sid);
         return true;
     }
@@ -247,6 +252,7 @@ static bool stream_push_tcp(struct stream *st)
                 progress = true;
             } else if (r == 0 || r == ERR_CLOSED) {
                 st->peer_eof = true;
+                ev_timer_start(EV_A_ &st->linger);
             }
         }
         if (ring_len(&st->out) > 0) {
@@ -277,6 +283,17 @@ static bool stream_push_tcp(struct stream *st)
         return false;
     }
     return true;
+}
+
+/* One direction ended SESS_CLOSE_WAIT_S ago and the other is still open: close both. */
+static void stream_linger_cb(EV_P_ ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct stream *st = container_of(w, struct stream, linger);
+    struct sess *s = st->s;
+    stream_free(st, "close-wait expired");
+    sess_pump(s);
 }
 
 static void stream_rio_cb(EV_P_ ev_io *w, int revents)
@@ -533,6 +550,38 @@ static ssize_t sess_feed_mux(struct sess *s, const uint8_t *p, size_t len, uint6
     return r;
 }
 
+/* True while the streams of all sessions hold --bufbudget bytes or more. */
+static bool shell_over_budget(const struct shell *sh)
+{
+    return sh->bufbudget > 0 && sh->rx_total >= (uint64_t)sh->bufbudget;
+}
+
+/* Brings the process-wide count of buffered stream bytes up to date for |s|. */
+static void sess_account(struct sess *s)
+{
+    struct mux_stats st;
+    mux_get_stats(s->mux, &st);
+    s->sh->rx_total = s->sh->rx_total - s->rx_counted + st.rx_buffered;
+    s->rx_counted = st.rx_buffered;
+}
+
+/* Once the budget has room again, wakes the sessions that stopped reading for it (through
+ * their timers: a pump may not run inside another). */
+static void shell_wake_stalled(struct shell *sh)
+{
+    if (sh->nstalled == 0 || shell_over_budget(sh))
+        return;
+    for (struct sess *s = sh->sessions; s; s = s->next) {
+        if (!s->budget_stalled)
+            continue;
+        s->budget_stalled = false;
+        ev_timer_stop(sh->loop, &s->timer);
+        ev_timer_set(&s->timer, 0.0, 0.0);
+        ev_timer_start(sh->loop, &s->timer);
+    }
+    sh->nstalled = 0;
+}
+
 /* Feeds bytes from KCP through the decoder into mux until one of them blocks. Returns true
  * if it stopped because mux would take no more (its receive budget is spent). */
 static bool sess_rx(struct sess *s)
@@ -556,6 +605,12 @@ static bool sess_rx(struct sess *s)
             continue;
         }
         if (n) {
+            if (shell_over_budget(s->sh)) {
+                if (!s->budget_stalled)
+                    s->sh->nstalled++;
+                s->budget_stalled = true;
+                return false;
+            }
             ssize_t r = sess_feed_mux(s, d, n, now);
             if (r <= 0)
                 return r == 0;
@@ -604,7 +659,7 @@ bool sess_pump(struct sess *s)
             stream_push_tcp(st);
         }
         /* reading streams may have freed mux budget: go round again only then */
-        if (!stalled || mux_input_blocked(s->mux))
+        if (!stalled || s->budget_stalled || mux_input_blocked(s->mux))
             break;
     }
     if (!s->dead && sess_send_room(s) >= SESS_MIN_ROOM) {
@@ -616,12 +671,14 @@ bool sess_pump(struct sess *s)
         }
     }
     link_flush(s->link, loop_now_ms(s->sh->loop));
+    sess_account(s);
     s->in_pump = false;
     if (s->dead) {
         sess_close(s, s->dead_reason ? s->dead_reason : "closed");
         return false;
     }
     sess_arm_timer(s);
+    shell_wake_stalled(s->sh);
     return true;
 }
 
@@ -641,6 +698,9 @@ void sess_close(struct sess *s, const char *reason)
             shell_flush_dgrams(sh);
         close(s->fd);
     }
+    sh->rx_total -= s->rx_counted;
+    if (s->budget_stalled)
+        sh->nstalled--;
     link_to_snmp(s->link, &sh->base);
     link_free(s->link);
     mux_free(s->mux);
@@ -710,6 +770,7 @@ int shell_init(struct shell *sh, struct ev_loop *loop, const struct sess_params 
     sh->sb_fd = -1;
     sh->snmplog = snmplog && snmplog[0] ? snmplog : NULL;
     sh->snmpperiod = snmpperiod;
+    sh->bufbudget = params->bufbudget;
     signal(SIGPIPE, SIG_IGN);
     ev_signal_init(&sh->sig_int, sig_stop_cb, SIGINT);
     ev_signal_init(&sh->sig_term, sig_stop_cb, SIGTERM);

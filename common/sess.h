@@ -31,7 +31,11 @@
  */
 
 /* Per-stream ring of bytes on their way to the TCP socket. */
-#define SESS_STREAM_RING 65536
+#define SESS_STREAM_RING 16384
+/* Once one direction of a stream has ended, the other may go on this long (seconds) before
+ * both are closed. smux has no reset: a FIN is all the peer learns when an application goes
+ * away, so a half-closed stream must not live forever (newer kcptun's --closewait). */
+#define SESS_CLOSE_WAIT_S 30.0
 /* Bytes read from one TCP socket per readiness event. */
 #define SESS_TCP_CHUNK 32768
 /* Bytes taken from link_recv at a time (kept until mux consumes them). */
@@ -53,6 +57,8 @@ struct sess_params {
     int sockbuf;              /* SO_RCVBUF/SO_SNDBUF of UDP sockets, 0 to leave as is */
     int dscp;                 /* DSCP of UDP sockets */
     bool quiet;               /* no per-stream log lines */
+    int64_t bufbudget;        /* stream bytes buffered by all sessions before they stop
+                                 reading KCP (--bufbudget), 0 for no limit */
 };
 
 struct sess;
@@ -95,6 +101,9 @@ struct shell {
     struct net_rbatch rb;          /* datagrams of the current recvmmsg */
     uint8_t scratch[SESS_TCP_CHUNK]; /* TCP read buffer */
     bool stopping;                 /* shutdown in progress */
+    int64_t bufbudget;             /* see sess_params */
+    uint64_t rx_total;             /* stream bytes buffered in every session's mux */
+    size_t nstalled;               /* sessions waiting for the budget */
 };
 
 /* One TCP connection carried as one mux stream. */
@@ -104,6 +113,7 @@ struct stream {
     uint32_t sid;                /* mux stream id */
     int fd;                      /* TCP socket */
     ev_io rio, wio;              /* TCP readable / writable */
+    ev_timer linger;             /* close-wait once one direction has ended */
     struct ring out;             /* stream data waiting for the TCP socket */
     bool connecting;             /* server: the dial is in progress */
     bool rd_paused;              /* TCP reads stopped for want of link room */
@@ -138,6 +148,8 @@ struct sess {
     uint64_t scavenge_ms;             /* client: close after this once expired (0: not yet) */
     int slot;                         /* client: --conn slot, -1 once expired */
     bool in_pump;                     /* re-entrancy guard */
+    bool budget_stalled;              /* stopped reading KCP for --bufbudget */
+    uint64_t rx_counted;              /* this session's share of shell.rx_total */
     bool dead;                        /* close at the end of the current pump */
     const char *dead_reason;          /* why, for the log */
     char name[NET_ADDR_STRLEN + 24];  /* "conv 1234 peer 1.2.3.4:5" for logs */

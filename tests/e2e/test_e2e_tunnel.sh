@@ -3,7 +3,8 @@
 # ktun-client -> ktun-server on loopback: 64 MB each way through an echo target (sha256 of
 # the echo), 100 concurrent streams, half-close (every check stream shuts down its write side
 # first, then reads the rest), a refusing target closing only its own stream, SIGUSR1
-# counters, --snmplog, and a clean exit 0 on SIGTERM.
+# counters, --snmplog, an idle tunnel costing (almost) no CPU, the authenticated crypt mode
+# with --autoexpire/--scavengettl rotation, and a clean exit 0 on SIGTERM.
 set -u
 source "$(dirname "$0")/lib.sh"
 BIG=${E2E_BIG_BYTES:-67108864}
@@ -54,6 +55,30 @@ head -n 1 "$csv" | grep -q '^Unix,BytesSent,BytesReceived,MaxConn,ActiveOpens,Pa
     || fail "csv header"
 [ "$(head -n 1 "$csv" | tr ',' '\n' | wc -l)" -eq 25 ] || fail "csv columns"
 [ "$(wc -l <"$csv")" -ge 2 ] || fail "csv rows"
+
+echo "== an idle tunnel sleeps"
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+c0=$(cpu_ticks "$CPID"); s0=$(cpu_ticks "$SPID")
+sleep 4
+c1=$(cpu_ticks "$CPID"); s1=$(cpu_ticks "$SPID")
+echo "CPU over 4 s idle: client $((c1 - c0)) ticks, server $((s1 - s0)) ticks"
+[ $((c1 - c0)) -le 20 ] && [ $((s1 - s0)) -le 20 ] || fail "idle tunnel burns CPU"
+
+echo "== xsalsa20-poly1305, --autoexpire 1 --scavengettl 1"
+SP3=$(free_port); CP3=$(free_port)
+SEC=(--key e2e-secure --crypt xsalsa20-poly1305)
+start_server server3 "$SP3" "$ECHO" "${SEC[@]}"
+start_client client3 "$CP3" "$SP3" "${SEC[@]}" --autoexpire 1 --scavengettl 1
+out=$(timeout 60 python3 "$STREAMS" check --connect "127.0.0.1:$CP3" --bytes 4000000 \
+      --streams 2 --duration 50)
+echo "$out"
+grep -q 'failed=0' <<<"$out" || fail "secure mode"
+sleep 2.2
+out=$(timeout 60 python3 "$STREAMS" check --connect "127.0.0.1:$CP3" --bytes 100000 --duration 50)
+grep -q 'failed=0' <<<"$out" || fail "secure mode after expiry"
+wait_log client3 'closed .*(scavenged)' 50
+[ "$(grep -c 'sess: opened' "$tmp/client3.log")" -eq 2 ] || fail "want a second session"
+[ "$(grep -c 'sess: opened' "$tmp/server3.log")" -eq 2 ] || fail "server: want 2 sessions"
 
 echo "== SIGTERM exits 0"
 stop_pid "$CPID"; rc=$?
