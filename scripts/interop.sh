@@ -77,6 +77,14 @@ one() {
         >"$tmp/$id.client.log" 2>&1 &
     local cpid=$!
     trap 'kill "$cpid" "$spid" 2>/dev/null' EXIT TERM
+    # Wait until the client's TCP port listens and the server's UDP port is bound: under
+    # sanitizers (and with key derivation) that can take a while; do not race the connect.
+    local _w
+    for _w in $(seq 150); do
+        [ -n "$(ss -Hltn "sport = :$cp" 2>/dev/null)" ] &&
+            [ -n "$(ss -Hlun "sport = :$sp" 2>/dev/null)" ] && break
+        sleep 0.1
+    done
     local out rc
     out=$(timeout 25 python3 "$STREAMS" check --connect "127.0.0.1:$cp" --bytes "$BYTES" \
           --streams 2 --mixed --no-halfclose --seed 3 --duration 20 2>&1)
