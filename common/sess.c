@@ -737,6 +737,16 @@ static void sig_stop_cb(EV_P_ ev_signal *w, int revents)
     ev_break(EV_A_ EVBREAK_ALL);
 }
 
+static void sig_hup_cb(EV_P_ ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    char err[256];
+    if (log_reopen(err, sizeof(err)) != 0)
+        LOG_WARN("shell: cannot reopen the log: %s", err);
+}
+
 static void sig_usr1_cb(EV_P_ ev_signal *w, int revents)
 {
     (void)loop;
@@ -775,6 +785,8 @@ int shell_init(struct shell *sh, struct ev_loop *loop, const struct sess_params 
     ev_signal_init(&sh->sig_int, sig_stop_cb, SIGINT);
     ev_signal_init(&sh->sig_term, sig_stop_cb, SIGTERM);
     ev_signal_init(&sh->sig_usr1, sig_usr1_cb, SIGUSR1);
+    ev_signal_init(&sh->sig_hup, sig_hup_cb, SIGHUP);
+    ev_signal_start(EV_A_ &sh->sig_hup);
     ev_signal_start(EV_A_ &sh->sig_int);
     ev_signal_start(EV_A_ &sh->sig_term);
     ev_signal_start(EV_A_ &sh->sig_usr1);
@@ -801,6 +813,7 @@ void shell_run(struct shell *sh)
     ev_signal_stop(EV_A_ &sh->sig_int);
     ev_signal_stop(EV_A_ &sh->sig_term);
     ev_signal_stop(EV_A_ &sh->sig_usr1);
+    ev_signal_stop(EV_A_ &sh->sig_hup);
     ev_timer_stop(EV_A_ &sh->snmp_timer);
     ev_prepare_stop(EV_A_ &sh->flush_prepare);
 }

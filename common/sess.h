@@ -94,6 +94,7 @@ struct shell {
     int snmpperiod;                /* seconds between CSV rows */
     ev_signal sig_int, sig_term;   /* stop */
     ev_signal sig_usr1;            /* counters to the log */
+    ev_signal sig_hup;             /* reopen --log (rotation) */
     ev_timer snmp_timer;           /* CSV rows */
     ev_prepare flush_prepare;      /* sends batched datagrams before the loop blocks */
     int sb_fd;                     /* socket |sb| belongs to, -1 when empty */
