@@ -85,8 +85,8 @@ relay_pid=$LASTPID
 wait_log relay '^listening'
 spawn client "$BIN/ktun-client" -l "127.0.0.1:$client_port" -r "127.0.0.1:$relay_port" "${flags[@]}"
 client_pid=$LASTPID
-wait_log server 'listening'
-wait_log client 'listening'
+wait_log server 'server: listening'
+wait_log client 'client: listening'
 
 echo "ktun demo: TCP -> ktun-client -> relay ($loss% loss, ${delay} ms delay each way, reorder and"
 echo "           duplication) -> ktun-server -> target, on 127.0.0.1, crypt $crypt, mode $mode"

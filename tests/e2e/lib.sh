@@ -72,12 +72,12 @@ start_echo() {
 start_server() {
     local name=$1 port=$2 target=$3; shift 3
     spawn "$name" "$SERVER" -l "127.0.0.1:$port" -t "$target" "$@"
-    wait_log "$name" 'listening'
+    wait_log "$name" 'server: listening'
 }
 start_client() {
     local name=$1 lport=$2 rport=$3; shift 3
     spawn "$name" "$CLIENT" -l "127.0.0.1:$lport" -r "127.0.0.1:$rport" "$@"
-    wait_log "$name" 'listening'
+    wait_log "$name" 'client: listening'
 }
 
 # rss_kb PID: resident set size in KiB.
