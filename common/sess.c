@@ -162,8 +162,7 @@ static void stream_free(struct stream *st, const char *why)
     ev_io_stop(EV_A_ &st->wio);
     ev_timer_stop(EV_A_ &st->linger);
     close(st->fd);
-    if (!st->released && s->mux)
-        mux_stream_release(s->mux, st->sid);
+    mux_stream_release(s->mux, st->sid);
     ring_release(&st->out);
     if (st->prev)
         st->prev->next = st->next;
@@ -244,8 +243,7 @@ static bool stream_push_tcp(struct stream *st)
         bool progress = false;
         struct iovec iov[2];
         if (!st->peer_eof && ring_room(&st->out) > 0) {
-            int k = ring_room_iov(&st->out, iov);
-            (void)k;
+            ring_room_iov(&st->out, iov); /* the first span is enough: the loop comes back */
             ssize_t r = mux_stream_read(s->mux, st->sid, iov[0].iov_base, iov[0].iov_len);
             if (r > 0) {
                 ring_produce(&st->out, (size_t)r);

@@ -121,7 +121,6 @@ struct stream {
     bool rd_eof;                 /* TCP EOF seen, FIN sent */
     bool peer_eof;               /* the peer's FIN was read from mux */
     bool wr_shut;                /* TCP write side shut down after peer_eof */
-    bool released;               /* mux stream already released */
 };
 
 /* One KCP session: link + optional compression + mux, with its UDP path and timer. */
