@@ -1098,8 +1098,8 @@ static void usage_option(FILE *out, const struct opt_desc *o, const struct confi
 void config_usage(enum config_role role, FILE *out)
 {
     static const char *const titles[] = {
-        [SEC_MAIN] = "Options (as kcptun's; -name works like --name, and --name=VALUE like "
-                     "--name VALUE):",
+        [SEC_MAIN] = ("Options (as kcptun's; -name works like --name, and --name=VALUE like "
+                      "--name VALUE):"),
         [SEC_MANUAL] = "Manual mode knobs (kcptun's hidden flags; used only with --mode manual):",
         [SEC_KTUN] = "ktun options:",
     };
