@@ -33,6 +33,7 @@ struct server {
     int ufd;                             /* UDP listener */
     ev_io udp_io;                        /* listener readable */
     struct net_addr target;              /* TCP target (unless a Unix path) */
+    bool target_resolved;                /* |target| holds the resolved address */
     bool target_unix;                    /* cfg->target is a Unix socket path */
     struct sess *table[SERVER_BUCKETS];  /* sessions by peer address */
     struct sess *touched[NET_BATCH];     /* sessions fed by the current batch */
@@ -149,12 +150,23 @@ static void server_udp_cb(EV_P_ ev_io *w, int revents)
     shell_flush_dgrams(sh);
 }
 
+/* Resolves the target (again, if it failed before: kcptun resolves on every dial). */
+static int server_resolve_target(struct server *sv, char *err)
+{
+    int rc = net_resolve(sv->cfg->target, false, &sv->target, err);
+    sv->target_resolved = rc == 0;
+    return rc;
+}
+
 static void server_stream_accept(struct shell *sh, struct sess *s, uint32_t sid)
 {
     struct server *sv = container_of(sh, struct server, sh);
     char err[NET_ERR_LEN];
-    int fd = sv->target_unix ? net_unix_connect(sv->cfg->target, err)
-                             : net_tcp_connect(&sv->target, err);
+    int fd = ERR_INVAL;
+    if (sv->target_unix)
+        fd = net_unix_connect(sv->cfg->target, err);
+    else if (sv->target_resolved || server_resolve_target(sv, err) == 0)
+        fd = net_tcp_connect(&sv->target, err);
     if (fd < 0) {
         LOG_WARN("server: stream %u on %s: %s", sid, s->name, err);
         mux_stream_release(s->mux, sid);
@@ -190,10 +202,8 @@ int server_run(const struct config *cfg)
     sv->cfg = cfg;
     sv->ufd = -1;
     sv->target_unix = config_target_is_unix(cfg);
-    if (!sv->target_unix && net_resolve(cfg->target, false, &sv->target, err) != 0) {
-        LOG_ERROR("server: --target: %s", err);
-        goto out;
-    }
+    if (!sv->target_unix && server_resolve_target(sv, err) != 0)
+        LOG_WARN("server: --target: %s (retried for every stream)", err);
     crypt = crypt_new(cfg->crypt, cfg->key, crypt_rng_sodium, NULL, &cerr);
     if (!crypt) {
         char msg[256];

@@ -3,7 +3,7 @@
 # End-to-end helper: a TCP echo/source server and a concurrent checker that verifies what
 # comes back through the tunnel by sha256.
 #
-#   streams.py echo  --listen H:P [--duration S]
+#   streams.py echo  --listen H:P|/unix/path [--duration S]
 #       echo every connection; after the peer's EOF, finish echoing and shut down writing
 #       (so half-close is exercised); prints "listening H:P".
 #   streams.py check --connect H:P --bytes N [--streams K] [--seed S] [--text] [--duration S]
@@ -53,13 +53,19 @@ def echo_conn(c):
 
 
 def cmd_echo(a):
-    host, port = parse_addr(a.listen)
-    ls = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind((host, port))
-    ls.listen(512)
-    h, p = ls.getsockname()[:2]
-    print(f"listening {h}:{p}", flush=True)
+    if a.listen.startswith("/"):  # a Unix socket path
+        ls = socket.socket(socket.AF_UNIX)
+        ls.bind(a.listen)
+        ls.listen(512)
+        print(f"listening {a.listen}", flush=True)
+    else:
+        host, port = parse_addr(a.listen)
+        ls = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind((host, port))
+        ls.listen(512)
+        h, p = ls.getsockname()[:2]
+        print(f"listening {h}:{p}", flush=True)
     ls.settimeout(0.5)
     end = time.time() + a.duration
     while time.time() < end:

@@ -43,6 +43,27 @@ grep -q 'sess: closed' "$tmp/client2.log" && fail "the session died with the ref
 out=$(timeout 60 python3 "$STREAMS" check --connect "127.0.0.1:$CP" --bytes 100000 --streams 3)
 grep -q 'failed=0' <<<"$out" || fail "tunnel after refused streams"
 
+echo "== Unix socket target; a missing path or an unresolvable host closes only the stream"
+spawn uecho python3 "$STREAMS" echo --listen "$tmp/echo.sock" --duration 600
+wait_log uecho '^listening '
+SP4=$(free_port); CP4=$(free_port)
+start_server server4 "$SP4" "$tmp/echo.sock" "${KEY[@]}"
+start_client client4 "$CP4" "$SP4" "${KEY[@]}"
+out=$(timeout 60 python3 "$STREAMS" check --connect "127.0.0.1:$CP4" --bytes 1000000 --duration 50)
+echo "$out"
+grep -q 'failed=0' <<<"$out" || fail "unix target"
+SP5=$(free_port); CP5=$(free_port)
+start_server server5 "$SP5" "$tmp/missing.sock" "${KEY[@]}"
+start_client client5 "$CP5" "$SP5" "${KEY[@]}"
+out=$(timeout 30 python3 "$STREAMS" refused --connect "127.0.0.1:$CP5" --duration 20)
+grep -q 'closed' <<<"$out" || fail "missing unix target"
+SP6=$(free_port); CP6=$(free_port)
+start_server server6 "$SP6" "no-such-host.invalid:80" "${KEY[@]}"
+start_client client6 "$CP6" "$SP6" "${KEY[@]}"
+out=$(timeout 30 python3 "$STREAMS" refused --connect "127.0.0.1:$CP6" --duration 20)
+grep -q 'closed' <<<"$out" || fail "unresolvable target"
+grep -q 'sess: closed' "$tmp/client5.log" "$tmp/client6.log" && fail "a session died"
+
 echo "== SIGUSR1 counters, snmp CSV"
 kill -USR1 "$CPID"
 wait_log client 'snmp: BytesSent='
