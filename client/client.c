@@ -142,12 +142,9 @@ int client_run(const struct config *cfg)
     char err[NET_ERR_LEN];
     struct net_addr local;
     struct crypt *crypt = NULL;
+    struct crypt_rng *rng = NULL;
     struct client *c = NULL;
-    int rc = 1, cerr = 0;
-    if (crypt_lib_init() != 0 || sodium_init() < 0) {
-        LOG_ERROR("client: cannot initialise the crypto libraries");
-        return 1;
-    }
+    int rc = 1;
     if (net_resolve(cfg->localaddr, true, &local, err) != 0) {
         LOG_ERROR("client: --localaddr: %s", err);
         return 1;
@@ -161,14 +158,9 @@ int client_run(const struct config *cfg)
         LOG_ERROR("client: --remoteaddr: %s", err);
         goto out;
     }
-    crypt = crypt_new(cfg->crypt, cfg->key, crypt_rng_sodium, NULL, &cerr);
-    if (!crypt) {
-        char msg[256];
-        crypt_error(cfg->crypt, cerr, msg, sizeof(msg));
-        LOG_ERROR("client: --crypt: %s", msg);
+    crypt = shell_crypt_new(cfg, CRYPT_ROLE_CLIENT, &rng);
+    if (!crypt)
         goto out;
-    }
-    crypt_set_role(crypt, CRYPT_ROLE_CLIENT);
     c->slots = calloc((size_t)cfg->conn, sizeof(*c->slots));
     c->lfd = net_tcp_listen(&local, 1024, err);
     if (!c->slots || c->lfd < 0) {
@@ -197,5 +189,6 @@ out:
     free(c->slots);
     free(c);
     crypt_free(crypt);
+    crypt_rng_free(rng);
     return rc;
 }

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -94,6 +95,30 @@ void shell_send_dgram(struct shell *sh, int fd, const uint8_t *p, size_t len,
         return;
     sh->base.v[SNMP_OUT_PKTS]++;
     sh->base.v[SNMP_OUT_BYTES] += len;
+}
+
+struct crypt *shell_crypt_new(const struct config *cfg, enum crypt_role role,
+                              struct crypt_rng **rng)
+{
+    const char *who = role == CRYPT_ROLE_CLIENT ? "client" : "server";
+    int cerr = 0;
+    *rng = NULL;
+    if (crypt_lib_init() != 0 || sodium_init() < 0 || !(*rng = crypt_rng_new())) {
+        LOG_ERROR("%s: cannot initialise the crypto libraries", who);
+        return NULL;
+    }
+    struct crypt *c = crypt_new(cfg->crypt, cfg->key, crypt_rng_fill, *rng, &cerr);
+    if (!c) {
+        char msg[256];
+        crypt_error(cfg->crypt, cerr, msg, sizeof(msg));
+        LOG_ERROR("%s: --crypt: %s", who, msg);
+        crypt_rng_free(*rng);
+        *rng = NULL;
+        return NULL;
+    }
+    crypt_set_role(c, role);
+    crypt_set_start(c, (uint64_t)(ev_time() * 1e3));
+    return c;
 }
 
 /* ---- counters ------------------------------------------------------------------------- */

@@ -8,6 +8,7 @@
 #include "common/net.h"
 #include "common/ring.h"
 #include "common/snmp.h"
+#include "crypto/crypt.h"
 
 #include <ev.h>
 #include <stdbool.h>
@@ -173,6 +174,12 @@ void shell_send_dgram(struct shell *sh, int fd, const uint8_t *p, size_t len,
 
 /* Sends every queued datagram now. */
 void shell_flush_dgrams(struct shell *sh);
+
+/* Creates the process's crypt object from --crypt and --key for side |role|, with a fast nonce
+ * generator stored in |*rng| (free it after the crypt object) and the secure mode's start time
+ * set to now. Logs the reason and returns NULL on failure. */
+struct crypt *shell_crypt_new(const struct config *cfg, enum crypt_role role,
+                              struct crypt_rng **rng);
 
 /* Creates a session with |conv| talking to |peer| over UDP socket |fd| (|own_fd|: closed with
  * the session, and watched for datagrams). Returns the session or NULL (logged). */

@@ -10,7 +10,6 @@
 #include "crypto/crypt.h"
 
 #include <ev.h>
-#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -186,12 +185,9 @@ int server_run(const struct config *cfg)
     char err[NET_ERR_LEN];
     struct net_addr listen_addr;
     struct crypt *crypt = NULL;
+    struct crypt_rng *rng = NULL;
     struct server *sv = NULL;
-    int rc = 1, cerr = 0;
-    if (crypt_lib_init() != 0 || sodium_init() < 0) {
-        LOG_ERROR("server: cannot initialise the crypto libraries");
-        return 1;
-    }
+    int rc = 1;
     if (net_resolve(cfg->listen, true, &listen_addr, err) != 0) {
         LOG_ERROR("server: --listen: %s", err);
         return 1;
@@ -204,14 +200,9 @@ int server_run(const struct config *cfg)
     sv->target_unix = config_target_is_unix(cfg);
     if (!sv->target_unix && server_resolve_target(sv, err) != 0)
         LOG_WARN("server: --target: %s (retried for every stream)", err);
-    crypt = crypt_new(cfg->crypt, cfg->key, crypt_rng_sodium, NULL, &cerr);
-    if (!crypt) {
-        char msg[256];
-        crypt_error(cfg->crypt, cerr, msg, sizeof(msg));
-        LOG_ERROR("server: --crypt: %s", msg);
+    crypt = shell_crypt_new(cfg, CRYPT_ROLE_SERVER, &rng);
+    if (!crypt)
         goto out;
-    }
-    crypt_set_role(crypt, CRYPT_ROLE_SERVER);
     sv->ufd = net_udp_socket(listen_addr.ss.ss_family, &listen_addr, err);
     if (sv->ufd < 0) {
         LOG_ERROR("server: %s", err);
@@ -243,5 +234,6 @@ out:
         close(sv->ufd);
     free(sv);
     crypt_free(crypt);
+    crypt_rng_free(rng);
     return rc;
 }
