@@ -122,7 +122,7 @@ echo "== ulimit -n 64 on the server, 100 concurrent streams"
 sp=$(free_port); cp=$(free_port)
 spawn srv-fd bash -c "ulimit -n 64 && exec $SERVER -l 127.0.0.1:$sp -t $ECHO ${ARGS[*]} --quiet"
 spid=$LASTPID
-wait_log srv-fd 'listening'
+wait_log srv-fd 'server: listening'
 start_client cli-fd "$cp" "$sp" "${ARGS[@]}" --quiet
 cpid=$LASTPID
 out=$(timeout 60 bash -c "$(declare -f many); many 127.0.0.1:$cp 100 1")
@@ -145,7 +145,7 @@ start_server srv-cf "$sp" "$ECHO" "${ARGS[@]}" --quiet
 spid=$LASTPID
 spawn cli-cf bash -c "ulimit -n 64 && exec $CLIENT -l 127.0.0.1:$cp -r 127.0.0.1:$sp ${ARGS[*]} --quiet"
 cpid=$LASTPID
-wait_log cli-cf 'listening'
+wait_log cli-cf 'client: listening'
 spawn many-cf bash -c "$(declare -f many); many 127.0.0.1:$cp 100 2"
 mpid=$LASTPID
 wait_log many-cf 'many:' 300

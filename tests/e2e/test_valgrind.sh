@@ -20,11 +20,11 @@ for mode in aes xsalsa20-poly1305; do
     spawn "srv-$mode" "${VG[@]}" --log-file="$tmp/vg-srv-$mode.txt" \
         "$SERVER" -l "127.0.0.1:$SP" -t "$ECHO" "${ARGS[@]}"
     SPID=$LASTPID
-    wait_log "srv-$mode" 'listening' 300
+    wait_log "srv-$mode" 'server: listening' 300
     spawn "cli-$mode" "${VG[@]}" --log-file="$tmp/vg-cli-$mode.txt" \
         "$CLIENT" -l "127.0.0.1:$CP" -r "127.0.0.1:$SP" "${ARGS[@]}"
     CPID=$LASTPID
-    wait_log "cli-$mode" 'listening' 300
+    wait_log "cli-$mode" 'client: listening' 300
     out=$(timeout 120 python3 "$STREAMS" check --connect "127.0.0.1:$CP" --bytes 262144 \
           --streams 4 --duration 110)
     echo "$out"
