@@ -20,6 +20,16 @@ static int32_t seq_diff(uint32_t a, uint32_t b)
     return (int32_t)(a - b);
 }
 
+/* Distance between two seqids on the circle, 0 .. 2^31. */
+static uint32_t seq_dist(uint32_t a, uint32_t b)
+{
+    uint32_t d = a - b;
+    return d < 0x80000000u ? d : (uint32_t)0 - d;
+}
+
+/* Seqids this far apart never share a decoder window (see rx_insert). */
+#define FEC_SEQ_JUMP (1u << 24)
+
 static bool layout_valid(int ds, int ps)
 {
     return ds <= 0 || ps <= 0 || ds + ps <= FEC_MAX_SHARDS;
@@ -404,6 +414,13 @@ static long rx_insert(struct fec_decoder *dec, const uint8_t *pkt, size_t len, u
                       bool is_data, uint64_t now_ms)
 {
     size_t idx = 0;
+    /* The window is ordered by signed seqid differences, which is a total order only while
+     * every entry lies within 2^31 of every other. A seqid far from both ends (a peer that
+     * restarted its numbering, or a forged packet) therefore starts a new window: the old
+     * entries could never join a group with the new ones anyway. */
+    if (dec->rx_len && (seq_dist(seqid, dec->rx[0].seqid) >= FEC_SEQ_JUMP ||
+                        seq_dist(seqid, dec->rx[dec->rx_len - 1].seqid) >= FEC_SEQ_JUMP))
+        rx_remove(dec, 0, dec->rx_len);
     for (size_t i = dec->rx_len; i-- > 0;) {
         if (dec->rx[i].seqid == seqid)
             return -1;
@@ -478,6 +495,8 @@ static int check_group(struct fec_decoder *dec, size_t idx)
         uint32_t pos = dec->rx[i].seqid - begin;
         if (pos >= dec->size)
             continue;
+        if (dec->present[pos])
+            continue; /* never count a shard twice, whatever the window holds */
         dec->present[pos] = true;
         dec->shards[pos] = dec->rx[i].buf + FEC_PARITY_OFFSET;
         n++;
