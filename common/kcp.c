@@ -3,6 +3,7 @@
 #include "common/kcp.h"
 
 #include "common/err.h"
+#include "common/pace.h"
 #include "common/wire.h"
 
 #include <stdlib.h>
@@ -52,6 +53,7 @@ struct kcp_seg {
     uint32_t fastack;     /* later ACKs seen since the last transmission */
     uint32_t len;         /* payload bytes */
     uint32_t cap;         /* payload capacity */
+    struct pace_mark mark; /* pacing: delivery state at the last transmission */
     uint8_t frg;
     uint8_t data[];
 };
@@ -80,6 +82,9 @@ struct kcp {
     uint32_t interval;         /* flush interval, ms */
     uint32_t resend;           /* fast retransmit threshold, 0 = off */
     bool nocwnd;               /* congestion control disabled */
+    bool pacing;               /* ktun pacing replaces the fixed window (kcp_set_pacing) */
+    struct pace pace;
+    size_t inflight_bytes;     /* payload bytes of the inflight list */
 
     uint32_t snd_una;          /* oldest sn not known to be received by the peer */
     uint32_t snd_nxt;          /* next sn to assign */
@@ -330,6 +335,7 @@ void kcp_set_nodelay(struct kcp *k, int nodelay, int interval_ms, int resend, in
         else if (interval_ms < 10)
             interval_ms = 10;
         k->interval = (uint32_t)interval_ms;
+        k->pace.ack_delay_ms = k->interval;
     }
     if (resend >= 0)
         k->resend = (uint32_t)resend;
@@ -355,9 +361,28 @@ int kcp_set_mtu(struct kcp *k, size_t mtu)
         return ERR_INVAL;
     k->mtu = mtu;
     k->mss = mtu - KCP_OVERHEAD;
+    k->pace.mss = (uint32_t)k->mss;
     pool_drain(k);
     k->pool_seg_cap = (uint32_t)k->mss;
     return 0;
+}
+
+void kcp_set_pacing(struct kcp *k, bool on, uint64_t now_ms)
+{
+    if (on == k->pacing)
+        return;
+    k->pacing = on;
+    k->inflight_bytes = 0;
+    for (struct kcp_seg *s = k->inflight.head; s; s = s->next) {
+        k->inflight_bytes += s->len;
+        s->mark = (struct pace_mark){0};
+    }
+    pace_init(&k->pace, (uint32_t)k->mss, k->interval, now_ms);
+}
+
+bool kcp_pacing(const struct kcp *k)
+{
+    return k->pacing;
 }
 
 void kcp_set_stream(struct kcp *k, bool stream)
@@ -430,8 +455,18 @@ size_t kcp_wait_snd(const struct kcp *k)
 
 size_t kcp_send_room(const struct kcp *k)
 {
-    size_t wnd = k->snd_wnd < k->rmt_wnd ? k->snd_wnd : k->rmt_wnd;
-    size_t wait = kcp_wait_snd(k);
+    size_t wnd = k->snd_wnd;
+    if (k->pacing) {
+        /* Keep twice the pacer's in-flight cap queued or in flight, so it never runs dry. */
+        size_t want = 2 * (pace_cwnd(&k->pace) / k->mss + 1);
+        if (want > wnd)
+            wnd = want;
+    }
+    if (k->rmt_wnd < wnd)
+        wnd = k->rmt_wnd;
+    /* Pacing counts what is really outstanding: holes waiting for a retransmission do not
+     * hold the writer back (the span check in admit_new still guards the peer's window). */
+    size_t wait = k->pacing ? k->inflight.count + k->snd_queue.count : kcp_wait_snd(k);
     return wait < wnd ? (wnd - wait) * k->mss : 0;
 }
 
@@ -543,6 +578,10 @@ static void flush_probe(struct kcp *k, struct kcp_seg_hdr *h, uint64_t now_ms)
 
 static uint32_t effective_cwnd(const struct kcp *k)
 {
+    /* Pacing: the peer's advertised window bounds the sequence span; the pacer's in-flight
+     * cap (in bytes, checked by admit_new) replaces snd_wnd and the congestion window. */
+    if (k->pacing)
+        return k->rmt_wnd;
     uint32_t cwnd = k->snd_wnd < k->rmt_wnd ? k->snd_wnd : k->rmt_wnd;
     if (!k->nocwnd && k->cwnd < cwnd)
         cwnd = k->cwnd;
@@ -551,14 +590,22 @@ static uint32_t effective_cwnd(const struct kcp *k)
 
 /* Moves queued segments into flight while the window allows. Returns the first one moved, or
  * NULL; |*count| receives how many. */
-static struct kcp_seg *admit_new(struct kcp *k, uint32_t cwnd, uint32_t *count)
+static struct kcp_seg *admit_new(struct kcp *k, uint32_t cwnd, uint32_t *count,
+                                 uint64_t now_ms)
 {
     struct kcp_seg *first = NULL;
     *count = 0;
+    size_t pace_cwnd_bytes = k->pacing ? pace_cwnd(&k->pace) : 0;
     while (k->snd_queue.head && seq_diff(k->snd_nxt, k->snd_una + cwnd) < 0) {
+        if (k->pacing && (k->inflight_bytes >= pace_cwnd_bytes || !pace_ready(&k->pace, now_ms)))
+            break;
         if (snd_ring_reserve(k, k->snd_nxt - k->snd_una + 1) < 0)
             break;
         struct kcp_seg *s = list_pop(&k->snd_queue);
+        if (k->pacing) {
+            pace_charge(&k->pace, s->len);
+            k->inflight_bytes += s->len;
+        }
         s->sn = k->snd_nxt++;
         k->snd_ring[s->sn & k->snd_mask] = s;
         list_push(&k->inflight, s);
@@ -566,6 +613,8 @@ static struct kcp_seg *admit_new(struct kcp *k, uint32_t cwnd, uint32_t *count)
             first = s;
         (*count)++;
     }
+    if (k->pacing)
+        k->pace.app_limited = !k->snd_queue.head;
     return first;
 }
 
@@ -580,6 +629,19 @@ struct flush_ctx {
     bool fast_left;       /* a visited segment still has fastack > 0 */
 };
 
+/* Pacing: extra wait before a first transmission times out. The RTT samples come from the
+ * newest ACK of a batch, so srtt misses the peer's ACK delay (up to its interval) that older
+ * segments of the batch wait, and a paced bulk flow has so little RTT variance that a few ms
+ * of scheduling noise would fire the timer (kcp-go's bursts inflate rttvar enough to hide
+ * both). Thin flows keep the short timeout: fast retransmit cannot help them. */
+static uint32_t pace_rto_slack(const struct kcp *k)
+{
+    uint32_t slack = k->interval;
+    if (k->inflight.count > PACE_MIN_CWND_SEGS)
+        slack += (uint32_t)k->rx_srtt / 2;
+    return slack;
+}
+
 /* Decides whether |s| goes out now (kcp-go's four cases, in its order) and transmits it. */
 static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *h,
                           struct flush_ctx *c)
@@ -588,7 +650,7 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
     if (s->xmit == 0) {
         send = true;
         s->rto = k->rx_rto;
-        s->resend_ms = c->now_ms + s->rto;
+        s->resend_ms = c->now_ms + s->rto + (k->pacing ? pace_rto_slack(k) : 0);
     } else if (s->fastack >= c->resend) {
         send = true;
         s->fastack = 0;
@@ -596,7 +658,7 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
         s->resend_ms = c->now_ms + s->rto;
         c->change++;
         k->stats.fast_retrans_segs++;
-    } else if (s->fastack > 0 && c->new_count == 0) {
+    } else if (s->fastack > 0 && c->new_count == 0 && (!k->pacing || !k->snd_queue.head)) {
         send = true;
         s->fastack = 0;
         s->rto = k->rx_rto;
@@ -611,6 +673,11 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
         c->lost++;
     }
     if (send) {
+        if (k->pacing) {
+            if (s->xmit > 0)
+                pace_charge(&k->pace, s->len);
+            pace_on_send(&k->pace, &s->mark);
+        }
         s->xmit++;
         s->ts = (uint32_t)c->now_ms;
         h->cmd = KCP_CMD_PUSH;
@@ -691,7 +758,7 @@ static void flush(struct kcp *k, bool ack_only, uint64_t now_ms)
 
     uint32_t cwnd = effective_cwnd(k);
     struct flush_ctx c = {.now_ms = now_ms, .resend = k->resend ? k->resend : UINT32_MAX};
-    struct kcp_seg *first_new = admit_new(k, cwnd, &c.new_count);
+    struct kcp_seg *first_new = admit_new(k, cwnd, &c.new_count, now_ms);
     flush_data(k, &h, first_new, &c);
     out_packet(k);
 
@@ -708,13 +775,24 @@ void kcp_flush(struct kcp *k, uint64_t now_ms)
 
 /* ---- timers ---- */
 
+/* Pacing: queued data that the windows would admit (only the token bucket may hold it). */
+static bool pace_sendable(const struct kcp *k)
+{
+    return k->pacing && k->snd_queue.head &&
+           seq_diff(k->snd_nxt, k->snd_una + k->rmt_wnd) < 0 &&
+           k->inflight_bytes < pace_cwnd(&k->pace);
+}
+
 uint64_t kcp_next_deadline(const struct kcp *k, uint64_t now_ms)
 {
-    (void)now_ms;
     uint64_t d = k->rto_deadline;
     /* With congestion control on, cwnd starts at 0 and the first flush only raises it to 1
      * (as in kcp-go), so queued data also needs a tick while cwnd is 0. */
-    bool sendable = k->snd_queue.head &&
+    if (pace_sendable(k)) {
+        uint64_t p = pace_next_ms(&k->pace, now_ms);
+        d = d < p ? d : p;
+    }
+    bool sendable = !k->pacing && k->snd_queue.head &&
                     (seq_diff(k->snd_nxt, k->snd_una + effective_cwnd(k)) < 0 ||
                      (!k->nocwnd && k->cwnd == 0));
     if (k->ack_len || k->probe || k->fast_pending || sendable)
@@ -733,7 +811,8 @@ void kcp_tick(struct kcp *k, uint64_t now_ms)
         if (now_ms >= k->next_flush_ms)
             k->next_flush_ms = now_ms + k->interval;
         flush(k, false, now_ms);
-    } else if (now_ms >= k->rto_deadline || (k->rmt_wnd == 0 && now_ms >= k->probe_ms)) {
+    } else if (now_ms >= k->rto_deadline || (k->rmt_wnd == 0 && now_ms >= k->probe_ms) ||
+               (pace_sendable(k) && pace_next_ms(&k->pace, now_ms) <= now_ms)) {
         flush(k, false, now_ms);
     }
 }
@@ -742,7 +821,20 @@ void kcp_tick(struct kcp *k, uint64_t now_ms)
 
 /* Applies the peer's una: everything below it left our send buffer. Returns how many
  * sequence numbers were released. The caller has checked una <= snd_nxt. */
-static uint32_t parse_una(struct kcp *k, uint32_t una)
+/* Takes acknowledged segment |s| out of flight and frees it. */
+static void inflight_release(struct kcp *k, struct kcp_seg *s, uint64_t now_ms)
+{
+    list_unlink(&k->inflight, s);
+    if (k->pacing) {
+        k->inflight_bytes -= s->len;
+        /* a retransmitted segment's ACK may answer either copy: no rate sample (Karn) */
+        pace_on_ack(&k->pace, s->xmit == 1 ? &s->mark : NULL, s->len, k->inflight_bytes,
+                    now_ms);
+    }
+    seg_free(k, s);
+}
+
+static uint32_t parse_una(struct kcp *k, uint32_t una, uint64_t now_ms)
 {
     int32_t n = seq_diff(una, k->snd_una);
     if (n <= 0)
@@ -750,8 +842,7 @@ static uint32_t parse_una(struct kcp *k, uint32_t una)
     for (uint32_t sn = k->snd_una; sn != una; sn++) {
         struct kcp_seg **slot = &k->snd_ring[sn & k->snd_mask];
         if (*slot) {
-            list_unlink(&k->inflight, *slot);
-            seg_free(k, *slot);
+            inflight_release(k, *slot, now_ms);
             *slot = NULL;
         }
     }
@@ -766,7 +857,7 @@ static uint32_t parse_una(struct kcp *k, uint32_t una)
 /* Handles one ACK: frees the acked segment and counts a fast-ack for every earlier unacked
  * segment sent no later than the acked one (kcp-go's per-ACK rule with the ts check). Returns
  * false if |sn| was never sent (ACKs below snd_una are normal: una already covered them). */
-static bool parse_ack(struct kcp *k, uint32_t sn, uint32_t ts)
+static bool parse_ack(struct kcp *k, uint32_t sn, uint32_t ts, uint64_t now_ms)
 {
     if (seq_diff(sn, k->snd_nxt) >= 0)
         return false;
@@ -774,8 +865,7 @@ static bool parse_ack(struct kcp *k, uint32_t sn, uint32_t ts)
         return true;
     struct kcp_seg **slot = &k->snd_ring[sn & k->snd_mask];
     if (*slot) {
-        list_unlink(&k->inflight, *slot);
-        seg_free(k, *slot);
+        inflight_release(k, *slot, now_ms);
         *slot = NULL;
         if (!k->inflight.head)
             k->rto_deadline = KCP_NEVER;
@@ -927,13 +1017,13 @@ static int input_segment(struct kcp *k, const struct kcp_seg_hdr *h, const uint8
      * field, count it, and still process the rest of the segment as kcp-go would. */
     if (seq_diff(h->una, k->snd_nxt) > 0)
         k->stats.drop[KCP_DROP_UNA]++;
-    else if (parse_una(k, h->una) > 0)
+    else if (parse_una(k, h->una, now_ms) > 0)
         *slid = true;
     switch (h->cmd) {
     case KCP_CMD_ACK:
         /* kcp-go takes the RTT sample from the last ACK of the packet whatever its sn; we
          * skip ACKs for never-sent sns so that garbage cannot skew the estimator. */
-        if (parse_ack(k, h->sn, h->ts)) {
+        if (parse_ack(k, h->sn, h->ts, now_ms)) {
             *acked = true;
             *latest_ts = h->ts;
         } else {
@@ -981,8 +1071,11 @@ int kcp_input(struct kcp *k, const uint8_t *pkt, size_t len, bool regular, uint6
 
     if (acked && regular) {
         int32_t rtt = seq_diff((uint32_t)now_ms, latest_ts);
-        if (rtt >= 0)
+        if (rtt >= 0) {
             update_rtt(k, rtt);
+            if (k->pacing)
+                pace_on_rtt(&k->pace, (uint32_t)(rtt > KCP_RTT_MAX ? KCP_RTT_MAX : rtt), now_ms);
+        }
     }
     if (seq_diff(k->snd_una, old_una) > 0)
         cwnd_grow(k);

@@ -106,6 +106,15 @@ int kcp_set_window(struct kcp *k, int sndwnd, int rcvwnd);
  * crypt/FEC header reserve, e.g. 1350 - 28 = 1322 gives an MSS of 1298). Returns 0, or
  * ERR_INVAL if |mtu| is outside KCP_MTU_MIN..KCP_MTU_MAX. */
 int kcp_set_mtu(struct kcp *k, size_t mtu);
+/* ktun pacing (not in kcp-go; the wire format is unchanged). On: the fixed send window and
+ * the congestion window give way to common/pace.h's estimates: new data leaves at the pacing
+ * rate while the bytes in flight stay below the pacer's cap, and the sequence span in flight
+ * never exceeds the peer's advertised window (so it may exceed the configured snd_wnd).
+ * Retransmissions are not delayed but spend pacing budget. Off (default): kcp-go behaviour.
+ * Switching restarts the estimates at |now_ms|. */
+void kcp_set_pacing(struct kcp *k, bool on, uint64_t now_ms);
+/* True if pacing is on. */
+bool kcp_pacing(const struct kcp *k);
 /* Stream mode (kcptun): writes are appended to the last unsent segment and frg is always 0.
  * Message mode (default): each kcp_send is one message of up to 255 fragments. */
 void kcp_set_stream(struct kcp *k, bool stream);

@@ -35,6 +35,7 @@ void link_config_default(struct link_config *cfg)
     cfg->interval_ms = 30;
     cfg->resend = 2;
     cfg->nc = 1;
+    cfg->pace = true;
 }
 
 static uint64_t wall_ms(const struct link *l)
@@ -119,6 +120,7 @@ struct link *link_new(uint32_t conv, const struct link_config *cfg, struct crypt
     if (kcp_set_window(l->kcp, cfg->sndwnd, cfg->rcvwnd) != 0)
         goto out;
     kcp_set_ack_nodelay(l->kcp, cfg->ack_nodelay);
+    kcp_set_pacing(l->kcp, cfg->pace, 0);
     rc = 0;
 out:
     if (rc) {

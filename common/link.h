@@ -43,6 +43,7 @@ struct link_config {
     int nodelay, interval_ms, resend, nc; /* KCP knobs (kcptun --mode) */
     bool ack_nodelay;      /* kcptun --acknodelay */
     bool message_mode;     /* false (kcptun): KCP stream mode */
+    bool pace;             /* ktun pacing (kcp_set_pacing); false: kcp-go's fixed windows */
     int64_t wall_offset_ms; /* wall clock minus now_ms, for the secure crypt mode */
     link_log_fn *log;      /* may be NULL */
     void *log_user;
@@ -61,7 +62,7 @@ struct link_stats {
 };
 
 /* Fills |cfg| with kcptun 20210922's client defaults: FEC 10/3, mtu 1350, windows 128/512,
- * mode fast (0, 30, 2, 1), stream mode. */
+ * mode fast (0, 30, 2, 1), stream mode; plus ktun pacing on. */
 void link_config_default(struct link_config *cfg);
 
 /* Creates the stack for conversation |conv|. |cfg| is copied; |crypt| is borrowed and must

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/* Sender pacing for KCP: delivery-rate and min-RTT estimates, an in-flight cap and a pacer. */
+#ifndef KTUN_PACE_H
+#define KTUN_PACE_H
+
+/*
+ * kcp-go sends whatever its fixed window allows as soon as it may (with kcptun's nc=1 there is
+ * no congestion control at all), so a window larger than the path's bandwidth-delay product
+ * overflows the bottleneck queue and one smaller than it leaves the link idle. This module
+ * replaces the fixed window by estimates, in the manner of BBR:
+ *
+ *   bw       the largest delivery rate sampled over the last PACE_BW_ROUNDS round trips
+ *            (bytes acknowledged per ms; each sample spans at least one round trip: the bytes
+ *            delivered between a segment's first transmission and its acknowledgement)
+ *   min_rtt  the smallest RTT sample of the last PACE_RTT_WINDOW_MS
+ *   cwnd     cwnd_gain * bw * (min_rtt + ack delay): the in-flight cap, in bytes
+ *   rate     pacing_gain * bw: a token bucket spaces transmissions at this rate
+ *
+ * Phases: STARTUP (pacing gain 2, cwnd gain 1.5, until bw stops growing by 25% for three
+ * rounds or the RTT shows a queue), DRAIN (pacing gain 0.4 until in-flight fits one BDP),
+ * PROBE (pacing gains cycling 1.25, 0.75, 1 x 6 per min_rtt; cwnd gain 2). Unlike BBR,
+ * PROBE paces at 0.85 bw whenever the recent RTT exceeds min_rtt + ACK delay + min_rtt / 4:
+ * bw is a max over samples made noisy by batched ACKs and tends to run a few percent high.
+ *
+ * Everything is driven by the caller's millisecond clock: no clock reads, no allocation. The
+ * struct is embedded by its user (the KCP engine) and needs no cleanup.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PACE_BW_ROUNDS 10          /* bandwidth max-filter length, round trips */
+#define PACE_RTT_WINDOW_MS 10000   /* min_rtt expiry */
+#define PACE_MIN_CWND_SEGS 16      /* in-flight cap never below this many segments */
+#define PACE_BURST_MS 4            /* token bucket depth, ms of the pacing rate */
+
+enum pace_phase { PACE_STARTUP, PACE_DRAIN, PACE_PROBE };
+
+/* Delivery state a segment carries from its first transmission (filled by pace_on_send). */
+struct pace_mark {
+    uint64_t delivered;    /* bytes delivered when it was sent */
+    uint64_t delivered_ms; /* time of the latest delivery when it was sent */
+    bool app_limited;      /* sent while the sender had nothing more to send */
+};
+
+struct pace {
+    enum pace_phase phase;
+    uint32_t mss;                     /* bytes per full segment */
+    uint32_t ack_delay_ms;            /* the peer's ACK delay allowance (its flush interval) */
+    uint64_t delivered;               /* bytes acknowledged so far */
+    uint64_t delivered_ms;            /* time of the last acknowledgement */
+    uint64_t round_end;               /* a segment sent at this delivered count ends the round */
+    uint64_t rounds;                  /* round trips counted */
+    double bw_round[PACE_BW_ROUNDS];  /* per-round max samples (bytes/ms) */
+    double bw;                        /* max of bw_round */
+    double full_bw;                   /* STARTUP: bw at the last 25% growth */
+    uint32_t full_cnt;                /* rounds without that growth */
+    uint32_t min_rtt;                 /* ms, UINT32_MAX until sampled */
+    uint64_t min_rtt_ms;              /* when min_rtt was taken */
+    uint32_t rtt_recent;              /* EWMA (1/4) of the RTT samples, ms; 0 until sampled */
+    uint32_t cycle;                   /* PROBE gain index */
+    uint64_t cycle_ms;                /* start of the current gain phase */
+    double tokens;                    /* bytes that may leave now (may be negative) */
+    uint64_t tokens_ms;               /* last refill */
+    bool app_limited;                 /* the last admission stopped for want of data */
+};
+
+/* Starts estimation for segments of |mss| bytes whose peer delays ACKs up to |ack_delay_ms|. */
+void pace_init(struct pace *p, uint32_t mss, uint32_t ack_delay_ms, uint64_t now_ms);
+
+/* An RTT sample in ms. */
+void pace_on_rtt(struct pace *p, uint32_t rtt_ms, uint64_t now_ms);
+
+/* A segment is transmitted (first time or again): records the delivery state in |m|. */
+void pace_on_send(const struct pace *p, struct pace_mark *m);
+
+/* Spends |len| bytes of pacing budget. */
+void pace_charge(struct pace *p, size_t len);
+
+/* A segment of |len| bytes last sent with mark |m| was acknowledged; |inflight_bytes| is what
+ * is still unacknowledged afterwards; |m| NULL: no rate sample (a retransmitted segment). */
+void pace_on_ack(struct pace *p, const struct pace_mark *m, size_t len, size_t inflight_bytes,
+                 uint64_t now_ms);
+
+/* In-flight cap in bytes (at least PACE_MIN_CWND_SEGS segments). */
+size_t pace_cwnd(const struct pace *p);
+
+/* Refills the token bucket up to |now_ms|; true if a new segment may leave now. */
+bool pace_ready(struct pace *p, uint64_t now_ms);
+
+/* Earliest time pace_ready can be true (<= now_ms if it is already). */
+uint64_t pace_next_ms(const struct pace *p, uint64_t now_ms);
+
+/* Current pacing rate in bytes per ms (0: not yet estimated, unpaced). */
+double pace_rate(const struct pace *p);
+
+#endif
