@@ -10,6 +10,7 @@
 #include "crypto/crypt.h"
 
 #include <ev.h>
+#include <fcntl.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,10 @@ struct client {
     int lfd;                    /* TCP listener */
     ev_io accept_io;            /* listener readable */
     ev_timer scavenge_timer;    /* 1 s scavenger, with --autoexpire only */
+    ev_timer accept_retry;      /* restarts accept_io after running out of fds */
+    int spare_fd;               /* held in reserve to refuse connections when out of fds */
+    uint64_t refused;           /* connections refused while out of fds */
+    bool out_of_fds;            /* in such an episode (logged once at its start and end) */
     struct sess **slots;        /* --conn slots, NULL when empty */
     uint64_t rr;                /* accepted connections, for round-robin */
 };
@@ -82,6 +87,37 @@ static struct sess *client_pick(struct client *c)
     return s;
 }
 
+/* Out of file descriptors: the pending connection cannot be accepted, and leaving it in the
+ * backlog would keep the listener readable (a busy loop) and the peer waiting. Give back the
+ * spare fd, accept and close the connection at once (the peer sees it refused), take the spare
+ * again, and stop accepting for a moment. Logged once per episode. */
+static void client_out_of_fds(struct client *c, const char *why)
+{
+    struct ev_loop *loop = c->sh.loop;
+    if (!c->out_of_fds)
+        LOG_WARN("client: %s: refusing new connections until descriptors free up", why);
+    c->out_of_fds = true;
+    if (c->spare_fd >= 0) {
+        close(c->spare_fd);
+        int fd = accept(c->lfd, NULL, NULL);
+        if (fd >= 0) {
+            close(fd);
+            c->refused++;
+        }
+        c->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    ev_io_stop(EV_A_ &c->accept_io);
+    ev_timer_set(&c->accept_retry, 0.1, 0.0);
+    ev_timer_start(EV_A_ &c->accept_retry);
+}
+
+static void client_accept_retry_cb(EV_P_ ev_timer *w, int revents)
+{
+    (void)revents;
+    struct client *c = container_of(w, struct client, accept_retry);
+    ev_io_start(EV_A_ &c->accept_io);
+}
+
 static void client_accept_cb(EV_P_ ev_io *w, int revents)
 {
     (void)loop;
@@ -91,10 +127,20 @@ static void client_accept_cb(EV_P_ ev_io *w, int revents)
         char err[NET_ERR_LEN] = "";
         struct net_addr peer;
         int fd = net_tcp_accept(c->lfd, &peer, err);
+        if (fd == ERR_LIMIT) {
+            client_out_of_fds(c, err);
+            break;
+        }
         if (fd < 0) {
             if (err[0])
                 LOG_WARN("client: %s", err);
             break;
+        }
+        if (c->out_of_fds) {
+            LOG_INFO("client: accepting connections again (%llu refused meanwhile)",
+                     (unsigned long long)c->refused);
+            c->refused = 0;
+            c->out_of_fds = false;
         }
         struct sess *s = client_pick(c);
         if (!s) {
@@ -134,6 +180,7 @@ static void client_shutdown(struct shell *sh)
 {
     struct client *c = container_of(sh, struct client, sh);
     ev_io_stop(sh->loop, &c->accept_io);
+    ev_timer_stop(sh->loop, &c->accept_retry);
     ev_timer_stop(sh->loop, &c->scavenge_timer);
 }
 
@@ -154,6 +201,7 @@ int client_run(const struct config *cfg)
         return 1;
     c->cfg = cfg;
     c->lfd = -1;
+    c->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (net_resolve(cfg->remoteaddr, false, &c->remote, err) != 0) {
         LOG_ERROR("client: --remoteaddr: %s", err);
         goto out;
@@ -175,6 +223,7 @@ int client_run(const struct config *cfg)
     ev_io_init(&c->accept_io, client_accept_cb, c->lfd, EV_READ);
     ev_io_start(EV_A_ &c->accept_io);
     ev_timer_init(&c->scavenge_timer, client_scavenge_cb, 1.0, 1.0);
+    ev_init(&c->accept_retry, client_accept_retry_cb);
     if (cfg->autoexpire_s > 0)
         ev_timer_start(EV_A_ &c->scavenge_timer);
     char ls[NET_ADDR_STRLEN], rs[NET_ADDR_STRLEN];
@@ -186,6 +235,8 @@ int client_run(const struct config *cfg)
 out:
     if (c->lfd >= 0)
         close(c->lfd);
+    if (c->spare_fd >= 0)
+        close(c->spare_fd);
     free(c->slots);
     free(c);
     crypt_free(crypt);

@@ -299,7 +299,7 @@ int net_tcp_accept(int lfd, struct net_addr *peer, char *err)
         case ENOBUFS:
         case ENOMEM:
             set_err(err, "accept: %s", strerror(errno));
-            return ERR_AGAIN;
+            return ERR_LIMIT;
         default:
             set_err(err, "accept: %s", strerror(errno));
             return ERR_INVAL;

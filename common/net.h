@@ -61,7 +61,9 @@ int net_unix_connect(const char *path, char *err);
 
 /* Accepts one connection from listening |lfd| as a non-blocking, close-on-exec fd with
  * TCP_NODELAY. Fills |peer| when not NULL. Returns the fd, ERR_AGAIN when nothing is pending
- * (or on a transient error such as ECONNABORTED or EMFILE), or ERR_INVAL. */
+ * (or on a transient error such as ECONNABORTED), ERR_LIMIT when the process or system is out
+ * of file descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection stays
+ * pending), or ERR_INVAL. */
 int net_tcp_accept(int lfd, struct net_addr *peer, char *err);
 
 /* Pending error of |fd| (SO_ERROR): 0 or an errno value. */

@@ -670,6 +670,22 @@ static void sess_arm_timer(struct sess *s)
     ev_timer_start(EV_A_ &s->timer);
 }
 
+/* Says in the log, at most once per 10 s, that the peer opened more streams than
+ * --maxstreams allows (mux refused them with a FIN). */
+static void sess_log_refused(struct sess *s, uint64_t now)
+{
+    struct mux_stats ms;
+    mux_get_stats(s->mux, &ms);
+    if (ms.streams_refused == s->refused_logged ||
+        (s->refused_log_ms && now - s->refused_log_ms < 10000))
+        return;
+    LOG_WARN("sess: %s: --maxstreams %u reached: refused %llu stream(s) opened by the peer",
+             s->name, s->sh->params.mux.max_streams,
+             (unsigned long long)(ms.streams_refused - s->refused_logged));
+    s->refused_logged = ms.streams_refused;
+    s->refused_log_ms = now;
+}
+
 bool sess_pump(struct sess *s)
 {
     if (s->in_pump)
@@ -695,6 +711,7 @@ bool sess_pump(struct sess *s)
     }
     link_flush(s->link, loop_now_ms(s->sh->loop));
     sess_account(s);
+    sess_log_refused(s, loop_now_ms(s->sh->loop));
     s->in_pump = false;
     if (s->dead) {
         sess_close(s, s->dead_reason ? s->dead_reason : "closed");

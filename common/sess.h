@@ -149,6 +149,8 @@ struct sess {
     uint64_t scavenge_ms;             /* client: close after this once expired (0: not yet) */
     int slot;                         /* client: --conn slot, -1 once expired */
     bool in_pump;                     /* re-entrancy guard */
+    uint64_t refused_logged;          /* peer streams refused (--maxstreams) already logged */
+    uint64_t refused_log_ms;          /* when that was last logged (one line per 10 s) */
     bool budget_stalled;              /* stopped reading KCP for --bufbudget */
     uint64_t rx_counted;              /* this session's share of shell.rx_total */
     bool dead;                        /* close at the end of the current pump */

@@ -37,6 +37,8 @@ struct server {
     struct sess *table[SERVER_BUCKETS];  /* sessions by peer address */
     struct sess *touched[NET_BATCH];     /* sessions fed by the current batch */
     int ntouched;                        /* entries of |touched| */
+    uint64_t sessions_refused;           /* new peers refused by --maxsessions */
+    uint64_t refused_log_ms;             /* last time that was logged (one line per 10 s) */
 };
 
 static struct sess **server_bucket(struct server *sv, const struct net_addr *a)
@@ -78,6 +80,15 @@ static struct sess *server_new_sess(struct server *sv, const struct net_addr *fr
 {
     if (sv->sh.nsess >= (size_t)sv->cfg->maxsessions) {
         sv->sh.base.v[SNMP_IN_ERRS]++;
+        sv->sessions_refused++;
+        uint64_t now = loop_now_ms(sv->sh.loop);
+        if (!sv->refused_log_ms || now - sv->refused_log_ms >= 10000) {
+            char as[NET_ADDR_STRLEN];
+            LOG_WARN("server: --maxsessions %d reached: refused a session from %s (%llu refused "
+                     "so far)", sv->cfg->maxsessions, net_addr_str(from, as, sizeof(as)),
+                     (unsigned long long)sv->sessions_refused);
+            sv->refused_log_ms = now;
+        }
         return NULL;
     }
     struct sess *s = sess_new(&sv->sh, sv->ufd, false, from, conv);
