@@ -39,7 +39,10 @@ ARGS=(--key soak --crypt "$CRYPT" --mode fast3 --quiet)
 fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 
-start_echo echo
+# the echo target outlives the run (start_echo's stops after 600 s)
+spawn echo python3 "$STREAMS" echo --listen 127.0.0.1:0 --duration $((MINUTES * 60 + 600))
+wait_log echo '^listening '
+ECHO=$(sed -n 's/^listening //p' "$tmp/echo.log")
 SP=$(free_port); CP=$(free_port)
 spawn relay "$FW" --listen 127.0.0.1:0 --upstream "127.0.0.1:$SP" --loss "$LOSS" --delay 5 \
     --jitter 2 --seed 5 --duration $((MINUTES * 60 + 120))
