@@ -8,19 +8,10 @@
 #   --bufbudget    a target that never reads and a client application that never reads,
 #                  on many streams over several sessions: RSS stays under the budget
 # Arguments select cases (maxsessions maxstreams fd_server fd_client budget); default: all.
-# A check marked "defect" is a known shell defect (docs/hardening.md): it prints KNOWN DEFECT
-# and, with KTUN_STRICT=1, fails the test.
 set -u
 [ -f "$(dirname "$0")/lib.sh" ] || { echo "tests/e2e/lib.sh not there yet"; exit 77; }
 source "$(dirname "$0")/lib.sh"
 ARGS=(--key limits --crypt aes --mode fast3 --sndwnd 512 --rcvwnd 512)
-
-defects=0
-defect() {
-    [ "${KTUN_STRICT:-0}" = 1 ] && fail "$*"
-    echo "KNOWN DEFECT: $*"
-    defects=$((defects + 1))
-}
 
 # many ADDR N HOLD_S [TIMEOUT_S]: N concurrent connections; each sends 2000 bytes and waits
 # for the echo (TIMEOUT_S, default 10); all are held open HOLD_S seconds. Prints
@@ -90,7 +81,7 @@ opened=$(grep -c 'sess: opened' "$tmp/srv-ms.log")
 [ "$opened" -eq 2 ] || fail "maxsessions: server opened $opened sessions"
 grep -i 'maxsessions' "$tmp/srv-ms.log" | grep -v 'limits:' | head -n 2
 grep -i 'maxsessions' "$tmp/srv-ms.log" | grep -qv 'limits:' \
-    || defect "maxsessions: the server refuses sessions without a log line"
+    || fail "maxsessions: the server refuses sessions without a log line"
 out=$(timeout 30 bash -c "$(declare -f many); many 127.0.0.1:$cp 2 0")
 [ "$(field "$out" ok)" -ge 1 ] || fail "maxsessions: the admitted sessions stopped working"
 stop_pid "$cpid"; stop_pid "$spid" || fail "maxsessions: server exit"
@@ -110,7 +101,7 @@ echo "$out"
 grep -i 'maxstreams\|stream limit\|too many streams' "$tmp/srv-mx.log" | grep -v 'limits:' \
     | head -n 2
 grep -i 'maxstreams\|stream limit\|too many streams' "$tmp/srv-mx.log" | grep -qv 'limits:' \
-    || defect "maxstreams: the server refuses streams without a log line"
+    || fail "maxstreams: the server refuses streams without a log line"
 out=$(timeout 30 bash -c "$(declare -f many); many 127.0.0.1:$cp 8 0")
 echo "after: $out"
 [ "$(field "$out" ok)" -eq 8 ] || fail "maxstreams: streams did not work again after closing"
@@ -156,10 +147,10 @@ kill -0 "$cpid" 2>/dev/null || fail "client fds: the client died"
 grep -m 1 'Too many open files' "$tmp/cli-cf.log" || fail "client fds: no log line"
 lines=$(grep -c 'Too many open files' "$tmp/cli-cf.log")
 echo "client fds: $lines log lines"
-[ "$lines" -le 100 ] || defect "client fds: $lines log lines (log flood)"
-[ $((t1 - t0)) -le 50 ] || defect "client fds: busy loop while out of fds ($((t1 - t0)) ticks)"
+[ "$lines" -le 100 ] || fail "client fds: $lines log lines (log flood)"
+[ $((t1 - t0)) -le 50 ] || fail "client fds: busy loop while out of fds ($((t1 - t0)) ticks)"
 [ "$(field "$(cat "$tmp/many-cf.log")" timeout)" -eq 0 ] \
-    || defect "client fds: connections beyond the fd limit hang instead of being refused"
+    || fail "client fds: connections beyond the fd limit hang instead of being refused"
 wait "$mpid"
 out=$(timeout 30 bash -c "$(declare -f many); many 127.0.0.1:$cp 20 0")
 echo "after: $out"
@@ -248,5 +239,4 @@ for c in "${cases[@]}"; do
     declare -F "case_$c" >/dev/null || { echo "unknown case $c"; exit 1; }
     "case_$c"
 done
-[ "$defects" -eq 0 ] || echo "$defects known defect(s) (KTUN_STRICT=1 makes them fail)"
 echo "ok"
