@@ -39,6 +39,7 @@
 #define KCP_POOL_MAX 1024 /* free segments kept (about 1.3 MB at the default MTU) */
 #define KCP_ACK_LIMIT 4096 /* pending ACKs that force an ACK-only flush */
 #define KCP_MAX_FRAGMENTS 255
+#define KCP_THIN_SEGS 4 /* pacing: at most this many in flight makes a flow thin */
 #define KCP_RTT_MAX (1 << 24) /* larger RTT samples are clamped (keeps int32 math defined) */
 #define KCP_NEVER UINT64_MAX
 
@@ -746,6 +747,24 @@ static void cwnd_after_flush(struct kcp *k, const struct flush_ctx *c, uint32_t 
     }
 }
 
+/* Pacing, thin flow (a few segments in flight, nothing queued: interactive traffic): the new
+ * segments go out a second time in a separate packet, so that one random loss costs no
+ * retransmission timeout. The peer counts the copy as a repeat; bulk flows never get here. */
+static void flush_thin_copies(struct kcp *k, struct kcp_seg_hdr *h, struct kcp_seg *first_new)
+{
+    h->cmd = KCP_CMD_PUSH;
+    for (struct kcp_seg *s = first_new; s; s = s->next) {
+        h->frg = s->frg;
+        h->ts = s->ts;
+        h->sn = s->sn;
+        h->len = s->len;
+        put_segment(k, h, s->data);
+        pace_charge(&k->pace, s->len);
+    }
+    h->frg = 0;
+    out_packet(k);
+}
+
 static void flush(struct kcp *k, bool ack_only, uint64_t now_ms)
 {
     struct kcp_seg_hdr h = {.conv = k->conv, .wnd = wnd_unused(k), .una = k->rcv_nxt};
@@ -761,6 +780,8 @@ static void flush(struct kcp *k, bool ack_only, uint64_t now_ms)
     struct kcp_seg *first_new = admit_new(k, cwnd, &c.new_count, now_ms);
     flush_data(k, &h, first_new, &c);
     out_packet(k);
+    if (k->pacing && first_new && k->inflight.count <= KCP_THIN_SEGS && !k->snd_queue.head)
+        flush_thin_copies(k, &h, first_new);
 
     uint64_t retrans = c.change + c.lost;
     k->stats.lost_segs += c.lost;

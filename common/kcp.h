@@ -110,7 +110,9 @@ int kcp_set_mtu(struct kcp *k, size_t mtu);
  * the congestion window give way to common/pace.h's estimates: new data leaves at the pacing
  * rate while the bytes in flight stay below the pacer's cap, and the sequence span in flight
  * never exceeds the peer's advertised window (so it may exceed the configured snd_wnd).
- * Retransmissions are not delayed but spend pacing budget. Off (default): kcp-go behaviour.
+ * Retransmissions are not delayed but spend pacing budget. A thin flow (at most 4 segments in
+ * flight, nothing queued) sends each new segment twice, in separate packets, so that a single
+ * random loss costs no timeout. Off (default): kcp-go behaviour.
  * Switching restarts the estimates at |now_ms|. */
 void kcp_set_pacing(struct kcp *k, bool on, uint64_t now_ms);
 /* True if pacing is on. */
