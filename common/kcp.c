@@ -789,8 +789,20 @@ static void flush(struct kcp *k, bool ack_only, uint64_t now_ms)
     cwnd_after_flush(k, &c, cwnd);
 }
 
+static bool pace_sendable(const struct kcp *k);
+
 void kcp_flush(struct kcp *k, uint64_t now_ms)
 {
+    /* Pacing: a flush with only ACKs to send leaves them for the interval tick (as kcp-go
+     * does without --acknodelay) or for the next data packet to carry, instead of one
+     * ACK-only packet per received packet when the caller flushes after every input. */
+    if (k->pacing && !k->ack_nodelay && !k->probe && !k->fast_pending &&
+        now_ms < k->rto_deadline && k->rmt_wnd != 0 &&
+        !(pace_sendable(k) && pace_next_ms(&k->pace, now_ms) <= now_ms)) {
+        if (now_ms < k->next_flush_ms)
+            return;
+        k->next_flush_ms = now_ms + k->interval; /* this flush stands for the tick */
+    }
     flush(k, false, now_ms);
 }
 
