@@ -91,6 +91,12 @@ one() {
     rc=$?
     kill "$cpid" "$spid" 2>/dev/null
     wait "$cpid" "$spid" 2>/dev/null
+    if [ $rc -ne 0 ] && [ -z "${RETRIED:-}" ] && grep -q 'Connection refused' <<<"$out"; then
+        # A port free_port picked was taken by another process before the program bound it
+        # (its log then shows the bind error): try once more with fresh ports.
+        RETRIED=1 one "$@"
+        return
+    fi
     if [ $rc -eq 0 ]; then
         echo "ok   $tag"
     else
