@@ -153,6 +153,13 @@ while [ "$running" -gt 0 ]; do
     running=$((running - 1))
 done
 sort "$results"
+# A combination that printed no verdict at all counts as failed, by name.
+for c in "${combos[@]}"; do
+    # shellcheck disable=SC2086
+    set -- $c
+    tag="$1 $2 fec=$3/$4 comp=$5 smux=$6 mode=$7"
+    grep -qF -- " $tag" "$results" || echo "FAIL $tag: no verdict" | tee -a "$results"
+done
 pass=$(grep -c '^ok' "$results")
 failn=$(grep -c '^FAIL' "$results")
 echo "interop: $pass passed, $failn failed, ${#combos[@]} combinations, $(( $(date +%s) - start )) s"
