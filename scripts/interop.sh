@@ -41,8 +41,14 @@ trap cleanup EXIT
 
 free_port() {
     python3 -c 'import socket
-t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", p)); print(p)'
+for _ in range(100):
+    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind(("127.0.0.1", p))
+    except OSError:
+        t.close(); u.close(); continue
+    t.close(); u.close(); print(p); break'
 }
 
 # The shared echo target.
