@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 /*
- * kcptun's client policy (PROTOCOL.md §8.1): sessions are created lazily, one per --conn slot,
+ * kcptun's client policy (kcptun 20210922): sessions are created lazily, one per --conn slot,
  * on the first TCP connection that lands on the slot (round-robin over accepted connections).
  * Each session has its own UDP socket and a random conv. With --autoexpire a session takes new
  * streams only that long; it then leaves its slot and is closed --scavengettl seconds after

@@ -9,7 +9,7 @@
 #include <sys/types.h>
 
 /*
- * Framing format (PROTOCOL.md section 6; golang/snappy 0.0.2 as used by kcptun's CompStream).
+ * Framing format (golang/snappy 0.0.2 as used by kcptun's CompStream).
  * A stream is a sequence of chunks, each
  *
  *     +--------+----------------+------------------------+

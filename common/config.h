@@ -9,7 +9,7 @@
 #include <stdio.h>
 
 /*
- * The flags, their defaults and the JSON keys are those of kcptun 20210922 (PROTOCOL.md §8.4),
+ * The flags, their defaults and the JSON keys are those of kcptun 20210922,
  * so existing command lines, systemd units and JSON files keep working:
  *
  *   - every long flag is accepted as "--name value", "--name=value", "-name value" and
@@ -138,7 +138,7 @@ int config_parse_args(struct config *cfg, int argc, char **argv, char *err, size
  * keys are appended to cfg->warnings. |cfg| may be partly updated on error. */
 int config_load_json(struct config *cfg, const char *path, char *err, size_t errlen);
 
-/* Applies the mode table (PROTOCOL.md §8.3) to the four KCP knobs: normal 0/40/2/1,
+/* Applies the mode table to the four KCP knobs: normal 0/40/2/1,
  * fast 0/30/2/1, fast2 1/20/2/1, fast3 1/10/2/1; "manual" keeps them. Returns 0, or ERR_INVAL
  * for an unknown mode name with the reason in |err|. */
 int config_apply_mode(struct config *cfg, char *err, size_t errlen);

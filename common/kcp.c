@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Pure KCP ARQ engine following kcp-go 5.6.1 (see kcp.h and PROTOCOL.md §5). */
+/* Pure KCP ARQ engine following kcp-go 5.6.1 (see kcp.h). */
 #include "common/kcp.h"
 
 #include "common/err.h"

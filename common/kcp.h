@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Pure KCP ARQ engine, wire- and behaviour-compatible with kcp-go 5.6.1 (PROTOCOL.md §5). */
+/* Pure KCP ARQ engine, wire- and behaviour-compatible with kcp-go 5.6.1. */
 #ifndef KTUN_KCP_H
 #define KTUN_KCP_H
 

@@ -8,7 +8,7 @@
  * Receiving: datagram -> crypt open -> FEC decoder -> KCP input (recovered: regular=false)
  *            -> link_recv
  *
- * A datagram (PROTOCOL.md §2) is crypt head | [FEC header] | KCP packet | crypt tail, at most
+ * A datagram is crypt head | [FEC header] | KCP packet | crypt tail, at most
  * |mtu| bytes, so KCP's own MTU is mtu - head - tail - FEC header (1350 - 20 - 8 = 1322, MSS
  * 1298 with kcptun's defaults).
  *
@@ -83,7 +83,7 @@ int link_input(struct link *l, uint8_t *dgram, size_t len, uint64_t now_ms);
  * listener does so to learn the conv before it picks a session). */
 int link_input_payload(struct link *l, const uint8_t *payload, size_t len, uint64_t now_ms);
 
-/* Reads the routing facts of an opened payload (PROTOCOL.md §5.2): for FEC parity sets
+/* Reads the routing facts of an opened payload: for FEC parity sets
  * *|is_parity| and nothing else; otherwise the conv and sn of the first KCP segment. Returns 0,
  * or ERR_PROTO if the payload is too short to hold them. */
 int link_peek(const uint8_t *payload, size_t len, uint32_t *conv, uint32_t *sn,

@@ -63,7 +63,7 @@ void log_write(enum log_level level, const char *fmt, ...) __attribute__((format
 /* Adapter for the cores' injected log callbacks (link_log_fn, fec_log_fn: they take
  * (void *user, const char *msg)): writes "|user|: |msg|" at debug level, where |user| is a
  * module tag string such as "fec" (borrowed; NULL for none). Core messages are about dropped
- * or odd input, which STYLE.md keeps out of the info level. */
+ * or odd input, which stays out of the info level. */
 void log_core_debug(void *user, const char *msg);
 
 /* True if an event at |level| would be written. */

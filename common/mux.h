@@ -9,7 +9,7 @@
 #include <sys/types.h>
 
 /*
- * Frame layout (PROTOCOL.md §7.1), all fields little-endian, length BEFORE stream id:
+ * Frame layout, all fields little-endian, length BEFORE stream id:
  *
  *   0      1      2             4                          8
  *   +------+------+-------------+--------------------------+----------------------+

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 /*
- * Data path of one session (STYLE.md §2.2):
+ * Data path of one session:
  *
  *   TCP --read--> mux_stream_write --frames--> comp_encode --> link_send --> datagrams --> UDP
  *   UDP --> link_input --> link_recv --> comp decoder --> mux_input --> mux_stream_read --> TCP

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <time.h>
 
-/* kcp-go 5.6.1's DefaultSnmp fields, in CSV column order after "Unix" (PROTOCOL.md §8.5). */
+/* kcp-go 5.6.1's DefaultSnmp fields, in CSV column order after "Unix". */
 enum snmp_field {
     SNMP_BYTES_SENT,          /* application bytes handed to KCP sessions */
     SNMP_BYTES_RECEIVED,      /* application bytes read from KCP sessions */

@@ -10,7 +10,7 @@
 
 /*
  * kcptun methods (aes aes-128 aes-192 salsa20 blowfish twofish cast5 3des tea xtea xor sm4
- * none), kcp-go 5.6.1 framing, PROTOCOL.md §1-2:
+ * none), kcp-go 5.6.1 framing:
  *
  *   offset 0        16          20
  *          nonce[16] CRC32 (LE)  payload (FEC header + KCP packet, or KCP packet)

@@ -4,7 +4,7 @@
 #define KTUN_FEC_H
 
 /*
- * Works on "FEC-layer packets": what follows the 20-byte crypt header (PROTOCOL.md §2, §3).
+ * Works on "FEC-layer packets": what follows the 20-byte crypt header.
  *
  *   data:   seqid LE32 | 0x00F1 LE16 | size LE16 (= 2 + KCP length) | KCP packet
  *   parity: seqid LE32 | 0x00F2 LE16 | parity bytes (as long as the group's longest data

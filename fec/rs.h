@@ -9,7 +9,7 @@
 
 /*
  * The code is the one klauspost/reedsolomon.New(ds, ps) builds with default options
- * (PROTOCOL.md §4): field GF(2^8) with polynomial 0x11D, Vandermonde matrix V[r][c] = r^c
+ * (klauspost/reedsolomon): field GF(2^8) with polynomial 0x11D, Vandermonde matrix V[r][c] = r^c
  * over ds + ps rows, coding matrix M = V x inverse(top ds x ds square of V). The top ds rows
  * of M are the identity (data shards travel unchanged); rows ds .. ds+ps-1 give the parity.
  * The GF(2^8) kernels are Intel ISA-L's (same field).

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 /*
- * kcp-go's listener policy (PROTOCOL.md §5.2): one UDP socket; sessions keyed by the peer's
+ * kcp-go's listener policy: one UDP socket; sessions keyed by the peer's
  * address. A datagram for a known address feeds its session if it is parity or carries the
  * session's conv; another conv replaces the session only when its sn is 0 (the client
  * restarted on the same port); anything else is dropped. An unknown address gets a new
@@ -100,7 +100,7 @@ static struct sess *server_new_sess(struct server *sv, const struct net_addr *fr
     return s;
 }
 
-/* Routes one opened payload from |from| (PROTOCOL.md §5.2). */
+/* Routes one opened payload from |from|. */
 static void server_route(struct server *sv, const struct net_addr *from, const uint8_t *p,
                          size_t len)
 {

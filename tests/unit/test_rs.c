@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Independent GF(2^8) (poly 0x11D) arithmetic, written from PROTOCOL.md §4, to check the
+/* Independent GF(2^8) (poly 0x11D) arithmetic, written from the field definition, to check the
  * ISA-L based codec for shard counts the vectors do not cover. */
 struct ref_gf {
     uint8_t exp[512];
@@ -236,7 +236,7 @@ TEST(rs_matrix_matches_reference_for_many_counts)
                 bad += rs_parity_coef(rs, i, j) != ref[i * ds + j];
                 sum ^= ref[i * ds + j];
             }
-            bad += sum != 1; /* every row XOR-sums to 1 (PROTOCOL.md §4) */
+            bad += sum != 1; /* every row XOR-sums to 1 */
         }
         CHECK_EQ(bad, 0);
 
