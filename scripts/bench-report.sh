@@ -132,7 +132,7 @@ END {
     fi
     if [ -s "$TARGETS" ]; then
         echo
-        echo "## ktun against its targets (issue 6)"
+        echo "## ktun against its targets"
         echo
         echo "| figure | case | kcptun | ktun | needed | verdict |"
         echo "|---|---|---:|---:|---|---|"
