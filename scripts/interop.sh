@@ -39,17 +39,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket
-for _ in range(100):
-    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", p))
-    except OSError:
-        t.close(); u.close(); continue
-    t.close(); u.close(); print(p); break'
-}
+source tests/e2e/ports.sh
 
 # The shared echo target.
 python3 "$STREAMS" echo --listen 127.0.0.1:0 --duration 900 >"$tmp/echo.out" 2>&1 &
