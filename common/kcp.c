@@ -55,6 +55,7 @@ struct kcp_seg {
     uint32_t len;         /* payload bytes */
     uint32_t cap;         /* payload capacity */
     struct pace_mark mark; /* pacing: delivery state at the last transmission */
+    uint32_t group;       /* FEC hold: the caller's FEC group of the last transmission */
     uint8_t frg;
     uint8_t data[];
 };
@@ -108,6 +109,12 @@ struct kcp {
     uint64_t next_flush_ms;    /* next interval tick */
     uint64_t rto_deadline;     /* no in-flight segment times out before this */
     uint32_t fast_hi;          /* highest sn ever acked: fastack > 0 only below it */
+    uint32_t fec_hold_min;     /* FEC hold on while more segments than this are in flight */
+    uint32_t fec_group;        /* FEC group the packet under construction joins */
+    uint32_t fec_acked_group;  /* latest FEC group of an acknowledged segment */
+    uint32_t fec_mark_group;   /* fec_acked_group at fec_mark_ms */
+    uint32_t fec_ready_group;  /* fec_acked_group at least an interval ago: the hold's gate */
+    uint64_t fec_mark_ms;
     bool fast_pending;         /* some in-flight segment has fastack > 0 */
 
     struct kcp_list snd_queue;
@@ -124,6 +131,10 @@ struct kcp {
     struct kcp_ack *acks;
     size_t ack_len;
     size_t ack_cap;
+    bool ack_repeat;           /* repeat the previous flush's ACKs above rcv_nxt once */
+    struct kcp_ack *rep;       /* those ACKs */
+    size_t rep_len;
+    size_t rep_cap;
 
     struct kcp_seg *pool;      /* free segments of capacity pool_seg_cap, linked by next */
     size_t pool_len;
@@ -321,6 +332,7 @@ void kcp_free(struct kcp *k)
     free(k->rcv_ring);
     free(k->snd_ring);
     free(k->acks);
+    free(k->rep);
     free(k);
 }
 
@@ -379,6 +391,23 @@ void kcp_set_pacing(struct kcp *k, bool on, uint64_t now_ms)
         s->mark = (struct pace_mark){0};
     }
     pace_init(&k->pace, (uint32_t)k->mss, k->interval, now_ms);
+}
+
+void kcp_set_fec_hold(struct kcp *k, uint32_t hold_min)
+{
+    k->fec_hold_min = hold_min;
+}
+
+void kcp_set_ack_repeat(struct kcp *k, bool on)
+{
+    k->ack_repeat = on;
+    if (!on)
+        k->rep_len = 0;
+}
+
+void kcp_set_fec_group(struct kcp *k, uint32_t group)
+{
+    k->fec_group = group;
 }
 
 bool kcp_pacing(const struct kcp *k)
@@ -531,17 +560,44 @@ static uint16_t wnd_unused(const struct kcp *k)
     return free_slots > 0xffff ? 0xffff : (uint16_t)free_slots;
 }
 
+static void put_ack(struct kcp *k, struct kcp_seg_hdr *h, const struct kcp_ack *a)
+{
+    h->sn = a->sn;
+    h->ts = a->ts;
+    put_segment(k, h, NULL);
+}
+
+/* ACK repeat (kcp_set_ack_repeat): the previous flush's ACKs that una does not cover yet go
+ * out once more, ahead of the new ones (the peer takes its RTT sample from the last ACK of a
+ * packet), so that one lost ACK packet does not make the peer resend what we hold. */
 static void flush_acks(struct kcp *k, struct kcp_seg_hdr *h)
 {
     h->cmd = KCP_CMD_ACK;
-    for (size_t i = 0; i < k->ack_len; i++) {
-        /* kcp-go drops ACKs that una already covers, except the last one. */
-        if (seq_diff(k->acks[i].sn, k->rcv_nxt) >= 0 || i + 1 == k->ack_len) {
-            h->sn = k->acks[i].sn;
-            h->ts = k->acks[i].ts;
-            put_segment(k, h, NULL);
+    if (!k->ack_len)
+        return;
+    for (size_t i = 0; i < k->rep_len; i++) {
+        if (seq_diff(k->rep[i].sn, k->rcv_nxt) >= 0) {
+            put_ack(k, h, &k->rep[i]);
+            k->stats.ack_repeats++;
         }
     }
+    size_t keep = 0;
+    for (size_t i = 0; i < k->ack_len; i++) {
+        bool open = seq_diff(k->acks[i].sn, k->rcv_nxt) >= 0;
+        /* kcp-go drops ACKs that una already covers, except the last one. */
+        if (open || i + 1 == k->ack_len)
+            put_ack(k, h, &k->acks[i]);
+        if (open && k->ack_repeat)
+            k->acks[keep++] = k->acks[i];
+    }
+    /* this flush's open ACKs become the repeat set: swap the two arrays */
+    struct kcp_ack *t = k->rep;
+    size_t tcap = k->rep_cap;
+    k->rep = k->acks;
+    k->rep_cap = k->ack_cap;
+    k->rep_len = keep;
+    k->acks = t;
+    k->ack_cap = tcap;
     k->ack_len = 0;
 }
 
@@ -643,23 +699,46 @@ static uint32_t pace_rto_slack(const struct kcp *k)
     return slack;
 }
 
+/* FEC hold: |s| went out in a FEC group that no acknowledged segment had gone past an interval
+ * ago, so the peer may still rebuild it from that group's parity, or its ACK may still come
+ * (the peer's next ACKs repeat the ones a lost packet carried); its fast retransmission waits
+ * (its timeout does not). Only for flows with more than fec_hold_min segments in flight: a
+ * thin flow's groups fill too slowly to wait for. fec_hold_shift keeps the gate an interval
+ * behind the latest acknowledged group. */
+static void fec_hold_shift(struct kcp *k, uint64_t now_ms)
+{
+    if (k->fec_hold_min && now_ms - k->fec_mark_ms >= k->interval) {
+        k->fec_ready_group = k->fec_mark_group;
+        k->fec_mark_group = k->fec_acked_group;
+        k->fec_mark_ms = now_ms;
+    }
+}
+
+static bool fec_held(const struct kcp *k, const struct kcp_seg *s)
+{
+    return k->fec_hold_min && k->inflight.count > k->fec_hold_min &&
+           seq_diff(k->fec_ready_group, s->group) <= 0;
+}
+
 /* Decides whether |s| goes out now (kcp-go's four cases, in its order) and transmits it. */
 static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *h,
                           struct flush_ctx *c)
 {
     bool send = false;
+    bool held = s->fastack > 0 && fec_held(k, s);
     if (s->xmit == 0) {
         send = true;
         s->rto = k->rx_rto;
         s->resend_ms = c->now_ms + s->rto + (k->pacing ? pace_rto_slack(k) : 0);
-    } else if (s->fastack >= c->resend) {
+    } else if (s->fastack >= c->resend && !held) {
         send = true;
         s->fastack = 0;
         s->rto = k->rx_rto;
         s->resend_ms = c->now_ms + s->rto;
         c->change++;
         k->stats.fast_retrans_segs++;
-    } else if (s->fastack > 0 && c->new_count == 0 && (!k->pacing || !k->snd_queue.head)) {
+    } else if (s->fastack > 0 && !held && c->new_count == 0 &&
+               (!k->pacing || !k->snd_queue.head)) {
         send = true;
         s->fastack = 0;
         s->rto = k->rx_rto;
@@ -687,6 +766,7 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
         h->sn = s->sn;
         h->len = s->len;
         put_segment(k, h, s->data);
+        s->group = k->fec_group; /* after put_segment: it may have emitted the last packet */
         h->frg = 0;
         if (s->xmit >= KCP_DEAD_LINK)
             k->dead = true;
@@ -775,6 +855,7 @@ static void flush(struct kcp *k, bool ack_only, uint64_t now_ms)
     }
     flush_probe(k, &h, now_ms);
 
+    fec_hold_shift(k, now_ms);
     uint32_t cwnd = effective_cwnd(k);
     struct flush_ctx c = {.now_ms = now_ms, .resend = k->resend ? k->resend : UINT32_MAX};
     struct kcp_seg *first_new = admit_new(k, cwnd, &c.new_count, now_ms);
@@ -858,6 +939,10 @@ void kcp_tick(struct kcp *k, uint64_t now_ms)
 static void inflight_release(struct kcp *k, struct kcp_seg *s, uint64_t now_ms)
 {
     list_unlink(&k->inflight, s);
+    if (seq_diff(s->group, k->fec_acked_group) > 0)
+        k->fec_acked_group = s->group;
+    if (k->fec_hold_min && s->fastack > 0)
+        k->stats.fec_hold_acked_segs++;
     if (k->pacing) {
         k->inflight_bytes -= s->len;
         /* a retransmitted segment's ACK may answer either copy: no rate sample (Karn) */
@@ -897,12 +982,12 @@ static bool parse_ack(struct kcp *k, uint32_t sn, uint32_t ts, uint64_t now_ms)
     if (seq_diff(sn, k->snd_una) < 0)
         return true;
     struct kcp_seg **slot = &k->snd_ring[sn & k->snd_mask];
-    if (*slot) {
-        inflight_release(k, *slot, now_ms);
-        *slot = NULL;
-        if (!k->inflight.head)
-            k->rto_deadline = KCP_NEVER;
-    }
+    if (!*slot)
+        return true; /* a repeat: it tells nothing new about the segments before it */
+    inflight_release(k, *slot, now_ms);
+    *slot = NULL;
+    if (!k->inflight.head)
+        k->rto_deadline = KCP_NEVER;
     for (struct kcp_seg *s = k->inflight.head; s && seq_diff(s->sn, sn) < 0; s = s->next) {
         if (seq_diff(s->ts, ts) <= 0) {
             s->fastack++;

@@ -81,6 +81,9 @@ struct kcp_stats {
     uint64_t retrans_segs;       /* RetransSegs: fast + early + lost */
     uint64_t fast_retrans_segs;  /* FastRetransSegs: fastack >= resend */
     uint64_t early_retrans_segs; /* EarlyRetransSegs: fastack > 0 and no new data this flush */
+    uint64_t ack_repeats;        /* ACKs sent a second time (kcp_set_ack_repeat) */
+    uint64_t fec_hold_acked_segs; /* FEC hold on: segments acknowledged while fast-acked
+                                   * and not retransmitted (typically rebuilt from parity) */
     uint64_t lost_segs;          /* LostSegs: retransmission timeouts */
     uint64_t repeat_segs;        /* RepeatSegs: PUSH already received or outside the window */
     uint64_t in_errors;          /* KCPInErrors: kcp_input calls that returned an error */
@@ -115,6 +118,21 @@ int kcp_set_mtu(struct kcp *k, size_t mtu);
  * random loss costs no timeout. Off (default): kcp-go behaviour.
  * Switching restarts the estimates at |now_ms|. */
 void kcp_set_pacing(struct kcp *k, bool on, uint64_t now_ms);
+/* ktun FEC hold (not in kcp-go; the wire format is unchanged). The caller's output path tells
+ * the engine, through kcp_set_fec_group, which FEC group the packet under construction will
+ * join. A segment sent in group g is then fast- or early-retransmitted only once a segment
+ * sent in a later group has been acknowledged: until then the peer may still rebuild it
+ * from g's parity, and a retransmission would only cost bandwidth. The hold applies while
+ * more than |hold_min| segments are in flight (the group size is a good value: a thinner
+ * flow fills its groups too slowly to wait); timeouts are never held. 0 (default): off. */
+void kcp_set_fec_hold(struct kcp *k, uint32_t hold_min);
+/* ktun ACK repeat (not in kcp-go; the peer sees duplicate ACKs, which it ignores): each ACK
+ * of a segment still above our una is sent once more with the next ACKs, so that a lost ACK
+ * packet costs the peer no spurious retransmission. Off by default. */
+void kcp_set_ack_repeat(struct kcp *k, bool on);
+/* The FEC group number (wrapping, increasing by one per group) that the next packet handed to
+ * the output callback will join. Called from the output path, also inside the callback. */
+void kcp_set_fec_group(struct kcp *k, uint32_t group);
 /* True if pacing is on. */
 bool kcp_pacing(const struct kcp *k);
 /* Stream mode (kcptun): writes are appended to the last unsent segment and frg is always 0.

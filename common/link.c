@@ -20,6 +20,9 @@ struct link {
     uint64_t now_ms;            /* time of the call in progress (seal needs it in callbacks) */
     struct link_stats st;
     size_t head;                /* crypt head bytes */
+    bool fec_on;
+    int group_fill;             /* data shards emitted into the current FEC group */
+    uint32_t group;             /* FEC group number told to KCP (kcp_set_fec_group) */
     uint8_t dgram[CRYPT_MAX_DATAGRAM + CRYPT_MAX_TAIL_LEN]; /* sealing scratch */
 };
 
@@ -66,10 +69,41 @@ static int emit_sealed(void *user, const uint8_t *pkt, size_t len)
     return 0;
 }
 
+/* True if KCP packet |pkt| carries no data segment (ACKs and window probes only). */
+static bool kcp_packet_is_control(const uint8_t *pkt, size_t len)
+{
+    const uint8_t *p = pkt;
+    const uint8_t *end = pkt + len;
+    while ((size_t)(end - p) >= KCP_OVERHEAD) {
+        uint32_t n = rd_u32le(p + 20);
+        if (p[4] == KCP_CMD_PUSH || n > (size_t)(end - p) - KCP_OVERHEAD)
+            return false;
+        p += KCP_OVERHEAD + n;
+    }
+    return true;
+}
+
+/* With FEC on, a packet of ACKs and probes goes out as a plain KCP packet: parity over it
+ * would rebuild it long after it matters (KCP repeats the news in later packets anyway), and
+ * kcp-go tells the two kinds apart per packet (PROTOCOL.md, receiver pipeline). Data packets
+ * fill the FEC groups; KCP learns each packet's group for its FEC hold. */
 static void kcp_output(void *user, const uint8_t *pkt, size_t len)
 {
     struct link *l = user;
+    if (!l->fec_on) {
+        fec_encoder_encode(l->enc, pkt, len, emit_sealed, l);
+        return;
+    }
+    if (kcp_packet_is_control(pkt, len)) {
+        l->st.plain_ctrl_out++;
+        emit_sealed(l, pkt, len);
+        return;
+    }
     fec_encoder_encode(l->enc, pkt, len, emit_sealed, l);
+    if (++l->group_fill == l->cfg.data_shards) {
+        l->group_fill = 0;
+        kcp_set_fec_group(l->kcp, ++l->group);
+    }
 }
 
 static int deliver_kcp(void *user, const uint8_t *pkt, size_t len, bool recovered)
@@ -99,6 +133,7 @@ struct link *link_new(uint32_t conv, const struct link_config *cfg, struct crypt
     l->head = crypt_head_len(crypt);
 
     bool fec_on = cfg->data_shards > 0 && cfg->parity_shards > 0;
+    l->fec_on = fec_on;
     if (fec_on && cfg->data_shards + cfg->parity_shards > FEC_MAX_SHARDS) {
         rc = ERR_INVAL;
         goto out;
@@ -121,6 +156,9 @@ struct link *link_new(uint32_t conv, const struct link_config *cfg, struct crypt
         goto out;
     kcp_set_ack_nodelay(l->kcp, cfg->ack_nodelay);
     kcp_set_pacing(l->kcp, cfg->pace, 0);
+    kcp_set_ack_repeat(l->kcp, cfg->pace);
+    if (fec_on && !cfg->no_fec_hold)
+        kcp_set_fec_hold(l->kcp, (uint32_t)(cfg->data_shards + cfg->parity_shards));
     rc = 0;
 out:
     if (rc) {

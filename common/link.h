@@ -44,6 +44,7 @@ struct link_config {
     bool ack_nodelay;      /* kcptun --acknodelay */
     bool message_mode;     /* false (kcptun): KCP stream mode */
     bool pace;             /* ktun pacing (kcp_set_pacing); false: kcp-go's fixed windows */
+    bool no_fec_hold;      /* true: no FEC hold (kcp_set_fec_hold), kcp-go's fast retransmit */
     int64_t wall_offset_ms; /* wall clock minus now_ms, for the secure crypt mode */
     link_log_fn *log;      /* may be NULL */
     void *log_user;
@@ -58,6 +59,7 @@ struct link_stats {
     uint64_t out_pkts;          /* datagrams emitted */
     uint64_t out_bytes;         /* their bytes */
     uint64_t fec_parity_out;    /* parity datagrams emitted */
+    uint64_t plain_ctrl_out;    /* FEC on: ACK/probe-only packets sent without the FEC layer */
     uint64_t seal_errs;         /* packets that could not be sealed (should stay 0) */
 };
 

@@ -126,6 +126,13 @@ static void bulk_over_cap(bool pace, double loss, uint64_t ms, uint64_t seed,
            (unsigned long long)ls.kcp.retrans_segs, (unsigned long long)ls.kcp.fast_retrans_segs,
            (unsigned long long)ls.kcp.early_retrans_segs, (unsigned long long)ls.kcp.lost_segs,
            link_srtt(cli->link));
+    struct link_stats rs;
+    link_get_stats(srv->link, &rs);
+    printf("    out_pkts %llu plain %llu parity %llu; hold-acked %llu; receiver repeat %llu "
+           "fec recovered %llu\n",
+           (unsigned long long)ls.out_pkts, (unsigned long long)rs.plain_ctrl_out,
+           (unsigned long long)ls.fec_parity_out, (unsigned long long)ls.kcp.fec_hold_acked_segs,
+           (unsigned long long)rs.kcp.repeat_segs, (unsigned long long)rs.fec.recovered);
     link_free(cli->link);
     link_free(srv->link);
     free(cli);

@@ -882,3 +882,151 @@ TEST(kcp_random_garbage_never_crashes)
     kcp_free(k);
     free(c);
 }
+
+/* ---- ktun extensions: FEC hold and ACK repeat ---- */
+
+/* Output that also plays the FEC layer: every |per_group| packets form one group. */
+struct grouped {
+    struct capture *c;
+    struct kcp *k;
+    uint32_t per_group, fill, group;
+};
+
+static void grouped_output(void *user, const uint8_t *pkt, size_t len)
+{
+    struct grouped *g = user;
+    cap_output(g->c, pkt, len);
+    if (++g->fill == g->per_group) {
+        g->fill = 0;
+        kcp_set_fec_group(g->k, ++g->group);
+    }
+}
+
+TEST(kcp_fec_hold_waits_for_a_later_group)
+{
+    struct grouped g = {.c = cap_new(), .per_group = 4};
+    REQUIRE(g.c);
+    struct kcp *k = g.k = kcp_new(1, grouped_output, &g);
+    REQUIRE(k);
+    kcp_set_nodelay(k, 1, 10, 2, 1);
+    kcp_set_mtu(k, 100);
+    kcp_set_stream(k, true);
+    kcp_set_window(k, 64, 64);
+    kcp_set_fec_hold(k, 4);
+    uint8_t data[76 * 20];
+    memset(data, 'h', sizeof(data));
+    kcp_send(k, data, sizeof(data)); /* sn 0..19, groups of 4 packets: sn 0-3 in group 0 */
+    kcp_flush(k, 100);
+    CHECK_EQ(g.c->n, 20);
+    /* ACKs of sn 1..3 (same group as the lost sn 0): fastack 3, but the peer may still
+     * rebuild sn 0 from group 0's parity, so nothing goes out. */
+    uint8_t pkt[256];
+    size_t n = 0;
+    for (uint32_t sn = 1; sn <= 3; sn++)
+        n += make_seg(pkt + n, 1, KCP_CMD_ACK, 64, 100, sn, 0, NULL, 0);
+    CHECK_EQ(kcp_input(k, pkt, n, true, 150), 0);
+    kcp_tick(k, 160);
+    struct kcp_stats st;
+    kcp_get_stats(k, &st);
+    CHECK_EQ(st.fast_retrans_segs, 0);
+    CHECK_EQ(g.c->n, 20);
+    /* An ACK from group 1 (sn 5): the gate opens an interval later, not at once. */
+    n = make_seg(pkt, 1, KCP_CMD_ACK, 64, 100, 5, 0, NULL, 0);
+    CHECK_EQ(kcp_input(k, pkt, n, true, 170), 0);
+    kcp_tick(k, 170);
+    kcp_get_stats(k, &st);
+    CHECK_EQ(st.fast_retrans_segs, 0);
+    kcp_tick(k, 180);
+    kcp_get_stats(k, &st);
+    CHECK_EQ(st.fast_retrans_segs, 1); /* sn 0 (sn 4 has fastack 1 only) */
+    CHECK_EQ(g.c->n, 21);
+    struct kcp_seg_hdr h[4];
+    CHECK_EQ(cap_segments(g.c, 20, h, 4), 1);
+    CHECK_EQ(h[0].sn, 0);
+    kcp_free(k);
+    free(g.c);
+}
+
+TEST(kcp_fec_hold_spares_thin_flows_and_counts_rebuilt_segments)
+{
+    struct grouped g = {.c = cap_new(), .per_group = 4};
+    REQUIRE(g.c);
+    struct kcp *k = g.k = kcp_new(1, grouped_output, &g);
+    REQUIRE(k);
+    kcp_set_nodelay(k, 1, 10, 2, 1);
+    kcp_set_mtu(k, 100);
+    kcp_set_stream(k, true);
+    kcp_set_fec_hold(k, 4);
+    uint8_t data[76 * 8];
+    memset(data, 't', sizeof(data));
+    kcp_send(k, data, sizeof(data)); /* sn 0..7: groups 0 and 1 */
+    kcp_flush(k, 100);
+    /* sn 0 is rebuilt by the peer: its ACK arrives with the others, nothing is resent */
+    uint8_t pkt[256];
+    size_t n = 0;
+    for (uint32_t sn = 1; sn <= 3; sn++)
+        n += make_seg(pkt + n, 1, KCP_CMD_ACK, 64, 100, sn, 0, NULL, 0);
+    n += make_seg(pkt + n, 1, KCP_CMD_ACK, 64, 100, 0, 0, NULL, 0);
+    CHECK_EQ(kcp_input(k, pkt, n, true, 150), 0);
+    struct kcp_stats st;
+    kcp_get_stats(k, &st);
+    CHECK_EQ(st.fec_hold_acked_segs, 1);
+    /* 4 segments left in flight = hold_min: a thin flow, fast retransmit as kcp-go */
+    n = make_seg(pkt, 1, KCP_CMD_ACK, 64, 100, 5, 4, NULL, 0);
+    n += make_seg(pkt + n, 1, KCP_CMD_ACK, 64, 100, 6, 4, NULL, 0);
+    size_t before = g.c->n;
+    CHECK_EQ(kcp_input(k, pkt, n, true, 160), 0);
+    kcp_tick(k, 170);
+    kcp_get_stats(k, &st);
+    CHECK_EQ(st.fast_retrans_segs, 1);
+    CHECK(g.c->n > before);
+    kcp_free(k);
+    free(g.c);
+}
+
+/* Receiver side: ACKs of segments above rcv_nxt are repeated once, in front of new ACKs. */
+TEST(kcp_ack_repeat_repeats_open_acks_once)
+{
+    struct capture *c = cap_new();
+    struct kcp *k = kcp_new(1, cap_output, c);
+    REQUIRE(k && c);
+    kcp_set_nodelay(k, 1, 10, 2, 1);
+    kcp_set_ack_repeat(k, true);
+    uint8_t pkt[256], d[8] = "payload";
+    size_t n = make_seg(pkt, 1, KCP_CMD_PUSH, 64, 90, 1, 0, d, 8);
+    n += make_seg(pkt + n, 1, KCP_CMD_PUSH, 64, 91, 2, 0, d, 8);
+    CHECK_EQ(kcp_input(k, pkt, n, true, 100), 0); /* sn 0 missing */
+    kcp_flush(k, 110);
+    struct kcp_seg_hdr h[8];
+    CHECK_EQ(c->n, 1);
+    CHECK_EQ(cap_segments(c, 0, h, 8), 2);
+    n = make_seg(pkt, 1, KCP_CMD_PUSH, 64, 92, 3, 0, d, 8);
+    CHECK_EQ(kcp_input(k, pkt, n, true, 115), 0);
+    kcp_flush(k, 120);
+    CHECK_EQ(c->n, 2);
+    REQUIRE(cap_segments(c, 1, h, 8) == 3);
+    CHECK_EQ(h[0].sn, 1); /* repeats first: the peer samples RTT from the last ACK */
+    CHECK_EQ(h[1].sn, 2);
+    CHECK_EQ(h[2].sn, 3);
+    CHECK_EQ(h[2].ts, 92);
+    kcp_flush(k, 125); /* no new ACKs: no repeats either */
+    CHECK_EQ(c->n, 2);
+    n = make_seg(pkt, 1, KCP_CMD_PUSH, 64, 93, 4, 0, d, 8);
+    CHECK_EQ(kcp_input(k, pkt, n, true, 128), 0);
+    kcp_flush(k, 130);
+    REQUIRE(cap_segments(c, 2, h, 8) == 2); /* sn 3 once more, then sn 4; not sn 1, 2 */
+    CHECK_EQ(h[0].sn, 3);
+    CHECK_EQ(h[1].sn, 4);
+    /* sn 0 fills the hole: una covers everything, nothing is repeated */
+    n = make_seg(pkt, 1, KCP_CMD_PUSH, 64, 94, 0, 0, d, 8);
+    CHECK_EQ(kcp_input(k, pkt, n, true, 135), 0);
+    kcp_flush(k, 140);
+    REQUIRE(cap_segments(c, 3, h, 8) == 1);
+    CHECK_EQ(h[0].sn, 0);
+    CHECK_EQ(h[0].una, 5);
+    struct kcp_stats st;
+    kcp_get_stats(k, &st);
+    CHECK_EQ(st.ack_repeats, 3);
+    kcp_free(k);
+    free(c);
+}

@@ -175,3 +175,70 @@ TEST(link_mtu_leaves_room_for_headers)
     CHECK_EQ(err, ERR_INVAL);
     crypt_free(c);
 }
+
+/* Datagrams of one direction, kept for delivery. */
+struct dq {
+    size_t n;
+    size_t len[64];
+    uint8_t d[64][1500];
+};
+
+static void dq_output(void *user, const uint8_t *dgram, size_t len)
+{
+    struct dq *q = user;
+    if (q->n < 64 && len <= sizeof(q->d[0])) {
+        memcpy(q->d[q->n], dgram, len);
+        q->len[q->n++] = len;
+    }
+}
+
+static void dq_deliver(struct dq *q, struct link *to, uint64_t now_ms)
+{
+    for (size_t i = 0; i < q->n; i++)
+        link_input(to, q->d[i], q->len[i], now_ms);
+    q->n = 0;
+}
+
+TEST(link_sends_ack_only_packets_without_fec)
+{
+    int err = 0;
+    struct crypt *c = crypt_new("none", "k", crypt_rng_sodium, NULL, &err);
+    REQUIRE(c);
+    struct link_config cfg;
+    link_config_default(&cfg);
+    cfg.nodelay = 1, cfg.interval_ms = 10; /* FEC 10/3 */
+    struct dq *ab = calloc(1, sizeof(*ab)), *ba = calloc(1, sizeof(*ba));
+    REQUIRE(ab && ba);
+    struct link *a = link_new(5, &cfg, c, dq_output, ab, &err);
+    struct link *b = link_new(5, &cfg, c, dq_output, ba, &err);
+    REQUIRE(a && b);
+    static uint8_t data[20000];
+    memset(data, 'f', sizeof(data));
+    CHECK_EQ(link_send(a, data, sizeof(data)), 0);
+    link_flush(a, 100);
+    CHECK(ab->n >= 16); /* 16 data packets and the parity of the first group */
+    dq_deliver(ab, b, 120);
+    link_flush(b, 130);
+    REQUIRE(ba->n > 0);
+    for (size_t i = 0; i < ba->n; i++) {
+        const uint8_t *p = ba->d[i] + 20; /* after nonce and CRC */
+        CHECK(p[4] == 82); /* a KCP ACK right away: no FEC header in front */
+    }
+    dq_deliver(ba, a, 150);
+    CHECK_EQ(link_wait_snd(a), 0);
+    struct link_stats sa, sb;
+    link_get_stats(a, &sa);
+    link_get_stats(b, &sb);
+    CHECK_EQ(sb.plain_ctrl_out, sb.out_pkts);
+    CHECK_EQ(sa.plain_ctrl_out, 0);
+    CHECK(sa.fec_parity_out >= 3);
+    CHECK_EQ(sa.in_errs, 0);
+    uint8_t got[20000];
+    CHECK_EQ(link_recv(b, got, sizeof(got)), (ssize_t)sizeof(data));
+    CHECK_MEM(got, data, sizeof(data));
+    link_free(a);
+    link_free(b);
+    free(ab);
+    free(ba);
+    crypt_free(c);
+}
