@@ -939,8 +939,6 @@ void kcp_tick(struct kcp *k, uint64_t now_ms)
 static void inflight_release(struct kcp *k, struct kcp_seg *s, uint64_t now_ms)
 {
     list_unlink(&k->inflight, s);
-    if (seq_diff(s->group, k->fec_acked_group) > 0)
-        k->fec_acked_group = s->group;
     if (k->fec_hold_min && s->fastack > 0)
         k->stats.fec_hold_acked_segs++;
     if (k->pacing) {
@@ -984,6 +982,9 @@ static bool parse_ack(struct kcp *k, uint32_t sn, uint32_t ts, uint64_t now_ms)
     struct kcp_seg **slot = &k->snd_ring[sn & k->snd_mask];
     if (!*slot)
         return true; /* a repeat: it tells nothing new about the segments before it */
+    /* FEC hold: only an ACK of the latest copy (same ts) tells which group got through */
+    if ((*slot)->ts == ts && seq_diff((*slot)->group, k->fec_acked_group) > 0)
+        k->fec_acked_group = (*slot)->group;
     inflight_release(k, *slot, now_ms);
     *slot = NULL;
     if (!k->inflight.head)

@@ -943,6 +943,29 @@ TEST(kcp_fec_hold_waits_for_a_later_group)
     struct kcp_seg_hdr h[4];
     CHECK_EQ(cap_segments(g.c, 20, h, 4), 1);
     CHECK_EQ(h[0].sn, 0);
+    /* sn 0 went out again in group 5. An ACK echoing its first transmission (ts 100) says
+     * nothing about group 5. ACKs of sn 9 and 10 (group 2) free group 1's segments (sn 4, 6,
+     * 7) but not sn 8, itself in group 2. */
+    n = make_seg(pkt, 1, KCP_CMD_ACK, 64, 100, 0, 0, NULL, 0);
+    n += make_seg(pkt + n, 1, KCP_CMD_ACK, 64, 100, 9, 0, NULL, 0);
+    n += make_seg(pkt + n, 1, KCP_CMD_ACK, 64, 100, 10, 0, NULL, 0);
+    CHECK_EQ(kcp_input(k, pkt, n, true, 185), 0);
+    for (uint64_t t = 190; t <= 210; t += 10)
+        kcp_tick(k, t);
+    kcp_get_stats(k, &st);
+    CHECK_EQ(st.fast_retrans_segs, 4);
+    bool sent8 = false;
+    for (size_t i = 21; i < g.c->n; i++)
+        sent8 |= cap_segments(g.c, i, h, 4) == 1 && h[0].sn == 8;
+    CHECK(!sent8);
+    /* an ACK of a group-3 segment opens the gate for sn 8 */
+    n = make_seg(pkt, 1, KCP_CMD_ACK, 64, 100, 12, 0, NULL, 0);
+    CHECK_EQ(kcp_input(k, pkt, n, true, 215), 0);
+    kcp_tick(k, 220);
+    kcp_tick(k, 230);
+    for (size_t i = 21; i < g.c->n; i++)
+        sent8 |= cap_segments(g.c, i, h, 4) == 1 && h[0].sn == 8;
+    CHECK(sent8);
     kcp_free(k);
     free(g.c);
 }
