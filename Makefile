@@ -11,13 +11,20 @@
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -D_GNU_SOURCE -MMD -MP -I. -pthread
+CFLAGS  += -std=gnu11 -D_GNU_SOURCE -MMD -MP -I. -pthread -ffunction-sections -fdata-sections
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
            -Wwrite-strings -Wformat=2 -Wvla -Wundef
 ifeq ($(WERROR),1)
 WARN    += -Werror
 endif
 LDLIBS  := -lev -lsodium -lisal -lsnappy -lgcrypt -lcjson -lm -pthread
+# ktun-client and ktun-server link Debian's static archives of libev, libsodium, libsnappy (with
+# libstdc++ and libgcc), libgcrypt and libgpg-error, keeping only the code they use: a process
+# then maps about 1.1 MB less of shared-library pages (resident set, see README). glibc stays
+# shared (getaddrinfo, NSS), and so do libisal and libcjson (Debian ships no .a for them).
+BIN_LDFLAGS := -static-libgcc -Wl,--gc-sections -Wl,--as-needed
+BIN_LDLIBS  := -Wl,-Bstatic -lev -lsodium -lsnappy -lstdc++ -lgcrypt -lgpg-error -Wl,-Bdynamic \
+               -lisal -lcjson -lm -pthread
 
 BUILD   := build
 ifneq ($(SANITIZE),)
@@ -68,12 +75,12 @@ $(LIB): $(call obj,$(LIB_SRCS))
 bin/ktun-client $(BUILD)/bin/ktun-client: $(call obj,$(CLIENT_SRCS)) $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) $(BIN_LDFLAGS) -o $@ $^ $(BIN_LDLIBS)
 
 bin/ktun-server $(BUILD)/bin/ktun-server: $(call obj,$(SERVER_SRCS)) $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) $(BIN_LDFLAGS) -o $@ $^ $(BIN_LDLIBS)
 
 $(TEST_BIN): $(call obj,$(TEST_SRCS) $(SUPPORT_SRCS)) $(LIB)
 	@mkdir -p $(dir $@)
