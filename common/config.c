@@ -133,6 +133,10 @@ static const struct opt_desc opts[] = {
      "maximum streams per session"},
     {"bufbudget", NULL, 0, ROLE_ALL, OPT_I64, SEC_KTUN, FIELD(bufbudget), "BYTES",
      "total buffered bytes of the process, all sessions"},
+    {"nopace", NULL, 0, ROLE_ALL, OPT_BOOL, SEC_KTUN, FIELD(nopace), NULL,
+     "send as kcp-go does (fixed windows, bursts) instead of pacing at the measured rate"},
+    {"nofechold", NULL, 0, ROLE_ALL, OPT_BOOL, SEC_KTUN, FIELD(nofechold), NULL,
+     "fast-retransmit as kcp-go does, without giving FEC parity the chance to rebuild"},
     {"loglevel", NULL, 0, ROLE_ALL, OPT_LEVEL, SEC_KTUN, FIELD(loglevel), "LEVEL",
      "error, warn, info or debug"},
     {"help", NULL, 'h', ROLE_ALL, OPT_HELP, SEC_MAIN, NOFIELD, NULL, "show help"},
@@ -1149,6 +1153,8 @@ void config_log_summary(const struct config *cfg)
     LOG_INFO("mtu: %d", cfg->mtu);
     LOG_INFO("datashard: %d parityshard: %d", cfg->datashard, cfg->parityshard);
     LOG_INFO("acknodelay: %s", cfg->acknodelay ? "true" : "false");
+    LOG_INFO("pacing: %s fec hold: %s", cfg->nopace ? "false" : "true",
+             cfg->nofechold ? "false" : "true");
     LOG_INFO("dscp: %d", cfg->dscp);
     LOG_INFO("sockbuf: %d", cfg->sockbuf);
     LOG_INFO("smuxbuf: %d streambuf: %d", cfg->smuxbuf, cfg->streambuf);

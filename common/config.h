@@ -85,6 +85,8 @@ struct config {
     int resend;                       /* fast-resend threshold, 0 = off */
     int nc;                           /* 1 = no congestion control */
     bool acknodelay;                  /* flush ACKs right after input */
+    bool nopace;                      /* ktun: kcp-go's fixed-window sending (no pacing) */
+    bool nofechold;                   /* ktun: no FEC hold (kcp-go's fast retransmit) */
     int mtu;                          /* max datagram size, bytes */
     int sndwnd;                       /* send window, segments */
     int rcvwnd;                       /* receive window, segments */

@@ -48,6 +48,8 @@ void sess_params_from_config(const struct config *cfg, struct sess_params *p)
     p->link.resend = cfg->resend;
     p->link.nc = cfg->nc;
     p->link.ack_nodelay = cfg->acknodelay;
+    p->link.pace = !cfg->nopace;
+    p->link.no_fec_hold = cfg->nofechold;
     p->link.message_mode = false;
     p->link.wall_offset_ms = 0; /* loop_now_ms is ev_now: already the wall clock */
     p->link.log = log_core_debug;

@@ -306,6 +306,8 @@ TEST(config_boolean_flags)
         {"quiet", offsetof(struct config, quiet), 3},
         {"tcp", offsetof(struct config, tcp), 3},
         {"pprof", offsetof(struct config, pprof), 2},
+        {"nopace", offsetof(struct config, nopace), 3},
+        {"nofechold", offsetof(struct config, nofechold), 3},
     };
     static const struct {
         const char *suffix;
