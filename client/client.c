@@ -51,9 +51,11 @@ static struct sess *client_new_sess(struct client *c, int slot)
         LOG_WARN("client: %s", err);
     if (c->cfg->dscp > 0 && net_set_dscp(fd, c->remote.ss.ss_family, c->cfg->dscp, err) != 0)
         LOG_WARN("client: %s", err);
+    struct net_udp udp;
+    net_udp_init(&udp, fd, true, true);
     uint32_t conv;
     randombytes_buf(&conv, sizeof(conv));
-    struct sess *s = sess_new(&c->sh, fd, true, &c->remote, conv);
+    struct sess *s = sess_new(&c->sh, &udp, true, &c->remote, conv);
     if (!s)
         return NULL;
     s->slot = slot;

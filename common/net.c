@@ -3,6 +3,7 @@
 #include "common/net.h"
 
 #include "common/err.h"
+#include "common/util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/tcp.h>
+#include <netinet/udp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -355,43 +357,128 @@ int net_set_dscp(int fd, int family, int dscp, char *err)
     return 0;
 }
 
-int net_recv_batch(int fd, struct net_rbatch *b)
+void net_udp_init(struct net_udp *u, int fd, bool gso, bool gro)
+{
+    int zero = 0, on = 1;
+    u->fd = fd;
+    /* Setting the socket's default segment size to 0 (off) succeeds only where the kernel
+     * knows UDP_SEGMENT; each send then asks for GSO with a control message. */
+    u->gso = gso && setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof(zero)) == 0;
+    u->gro = gro && setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) == 0;
+}
+
+/* Grows the arena of |b| to at least |cap| bytes. Returns 0 or ERR_NOMEM. */
+static int rbatch_reserve(struct net_rbatch *b, size_t cap)
+{
+    if (b->arena_cap >= cap)
+        return 0;
+    uint8_t *p = malloc(cap);
+    if (!p)
+        return ERR_NOMEM;
+    free(b->arena);
+    b->arena = p;
+    b->arena_cap = cap;
+    return 0;
+}
+
+/* The datagram size a GRO read reports in its control message, or |len| without one. */
+static size_t gro_segment(struct msghdr *h, size_t len)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
+            c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int seg;
+            memcpy(&seg, CMSG_DATA(c), sizeof(seg));
+            if (seg > 0 && (size_t)seg < len)
+                return (size_t)seg;
+        }
+    }
+    return len;
+}
+
+int net_recv_batch(const struct net_udp *u, struct net_rbatch *b)
 {
     struct mmsghdr msg[NET_BATCH];
     struct iovec iov[NET_BATCH];
-    memset(msg, 0, sizeof(msg));
-    for (int i = 0; i < NET_BATCH; i++) {
-        iov[i].iov_base = b->buf[i];
-        iov[i].iov_len = NET_DGRAM_MAX;
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl[NET_GRO_MSGS];
+    int slots = u->gro ? NET_GRO_MSGS : NET_BATCH;
+    size_t slot = u->gro ? NET_GRO_BUF : NET_DGRAM_MAX;
+    b->nmsg = 0;
+    b->it_msg = 0;
+    b->it_off = 0;
+    if (rbatch_reserve(b, (size_t)slots * slot) != 0)
+        return ERR_NOMEM;
+    b->slot = slot;
+    b->slots = slots;
+    memset(msg, 0, sizeof(msg[0]) * (size_t)slots);
+    for (int i = 0; i < slots; i++) {
+        iov[i].iov_base = b->arena + (size_t)i * slot;
+        iov[i].iov_len = slot;
         msg[i].msg_hdr.msg_iov = &iov[i];
         msg[i].msg_hdr.msg_iovlen = 1;
         msg[i].msg_hdr.msg_name = &b->from[i].ss;
         msg[i].msg_hdr.msg_namelen = sizeof(b->from[i].ss);
+        if (u->gro) {
+            msg[i].msg_hdr.msg_control = ctl[i].buf;
+            msg[i].msg_hdr.msg_controllen = sizeof(ctl[i].buf);
+        }
     }
-    b->n = 0;
     int n;
     do {
-        n = recvmmsg(fd, msg, NET_BATCH, MSG_DONTWAIT, NULL);
+        n = recvmmsg(u->fd, msg, (unsigned)slots, MSG_DONTWAIT, NULL);
     } while (n == -1 && errno == EINTR);
     if (n == -1)
         return errno == EAGAIN || errno == EWOULDBLOCK ? ERR_AGAIN : ERR_INVAL;
     if (n == 0)
         return ERR_AGAIN;
     for (int i = 0; i < n; i++) {
-        b->len[i] = msg[i].msg_len;
+        size_t len = msg[i].msg_len;
+        b->mlen[i] = len;
+        b->seg[i] = u->gro ? gro_segment(&msg[i].msg_hdr, len) : len;
         b->from[i].len = msg[i].msg_hdr.msg_namelen;
     }
-    b->n = n;
+    b->nmsg = n;
     return n;
 }
 
-int net_sbatch_add(int fd, struct net_sbatch *b, const uint8_t *p, size_t len,
+bool net_rbatch_next(struct net_rbatch *b, uint8_t **p, size_t *len,
+                     const struct net_addr **from)
+{
+    if (b->it_msg >= b->nmsg)
+        return false;
+    int m = b->it_msg;
+    size_t off = b->it_off, left = b->mlen[m] - off;
+    size_t n = MIN(left, b->seg[m]); /* >= 1 unless the datagram is empty */
+    if (n == left) {
+        b->it_msg++;
+        b->it_off = 0;
+    } else {
+        b->it_off += n;
+    }
+    *p = b->arena + (size_t)m * b->slot + off;
+    *len = MIN(n, (size_t)NET_DGRAM_MAX);
+    *from = &b->from[m];
+    return true;
+}
+
+void net_rbatch_free(struct net_rbatch *b)
+{
+    free(b->arena);
+    b->arena = NULL;
+    b->arena_cap = 0;
+    b->nmsg = 0;
+}
+
+int net_sbatch_add(struct net_udp *u, struct net_sbatch *b, const uint8_t *p, size_t len,
                    const struct net_addr *to)
 {
     if (len > NET_DGRAM_MAX)
         return ERR_TOOBIG;
     if (b->n == NET_BATCH)
-        net_sbatch_flush(fd, b);
+        net_sbatch_flush(u, b);
     memcpy(b->buf[b->n], p, len);
     b->len[b->n] = len;
     b->to[b->n] = *to;
@@ -399,30 +486,78 @@ int net_sbatch_add(int fd, struct net_sbatch *b, const uint8_t *p, size_t len,
     return 0;
 }
 
-int net_sbatch_flush(int fd, struct net_sbatch *b)
+/* How many datagrams of |b| from |i| on one GSO message can carry: a run of one size to one
+ * destination, possibly ending with one shorter datagram. */
+static int gso_run(const struct net_sbatch *b, int i)
+{
+    size_t seg = b->len[i], total = seg;
+    int j = i + 1;
+    while (seg > 0 && j < b->n && j - i < NET_GSO_SEGS && b->len[j] > 0 && b->len[j] <= seg &&
+           total + b->len[j] <= NET_GSO_BYTES && net_addr_equal(&b->to[j], &b->to[i])) {
+        total += b->len[j];
+        if (b->len[j++] < seg)
+            break; /* a shorter datagram ends the run */
+    }
+    return j - i;
+}
+
+/* Errors with which the kernel says it cannot send this GSO message at all. */
+static bool gso_refused(int e)
+{
+    return e == EIO || e == EINVAL || e == ENOPROTOOPT || e == EOPNOTSUPP;
+}
+
+int net_sbatch_flush(struct net_udp *u, struct net_sbatch *b)
 {
     struct mmsghdr msg[NET_BATCH];
     struct iovec iov[NET_BATCH];
-    int dropped = 0, done = 0;
-    memset(msg, 0, sizeof(msg));
-    for (int i = 0; i < b->n; i++) {
-        iov[i].iov_base = b->buf[i];
-        iov[i].iov_len = b->len[i];
-        msg[i].msg_hdr.msg_iov = &iov[i];
-        msg[i].msg_hdr.msg_iovlen = 1;
-        msg[i].msg_hdr.msg_name = &b->to[i].ss;
-        msg[i].msg_hdr.msg_namelen = b->to[i].len;
-    }
-    while (done < b->n) {
-        int n = sendmmsg(fd, msg + done, (unsigned)(b->n - done), MSG_DONTWAIT | MSG_NOSIGNAL);
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } ctl[NET_BATCH];
+    int count[NET_BATCH];
+    int dropped = 0, pos = 0;
+    while (pos < b->n) {
+        /* one message per GSO run (or per datagram), from |pos| to the end */
+        int nm = 0;
+        memset(msg, 0, sizeof(msg));
+        for (int i = pos; i < b->n; nm++) {
+            int run = u->gso ? gso_run(b, i) : 1;
+            struct msghdr *h = &msg[nm].msg_hdr;
+            for (int k = 0; k < run; k++) {
+                iov[i + k].iov_base = b->buf[i + k];
+                iov[i + k].iov_len = b->len[i + k];
+            }
+            h->msg_iov = &iov[i];
+            h->msg_iovlen = (size_t)run;
+            h->msg_name = &b->to[i].ss;
+            h->msg_namelen = b->to[i].len;
+            if (run > 1) {
+                uint16_t seg = (uint16_t)b->len[i];
+                memset(ctl[nm].buf, 0, sizeof(ctl[nm].buf));
+                h->msg_control = ctl[nm].buf;
+                h->msg_controllen = sizeof(ctl[nm].buf);
+                struct cmsghdr *c = CMSG_FIRSTHDR(h);
+                c->cmsg_level = SOL_UDP;
+                c->cmsg_type = UDP_SEGMENT;
+                c->cmsg_len = CMSG_LEN(sizeof(seg));
+                memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+            }
+            count[nm] = run;
+            i += run;
+        }
+        int n = sendmmsg(u->fd, msg, (unsigned)nm, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n > 0) {
-            done += n;
+            for (int k = 0; k < n; k++)
+                pos += count[k];
         } else if (n == -1 && errno == EINTR) {
             continue;
+        } else if (count[0] > 1 && gso_refused(errno)) {
+            u->gso = false; /* for good: send this run and the rest one by one */
         } else {
-            /* The first remaining datagram failed: drop it and try the rest. */
-            done++;
-            dropped++;
+            /* The first remaining message failed: drop it and try the rest. */
+            pos += count[0];
+            dropped += count[0];
         }
     }
     b->n = 0;

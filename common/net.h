@@ -78,19 +78,59 @@ int net_set_sockbuf(int fd, int bytes, char *err);
  * Returns 0 or ERR_INVAL. */
 int net_set_dscp(int fd, int family, int dscp, char *err);
 
-/* Received datagrams of one net_recv_batch call; the caller owns it (it is large: embed or
- * allocate it once per socket owner). */
-struct net_rbatch {
-    uint8_t buf[NET_BATCH][NET_DGRAM_MAX]; /* datagram bytes */
-    size_t len[NET_BATCH];                 /* length of each datagram */
-    struct net_addr from[NET_BATCH];       /* source of each datagram */
-    int n;                                 /* datagrams held after the last call */
+/* Datagrams one GSO send carries at most (the kernel's UDP_MAX_SEGMENTS). */
+#define NET_GSO_SEGS 64
+/* Payload bytes one GSO send carries at most (below the 64 KiB of one IP packet). */
+#define NET_GSO_BYTES 65000
+/* Receive buffer of one message on a GRO socket: a coalesced read holds up to 64 KiB. */
+#define NET_GRO_BUF 65536
+/* Messages read per recvmmsg on a GRO socket (each may hold many datagrams). */
+#define NET_GRO_MSGS 8
+
+/* A UDP socket with the kernel offloads it uses; owned by whoever opened the socket. */
+struct net_udp {
+    int fd;   /* the socket */
+    bool gso; /* sends may coalesce datagrams with UDP_SEGMENT; cleared for good when the kernel
+                 refuses it (a flush then sends them one by one) */
+    bool gro; /* UDP_GRO is on: a read may return several datagrams of one size back to back */
 };
 
-/* Reads up to NET_BATCH datagrams from |fd| with one recvmmsg. Returns the count (> 0),
- * ERR_AGAIN when nothing is queued, or ERR_INVAL on another error (errno kept). Datagrams
- * longer than NET_DGRAM_MAX are truncated (kcp-go does the same; they then fail the CRC). */
-int net_recv_batch(int fd, struct net_rbatch *b);
+/* Fills |u| for socket |fd| and turns on the offloads this kernel has: GSO sends when |gso|
+ * (probed with a UDP_SEGMENT setsockopt) and GRO reads when |gro| (UDP_GRO). Never fails:
+ * without them the socket sends and reads one datagram per message. */
+void net_udp_init(struct net_udp *u, int fd, bool gso, bool gro);
+
+/* Received datagrams of one net_recv_batch call; the caller owns it (zero it before the first
+ * use, net_rbatch_free it at the end). Its buffers are allocated at the first read and reused:
+ * NET_BATCH x NET_DGRAM_MAX bytes, or NET_GRO_MSGS x NET_GRO_BUF once a GRO socket is read. */
+struct net_rbatch {
+    uint8_t *arena;                  /* message buffers */
+    size_t arena_cap;                /* bytes of |arena| */
+    size_t slot;                     /* bytes per message in the last read */
+    int slots;                       /* messages the last read could take */
+    int nmsg;                        /* messages the last read returned */
+    size_t mlen[NET_BATCH];          /* bytes of each message */
+    size_t seg[NET_BATCH];           /* datagram size within each message (GRO) */
+    struct net_addr from[NET_BATCH]; /* source of each message */
+    int it_msg;                      /* iterator: current message */
+    size_t it_off;                   /* iterator: offset in it */
+};
+
+/* Reads what is queued on |u| with one recvmmsg: up to NET_BATCH datagrams, or up to
+ * NET_GRO_MSGS coalesced messages on a GRO socket. Returns the number of messages (> 0; when
+ * it equals b->slots more may be queued), ERR_AGAIN when nothing is queued, ERR_NOMEM, or
+ * ERR_INVAL on another error (errno kept). Take the datagrams with net_rbatch_next. Datagrams
+ * longer than NET_DGRAM_MAX are cut to that length (kcp-go reads into 1500-byte buffers; they
+ * then fail the CRC). */
+int net_recv_batch(const struct net_udp *u, struct net_rbatch *b);
+
+/* Steps through the datagrams of the last net_recv_batch: sets |*p| (inside |b|, valid until
+ * the next read), |*len| and |*from|, and returns true; false once all were taken. */
+bool net_rbatch_next(struct net_rbatch *b, uint8_t **p, size_t *len,
+                     const struct net_addr **from);
+
+/* Frees the buffers of |b| (which may then be read into again). */
+void net_rbatch_free(struct net_rbatch *b);
 
 /* Datagrams waiting to be sent with one sendmmsg; the caller owns it. */
 struct net_sbatch {
@@ -100,15 +140,19 @@ struct net_sbatch {
     int n;                                 /* datagrams queued */
 };
 
-/* Appends a copy of |len| bytes (at most NET_DGRAM_MAX) for |to| to |b|; flushes first when
- * full. Returns 0, or ERR_TOOBIG for an oversized datagram (dropped). */
-int net_sbatch_add(int fd, struct net_sbatch *b, const uint8_t *p, size_t len,
+/* Appends a copy of |len| bytes (at most NET_DGRAM_MAX) for |to| to |b|, to be sent on |u|;
+ * flushes first when full. Returns 0, or ERR_TOOBIG for an oversized datagram (dropped). */
+int net_sbatch_add(struct net_udp *u, struct net_sbatch *b, const uint8_t *p, size_t len,
                    const struct net_addr *to);
 
-/* Sends every queued datagram of |b| (one sendmmsg, repeated while it makes progress) and
- * empties it. Datagrams the kernel refuses (EAGAIN: the socket buffer is full; or any other
- * error) are dropped like packets lost on the wire, which KCP recovers from. Returns the
- * number of datagrams dropped. */
-int net_sbatch_flush(int fd, struct net_sbatch *b);
+/* Sends every queued datagram of |b| on |u| and empties it. With u->gso, runs of datagrams of
+ * one size to one destination (the last of a run may be shorter) leave as one UDP_SEGMENT
+ * message, which the kernel cuts into those same datagrams; up to NET_GSO_SEGS datagrams and
+ * NET_GSO_BYTES bytes each. One sendmmsg carries all messages, repeated while it makes
+ * progress. If the kernel refuses GSO (EIO, EINVAL, ENOPROTOOPT, EOPNOTSUPP), u->gso is
+ * cleared and the datagrams go out one by one. Datagrams the kernel refuses otherwise (EAGAIN:
+ * the socket buffer is full; or any other error) are dropped like packets lost on the wire,
+ * which KCP recovers from. Returns the number of datagrams dropped. */
+int net_sbatch_flush(struct net_udp *u, struct net_sbatch *b);
 
 #endif

@@ -73,9 +73,9 @@ void shell_flush_dgrams(struct shell *sh)
 {
     if (sh->sb.n == 0)
         return;
-    int dropped = net_sbatch_flush(sh->sb_fd, &sh->sb);
+    int dropped = net_sbatch_flush(sh->sb_udp, &sh->sb);
     (void)dropped; /* a refused datagram is a datagram lost on the wire: KCP resends it */
-    sh->sb_fd = -1;
+    sh->sb_udp = NULL;
 }
 
 /* Runs before the loop waits for events: whatever the callbacks of this iteration queued
@@ -87,13 +87,13 @@ static void flush_prepare_cb(EV_P_ ev_prepare *w, int revents)
     shell_flush_dgrams(container_of(w, struct shell, flush_prepare));
 }
 
-void shell_send_dgram(struct shell *sh, int fd, const uint8_t *p, size_t len,
+void shell_send_dgram(struct shell *sh, struct net_udp *u, const uint8_t *p, size_t len,
                       const struct net_addr *to)
 {
-    if (sh->sb.n && sh->sb_fd != fd)
+    if (sh->sb.n && sh->sb_udp != u)
         shell_flush_dgrams(sh);
-    sh->sb_fd = fd;
-    if (net_sbatch_add(fd, &sh->sb, p, len, to) != 0)
+    sh->sb_udp = u;
+    if (net_sbatch_add(u, &sh->sb, p, len, to) != 0)
         return;
     sh->base.v[SNMP_OUT_PKTS]++;
     sh->base.v[SNMP_OUT_BYTES] += len;
@@ -438,7 +438,7 @@ static void mux_close_cb(void *user, const char *reason)
 static void link_out_cb(void *user, const uint8_t *dgram, size_t len)
 {
     struct sess *s = user;
-    shell_send_dgram(s->sh, s->fd, dgram, len, &s->peer);
+    shell_send_dgram(s->sh, s->udp, dgram, len, &s->peer);
 }
 
 static void sess_timer_cb(EV_P_ ev_timer *w, int revents)
@@ -462,39 +462,47 @@ static void sess_udp_cb(EV_P_ ev_io *w, int revents)
     struct shell *sh = s->sh;
     (void)loop;
     for (int b = 0; b < SESS_RX_BATCHES; b++) {
-        int n = net_recv_batch(s->fd, &sh->rb);
+        int n = net_recv_batch(s->udp, &sh->rb);
         if (n <= 0)
             break;
-        for (int i = 0; i < n; i++) {
+        uint8_t *p;
+        size_t len;
+        const struct net_addr *from;
+        while (net_rbatch_next(&sh->rb, &p, &len, &from)) {
             sh->base.v[SNMP_IN_PKTS]++;
-            sh->base.v[SNMP_IN_BYTES] += sh->rb.len[i];
+            sh->base.v[SNMP_IN_BYTES] += len;
             if (!s->peer_locked) {
-                s->peer = sh->rb.from[i];
+                s->peer = *from;
                 s->peer_locked = true;
-            } else if (!net_addr_equal(&s->peer, &sh->rb.from[i])) {
+            } else if (!net_addr_equal(&s->peer, from)) {
                 sh->base.v[SNMP_IN_ERRS]++;
                 continue;
             }
-            sess_input_raw(s, sh->rb.buf[i], sh->rb.len[i]);
+            sess_input_raw(s, p, len);
         }
         if (!sess_pump(s))
             break;
-        if (n < NET_BATCH)
+        if (n < sh->rb.slots)
             break;
     }
     shell_flush_dgrams(sh);
 }
 
-struct sess *sess_new(struct shell *sh, int fd, bool own_fd, const struct net_addr *peer,
-                      uint32_t conv)
+struct sess *sess_new(struct shell *sh, struct net_udp *udp, bool own_fd,
+                      const struct net_addr *peer, uint32_t conv)
 {
     struct ev_loop *loop = sh->loop;
     uint64_t now = loop_now_ms(EV_A);
     struct sess *s = xcalloc(1, sizeof(*s));
     char as[NET_ADDR_STRLEN];
     s->sh = sh;
-    s->fd = fd;
     s->own_fd = own_fd;
+    if (own_fd) {
+        s->own_udp = *udp;
+        s->udp = &s->own_udp;
+    } else {
+        s->udp = udp;
+    }
     s->peer = *peer;
     s->peer_locked = !own_fd;
     s->conv = conv;
@@ -524,12 +532,12 @@ struct sess *sess_new(struct shell *sh, int fd, bool own_fd, const struct net_ad
         free(s->rx);
         free(s);
         if (own_fd)
-            close(fd);
+            close(udp->fd);
         return NULL;
     }
     ev_init(&s->timer, sess_timer_cb);
     if (own_fd) {
-        ev_io_init(&s->udp_io, sess_udp_cb, fd, EV_READ);
+        ev_io_init(&s->udp_io, sess_udp_cb, s->udp->fd, EV_READ);
         ev_io_start(EV_A_ &s->udp_io);
     }
     s->next = sh->sessions;
@@ -736,9 +744,9 @@ void sess_close(struct sess *s, const char *reason)
     ev_timer_stop(EV_A_ &s->timer);
     if (s->own_fd) {
         ev_io_stop(EV_A_ &s->udp_io);
-        if (sh->sb_fd == s->fd)
+        if (sh->sb_udp == s->udp)
             shell_flush_dgrams(sh);
-        close(s->fd);
+        close(s->udp->fd);
     }
     sh->rx_total -= s->rx_counted;
     if (s->budget_stalled)
@@ -813,13 +821,12 @@ int shell_init(struct shell *sh, struct ev_loop *loop, const struct sess_params 
 {
     memset(sh, 0, offsetof(struct shell, sb));
     sh->sb.n = 0;
-    sh->rb.n = 0;
     sh->loop = loop;
     sh->params = *params;
     sh->is_client = is_client;
     sh->crypt = crypt;
     sh->hooks = *hooks;
-    sh->sb_fd = -1;
+    sh->sb_udp = NULL;
     sh->snmplog = snmplog && snmplog[0] ? snmplog : NULL;
     sh->snmpperiod = snmpperiod;
     sh->bufbudget = params->bufbudget;
@@ -858,4 +865,5 @@ void shell_run(struct shell *sh)
     ev_signal_stop(EV_A_ &sh->sig_hup);
     ev_timer_stop(EV_A_ &sh->snmp_timer);
     ev_prepare_stop(EV_A_ &sh->flush_prepare);
+    net_rbatch_free(&sh->rb);
 }

@@ -98,9 +98,9 @@ struct shell {
     ev_signal sig_hup;             /* reopen --log (rotation) */
     ev_timer snmp_timer;           /* CSV rows */
     ev_prepare flush_prepare;      /* sends batched datagrams before the loop blocks */
-    int sb_fd;                     /* socket |sb| belongs to, -1 when empty */
-    struct net_sbatch sb;          /* datagrams waiting for one sendmmsg */
+    struct net_udp *sb_udp;        /* socket |sb| belongs to, NULL when empty */
     struct net_rbatch rb;          /* datagrams of the current recvmmsg */
+    struct net_sbatch sb;          /* datagrams waiting for one sendmmsg */
     uint8_t scratch[SESS_TCP_CHUNK]; /* TCP read buffer */
     bool stopping;                 /* shutdown in progress */
     int64_t bufbudget;             /* see sess_params */
@@ -129,8 +129,9 @@ struct sess {
     struct shell *sh;                 /* process */
     struct sess *prev, *next;         /* shell list */
     struct sess *hnext;               /* server address table chain */
-    int fd;                           /* UDP socket (the client's own, or the server listener) */
-    bool own_fd;                      /* client: fd belongs to the session */
+    struct net_udp *udp;              /* UDP socket (&own_udp, or the server's listener) */
+    struct net_udp own_udp;           /* client: the session's own socket */
+    bool own_fd;                      /* client: the socket belongs to the session */
     ev_io udp_io;                     /* client: readable UDP socket */
     ev_timer timer;                   /* the one timer: link and mux deadlines */
     struct net_addr peer;             /* where datagrams go */
@@ -170,8 +171,8 @@ void shell_run(struct shell *sh);
 /* Current totals: the shell's own counters plus every live session's link counters. */
 void shell_snmp(const struct shell *sh, struct snmp *out);
 
-/* Queues datagram |p| (|len| bytes) for |to| on socket |fd| (one sendmmsg per event). */
-void shell_send_dgram(struct shell *sh, int fd, const uint8_t *p, size_t len,
+/* Queues datagram |p| (|len| bytes) for |to| on socket |u| (one sendmmsg per event). */
+void shell_send_dgram(struct shell *sh, struct net_udp *u, const uint8_t *p, size_t len,
                       const struct net_addr *to);
 
 /* Sends every queued datagram now. */
@@ -183,10 +184,12 @@ void shell_flush_dgrams(struct shell *sh);
 struct crypt *shell_crypt_new(const struct config *cfg, enum crypt_role role,
                               struct crypt_rng **rng);
 
-/* Creates a session with |conv| talking to |peer| over UDP socket |fd| (|own_fd|: closed with
- * the session, and watched for datagrams). Returns the session or NULL (logged). */
-struct sess *sess_new(struct shell *sh, int fd, bool own_fd, const struct net_addr *peer,
-                      uint32_t conv);
+/* Creates a session with |conv| talking to |peer| over UDP socket |udp|. With |own_fd| the
+ * session keeps a copy of |*udp|, watches the socket for datagrams and closes it with the
+ * session (also when creation fails); otherwise |udp| is borrowed (the server's listener) and
+ * must outlive the session. Returns the session or NULL (logged). */
+struct sess *sess_new(struct shell *sh, struct net_udp *udp, bool own_fd,
+                      const struct net_addr *peer, uint32_t conv);
 
 /* Feeds one raw datagram (client path: opened by the link). */
 void sess_input_raw(struct sess *s, uint8_t *dgram, size_t len);

@@ -29,7 +29,7 @@
 struct server {
     struct shell sh;                     /* loop, sessions, counters */
     const struct config *cfg;            /* validated configuration (borrowed) */
-    int ufd;                             /* UDP listener */
+    struct net_udp udp;                  /* UDP listener */
     ev_io udp_io;                        /* listener readable */
     struct net_addr target;              /* TCP target (unless a Unix path) */
     bool target_resolved;                /* |target| holds the resolved address */
@@ -73,6 +73,14 @@ static void server_touch(struct server *sv, struct sess *s)
     for (int i = 0; i < sv->ntouched; i++)
         if (sv->touched[i] == s)
             return;
+    if (sv->ntouched == NET_BATCH) {
+        /* more sessions than a batch has messages cannot happen (one source per message);
+         * pump the ones so far rather than trust that */
+        for (int i = 0; i < sv->ntouched; i++)
+            if (sv->touched[i])
+                sess_pump(sv->touched[i]);
+        sv->ntouched = 0;
+    }
     sv->touched[sv->ntouched++] = s;
 }
 
@@ -91,7 +99,7 @@ static struct sess *server_new_sess(struct server *sv, const struct net_addr *fr
         }
         return NULL;
     }
-    struct sess *s = sess_new(&sv->sh, sv->ufd, false, from, conv);
+    struct sess *s = sess_new(&sv->sh, &sv->udp, false, from, conv);
     if (!s)
         return NULL;
     struct sess **b = server_bucket(sv, from);
@@ -137,24 +145,27 @@ static void server_udp_cb(EV_P_ ev_io *w, int revents)
     struct shell *sh = &sv->sh;
     uint64_t wall_ms = loop_now_ms(EV_A);
     for (int b = 0; b < SESS_RX_BATCHES; b++) {
-        int n = net_recv_batch(sv->ufd, &sh->rb);
+        int n = net_recv_batch(&sv->udp, &sh->rb);
         if (n <= 0)
             break;
         sv->ntouched = 0;
-        for (int i = 0; i < n; i++) {
+        uint8_t *p;
+        size_t len;
+        const struct net_addr *from;
+        while (net_rbatch_next(&sh->rb, &p, &len, &from)) {
             const uint8_t *payload;
             sh->base.v[SNMP_IN_PKTS]++;
-            sh->base.v[SNMP_IN_BYTES] += sh->rb.len[i];
-            ssize_t plen = crypt_open(sh->crypt, sh->rb.buf[i], sh->rb.len[i], wall_ms, &payload);
+            sh->base.v[SNMP_IN_BYTES] += len;
+            ssize_t plen = crypt_open(sh->crypt, p, len, wall_ms, &payload);
             if (plen < 0)
                 continue; /* counted by the crypt (InCsumErrors) */
-            server_route(sv, &sh->rb.from[i], payload, (size_t)plen);
+            server_route(sv, from, payload, (size_t)plen);
         }
         for (int i = 0; i < sv->ntouched; i++)
             if (sv->touched[i])
                 sess_pump(sv->touched[i]);
         sv->ntouched = 0;
-        if (n < NET_BATCH)
+        if (n < sh->rb.slots)
             break;
     }
     shell_flush_dgrams(sh);
@@ -207,21 +218,22 @@ int server_run(const struct config *cfg)
     if (!sv)
         return 1;
     sv->cfg = cfg;
-    sv->ufd = -1;
+    sv->udp.fd = -1;
     sv->target_unix = config_target_is_unix(cfg);
     if (!sv->target_unix && server_resolve_target(sv, err) != 0)
         LOG_WARN("server: --target: %s (retried for every stream)", err);
     crypt = shell_crypt_new(cfg, CRYPT_ROLE_SERVER, &rng);
     if (!crypt)
         goto out;
-    sv->ufd = net_udp_socket(listen_addr.ss.ss_family, &listen_addr, err);
-    if (sv->ufd < 0) {
+    int ufd = net_udp_socket(listen_addr.ss.ss_family, &listen_addr, err);
+    if (ufd < 0) {
         LOG_ERROR("server: %s", err);
         goto out;
     }
-    if (cfg->sockbuf > 0 && net_set_sockbuf(sv->ufd, cfg->sockbuf, err) != 0)
+    net_udp_init(&sv->udp, ufd, true, true);
+    if (cfg->sockbuf > 0 && net_set_sockbuf(sv->udp.fd, cfg->sockbuf, err) != 0)
         LOG_WARN("server: %s", err);
-    if (cfg->dscp > 0 && net_set_dscp(sv->ufd, listen_addr.ss.ss_family, cfg->dscp, err) != 0)
+    if (cfg->dscp > 0 && net_set_dscp(sv->udp.fd, listen_addr.ss.ss_family, cfg->dscp, err) != 0)
         LOG_WARN("server: %s", err);
     struct sess_params params;
     sess_params_from_config(cfg, &params);
@@ -232,7 +244,7 @@ int server_run(const struct config *cfg)
     };
     struct ev_loop *loop = EV_DEFAULT;
     shell_init(&sv->sh, loop, &params, false, crypt, &hooks, cfg->snmplog, cfg->snmpperiod_s);
-    ev_io_init(&sv->udp_io, server_udp_cb, sv->ufd, EV_READ);
+    ev_io_init(&sv->udp_io, server_udp_cb, sv->udp.fd, EV_READ);
     ev_io_start(EV_A_ &sv->udp_io);
     char ls[NET_ADDR_STRLEN];
     LOG_INFO("server: listening on %s, target %s", net_addr_str(&listen_addr, ls, sizeof(ls)),
@@ -241,8 +253,8 @@ int server_run(const struct config *cfg)
     ev_loop_destroy(EV_A);
     rc = 0;
 out:
-    if (sv->ufd >= 0)
-        close(sv->ufd);
+    if (sv->udp.fd >= 0)
+        close(sv->udp.fd);
     free(sv);
     crypt_free(crypt);
     crypt_rng_free(rng);

@@ -74,36 +74,42 @@ TEST(net_udp_batch_roundtrip)
     static struct net_sbatch sb;
     struct net_addr any, ra;
     REQUIRE(net_resolve("127.0.0.1:0", true, &any, NULL) == 0);
-    int rx = net_udp_socket(AF_INET, &any, NULL);
-    int tx = net_udp_socket(AF_INET, NULL, NULL);
-    REQUIRE(rx >= 0 && tx >= 0);
-    REQUIRE(local_addr(rx, &ra) == 0);
-    CHECK_EQ(net_recv_batch(rx, &rb), ERR_AGAIN);
+    struct net_udp rx, tx;
+    net_udp_init(&rx, net_udp_socket(AF_INET, &any, NULL), false, false);
+    net_udp_init(&tx, net_udp_socket(AF_INET, NULL, NULL), false, false);
+    REQUIRE(rx.fd >= 0 && tx.fd >= 0);
+    REQUIRE(local_addr(rx.fd, &ra) == 0);
+    CHECK_EQ(net_recv_batch(&rx, &rb), ERR_AGAIN);
     uint8_t big[NET_DGRAM_MAX + 1];
     memset(big, 0, sizeof(big));
-    CHECK_EQ(net_sbatch_add(tx, &sb, big, sizeof(big), &ra), ERR_TOOBIG);
+    CHECK_EQ(net_sbatch_add(&tx, &sb, big, sizeof(big), &ra), ERR_TOOBIG);
     int total = NET_BATCH + 5; /* forces one flush inside net_sbatch_add */
     for (int i = 0; i < total; i++) {
         uint8_t d[3] = {(uint8_t)i, 0xab, 0xcd};
-        CHECK_EQ(net_sbatch_add(tx, &sb, d, (size_t)(1 + i % 3), &ra), 0);
+        CHECK_EQ(net_sbatch_add(&tx, &sb, d, (size_t)(1 + i % 3), &ra), 0);
     }
-    CHECK_EQ(net_sbatch_flush(tx, &sb), 0);
+    CHECK_EQ(net_sbatch_flush(&tx, &sb), 0);
     CHECK_EQ(sb.n, 0);
     int got = 0;
     struct net_addr txa;
-    REQUIRE(local_addr(tx, &txa) == 0);
-    while (got < total && wait_fd(rx, POLLIN)) {
-        int n = net_recv_batch(rx, &rb);
+    REQUIRE(local_addr(tx.fd, &txa) == 0);
+    while (got < total && wait_fd(rx.fd, POLLIN)) {
+        int n = net_recv_batch(&rx, &rb);
         REQUIRE(n > 0);
-        for (int i = 0; i < n; i++, got++) {
-            CHECK_EQ(rb.len[i], (size_t)(1 + got % 3));
-            CHECK_EQ(rb.buf[i][0], (uint8_t)got);
-            CHECK_EQ(addr_port(&rb.from[i]), addr_port(&txa));
+        uint8_t *p;
+        size_t len;
+        const struct net_addr *from;
+        while (net_rbatch_next(&rb, &p, &len, &from)) {
+            CHECK_EQ(len, (size_t)(1 + got % 3));
+            CHECK_EQ(p[0], (uint8_t)got);
+            CHECK_EQ(addr_port(from), addr_port(&txa));
+            got++;
         }
     }
     CHECK_EQ(got, total);
-    close(rx);
-    close(tx);
+    net_rbatch_free(&rb);
+    close(rx.fd);
+    close(tx.fd);
 }
 
 TEST(net_tcp_listen_connect_accept)
