@@ -196,7 +196,9 @@ uint64_t pace_next_ms(const struct pace *p, uint64_t now_ms)
     double rate = pace_rate(p);
     if (rate <= 0 || p->tokens > 0)
         return now_ms;
-    uint64_t wait = (uint64_t)(-p->tokens / rate) + 1;
+    /* wake when PACE_BATCH_MS of budget has built up, not for every segment's worth: half as
+     * many wake-ups at high rates, a 2 ms burst at most (well within PACE_BURST_MS) */
+    uint64_t wait = (uint64_t)(-p->tokens / rate) + PACE_BATCH_MS;
     uint64_t t = p->tokens_ms + wait;
     return t > now_ms ? t : now_ms;
 }
