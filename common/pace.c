@@ -181,8 +181,8 @@ bool pace_ready(struct pace *p, uint64_t now_ms)
         return true;
     if (now_ms > p->tokens_ms) {
         double cap = rate * PACE_BURST_MS;
-        if (cap < 2.0 * p->mss)
-            cap = 2.0 * p->mss;
+        if (cap < PACE_BURST_SEGS * (double)p->mss)
+            cap = PACE_BURST_SEGS * (double)p->mss;
         p->tokens += rate * (double)(now_ms - p->tokens_ms);
         if (p->tokens > cap)
             p->tokens = cap;

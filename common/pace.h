@@ -34,6 +34,9 @@
 #define PACE_RTT_WINDOW_MS 10000   /* min_rtt expiry */
 #define PACE_MIN_CWND_SEGS 16      /* in-flight cap never below this many segments */
 #define PACE_BURST_MS 4            /* token bucket depth, ms of the pacing rate */
+#define PACE_BURST_SEGS 8          /* ... but at least this many segments: at low rates an
+                                    * interactive flow's burst (a retransmission and the
+                                    * messages queued behind it) leaves at once */
 #define PACE_BATCH_MS 2            /* a rate-limited sender wakes for this much budget */
 
 enum pace_phase { PACE_STARTUP, PACE_DRAIN, PACE_PROBE };
