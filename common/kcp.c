@@ -36,7 +36,7 @@
 #define KCP_PROBE_LIMIT 120000
 #define KCP_ASK_SEND 1u /* WASK pending */
 #define KCP_ASK_TELL 2u /* WINS pending */
-#define KCP_POOL_MAX 1024 /* free segments kept (about 1.3 MB at the default MTU) */
+#define KCP_POOL_MAX 256 /* free segments kept per session (about 360 KB at the default MTU) */
 #define KCP_ACK_LIMIT 4096 /* pending ACKs that force an ACK-only flush */
 #define KCP_MAX_FRAGMENTS 255
 #define KCP_THIN_SEGS 4 /* pacing: at most this many in flight makes a flow thin */
