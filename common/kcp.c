@@ -716,7 +716,12 @@ static void fec_hold_shift(struct kcp *k, uint64_t now_ms)
 
 static bool fec_held(const struct kcp *k, const struct kcp_seg *s)
 {
+    /* a group fills in about hold_min * srtt / inflight ms: hold only if that is within an
+     * interval (bulk flows), not for a trickle whose group would take longer to complete than
+     * a retransmission */
     return k->fec_hold_min && k->inflight.count > k->fec_hold_min &&
+           (uint64_t)k->inflight.count * k->interval >=
+               (uint64_t)k->fec_hold_min * (uint32_t)k->rx_srtt &&
            seq_diff(k->fec_ready_group, s->group) <= 0;
 }
 
@@ -756,7 +761,7 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
         if (k->pacing) {
             if (s->xmit > 0)
                 pace_charge(&k->pace, s->len);
-            pace_on_send(&k->pace, &s->mark);
+            pace_on_send(&k->pace, &s->mark, c->now_ms);
         }
         s->xmit++;
         s->ts = (uint32_t)c->now_ms;

@@ -123,8 +123,9 @@ void kcp_set_pacing(struct kcp *k, bool on, uint64_t now_ms);
  * join. A segment sent in group g is then fast- or early-retransmitted only once a segment
  * sent in a later group has been acknowledged: until then the peer may still rebuild it
  * from g's parity, and a retransmission would only cost bandwidth. The hold applies while
- * more than |hold_min| segments are in flight (the group size is a good value: a thinner
- * flow fills its groups too slowly to wait); timeouts are never held. 0 (default): off. */
+ * more than |hold_min| segments are in flight and at a rate that fills |hold_min| of them
+ * within one interval (the group size is a good value: a thinner flow fills its groups too
+ * slowly to wait); timeouts are never held. 0 (default): off. */
 void kcp_set_fec_hold(struct kcp *k, uint32_t hold_min);
 /* ktun ACK repeat (not in kcp-go; the peer sees duplicate ACKs, which it ignores): each ACK
  * of a segment still above our una is sent once more with the next ACKs, so that a lost ACK

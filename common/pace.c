@@ -46,10 +46,12 @@ void pace_on_rtt(struct pace *p, uint32_t rtt_ms, uint64_t now_ms)
     }
 }
 
-void pace_on_send(const struct pace *p, struct pace_mark *m)
+void pace_on_send(const struct pace *p, struct pace_mark *m, uint64_t now_ms)
 {
     m->delivered = p->delivered;
     m->delivered_ms = p->delivered_ms;
+    m->sent_ms = now_ms;
+    m->first_sent_ms = p->first_sent_ms;
     m->app_limited = p->app_limited;
 }
 
@@ -130,7 +132,13 @@ void pace_on_ack(struct pace *p, const struct pace_mark *m, size_t len, size_t i
         p->bw_round[p->rounds % PACE_BW_ROUNDS] = 0;
         round_start = true;
     }
+    /* as BBR: the longer of the ACK span and the send span, so that ACKs arriving bunched
+     * (the peer flushes them per interval) cannot fake a rate the sender never had */
     uint64_t interval = now_ms - m->delivered_ms;
+    uint64_t send_span = m->sent_ms - m->first_sent_ms;
+    if (m->first_sent_ms && send_span > interval)
+        interval = send_span;
+    p->first_sent_ms = m->sent_ms;
     if (interval < 1)
         interval = 1;
     double sample = (double)(p->delivered - m->delivered) / (double)interval;

@@ -45,6 +45,8 @@ enum pace_phase { PACE_STARTUP, PACE_DRAIN, PACE_PROBE };
 struct pace_mark {
     uint64_t delivered;    /* bytes delivered when it was sent */
     uint64_t delivered_ms; /* time of the latest delivery when it was sent */
+    uint64_t sent_ms;      /* when it was sent */
+    uint64_t first_sent_ms; /* send time of the latest delivered segment when it was sent */
     bool app_limited;      /* sent while the sender had nothing more to send */
 };
 
@@ -54,6 +56,7 @@ struct pace {
     uint32_t ack_delay_ms;            /* the peer's ACK delay allowance (its flush interval) */
     uint64_t delivered;               /* bytes acknowledged so far */
     uint64_t delivered_ms;            /* time of the last acknowledgement */
+    uint64_t first_sent_ms;           /* send time of the last segment acknowledged */
     uint64_t round_end;               /* a segment sent at this delivered count ends the round */
     uint64_t rounds;                  /* round trips counted */
     double bw_round[PACE_BW_ROUNDS];  /* per-round max samples (bytes/ms) */
@@ -77,7 +80,7 @@ void pace_init(struct pace *p, uint32_t mss, uint32_t ack_delay_ms, uint64_t now
 void pace_on_rtt(struct pace *p, uint32_t rtt_ms, uint64_t now_ms);
 
 /* A segment is transmitted (first time or again): records the delivery state in |m|. */
-void pace_on_send(const struct pace *p, struct pace_mark *m);
+void pace_on_send(const struct pace *p, struct pace_mark *m, uint64_t now_ms);
 
 /* Spends |len| bytes of pacing budget. */
 void pace_charge(struct pace *p, size_t len);

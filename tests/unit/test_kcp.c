@@ -912,7 +912,7 @@ TEST(kcp_fec_hold_waits_for_a_later_group)
     kcp_set_mtu(k, 100);
     kcp_set_stream(k, true);
     kcp_set_window(k, 64, 64);
-    kcp_set_fec_hold(k, 4);
+    kcp_set_fec_hold(k, 2); /* 16-20 in flight, srtt 50: groups fill within an interval */
     uint8_t data[76 * 20];
     memset(data, 'h', sizeof(data));
     kcp_send(k, data, sizeof(data)); /* sn 0..19, groups of 4 packets: sn 0-3 in group 0 */
