@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Pacing over a rate-capped link with a one-BDP queue: ktun pacing against kcp-go's blasting. */
 #include "common/link.h"
-#include "crypto/crypt.h"
-#include "tests/sim/vnet.h"
+#include "tests/sim/linkpair.h"
 #include "tests/test.h"
 
 #include <stdio.h>
@@ -13,65 +12,33 @@
 
 /* One side of a bulk transfer through the link stack (KCP + FEC 10/3 + crypt none). */
 struct pend {
-    struct vnet *net;
-    struct link *link;
-    int id;
+    struct sim_end end; /* first: the glue calls back with it */
     uint64_t to_send, sent, got;
     uint8_t buf[CHUNK];
 };
 
-static void pend_out(void *user, const uint8_t *dgram, size_t len)
+static void pend_pump(struct sim_end *se, uint64_t now)
 {
-    struct pend *e = user;
-    vnet_send(e->net, e->id, dgram, len);
-}
-
-static void pend_pump(struct pend *e, uint64_t now)
-{
+    struct pend *e = (struct pend *)se;
     size_t room;
     bool queued = false;
-    while (e->sent < e->to_send && (room = link_send_room(e->link)) > 0) {
+    while (e->sent < e->to_send && (room = link_send_room(se->link)) > 0) {
         uint64_t n = e->to_send - e->sent;
         if (n > room)
             n = room;
         if (n > CHUNK)
             n = CHUNK;
         memset(e->buf, (int)(e->sent & 0xff), (size_t)n);
-        if (link_send(e->link, e->buf, (size_t)n) != 0)
+        if (link_send(se->link, e->buf, (size_t)n) != 0)
             break;
         e->sent += n;
         queued = true;
     }
     if (queued)
-        link_flush(e->link, now);
+        link_flush(se->link, now);
     ssize_t r;
-    while ((r = link_recv(e->link, e->buf, sizeof(e->buf))) > 0)
+    while ((r = link_recv(se->link, e->buf, sizeof(e->buf))) > 0)
         e->got += (uint64_t)r;
-}
-
-static void pend_deliver(void *user, int from, const uint8_t *pkt, size_t len, uint64_t now)
-{
-    (void)from;
-    struct pend *e = user;
-    uint8_t tmp[2048];
-    if (len > sizeof(tmp))
-        return;
-    memcpy(tmp, pkt, len);
-    link_input(e->link, tmp, len, now);
-    pend_pump(e, now);
-}
-
-static uint64_t pend_deadline(void *user, uint64_t now)
-{
-    struct pend *e = user;
-    return link_next_deadline(e->link, now);
-}
-
-static void pend_tick(void *user, uint64_t now)
-{
-    struct pend *e = user;
-    link_tick(e->link, now);
-    pend_pump(e, now);
 }
 
 struct pace_result {
@@ -86,60 +53,43 @@ static void bulk_over_cap(bool pace, double loss, uint64_t ms, uint64_t seed,
                           struct pace_result *out)
 {
     struct pace_result res = {0};
-    int err = 0;
-    struct crypt *cc = crypt_new("none", "pace", crypt_rng_sodium, NULL, &err);
-    struct crypt *sc = crypt_new("none", "pace", crypt_rng_sodium, NULL, &err);
     struct vnet *net = vnet_new(vnet_seed_from_env(seed));
     struct pend *cli = calloc(1, sizeof(*cli)), *srv = calloc(1, sizeof(*srv));
-    REQUIRE(cc && sc && net && cli && srv);
-    crypt_set_role(cc, CRYPT_ROLE_CLIENT);
-    crypt_set_role(sc, CRYPT_ROLE_SERVER);
+    REQUIRE(net && cli && srv);
     struct link_config lc;
-    link_config_default(&lc);
-    lc.nodelay = 1, lc.interval_ms = 10, lc.resend = 2, lc.nc = 1; /* fast3 */
-    lc.pace = pace;
-    lc.sndwnd = 128, lc.rcvwnd = 512;
-    cli->link = link_new(77, &lc, cc, pend_out, cli, NULL);
-    lc.sndwnd = 1024, lc.rcvwnd = 1024;
-    srv->link = link_new(77, &lc, sc, pend_out, srv, NULL);
-    REQUIRE(cli->link && srv->link);
-    static const struct vnet_endpoint_cb cb = {pend_deliver, pend_deadline, pend_tick};
-    cli->net = srv->net = net;
-    cli->id = vnet_add_endpoint(net, &cb, cli);
-    srv->id = vnet_add_endpoint(net, &cb, srv);
+    sim_link_config(&lc, pace);
+    lc.no_fec_hold = false;
+    cli->end.pump = srv->end.pump = pend_pump;
     struct vnet_link_cfg lk = {.loss = loss, .delay_ms = 25, .rate_bps = 50000000,
                                .queue_bytes = 312500};
-    vnet_link_set_both(net, cli->id, srv->id, &lk);
+    REQUIRE(sim_pair_open(net, &cli->end, &srv->end, &lc, &lk, 77) == 0);
     cli->to_send = UINT64_MAX;
-    pend_pump(cli, 0);
+    pend_pump(&cli->end, 0);
     vnet_run(net, ms, NULL, NULL);
-    struct vnet_link_stats up = vnet_link_stats(net, cli->id, srv->id);
-    struct vnet_link_stats down = vnet_link_stats(net, srv->id, cli->id);
+    struct vnet_link_stats up = vnet_link_stats(net, cli->end.id, srv->end.id);
+    struct vnet_link_stats down = vnet_link_stats(net, srv->end.id, cli->end.id);
     res.mbit = (double)srv->got * 8 / ((double)ms * 1000);
     res.wire = srv->got ? (double)(up.bytes_sent + down.bytes_sent) / (double)srv->got : 0;
     res.queue_drops = up.dropped_queue + down.dropped_queue;
     struct link_stats ls;
-    link_get_stats(cli->link, &ls);
+    link_get_stats(cli->end.link, &ls);
     printf("    pace=%d loss=%.0f%%: %.1f Mbit/s, wire %.3f, queue drops %llu, retrans %llu "
            "(fast %llu early %llu lost %llu), srtt %u\n",
            pace, loss * 100, res.mbit, res.wire, (unsigned long long)res.queue_drops,
            (unsigned long long)ls.kcp.retrans_segs, (unsigned long long)ls.kcp.fast_retrans_segs,
            (unsigned long long)ls.kcp.early_retrans_segs, (unsigned long long)ls.kcp.lost_segs,
-           link_srtt(cli->link));
+           link_srtt(cli->end.link));
     struct link_stats rs;
-    link_get_stats(srv->link, &rs);
+    link_get_stats(srv->end.link, &rs);
     printf("    out_pkts %llu plain %llu parity %llu; hold-acked %llu; receiver repeat %llu "
            "fec recovered %llu\n",
            (unsigned long long)ls.out_pkts, (unsigned long long)rs.plain_ctrl_out,
            (unsigned long long)ls.fec_parity_out, (unsigned long long)ls.kcp.fec_hold_acked_segs,
            (unsigned long long)rs.kcp.repeat_segs, (unsigned long long)rs.fec.recovered);
-    link_free(cli->link);
-    link_free(srv->link);
+    sim_pair_close(&cli->end, &srv->end);
     free(cli);
     free(srv);
     vnet_free(net);
-    crypt_free(cc);
-    crypt_free(sc);
     *out = res;
 }
 

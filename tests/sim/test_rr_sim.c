@@ -2,8 +2,7 @@
 /* Simulator: small request/response messages over the full datagram stack (KCP + FEC + crypt)
  * on the benchmark's link, ktun's sending (pacing, FEC hold) against kcp-go's. */
 #include "common/link.h"
-#include "crypto/crypt.h"
-#include "tests/sim/vnet.h"
+#include "tests/sim/linkpair.h"
 #include "tests/test.h"
 
 #include <stdio.h>
@@ -13,9 +12,7 @@
 #define RR_MAX 16384
 
 struct rr_end {
-    struct vnet *net;
-    struct link *link;
-    int id;
+    struct sim_end end; /* first: the glue calls back with it */
     bool client;
     /* client: message schedule and results */
     uint64_t interval_ms, next_ms, stop_ms;
@@ -27,28 +24,23 @@ struct rr_end {
     bool corrupt;
 };
 
-static void rr_out(void *user, const uint8_t *dgram, size_t len)
+static void rr_pump(struct sim_end *se, uint64_t now)
 {
-    struct rr_end *e = user;
-    vnet_send(e->net, e->id, dgram, len);
-}
-
-static void rr_pump(struct rr_end *e, uint64_t now)
-{
+    struct rr_end *e = (struct rr_end *)se;
     uint8_t buf[4096];
     ssize_t r;
     bool queued = false;
     if (e->client && now >= e->next_ms && now < e->stop_ms && e->sent < RR_MAX) {
         memset(buf, (int)(e->sent & 0xff), e->msg);
-        if (link_send(e->link, buf, e->msg) == 0) {
+        if (link_send(se->link, buf, e->msg) == 0) {
             e->sent_ms[e->sent++] = now;
             queued = true;
         }
         e->next_ms += e->interval_ms;
     }
-    while ((r = link_recv(e->link, buf, sizeof(buf))) > 0) {
+    while ((r = link_recv(se->link, buf, sizeof(buf))) > 0) {
         if (!e->client) { /* echo */
-            if (link_send(e->link, buf, (size_t)r) == 0)
+            if (link_send(se->link, buf, (size_t)r) == 0)
                 queued = true;
             continue;
         }
@@ -64,35 +56,14 @@ static void rr_pump(struct rr_end *e, uint64_t now)
         }
     }
     if (queued)
-        link_flush(e->link, now);
+        link_flush(se->link, now);
 }
 
-static void rr_deliver(void *user, int from, const uint8_t *pkt, size_t len, uint64_t now)
+static uint64_t rr_next(struct sim_end *se, uint64_t now)
 {
-    (void)from;
-    struct rr_end *e = user;
-    uint8_t tmp[2048];
-    if (len > sizeof(tmp))
-        return;
-    memcpy(tmp, pkt, len);
-    link_input(e->link, tmp, len, now);
-    rr_pump(e, now);
-}
-
-static uint64_t rr_deadline(void *user, uint64_t now)
-{
-    struct rr_end *e = user;
-    uint64_t d = link_next_deadline(e->link, now);
-    if (e->client && e->next_ms < e->stop_ms && e->sent < RR_MAX && e->next_ms < d)
-        d = e->next_ms;
-    return d;
-}
-
-static void rr_tick(void *user, uint64_t now)
-{
-    struct rr_end *e = user;
-    link_tick(e->link, now);
-    rr_pump(e, now);
+    (void)now;
+    struct rr_end *e = (struct rr_end *)se;
+    return e->client && e->next_ms < e->stop_ms && e->sent < RR_MAX ? e->next_ms : UINT64_MAX;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -112,35 +83,21 @@ static void rr_run(bool ktun, size_t msg, uint64_t gap, double loss, uint64_t se
 {
     struct rr_result res = {0};
     *out = res;
-    int err = 0;
-    struct crypt *cc = crypt_new("none", "rr", crypt_rng_sodium, NULL, &err);
-    struct crypt *sc = crypt_new("none", "rr", crypt_rng_sodium, NULL, &err);
     struct vnet *net = vnet_new(vnet_seed_from_env(seed));
     struct rr_end *cli = calloc(1, sizeof(*cli)), *srv = calloc(1, sizeof(*srv));
-    REQUIRE(cc && sc && net && cli && srv);
-    crypt_set_role(cc, CRYPT_ROLE_CLIENT);
-    crypt_set_role(sc, CRYPT_ROLE_SERVER);
+    REQUIRE(net && cli && srv);
     struct link_config lc;
-    link_config_default(&lc);
-    lc.nodelay = 1, lc.interval_ms = 10, lc.resend = 2, lc.nc = 1; /* fast3 */
-    lc.pace = ktun;
-    lc.no_fec_hold = !ktun;
-    cli->link = link_new(9, &lc, cc, rr_out, cli, NULL);
-    lc.sndwnd = 1024, lc.rcvwnd = 1024;
-    srv->link = link_new(9, &lc, sc, rr_out, srv, NULL);
-    REQUIRE(cli->link && srv->link);
-    static const struct vnet_endpoint_cb cb = {rr_deliver, rr_deadline, rr_tick};
-    cli->net = srv->net = net;
+    sim_link_config(&lc, ktun);
+    cli->end.pump = srv->end.pump = rr_pump;
+    cli->end.deadline = rr_next;
     cli->client = true;
     cli->interval_ms = gap;
     cli->msg = msg;
     cli->next_ms = 1000;
     cli->stop_ms = 1000 + secs * 1000;
-    cli->id = vnet_add_endpoint(net, &cb, cli);
-    srv->id = vnet_add_endpoint(net, &cb, srv);
     struct vnet_link_cfg lk = {.loss = loss, .delay_ms = 25, .rate_bps = 50000000,
                                .queue_bytes = 312500};
-    vnet_link_set_both(net, cli->id, srv->id, &lk);
+    REQUIRE(sim_pair_open(net, &cli->end, &srv->end, &lc, &lk, 9) == 0);
     vnet_run(net, cli->stop_ms + 5000, NULL, NULL);
     CHECK(!cli->corrupt);
     CHECK(cli->sent > 0);
@@ -153,13 +110,10 @@ static void rr_run(bool ktun, size_t msg, uint64_t gap, double loss, uint64_t se
         res.p99 = cli->lat[(n * 99) / 100];
         res.max = cli->lat[n - 1];
     }
-    link_free(cli->link);
-    link_free(srv->link);
+    sim_pair_close(&cli->end, &srv->end);
     free(cli);
     free(srv);
     vnet_free(net);
-    crypt_free(cc);
-    crypt_free(sc);
     *out = res;
 }
 
