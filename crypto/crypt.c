@@ -95,7 +95,10 @@ struct crypt {
 _Static_assert(NONCE_POOL_LEN % KCP_NONCE_LEN == 0 && NONCE_POOL_LEN % SECURE_NONCE_LEN == 0,
                "nonce pool holds whole nonces");
 
-int crypt_lib_init(void)
+/* Initialises libgcrypt before its first use, so that a process whose method needs neither
+ * PBKDF2 nor a libgcrypt cipher ("none", the secure mode) never runs (or maps) its setup code.
+ * Returns 0 or ERR_INVAL. */
+static int gcry_ready(void)
 {
     if (!gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P)) {
         if (!gcry_check_version(GCRYPT_VERSION))
@@ -103,6 +106,11 @@ int crypt_lib_init(void)
         gcry_control(GCRYCTL_DISABLE_SECMEM, 0);
         gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
     }
+    return 0;
+}
+
+int crypt_lib_init(void)
+{
     return sodium_init() < 0 ? ERR_INVAL : 0;
 }
 
@@ -170,6 +178,8 @@ static int pbkdf2_sha1(const void *pass, size_t pass_len, const char *salt, unsi
 {
     /* libgcrypt wants a non-NULL passphrase even when it is empty. */
     static const char empty[1] = "";
+    if (gcry_ready() < 0)
+        return ERR_INVAL;
     gcry_error_t e = gcry_kdf_derive(pass_len ? pass : empty, pass_len, GCRY_KDF_PBKDF2,
                                      GCRY_MD_SHA1, salt, strlen(salt), iter, out_len, out);
     return e ? ERR_INVAL : 0;
@@ -238,7 +248,7 @@ static int setup_kind(struct crypt *c)
 
     switch (m->kind) {
     case KIND_GCRY_CFB:
-        if (gcry_cipher_open(&c->hd, m->algo, GCRY_CIPHER_MODE_CFB, 0))
+        if (gcry_ready() < 0 || gcry_cipher_open(&c->hd, m->algo, GCRY_CIPHER_MODE_CFB, 0))
             return ERR_INVAL;
         /* Go does not reject DES weak keys; a password that yields one must still work. */
         if (m->algo == GCRY_CIPHER_3DES)
@@ -308,10 +318,14 @@ struct crypt *crypt_new(const char *method, const char *password, crypt_rng_fn *
 
     if (!m || !password)
         goto out;
-    if (m->kind == KIND_SECURE)
+    if (m->kind == KIND_NONE) {
+        memset(key, 0, sizeof(key)); /* unused: no derivation to pay for */
+        rc = 0;
+    } else if (m->kind == KIND_SECURE) {
         rc = crypt_derive_secure_key(password, key);
-    else
+    } else {
         rc = crypt_derive_key(password, key);
+    }
     if (rc == 0)
         c = crypt_new_key(method, key, rng, rng_user, &rc);
 out:
@@ -325,7 +339,8 @@ void crypt_free(struct crypt *c)
 {
     if (!c)
         return;
-    gcry_cipher_close(c->hd);
+    if (c->hd)
+        gcry_cipher_close(c->hd);
     secure_free(c->sec);
     if (c->xor_table)
         sodium_memzero(c->xor_table, XOR_TABLE_LEN);

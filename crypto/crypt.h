@@ -77,8 +77,9 @@ struct crypt_stats {
     uint64_t in_table_full;    /* secure mode: new sender refused, replay table full */
 };
 
-/* Prepares libgcrypt and libsodium; idempotent, called by crypt_new* and the key derivation
- * functions. Returns 0, or ERR_INVAL if a library cannot be initialised. */
+/* Prepares libsodium; idempotent, called by crypt_new* and the key derivation functions.
+ * libgcrypt is initialised on first use, by a method or derivation that needs it ("none" and
+ * the secure mode never do). Returns 0, or ERR_INVAL if the library cannot be initialised. */
 int crypt_lib_init(void);
 
 /* crypt_rng_fn over libsodium's randombytes_buf; |user| is ignored. On Linux this is one
@@ -115,12 +116,13 @@ int crypt_derive_key(const char *password, uint8_t out[static CRYPT_KEY_LEN]);
 int crypt_derive_secure_key(const char *password, uint8_t out[static CRYPT_KEY_LEN]);
 
 /* Creates a crypt object for |method| keyed from |password| (derivation as above for the
- * method). |rng| (with |rng_user|) supplies the secure mode's sender id (8 bytes, at once)
- * and the nonces, fetched 1536 bytes at a time: the n-th nonce of the object is bytes
- * n*16 .. n*16+15 (secure mode: n*24 ..) of the rng's output after the sender id. It must
- * outlive the object. Production: crypt_rng_fill. Role defaults to CRYPT_ROLE_CLIENT. Returns the object, or NULL with
- * *|err| set to ERR_INVAL (unknown method: the message from crypt_error names it; or a
- * library failure) or ERR_NOMEM. |err| may be NULL. */
+ * method; "none" derives nothing). |rng| (with |rng_user|) supplies the secure mode's sender
+ * id (8 bytes, at once) and the nonces, fetched 1536 bytes at a time: the n-th nonce of the
+ * object is bytes n*16 .. n*16+15 (secure mode: n*24 ..) of the rng's output after the sender
+ * id. It must outlive the object. Production: crypt_rng_fill. Role defaults to
+ * CRYPT_ROLE_CLIENT. Returns the object, or NULL with *|err| set to ERR_INVAL (unknown method:
+ * the message from crypt_error names it; or a library failure) or ERR_NOMEM. |err| may be
+ * NULL. */
 struct crypt *crypt_new(const char *method, const char *password, crypt_rng_fn *rng,
                         void *rng_user, int *err);
 
