@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "tests/tools/toolkit.h"
 
 #define LANES 2
 #define LANE_AB 0
@@ -85,8 +86,7 @@ struct lane_stats {
 };
 
 struct pkt {
-    uint64_t release_ns; /* when to write it out */
-    uint64_t seq;        /* FIFO tie-break */
+    struct tk_heap_item hi; /* release time (when to write it out) and FIFO tie-break */
     size_t len;
     uint8_t data[];
 };
@@ -101,8 +101,7 @@ struct lane {
     uint64_t last_release_ns; /* keeps jittered packets in order */
     uint64_t seq;
     double reorder_gap_ms;
-    struct pkt **heap;
-    size_t heap_len;
+    struct tk_heap heap;      /* packets waiting for their release time */
     struct pkt **free_list;   /* recycled buffers */
     size_t free_len;
     size_t allocated;         /* buffers ever allocated, <= max_packets */
@@ -126,32 +125,6 @@ struct config {
     const char *stats_path;
 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
-/* splitmix64 */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static double rng_unit(uint64_t *s)
-{
-    return (double)(rng_next(s) >> 11) * 0x1.0p-53;
-}
-
-static bool chance(uint64_t *s, double pct)
-{
-    return pct > 0 && rng_unit(s) * 100.0 < pct;
-}
-
 /* ---- packet buffers and the release heap ---- */
 
 static struct pkt *pkt_get(struct lane *l)
@@ -169,45 +142,6 @@ static struct pkt *pkt_get(struct lane *l)
 static void pkt_put(struct lane *l, struct pkt *p)
 {
     l->free_list[l->free_len++] = p;
-}
-
-static bool pkt_before(const struct pkt *a, const struct pkt *b)
-{
-    return a->release_ns < b->release_ns || (a->release_ns == b->release_ns && a->seq < b->seq);
-}
-
-static void heap_push(struct lane *l, struct pkt *p)
-{
-    size_t i = l->heap_len++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!pkt_before(p, l->heap[parent]))
-            break;
-        l->heap[i] = l->heap[parent];
-        i = parent;
-    }
-    l->heap[i] = p;
-}
-
-static struct pkt *heap_pop(struct lane *l)
-{
-    struct pkt *top = l->heap[0];
-    struct pkt *last = l->heap[--l->heap_len];
-    size_t i = 0, n = l->heap_len;
-    for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= n)
-            break;
-        if (child + 1 < n && pkt_before(l->heap[child + 1], l->heap[child]))
-            child++;
-        if (!pkt_before(l->heap[child], last))
-            break;
-        l->heap[i] = l->heap[child];
-        i = child;
-    }
-    if (n > 0)
-        l->heap[i] = last;
-    return top;
 }
 
 /* ---- the impairment pipeline ---- */
@@ -239,10 +173,10 @@ static uint64_t propagate(struct lane *l, uint64_t t)
 {
     double delay = l->cfg.delay_ms;
     if (l->cfg.jitter_ms > 0)
-        delay += (rng_unit(&l->rng) * 2 - 1) * l->cfg.jitter_ms;
+        delay += (tk_rng_unit(&l->rng) * 2 - 1) * l->cfg.jitter_ms;
     if (delay > 0)
         t += (uint64_t)(delay * 1e6);
-    if (chance(&l->rng, l->cfg.reorder_pct)) {
+    if (tk_chance(&l->rng, l->cfg.reorder_pct)) {
         STAT_ADD(l->st.reordered, 1);
         return t + (uint64_t)(l->reorder_gap_ms * 1e6);
     }
@@ -256,13 +190,13 @@ static void lane_admit(struct lane *l, struct pkt *p, uint64_t now)
 {
     STAT_ADD(l->st.rx_pkts, 1);
     STAT_ADD(l->st.rx_bytes, p->len);
-    if (chance(&l->rng, l->cfg.loss_pct)) {
+    if (tk_chance(&l->rng, l->cfg.loss_pct)) {
         STAT_ADD(l->st.lost, 1);
         pkt_put(l, p);
         return;
     }
     struct pkt *copy = NULL;
-    if (chance(&l->rng, l->cfg.dup_pct)) {
+    if (tk_chance(&l->rng, l->cfg.dup_pct)) {
         copy = pkt_get(l);
         if (copy) {
             memcpy(copy->data, p->data, p->len);
@@ -277,19 +211,19 @@ static void lane_admit(struct lane *l, struct pkt *p, uint64_t now)
             pkt_put(l, both[i]);
             continue;
         }
-        both[i]->release_ns = propagate(l, t);
-        both[i]->seq = l->seq++;
-        heap_push(l, both[i]);
+        both[i]->hi.release_ns = propagate(l, t);
+        both[i]->hi.seq = l->seq++;
+        tk_heap_push(&l->heap, &both[i]->hi);
     }
 }
 
 static void lane_release(struct lane *l, uint64_t now)
 {
-    while (l->heap_len > 0 && l->heap[0]->release_ns <= now) {
-        struct pkt *p = heap_pop(l);
+    while (tk_heap_wait(&l->heap, now, 1) == 0) {
+        struct pkt *p = (struct pkt *)tk_heap_pop(&l->heap);
         ssize_t n = write(l->out_fd, p->data, p->len);
         if (n == (ssize_t)p->len) {
-            uint64_t late = now - p->release_ns;
+            uint64_t late = now - p->hi.release_ns;
             STAT_ADD(l->st.tx_pkts, 1);
             STAT_ADD(l->st.tx_bytes, p->len);
             STAT_ADD(l->st.late_sum_ns, late);
@@ -325,7 +259,7 @@ static bool lane_read(struct lane *l)
             continue;
         }
         p->len = (size_t)n;
-        lane_admit(l, p, now_ns());
+        lane_admit(l, p, tk_now_ns());
     }
     return true;
 }
@@ -335,11 +269,9 @@ static void *lane_main(void *arg)
     struct lane *l = arg;
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     while (!__atomic_load_n(l->stop, __ATOMIC_RELAXED)) {
-        uint64_t now = now_ns();
+        uint64_t now = tk_now_ns();
         lane_release(l, now);
-        uint64_t wait = IDLE_WAKE_NS;
-        if (l->heap_len > 0)
-            wait = l->heap[0]->release_ns > now ? MIN(wait, l->heap[0]->release_ns - now) : 0;
+        uint64_t wait = tk_heap_wait(&l->heap, now, IDLE_WAKE_NS);
         struct timespec ts = {(time_t)(wait / NS_PER_S), (long)(wait % NS_PER_S)};
         struct pollfd pfd = {.fd = l->in_fd, .events = POLLIN};
         int r = ppoll(&pfd, 1, &ts, NULL);
@@ -412,68 +344,19 @@ out:
 
 /* ---- options ---- */
 
-static int parse_double(const char *s, double min, double max, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= min && v <= max))
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* A number with an optional unit, in bit/s: bit, kbit, mbit, gbit (or k, m, g). */
-static int parse_rate(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || !(v >= 0 && v <= 1e6))
-        return -1;
-    static const struct { const char *unit; double mul; } units[] = {
-        {"", 1}, {"bit", 1}, {"k", 1e3}, {"kbit", 1e3}, {"m", 1e6}, {"mbit", 1e6},
-        {"g", 1e9}, {"gbit", 1e9},
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(units); i++)
-        if (!strcasecmp(end, units[i].unit)) {
-            *out = v * units[i].mul;
-            return 0;
-        }
-    return -1;
-}
-
-/* A byte count with an optional binary suffix: k, m, g. */
-static int parse_size(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    double mul = !strcasecmp(end, "k") ? 1024 : !strcasecmp(end, "m") ? 1048576
-               : !strcasecmp(end, "g") ? 1073741824.0 : *end ? -1 : 1;
-    if (errno || end == s || mul < 0 || !(v >= 0) || v * mul > 1e10)
-        return -1;
-    *out = v * mul;
-    return 0;
-}
-
 enum pair_kind { PAIR_NUM, PAIR_RATE, PAIR_SIZE };
 
 /* "V" (both directions) or "AB/BA". */
 static int parse_pair(const char *s, enum pair_kind kind, double max, double out[LANES])
 {
-    char tmp[128];
-    if (strlen(s) >= sizeof(tmp))
+    char tmp[TK_PAIR_MAX];
+    const char *parts[LANES];
+    if (tk_split_pair(s, tmp, parts))
         return -1;
-    strcpy(tmp, s);
-    char *slash = strchr(tmp, '/');
-    if (slash)
-        *slash = '\0';
-    const char *parts[LANES] = {tmp, slash ? slash + 1 : tmp};
     for (int i = 0; i < LANES; i++) {
-        int rc = kind == PAIR_RATE   ? parse_rate(parts[i], &out[i])
-                 : kind == PAIR_SIZE ? parse_size(parts[i], &out[i])
-                                     : parse_double(parts[i], 0, max, &out[i]);
+        int rc = kind == PAIR_RATE   ? tk_parse_rate(parts[i], 1e6, &out[i])
+                 : kind == PAIR_SIZE ? tk_parse_size(parts[i], 0, 1e10, &out[i])
+                                     : tk_parse_double(parts[i], 0, max, &out[i]);
         if (rc)
             return -1;
     }
@@ -502,12 +385,6 @@ static void usage(FILE *f)
             "  -S, --stats FILE        write counters to FILE on SIGUSR1 and at exit\n"
             "  -t, --duration SEC      exit after SEC (default 0 = on SIGINT/SIGTERM)\n"
             "Prints \"ready DEV-A DEV-B\" on stdout once both devices are up.\n");
-}
-
-static int bad_opt(const char *opt, const char *val)
-{
-    fprintf(stderr, "linkem: invalid value for --%s: `%s'\n", opt, val);
-    return -1;
 }
 
 static const char *opt_name(const struct option *opts, int c)
@@ -572,13 +449,13 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         case OPT_NS_A:
         case OPT_NS_B:
             if (!*optarg || strchr(optarg, '/'))
-                return bad_opt(opt_name(opts, c), optarg);
+                return tk_bad_opt("linkem", opt_name(opts, c), optarg);
             cfg->ns[c == OPT_NS_B] = optarg;
             break;
         case OPT_DEV_A:
         case OPT_DEV_B:
             if (!*optarg || strlen(optarg) >= IFNAMSIZ || strchr(optarg, '/'))
-                return bad_opt(opt_name(opts, c), optarg);
+                return tk_bad_opt("linkem", opt_name(opts, c), optarg);
             cfg->dev[c == OPT_DEV_B] = optarg;
             break;
         case 'd':
@@ -589,23 +466,23 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         case 'r':
         case 'D':
             if (parse_lane_opt(cfg, c, optarg))
-                return bad_opt(opt_name(opts, c), optarg);
+                return tk_bad_opt("linkem", opt_name(opts, c), optarg);
             break;
         case OPT_QUEUE_BDP:
-            if (parse_double(optarg, 0.01, 1000, &cfg->queue_bdp))
-                return bad_opt(opt_name(opts, c), optarg);
+            if (tk_parse_double(optarg, 0.01, 1000, &cfg->queue_bdp))
+                return tk_bad_opt("linkem", opt_name(opts, c), optarg);
             break;
         case OPT_REORDER_GAP:
-            if (parse_double(optarg, 0, 600000, &cfg->reorder_gap_ms))
-                return bad_opt(opt_name(opts, c), optarg);
+            if (tk_parse_double(optarg, 0, 600000, &cfg->reorder_gap_ms))
+                return tk_bad_opt("linkem", opt_name(opts, c), optarg);
             break;
         case OPT_MTU:
         case OPT_MAX_PACKETS:
-            if (c == OPT_MTU ? parse_double(optarg, 576, 65535, &v)
-                             : parse_double(optarg, 16, 1 << 24, &v))
-                return bad_opt(opt_name(opts, c), optarg);
+            if (c == OPT_MTU ? tk_parse_double(optarg, 576, 65535, &v)
+                             : tk_parse_double(optarg, 16, 1 << 24, &v))
+                return tk_bad_opt("linkem", opt_name(opts, c), optarg);
             if (v != floor(v))
-                return bad_opt(opt_name(opts, c), optarg);
+                return tk_bad_opt("linkem", opt_name(opts, c), optarg);
             if (c == OPT_MTU)
                 cfg->mtu = (int)v;
             else
@@ -615,29 +492,23 @@ static int parse_args(int argc, char **argv, struct config *cfg)
             cfg->rt = true;
             break;
         case 's':
-            if (parse_double(optarg, 0, 1.8e19, &v) || v != floor(v))
-                return bad_opt(opt_name(opts, c), optarg);
+            if (tk_parse_double(optarg, 0, 1.8e19, &v) || v != floor(v))
+                return tk_bad_opt("linkem", opt_name(opts, c), optarg);
             cfg->seed = (uint64_t)v;
             break;
         case 'S':
             cfg->stats_path = optarg;
             break;
         case 't':
-            if (parse_double(optarg, 0, 1e7, &cfg->duration_s))
-                return bad_opt(opt_name(opts, c), optarg);
+            if (tk_parse_double(optarg, 0, 1e7, &cfg->duration_s))
+                return tk_bad_opt("linkem", opt_name(opts, c), optarg);
             break;
-        case 'h':
-            usage(stdout);
-            return 1;
         default:
-            usage(stderr);
-            return -1;
+            return tk_usage_rc(usage, c);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "linkem: unexpected argument `%s'\n", argv[optind]);
+    if (tk_no_operands("linkem", argc, argv))
         return -1;
-    }
     if (!strcmp(cfg->dev[0], cfg->dev[1]) &&
         (!cfg->ns[0] || !cfg->ns[1] || !strcmp(cfg->ns[0], cfg->ns[1]))) {
         fprintf(stderr, "linkem: both devices would have the same name in one namespace\n");
@@ -712,18 +583,18 @@ static int lane_init(struct lane *l, const struct config *cfg, int i, const int 
     l->max_packets = (size_t)cfg->max_packets;
     l->buf_size = (size_t)cfg->mtu + 64;
     l->stop = stop;
-    l->heap = calloc(l->max_packets, sizeof(*l->heap));
+    l->heap.items = calloc(l->max_packets, sizeof(*l->heap.items));
     l->free_list = calloc(l->max_packets, sizeof(*l->free_list));
-    return l->heap && l->free_list ? 0 : -1;
+    return l->heap.items && l->free_list ? 0 : -1;
 }
 
 static void lane_free(struct lane *l)
 {
-    while (l->heap && l->heap_len > 0)
-        free(heap_pop(l));
+    while (l->heap.items && l->heap.len > 0)
+        free(tk_heap_pop(&l->heap));
     for (size_t i = 0; i < l->free_len; i++)
         free(l->free_list[i]);
-    free(l->heap);
+    free(l->heap.items);
     free(l->free_list);
 }
 
@@ -754,14 +625,14 @@ static void wait_for_stop(const struct lane *lanes, const struct config *cfg, ui
     sigaddset(&set, SIGUSR1);
     uint64_t end = cfg->duration_s > 0 ? start + (uint64_t)(cfg->duration_s * 1e9) : UINT64_MAX;
     for (;;) {
-        uint64_t now = now_ns();
+        uint64_t now = tk_now_ns();
         if (now >= end)
             return;
         uint64_t wait = MIN(end - now, NS_PER_S);
         struct timespec ts = {(time_t)(wait / NS_PER_S), (long)(wait % NS_PER_S)};
         int sig = sigtimedwait(&set, NULL, &ts);
         if (sig == SIGUSR1)
-            dump_stats(lanes, cfg->stats_path, (double)(now_ns() - start) / 1e9);
+            dump_stats(lanes, cfg->stats_path, (double)(tk_now_ns() - start) / 1e9);
         else if (sig == SIGINT || sig == SIGTERM)
             return;
     }
@@ -799,7 +670,7 @@ int main(int argc, char **argv)
         }
     printf("ready %s %s\n", cfg.dev[0], cfg.dev[1]);
     fflush(stdout);
-    uint64_t start = now_ns();
+    uint64_t start = tk_now_ns();
     start_lanes(lanes, &cfg, &started);
     if (started == LANES) {
         wait_for_stop(lanes, &cfg, start);
@@ -808,7 +679,7 @@ int main(int argc, char **argv)
     __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
     for (int i = 0; i < started; i++)
         pthread_join(lanes[i].thread, NULL);
-    dump_stats(lanes, cfg.stats_path, (double)(now_ns() - start) / 1e9);
+    dump_stats(lanes, cfg.stats_path, (double)(tk_now_ns() - start) / 1e9);
 out:
     for (int i = 0; i < LANES; i++) {
         lane_free(&lanes[i]);

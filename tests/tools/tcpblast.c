@@ -41,6 +41,7 @@
 
 #include "common/util.h"
 #include "common/wire.h"
+#include "tests/tools/toolkit.h"
 
 #define BLAST_BUF (128 * 1024)
 #define BLAST_MAX_CONNS 64
@@ -80,48 +81,9 @@ static void on_signal(int sig)
     got_stop = 1;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
 static double secs(uint64_t ns)
 {
     return (double)ns / 1e9;
-}
-
-/* ---- deterministic stream ---- */
-
-static uint64_t stream_block(uint64_t seed, uint64_t k)
-{
-    uint64_t z = seed + (k + 1) * 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* Writes stream bytes [off, off + n) of |seed| into |out|. */
-static void stream_fill(uint64_t seed, uint64_t off, uint8_t *out, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        if ((off + i) % 8 == 0 && n - i >= 8) {
-            /* fast path: whole blocks */
-            uint64_t b = stream_block(seed, (off + i) / 8);
-            put_u32le(put_u32le(out + i, (uint32_t)b), (uint32_t)(b >> 32));
-            i += 8;
-            continue;
-        }
-        uint64_t pos = off + i;
-        uint64_t b = stream_block(seed, pos / 8);
-        uint8_t bytes[8];
-        put_u32le(put_u32le(bytes, (uint32_t)b), (uint32_t)(b >> 32));
-        size_t from = (size_t)(pos % 8), take = MIN(8 - from, n - i);
-        memcpy(out + i, bytes + from, take);
-        i += take;
-    }
 }
 
 /* Writes the hex sha256 of |*h| into |out| and closes the handle (libgcrypt uses SHA-NI/AVX2,
@@ -137,35 +99,6 @@ static void sha_finish(gcry_md_hd_t *h, char out[SHA256_HEX])
 }
 
 /* ---- addresses and sockets ---- */
-
-static int resolve(const char *s, int socktype, struct sockaddr_storage *ss, socklen_t *len)
-{
-    char host[256];
-    const char *port;
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (!close || close[1] != ':' || (size_t)(close - s - 1) >= sizeof(host))
-            return -1;
-        memcpy(host, s + 1, (size_t)(close - s - 1));
-        host[close - s - 1] = '\0';
-        port = close + 2;
-    } else {
-        const char *colon = strrchr(s, ':');
-        if (!colon || (size_t)(colon - s) >= sizeof(host))
-            return -1;
-        memcpy(host, s, (size_t)(colon - s));
-        host[colon - s] = '\0';
-        port = colon + 1;
-    }
-    struct addrinfo hints = {.ai_socktype = socktype, .ai_flags = AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    if (!*port || getaddrinfo(host, port, &hints, &res) != 0 || !res)
-        return -1;
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
-}
 
 static void set_nonblock(int fd)
 {
@@ -221,7 +154,7 @@ static int open_server(const struct config *cfg)
     struct sockaddr_storage ss;
     socklen_t len;
     int type = cfg->udp ? SOCK_DGRAM : SOCK_STREAM;
-    if (resolve(cfg->addr, type, &ss, &len)) {
+    if (tk_resolve(cfg->addr, type, &ss, &len)) {
         fprintf(stderr, "tcpblast: cannot resolve `%s'\n", cfg->addr);
         return -1;
     }
@@ -249,7 +182,7 @@ static int open_client(const struct config *cfg, uint64_t timeout_ns)
     struct sockaddr_storage ss;
     socklen_t len;
     int type = cfg->udp ? SOCK_DGRAM : SOCK_STREAM;
-    if (resolve(cfg->addr, type, &ss, &len)) {
+    if (tk_resolve(cfg->addr, type, &ss, &len)) {
         fprintf(stderr, "tcpblast: cannot resolve `%s'\n", cfg->addr);
         return -1;
     }
@@ -285,7 +218,7 @@ fail:
 static bool wait_fd(int fd, short events, uint64_t deadline)
 {
     while (!got_stop) {
-        uint64_t now = now_ns();
+        uint64_t now = tk_now_ns();
         if (now >= deadline)
             return false;
         struct pollfd p = {.fd = fd, .events = events};
@@ -301,21 +234,21 @@ static bool wait_fd(int fd, short events, uint64_t deadline)
 
 static int mode_send(const struct config *cfg)
 {
-    uint64_t deadline = now_ns() + (uint64_t)(cfg->duration_s * 1e9);
+    uint64_t deadline = tk_now_ns() + (uint64_t)(cfg->duration_s * 1e9);
     int fd = open_client(cfg, 10 * NS_PER_S), rc = 1;
     uint8_t *buf = malloc(BLAST_BUF);
     gcry_md_hd_t sha = NULL;
     gcry_md_open(&sha, GCRY_MD_SHA256, 0);
     if (fd == -1 || !buf)
         goto out;
-    uint64_t start = now_ns(), sent = 0;
+    uint64_t start = tk_now_ns(), sent = 0;
     uint64_t limit = cfg->bytes ? cfg->bytes : UINT64_MAX;
     uint64_t time_end = cfg->time_s > 0 ? start + (uint64_t)(cfg->time_s * 1e9) : UINT64_MAX;
     size_t have = 0, pos = 0;
-    while (sent < limit && now_ns() < time_end) {
+    while (sent < limit && tk_now_ns() < time_end) {
         if (pos == have) {
             have = (size_t)MIN((uint64_t)BLAST_BUF, limit - sent);
-            stream_fill(cfg->seed, sent, buf, have);
+            tk_stream_fill(cfg->seed, sent, buf, have);
             pos = 0;
         }
         ssize_t n = send(fd, buf + pos, have - pos, MSG_NOSIGNAL);
@@ -326,7 +259,7 @@ static int mode_send(const struct config *cfg)
                 fprintf(stderr, "tcpblast: send: %s\n", strerror(errno));
                 goto out;
             }
-            if (!wait_fd(fd, POLLOUT, MIN(deadline, time_end)) && now_ns() < time_end) {
+            if (!wait_fd(fd, POLLOUT, MIN(deadline, time_end)) && tk_now_ns() < time_end) {
                 fprintf(stderr, "tcpblast: send stopped after %" PRIu64 " bytes\n", sent);
                 goto out;
             }
@@ -354,7 +287,7 @@ static int mode_send(const struct config *cfg)
             goto out;
         }
     }
-    uint64_t el = MAX(now_ns() - start, 1);
+    uint64_t el = MAX(tk_now_ns() - start, 1);
     char text[SHA256_HEX], cc[32];
     sha_finish(&sha, text);
     get_cc(fd, cc, sizeof(cc));
@@ -381,7 +314,7 @@ struct sink_conn {
 
 static void sink_finish(const struct config *cfg, struct sink_conn *c, int *failures)
 {
-    uint64_t el = MAX(now_ns() - c->start_ns, 1);
+    uint64_t el = MAX(tk_now_ns() - c->start_ns, 1);
     char text[SHA256_HEX];
     sha_finish(&c->sha, text);
     const char *verify = "off";
@@ -410,7 +343,7 @@ static bool sink_read(const struct config *cfg, struct sink_conn *c, uint8_t *bu
             return !(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
         gcry_md_write(c->sha, buf, (size_t)n);
         if (cfg->has_seed && c->bad_at == UINT64_MAX) {
-            stream_fill(cfg->seed, c->bytes, ref, (size_t)n);
+            tk_stream_fill(cfg->seed, c->bytes, ref, (size_t)n);
             bool same = memcmp(buf, ref, (size_t)n) == 0;
             for (ssize_t i = 0; i < n && !same && c->bad_at == UINT64_MAX; i++)
                 if (buf[i] != ref[i])
@@ -431,7 +364,7 @@ static void sink_accept(int lfd, struct sink_conn *conns, long *accepted)
             continue;
         set_nonblock(fd);
         conns[i].fd = fd;
-        conns[i].start_ns = now_ns();
+        conns[i].start_ns = tk_now_ns();
         conns[i].bytes = 0;
         conns[i].bad_at = UINT64_MAX;
         gcry_md_open(&conns[i].sha, GCRY_MD_SHA256, 0);
@@ -443,7 +376,7 @@ static void sink_accept(int lfd, struct sink_conn *conns, long *accepted)
 
 static int mode_sink(const struct config *cfg)
 {
-    uint64_t deadline = now_ns() + (uint64_t)(cfg->duration_s * 1e9);
+    uint64_t deadline = tk_now_ns() + (uint64_t)(cfg->duration_s * 1e9);
     struct sink_conn conns[BLAST_MAX_CONNS];
     struct pollfd pfd[BLAST_MAX_CONNS + 1];
     int map[BLAST_MAX_CONNS + 1];
@@ -454,7 +387,7 @@ static int mode_sink(const struct config *cfg)
         conns[i].fd = -1;
     if (lfd == -1 || !buf || !ref)
         goto out;
-    while (!got_stop && now_ns() < deadline && (cfg->conns == 0 || finished < cfg->conns)) {
+    while (!got_stop && tk_now_ns() < deadline && (cfg->conns == 0 || finished < cfg->conns)) {
         nfds_t n = 0;
         if (cfg->conns == 0 || accepted < cfg->conns) {
             pfd[n] = (struct pollfd){.fd = lfd, .events = POLLIN};
@@ -540,7 +473,7 @@ static void echo_udp(int fd, uint8_t *buf)
 
 static int mode_echo(const struct config *cfg)
 {
-    uint64_t deadline = now_ns() + (uint64_t)(cfg->duration_s * 1e9);
+    uint64_t deadline = tk_now_ns() + (uint64_t)(cfg->duration_s * 1e9);
     struct echo_conn *conns = calloc(BLAST_MAX_CONNS, sizeof(*conns));
     uint8_t *ubuf = malloc(65536);
     struct pollfd pfd[BLAST_MAX_CONNS + 1];
@@ -550,7 +483,7 @@ static int mode_echo(const struct config *cfg)
         goto out;
     for (int i = 0; i < BLAST_MAX_CONNS; i++)
         conns[i].fd = -1;
-    while (!got_stop && now_ns() < deadline) {
+    while (!got_stop && tk_now_ns() < deadline) {
         nfds_t n = 0;
         pfd[n] = (struct pollfd){.fd = lfd, .events = POLLIN};
         map[n++] = -1;
@@ -624,7 +557,7 @@ static void rr_build(const struct rr_state *st, uint32_t seq, uint64_t t, uint8_
     p = put_u32le(p, RR_MAGIC);
     p = put_u32le(p, (uint32_t)t);
     put_u32le(p, (uint32_t)(t >> 32));
-    stream_fill(st->cfg->seed + seq, 0, msg + RR_HDR, (size_t)st->cfg->size - RR_HDR);
+    tk_stream_fill(st->cfg->seed + seq, 0, msg + RR_HDR, (size_t)st->cfg->size - RR_HDR);
 }
 
 static void rr_reply(struct rr_state *st, const uint8_t *msg, size_t len, uint64_t now)
@@ -639,7 +572,7 @@ static void rr_reply(struct rr_state *st, const uint8_t *msg, size_t len, uint64
         st->bad++;
         return;
     }
-    stream_fill(st->cfg->seed + seq, 0, st->pad, len - RR_HDR);
+    tk_stream_fill(st->cfg->seed + seq, 0, st->pad, len - RR_HDR);
     if (memcmp(st->pad, msg + RR_HDR, len - RR_HDR) != 0) {
         st->bad++; /* someone else's message, or corrupted */
         return;
@@ -665,7 +598,7 @@ static bool rr_read(struct rr_state *st, uint8_t *buf)
                    (st->cfg->udp && errno == ECONNREFUSED);
         if (n == 0)
             return false;
-        uint64_t now = now_ns();
+        uint64_t now = tk_now_ns();
         if (st->cfg->udp) {
             rr_reply(st, buf, (size_t)n, now);
             continue;
@@ -716,9 +649,9 @@ static void rr_report(const struct rr_state *st, long sent)
 /* Sends one message if it is due; returns false on a fatal error. */
 static bool rr_send(struct rr_state *st, long seq, uint8_t *msg)
 {
-    rr_build(st, (uint32_t)seq, now_ns(), msg);
+    rr_build(st, (uint32_t)seq, tk_now_ns(), msg);
     size_t off = 0, len = (size_t)st->cfg->size;
-    uint64_t deadline = now_ns() + NS_PER_S;
+    uint64_t deadline = tk_now_ns() + NS_PER_S;
     while (off < len) {
         ssize_t n = send(st->fd, msg + off, len - off, MSG_NOSIGNAL);
         if (n >= 0) {
@@ -744,7 +677,7 @@ static int mode_rr(const struct config *cfg)
     st.rtt_ns = calloc((size_t)cfg->count, sizeof(*st.rtt_ns));
     st.frame = malloc((size_t)cfg->size);
     st.pad = malloc((size_t)cfg->size);
-    uint64_t start = now_ns(), hard_end = start + (uint64_t)(cfg->duration_s * 1e9);
+    uint64_t start = tk_now_ns(), hard_end = start + (uint64_t)(cfg->duration_s * 1e9);
     if (!buf || !msg || !st.rtt_ns || !st.frame || !st.pad)
         goto out;
     st.fd = open_client(cfg, 10 * NS_PER_S);
@@ -752,11 +685,11 @@ static int mode_rr(const struct config *cfg)
         goto out;
     if (!cfg->udp)
         setsockopt(st.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    start = now_ns();
+    start = tk_now_ns();
     uint64_t interval = (uint64_t)(cfg->interval_ms * 1e6), wait = (uint64_t)(cfg->wait_ms * 1e6);
     uint64_t last_send = start;
     while (!got_stop) {
-        uint64_t now = now_ns();
+        uint64_t now = tk_now_ns();
         if (now >= hard_end || st.received >= cfg->count ||
             (sent == cfg->count && now >= last_send + wait))
             break;
@@ -799,7 +732,7 @@ static int mode_gen(const struct config *cfg)
         goto out;
     for (uint64_t off = 0; off < cfg->bytes;) {
         size_t n = (size_t)MIN((uint64_t)BLAST_BUF, cfg->bytes - off);
-        stream_fill(cfg->seed, off, buf, n);
+        tk_stream_fill(cfg->seed, off, buf, n);
         if (cfg->hash_only)
             gcry_md_write(sha, buf, n);
         else if (fwrite(buf, 1, n, stdout) != n)
@@ -848,34 +781,13 @@ static void usage(FILE *f)
             "Servers print \"listening HOST:PORT\" first (port 0 picks one).\n");
 }
 
-static int parse_num(const char *s, double min, double max, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= min && v <= max))
-        return -1;
-    *out = v;
-    return 0;
-}
-
+/* A byte count up to 1e15 with an optional k/M/G (binary) suffix. */
 static int parse_bytes(const char *s, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    double mul = 1;
-    if (!strcmp(end, "k") || !strcmp(end, "K"))
-        mul = 1024;
-    else if (!strcmp(end, "m") || !strcmp(end, "M"))
-        mul = 1024 * 1024;
-    else if (!strcmp(end, "g") || !strcmp(end, "G"))
-        mul = 1024.0 * 1024 * 1024;
-    else if (*end)
+    double v;
+    if (tk_parse_size(s, 0, 1e15, &v))
         return -1;
-    if (errno || end == s || !(v >= 0) || v * mul > 1e15)
-        return -1;
-    *out = (uint64_t)(v * mul);
+    *out = (uint64_t)v;
     return 0;
 }
 
@@ -962,31 +874,31 @@ static int parse_args(int argc, char **argv, struct config *cfg)
                 return bad_opt("--bytes", optarg);
             break;
         case 's':
-            if (parse_num(optarg, 0, 1.8e19, &v) || v != floor(v))
+            if (tk_parse_double(optarg, 0, 1.8e19, &v) || v != floor(v))
                 return bad_opt("--seed", optarg);
             cfg->seed = (uint64_t)v;
             cfg->has_seed = true;
             break;
         case 'C':
-            if (parse_num(optarg, 1, 1e8, &v) || v != floor(v))
+            if (tk_parse_double(optarg, 1, 1e8, &v) || v != floor(v))
                 return bad_opt("--count", optarg);
             cfg->count = (long)v;
             break;
         case 'i':
-            if (parse_num(optarg, 0, 60000, &cfg->interval_ms))
+            if (tk_parse_double(optarg, 0, 60000, &cfg->interval_ms))
                 return bad_opt("--interval", optarg);
             break;
         case 'z':
-            if (parse_num(optarg, RR_HDR, 65000, &v) || v != floor(v))
+            if (tk_parse_double(optarg, RR_HDR, 65000, &v) || v != floor(v))
                 return bad_opt("--size", optarg);
             cfg->size = (long)v;
             break;
         case OPT_WAIT:
-            if (parse_num(optarg, 0, 600000, &cfg->wait_ms))
+            if (tk_parse_double(optarg, 0, 600000, &cfg->wait_ms))
                 return bad_opt("--wait", optarg);
             break;
         case OPT_CONNS:
-            if (parse_num(optarg, 0, 1e9, &v) || v != floor(v))
+            if (tk_parse_double(optarg, 0, 1e9, &v) || v != floor(v))
                 return bad_opt("--conns", optarg);
             cfg->conns = (long)v;
             break;
@@ -999,25 +911,19 @@ static int parse_args(int argc, char **argv, struct config *cfg)
             cfg->hash_only = true;
             break;
         case 't':
-            if (parse_num(optarg, 0.001, 1e6, &cfg->duration_s))
+            if (tk_parse_double(optarg, 0.001, 1e6, &cfg->duration_s))
                 return bad_opt("--duration", optarg);
             break;
         case 'T':
-            if (parse_num(optarg, 0.001, 1e6, &cfg->time_s))
+            if (tk_parse_double(optarg, 0.001, 1e6, &cfg->time_s))
                 return bad_opt("--time", optarg);
             break;
-        case 'h':
-            usage(stdout);
-            return 1;
         default:
-            usage(stderr);
-            return -1;
+            return tk_usage_rc(usage, c);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "tcpblast: unexpected argument `%s'\n", argv[optind]);
+    if (tk_no_operands("tcpblast", argc, argv))
         return -1;
-    }
     return check_config(cfg);
 }
 

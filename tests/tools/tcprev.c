@@ -38,6 +38,7 @@
 
 #include "common/util.h"
 #include "common/wire.h"
+#include "tests/tools/toolkit.h"
 
 #define REV_BUF (128 * 1024)
 #define REV_SHA_HEX 65
@@ -52,73 +53,12 @@ struct rev_config {
     double duration_s;    /* hard bound of the run */
 };
 
-static uint64_t rev_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t rev_block(uint64_t seed, uint64_t k)
-{
-    uint64_t z = seed + (k + 1) * 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* Writes stream bytes [off, off + n) of |seed| into |out|. */
-static void rev_fill(uint64_t seed, uint64_t off, uint8_t *out, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint64_t pos = off + i;
-        if (pos % 8 == 0 && n - i >= 8) {
-            uint64_t w = rev_block(seed, pos / 8);
-            put_u32le(put_u32le(out + i, (uint32_t)w), (uint32_t)(w >> 32));
-            i += 8;
-            continue;
-        }
-        uint64_t b = rev_block(seed, pos / 8);
-        uint8_t bytes[8];
-        put_u32le(put_u32le(bytes, (uint32_t)b), (uint32_t)(b >> 32));
-        size_t from = (size_t)(pos % 8), take = MIN(8 - from, n - i);
-        memcpy(out + i, bytes + from, take);
-        i += take;
-    }
-}
-
 static void rev_hex(gcry_md_hd_t h, char out[REV_SHA_HEX])
 {
     const unsigned char *d = gcry_md_read(h, GCRY_MD_SHA256);
     out[0] = '\0';
     for (size_t i = 0; d && i < 32; i++)
         sprintf(out + 2 * i, "%02x", d[i]);
-}
-
-/* Splits "host:port" (or "[v6]:port") and resolves it; returns 0 or -1. */
-static int rev_resolve(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-    char host[256];
-    const char *colon = strrchr(s, ':');
-    size_t hl = colon ? (size_t)(colon - s) : 0;
-    if (!colon || hl == 0 || hl >= sizeof(host) || !colon[1])
-        return -1;
-    if (s[0] == '[' && s[hl - 1] == ']') {
-        memcpy(host, s + 1, hl - 2);
-        host[hl - 2] = '\0';
-    } else {
-        memcpy(host, s, hl);
-        host[hl] = '\0';
-    }
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res)
-        return -1;
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
 }
 
 /* Listens on |addr|, prints "listening H:P", accepts one connection; returns its fd or -1. */
@@ -128,7 +68,7 @@ static int rev_accept_one(const char *addr)
     socklen_t len;
     int lfd = -1, fd = -1, one = 1;
     char host[NI_MAXHOST], port[NI_MAXSERV];
-    if (rev_resolve(addr, &ss, &len)) {
+    if (tk_resolve(addr, SOCK_STREAM, &ss, &len)) {
         fprintf(stderr, "tcprev: cannot resolve `%s'\n", addr);
         return -1;
     }
@@ -162,7 +102,7 @@ static int rev_connect(const char *addr)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    if (rev_resolve(addr, &ss, &len)) {
+    if (tk_resolve(addr, SOCK_STREAM, &ss, &len)) {
         fprintf(stderr, "tcprev: cannot resolve `%s'\n", addr);
         return -1;
     }
@@ -181,12 +121,12 @@ static int rev_serve(const struct rev_config *cfg, uint8_t *buf, gcry_md_hd_t sh
     int fd = rev_accept_one(cfg->addr), rc = 1;
     if (fd == -1)
         return 1;
-    uint64_t start = rev_now_ns(), sent = 0;
+    uint64_t start = tk_now_ns(), sent = 0;
     uint64_t limit = cfg->bytes ? cfg->bytes : UINT64_MAX;
     uint64_t end = cfg->time_s > 0 ? start + (uint64_t)(cfg->time_s * 1e9) : UINT64_MAX;
-    while (sent < limit && rev_now_ns() < end) {
+    while (sent < limit && tk_now_ns() < end) {
         size_t have = (size_t)MIN((uint64_t)REV_BUF, limit - sent);
-        rev_fill(cfg->seed, sent, buf, have);
+        tk_stream_fill(cfg->seed, sent, buf, have);
         size_t pos = 0;
         while (pos < have) {
             ssize_t n = send(fd, buf + pos, have - pos, MSG_NOSIGNAL);
@@ -210,7 +150,7 @@ static int rev_serve(const struct rev_config *cfg, uint8_t *buf, gcry_md_hd_t sh
         if (n <= 0)
             break; /* the peer's close (or reset): it has everything it will get */
     }
-    double el = (double)MAX(rev_now_ns() - start, 1) / 1e9;
+    double el = (double)MAX(tk_now_ns() - start, 1) / 1e9;
     char text[REV_SHA_HEX];
     rev_hex(sha, text);
     printf("serve: bytes=%" PRIu64 " seconds=%.3f mbit_s=%.2f sha256=%s\n", sent, el,
@@ -227,7 +167,7 @@ static int rev_fetch(const struct rev_config *cfg, uint8_t *buf, gcry_md_hd_t sh
     int fd = ref ? rev_connect(cfg->addr) : -1, rc = 1;
     if (fd == -1)
         goto out;
-    uint64_t start = rev_now_ns(), got = 0, bad_at = UINT64_MAX;
+    uint64_t start = tk_now_ns(), got = 0, bad_at = UINT64_MAX;
     for (;;) {
         ssize_t n = recv(fd, buf, REV_BUF, 0);
         if (n == -1 && errno == EINTR)
@@ -240,7 +180,7 @@ static int rev_fetch(const struct rev_config *cfg, uint8_t *buf, gcry_md_hd_t sh
             break;
         gcry_md_write(sha, buf, (size_t)n);
         if (cfg->has_seed && bad_at == UINT64_MAX) {
-            rev_fill(cfg->seed, got, ref, (size_t)n);
+            tk_stream_fill(cfg->seed, got, ref, (size_t)n);
             if (memcmp(buf, ref, (size_t)n) != 0)
                 for (ssize_t i = 0; i < n; i++)
                     if (buf[i] != ref[i]) {
@@ -250,7 +190,7 @@ static int rev_fetch(const struct rev_config *cfg, uint8_t *buf, gcry_md_hd_t sh
         }
         got += (uint64_t)n;
     }
-    double el = (double)MAX(rev_now_ns() - start, 1) / 1e9;
+    double el = (double)MAX(tk_now_ns() - start, 1) / 1e9;
     bool ok = bad_at == UINT64_MAX && (!cfg->bytes || got == cfg->bytes);
     const char *verdict = !cfg->has_seed && !cfg->bytes ? "off" : ok ? "ok" : "FAIL";
     if (bad_at != UINT64_MAX)
@@ -281,24 +221,6 @@ static void on_alarm(int sig)
     ssize_t w = write(2, msg, sizeof(msg) - 1);
     (void)w;
     _exit(3);
-}
-
-static int rev_num(const char *s, double min, double max, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    double mul = 1;
-    if (*end == 'k' || *end == 'K')
-        mul = 1024, end++;
-    else if (*end == 'm' || *end == 'M')
-        mul = 1048576, end++;
-    else if (*end == 'g' || *end == 'G')
-        mul = 1073741824, end++;
-    if (errno || end == s || *end || !(v * mul >= min && v * mul <= max))
-        return -1;
-    *out = v * mul;
-    return 0;
 }
 
 /* Fills |cfg| from the command line; returns 0, 1 after --help, or -1 after an error message. */
@@ -333,30 +255,26 @@ static int rev_parse(int argc, char **argv, struct rev_config *cfg)
             cfg->addr = optarg;
             break;
         case 's':
-            if (rev_num(optarg, 0, 1.8e19, &v))
+            if (tk_parse_size(optarg, 0, 1.8e19, &v))
                 bad = "--seed";
             cfg->seed = (uint64_t)v;
             cfg->has_seed = true;
             break;
         case 'n':
-            if (rev_num(optarg, 1, 1e15, &v))
+            if (tk_parse_size(optarg, 1, 1e15, &v))
                 bad = "--bytes";
             cfg->bytes = (uint64_t)v;
             break;
         case 'T':
-            if (rev_num(optarg, 0.001, 1e6, &cfg->time_s) || !cfg->serve)
+            if (tk_parse_size(optarg, 0.001, 1e6, &cfg->time_s) || !cfg->serve)
                 bad = "--time";
             break;
         case 't':
-            if (rev_num(optarg, 0.001, 1e6, &cfg->duration_s))
+            if (tk_parse_size(optarg, 0.001, 1e6, &cfg->duration_s))
                 bad = "--duration";
             break;
-        case 'h':
-            rev_usage(stdout);
-            return 1;
         default:
-            rev_usage(stderr);
-            return -1;
+            return tk_usage_rc(rev_usage, c);
         }
         if (bad) {
             fprintf(stderr, "tcprev: invalid %s `%s'\n", bad, optarg);

@@ -28,6 +28,7 @@
 #include "common/link.h"
 #include "common/util.h"
 #include "crypto/crypt.h"
+#include "tests/tools/toolkit.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -123,13 +124,6 @@ static void on_signal(int sig)
     got_stop = 1;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t wall_ms(void)
 {
     struct timespec ts;
@@ -137,31 +131,22 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / NS_PER_MS;
 }
 
-/* splitmix64 */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Uniform in [lo, hi]. */
 static uint64_t rng_range(uint64_t *s, uint64_t lo, uint64_t hi)
 {
-    return lo + rng_next(s) % (hi - lo + 1);
+    return lo + tk_rng_next(s) % (hi - lo + 1);
 }
 
 static void rng_fill(uint64_t *s, uint8_t *p, size_t len)
 {
     while (len >= 8) {
-        uint64_t v = rng_next(s);
+        uint64_t v = tk_rng_next(s);
         memcpy(p, &v, 8);
         p += 8;
         len -= 8;
     }
     if (len) {
-        uint64_t v = rng_next(s);
+        uint64_t v = tk_rng_next(s);
         memcpy(p, &v, len);
     }
 }
@@ -203,17 +188,6 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || end == s || *end || s[0] == '-' || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_double(const char *s, double max, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= 0) || v > max)
         return -1;
     *out = v;
     return 0;
@@ -328,11 +302,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 return bad_opt("--count", optarg);
             break;
         case OPT_DURATION:
-            if (parse_double(optarg, 86400, &o->duration_s) != 0)
+            if (tk_parse_double(optarg, 0, 86400, &o->duration_s) != 0)
                 return bad_opt("--duration", optarg);
             break;
         case OPT_RATE:
-            if (parse_double(optarg, 1e7, &o->rate) != 0)
+            if (tk_parse_double(optarg, 0, 1e7, &o->rate) != 0)
                 return bad_opt("--rate", optarg);
             break;
         case OPT_MIX:
@@ -381,7 +355,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->load = optarg;
             break;
         case OPT_FLOOD_DELAY:
-            if (parse_double(optarg, 86400, &o->flood_delay_s) != 0)
+            if (tk_parse_double(optarg, 0, 86400, &o->flood_delay_s) != 0)
                 return bad_opt("--flood-delay", optarg);
             break;
         case OPT_HELP:
@@ -512,7 +486,7 @@ static int wk_build(struct flood *f)
     cfg.nc = 1;
     uint64_t now = 1000;
     cfg.wall_offset_ms = (int64_t)wall_ms() - (int64_t)now;
-    f->wk_link = link_new((uint32_t)rng_next(&f->rng), &cfg, f->wk_crypt, wk_output, f, &err);
+    f->wk_link = link_new((uint32_t)tk_rng_next(&f->rng), &cfg, f->wk_crypt, wk_output, f, &err);
     if (!f->wk_link) {
         fprintf(stderr, "udpflood: link_new: error %d\n", err);
         return -1;
@@ -532,7 +506,7 @@ static enum kind pick_kind(struct flood *f)
     unsigned total = 0;
     for (int k = 0; k < K_COUNT; k++)
         total += f->o.weight[k];
-    unsigned r = (unsigned)(rng_next(&f->rng) % total);
+    unsigned r = (unsigned)(tk_rng_next(&f->rng) % total);
     for (int k = 0; k < K_COUNT; k++) {
         if (r < f->o.weight[k])
             return (enum kind)k;
@@ -545,8 +519,8 @@ static enum kind pick_kind(struct flood *f)
 static const struct dgram *pick_structured(struct flood *f, bool captured)
 {
     if (captured && f->ncap)
-        return &f->cap[rng_next(&f->rng) % f->ncap];
-    return &f->wk[rng_next(&f->rng) % f->nwk];
+        return &f->cap[tk_rng_next(&f->rng) % f->ncap];
+    return &f->wk[tk_rng_next(&f->rng) % f->nwk];
 }
 
 /* Makes the next flood datagram in f->buf; returns its length and sets *|k| to its kind. */
@@ -559,7 +533,7 @@ static size_t make_dgram(struct flood *f, enum kind *k)
     size_t len;
     switch (*k) {
     case K_TRUNC:
-        d = pick_structured(f, rng_next(&f->rng) & 1);
+        d = pick_structured(f, tk_rng_next(&f->rng) & 1);
         len = d->len ? (size_t)rng_range(&f->rng, 0, d->len - 1) : 0;
         memcpy(f->buf, d->p, len);
         return len;
@@ -587,7 +561,7 @@ static void flood_one(struct flood *f)
 {
     enum kind k;
     size_t len = make_dgram(f, &k);
-    int fd = f->src[rng_next(&f->rng) % (uint64_t)f->o.sources];
+    int fd = f->src[tk_rng_next(&f->rng) % (uint64_t)f->o.sources];
     ssize_t n = sendto(fd, f->buf, len, 0, (struct sockaddr *)&f->o.target, f->o.target_len);
     if (n < 0) {
         f->send_errors++;
@@ -682,13 +656,13 @@ static int run(struct flood *f)
     struct pollfd *pfd = calloc((size_t)(f->o.sources + FLOOD_MAX_CLIENTS + 1), sizeof(*pfd));
     if (!pfd)
         return -1;
-    uint64_t start = now_ns();
+    uint64_t start = tk_now_ns();
     uint64_t end = start + (uint64_t)(f->o.duration_s * (double)NS_PER_S);
     uint64_t flood_start = start + (uint64_t)(f->o.flood_delay_s * (double)NS_PER_S);
     uint64_t flood_end = 0;
     double gap_ns = f->o.rate > 0 ? (double)NS_PER_S / f->o.rate : 0;
     while (!got_stop) {
-        uint64_t now = now_ns();
+        uint64_t now = tk_now_ns();
         if (now >= end)
             break;
         bool flooding = now >= flood_start && f->sent_total + f->send_errors < f->o.count;
@@ -730,7 +704,7 @@ static int run(struct flood *f)
                 relay_down(f, i);
     }
     free(pfd);
-    report(f, now_ns() - start);
+    report(f, tk_now_ns() - start);
     return 0;
 }
 

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "tests/tools/toolkit.h"
 
 #define UDPFW_MAX_DGRAM 65536
 #define UDPFW_BATCH 64
@@ -78,8 +79,7 @@ struct client {
 };
 
 struct pkt {
-    uint64_t release_ns; /* when to deliver */
-    uint64_t seq;        /* tie-break: FIFO among equal release times */
+    struct tk_heap_item hi; /* release time (when to deliver), FIFO tie-break */
     int dir;             /* UDPFW_UP or UDPFW_DOWN */
     int client;          /* index into clients */
     uint32_t gen;        /* client generation at enqueue time */
@@ -108,8 +108,7 @@ struct fw {
     const struct config *cfg;
     int listen_fd;
     struct client *clients;
-    struct pkt **heap;
-    size_t heap_len;
+    struct tk_heap heap;    /* packets waiting for their release time */
     uint64_t seq;
     uint64_t rng;
     struct dir_state dir[UDPFW_DIRS];
@@ -129,115 +128,21 @@ static void on_signal(int sig)
         got_stop = 1;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
-/* splitmix64: small, seedable, good enough for impairment decisions. */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* Uniform double in [0, 1). */
-static double rng_unit(uint64_t *s)
-{
-    return (double)(rng_next(s) >> 11) * 0x1.0p-53;
-}
-
-static bool chance(uint64_t *s, double pct)
-{
-    return pct > 0 && rng_unit(s) * 100.0 < pct;
-}
-
 /* ---- option parsing ---- */
-
-static int parse_double(const char *s, double min, double max, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= min && v <= max))
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* Rate: a number with an optional unit: bit, kbit, mbit, gbit (k, m, g alone also mean bits). */
-static int parse_rate(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || !(v >= 0))
-        return -1;
-    double mul = 1;
-    if (!strcasecmp(end, "") || !strcasecmp(end, "bit"))
-        mul = 1;
-    else if (!strcasecmp(end, "k") || !strcasecmp(end, "kbit"))
-        mul = 1e3;
-    else if (!strcasecmp(end, "m") || !strcasecmp(end, "mbit"))
-        mul = 1e6;
-    else if (!strcasecmp(end, "g") || !strcasecmp(end, "gbit"))
-        mul = 1e9;
-    else
-        return -1;
-    *out = v * mul;
-    return 0;
-}
 
 /* Parses "A" (both directions) or "A/B" (up/down) into two doubles. */
 static int parse_pair(const char *s, double min, double max, bool rate, double out[2])
 {
-    char tmp[128];
-    if (strlen(s) >= sizeof(tmp))
+    char tmp[TK_PAIR_MAX];
+    const char *parts[2];
+    if (tk_split_pair(s, tmp, parts))
         return -1;
-    strcpy(tmp, s);
-    char *slash = strchr(tmp, '/');
-    if (slash)
-        *slash = '\0';
-    const char *parts[2] = {tmp, slash ? slash + 1 : tmp};
     for (int i = 0; i < 2; i++) {
-        int rc = rate ? parse_rate(parts[i], &out[i]) : parse_double(parts[i], min, max, &out[i]);
+        int rc = rate ? tk_parse_rate(parts[i], HUGE_VAL, &out[i])
+                      : tk_parse_double(parts[i], min, max, &out[i]);
         if (rc)
             return -1;
     }
-    return 0;
-}
-
-/* HOST:PORT or [V6HOST]:PORT, resolved numerically or by name. */
-static int parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-    char host[256];
-    const char *port;
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (!close || close[1] != ':' || (size_t)(close - s - 1) >= sizeof(host))
-            return -1;
-        memcpy(host, s + 1, (size_t)(close - s - 1));
-        host[close - s - 1] = '\0';
-        port = close + 2;
-    } else {
-        const char *colon = strrchr(s, ':');
-        if (!colon || (size_t)(colon - s) >= sizeof(host))
-            return -1;
-        memcpy(host, s, (size_t)(colon - s));
-        host[colon - s] = '\0';
-        port = colon + 1;
-    }
-    struct addrinfo hints = {.ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    if (!*port || getaddrinfo(host, port, &hints, &res) != 0 || !res)
-        return -1;
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
     return 0;
 }
 
@@ -276,12 +181,6 @@ static void usage(FILE *f)
             "  -S, --stats FILE        write counters to FILE on exit and on SIGUSR1\n"
             "      --duration SEC      exit after SEC seconds (0 = until SIGINT/SIGTERM)\n"
             "Prints \"listening HOST:PORT\" on stdout once bound (port 0 picks one).\n");
-}
-
-static int bad_opt(const char *opt, const char *val)
-{
-    fprintf(stderr, "udpfw: invalid value for --%s: `%s'\n", opt, val);
-    return -1;
 }
 
 /* Fills |cfg| from argv; returns 0, 1 for --help, or -1 after printing an error. Long: one
@@ -329,13 +228,13 @@ static int parse_args(int argc, char **argv, struct config *cfg)
                 name = o->name;
         switch (c) {
         case 'l':
-            if (parse_addr(optarg, &cfg->listen_addr, &cfg->listen_len))
-                return bad_opt(name, optarg);
+            if (tk_resolve(optarg, SOCK_DGRAM, &cfg->listen_addr, &cfg->listen_len))
+                return tk_bad_opt("udpfw", name, optarg);
             has_listen = true;
             break;
         case 'u':
-            if (parse_addr(optarg, &cfg->upstream_addr, &cfg->upstream_len))
-                return bad_opt(name, optarg);
+            if (tk_resolve(optarg, SOCK_DGRAM, &cfg->upstream_addr, &cfg->upstream_len))
+                return tk_bad_opt("udpfw", name, optarg);
             cfg->has_upstream = true;
             break;
         case 'e':
@@ -345,7 +244,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         case 'r':
         case 'D':
             if (parse_pair(optarg, 0, 100, false, v))
-                return bad_opt(name, optarg);
+                return tk_bad_opt("udpfw", name, optarg);
             for (int i = 0; i < UDPFW_DIRS; i++) {
                 double *f = c == 'L' ? &cfg->dir[i].loss_pct
                             : c == 'r' ? &cfg->dir[i].reorder_pct : &cfg->dir[i].dup_pct;
@@ -355,104 +254,57 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         case 'd':
         case 'j':
             if (parse_pair(optarg, 0, 600000, false, v))
-                return bad_opt(name, optarg);
+                return tk_bad_opt("udpfw", name, optarg);
             for (int i = 0; i < UDPFW_DIRS; i++)
                 *(c == 'd' ? &cfg->dir[i].delay_ms : &cfg->dir[i].jitter_ms) = v[i];
             break;
         case 'R':
             if (parse_pair(optarg, 0, 0, true, v))
-                return bad_opt(name, optarg);
+                return tk_bad_opt("udpfw", name, optarg);
             for (int i = 0; i < UDPFW_DIRS; i++)
                 cfg->dir[i].rate_bps = v[i];
             break;
         case OPT_RATE_QUEUE:
             if (parse_pair(optarg, 1500, 1e9, false, v))
-                return bad_opt(name, optarg);
+                return tk_bad_opt("udpfw", name, optarg);
             for (int i = 0; i < UDPFW_DIRS; i++)
                 cfg->dir[i].rate_queue = v[i];
             break;
         case OPT_REORDER_GAP:
-            if (parse_double(optarg, 0, 600000, &cfg->reorder_gap_ms))
-                return bad_opt(name, optarg);
+            if (tk_parse_double(optarg, 0, 600000, &cfg->reorder_gap_ms))
+                return tk_bad_opt("udpfw", name, optarg);
             break;
         case 'q':
         case OPT_MAX_CLIENTS:
-            if (parse_double(optarg, 1, 1 << 20, &one) || one != floor(one))
-                return bad_opt(name, optarg);
+            if (tk_parse_double(optarg, 1, 1 << 20, &one) || one != floor(one))
+                return tk_bad_opt("udpfw", name, optarg);
             *(c == 'q' ? &cfg->queue_max : &cfg->max_clients) = (long)one;
             break;
         case OPT_IDLE:
         case OPT_DURATION:
-            if (parse_double(optarg, 0, 1e7, &one))
-                return bad_opt(name, optarg);
+            if (tk_parse_double(optarg, 0, 1e7, &one))
+                return tk_bad_opt("udpfw", name, optarg);
             *(c == OPT_IDLE ? &cfg->idle_timeout_s : &cfg->duration_s) = one;
             break;
         case 's':
-            if (parse_double(optarg, 0, 1.8e19, &one) || one != floor(one))
-                return bad_opt(name, optarg);
+            if (tk_parse_double(optarg, 0, 1.8e19, &one) || one != floor(one))
+                return tk_bad_opt("udpfw", name, optarg);
             cfg->seed = (uint64_t)one;
             break;
         case 'S':
             cfg->stats_path = optarg;
             break;
-        case 'h':
-            usage(stdout);
-            return 1;
         default:
-            usage(stderr);
-            return -1;
+            return tk_usage_rc(usage, c);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "udpfw: unexpected argument `%s'\n", argv[optind]);
+    if (tk_no_operands("udpfw", argc, argv))
         return -1;
-    }
     if (!has_listen || cfg->has_upstream == cfg->echo) {
         fprintf(stderr, "udpfw: need --listen and exactly one of --upstream, --echo\n");
         return -1;
     }
     return 0;
-}
-
-/* ---- release heap ---- */
-
-static bool pkt_before(const struct pkt *a, const struct pkt *b)
-{
-    return a->release_ns < b->release_ns || (a->release_ns == b->release_ns && a->seq < b->seq);
-}
-
-static void heap_push(struct fw *fw, struct pkt *p)
-{
-    size_t i = fw->heap_len++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!pkt_before(p, fw->heap[parent]))
-            break;
-        fw->heap[i] = fw->heap[parent];
-        i = parent;
-    }
-    fw->heap[i] = p;
-}
-
-static struct pkt *heap_pop(struct fw *fw)
-{
-    struct pkt *top = fw->heap[0];
-    struct pkt *last = fw->heap[--fw->heap_len];
-    size_t i = 0, n = fw->heap_len;
-    for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= n)
-            break;
-        if (child + 1 < n && pkt_before(fw->heap[child + 1], fw->heap[child]))
-            child++;
-        if (!pkt_before(fw->heap[child], last))
-            break;
-        fw->heap[i] = fw->heap[child];
-        i = child;
-    }
-    if (n > 0)
-        fw->heap[i] = last;
-    return top;
 }
 
 /* ---- impairment pipeline ---- */
@@ -472,10 +324,10 @@ static bool release_time(struct fw *fw, struct dir_state *d, size_t len, uint64_
     }
     double delay = d->cfg.delay_ms;
     if (d->cfg.jitter_ms > 0)
-        delay += (rng_unit(&fw->rng) * 2 - 1) * d->cfg.jitter_ms;
+        delay += (tk_rng_unit(&fw->rng) * 2 - 1) * d->cfg.jitter_ms;
     if (delay > 0)
         t += (uint64_t)(delay * 1e6);
-    *reordered = chance(&fw->rng, d->cfg.reorder_pct);
+    *reordered = tk_chance(&fw->rng, d->cfg.reorder_pct);
     if (*reordered) {
         t += (uint64_t)(fw->cfg->reorder_gap_ms * 1e6);
     } else {
@@ -492,15 +344,15 @@ static void enqueue(struct fw *fw, int dir, int client, const uint8_t *data, siz
     struct dir_state *d = &fw->dir[dir];
     d->st.rx_pkts++;
     d->st.rx_bytes += len;
-    if (chance(&fw->rng, d->cfg.loss_pct)) {
+    if (tk_chance(&fw->rng, d->cfg.loss_pct)) {
         d->st.lost++;
         return;
     }
-    int copies = chance(&fw->rng, d->cfg.dup_pct) ? 2 : 1;
+    int copies = tk_chance(&fw->rng, d->cfg.dup_pct) ? 2 : 1;
     for (int i = 0; i < copies; i++) {
         bool reordered;
         uint64_t t;
-        if ((long)fw->heap_len >= fw->cfg->queue_max ||
+        if ((long)fw->heap.len >= fw->cfg->queue_max ||
             !release_time(fw, d, len, now, &reordered, &t)) {
             d->st.queue_drops++;
             continue;
@@ -510,14 +362,14 @@ static void enqueue(struct fw *fw, int dir, int client, const uint8_t *data, siz
             d->st.queue_drops++;
             continue;
         }
-        p->release_ns = t;
-        p->seq = fw->seq++;
+        p->hi.release_ns = t;
+        p->hi.seq = fw->seq++;
         p->dir = dir;
         p->client = client;
         p->gen = fw->clients[client].gen;
         p->len = len;
         memcpy(p->data, data, len);
-        heap_push(fw, p);
+        tk_heap_push(&fw->heap, &p->hi);
         d->st.dups += i;
         d->st.reordered += reordered;
     }
@@ -545,8 +397,8 @@ static void deliver(struct fw *fw, const struct pkt *p)
 
 static void release_due(struct fw *fw, uint64_t now)
 {
-    while (fw->heap_len > 0 && fw->heap[0]->release_ns <= now) {
-        struct pkt *p = heap_pop(fw);
+    while (tk_heap_wait(&fw->heap, now, 1) == 0) {
+        struct pkt *p = (struct pkt *)tk_heap_pop(&fw->heap);
         deliver(fw, p);
         free(p);
     }
@@ -636,7 +488,7 @@ static void read_listen(struct fw *fw)
                              (struct sockaddr *)&from, &from_len);
         if (n == -1)
             return; /* EAGAIN, or an ICMP error reported on the socket: nothing to read */
-        uint64_t now = now_ns();
+        uint64_t now = tk_now_ns();
         int ci = client_get(fw, &from, from_len, now);
         if (ci < 0) {
             fw->no_socket++;
@@ -655,7 +507,7 @@ static void read_client(struct fw *fw, int ci)
                 return;
             continue; /* ECONNREFUSED from an earlier send: keep reading */
         }
-        uint64_t now = now_ns();
+        uint64_t now = tk_now_ns();
         fw->clients[ci].last_ns = now;
         enqueue(fw, UDPFW_DOWN, ci, fw->buf, (size_t)n, now);
     }
@@ -674,7 +526,7 @@ static void print_stats(const struct fw *fw, FILE *f)
                 s->queue_drops, s->dups, s->reordered, s->send_errors);
     }
     fprintf(f, "clients: evictions=%" PRIu64 " no_socket=%" PRIu64 " queued=%zu\n", fw->evictions,
-            fw->no_socket, fw->heap_len);
+            fw->no_socket, fw->heap.len);
 }
 
 static void dump_stats(const struct fw *fw)
@@ -698,9 +550,7 @@ static void dump_stats(const struct fw *fw)
 /* Milliseconds-or-better timeout until the next release, capped at |cap_ns|. */
 static struct timespec next_timeout(const struct fw *fw, uint64_t now, uint64_t cap_ns)
 {
-    uint64_t wait = cap_ns;
-    if (fw->heap_len > 0)
-        wait = fw->heap[0]->release_ns > now ? MIN(wait, fw->heap[0]->release_ns - now) : 0;
+    uint64_t wait = tk_heap_wait(&fw->heap, now, cap_ns);
     struct timespec ts = {(time_t)(wait / NS_PER_S), (long)(wait % NS_PER_S)};
     return ts;
 }
@@ -736,10 +586,10 @@ static int run(struct fw *fw)
     int rc = 1;
     if (!pfd || !pfd_client)
         goto out;
-    uint64_t start = now_ns(), last_expire = start;
+    uint64_t start = tk_now_ns(), last_expire = start;
     uint64_t end = cfg->duration_s > 0 ? start + (uint64_t)(cfg->duration_s * 1e9) : UINT64_MAX;
     while (!got_stop) {
-        uint64_t now = now_ns();
+        uint64_t now = tk_now_ns();
         if (now >= end)
             break;
         if (got_dump) {
@@ -800,9 +650,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < UDPFW_DIRS; i++)
         fw->dir[i].cfg = cfg.dir[i];
     fw->clients = calloc((size_t)cfg.max_clients, sizeof(*fw->clients));
-    fw->heap = calloc((size_t)cfg.queue_max, sizeof(*fw->heap));
+    fw->heap.items = calloc((size_t)cfg.queue_max, sizeof(*fw->heap.items));
     int rc = 1;
-    if (!fw->clients || !fw->heap)
+    if (!fw->clients || !fw->heap.items)
         goto out;
     for (int i = 0; i < cfg.max_clients; i++)
         fw->clients[i].fd = -1;
@@ -822,11 +672,11 @@ out:
     if (fw->clients)
         for (int i = 0; i < cfg.max_clients; i++)
             client_close(fw, i);
-    while (fw->heap && fw->heap_len > 0)
-        free(heap_pop(fw));
+    while (fw->heap.items && fw->heap.len > 0)
+        free(tk_heap_pop(&fw->heap));
     if (fw->listen_fd != -1)
         close(fw->listen_fd);
-    free(fw->heap);
+    free(fw->heap.items);
     free(fw->clients);
     free(fw);
     return rc;
