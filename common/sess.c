@@ -224,39 +224,44 @@ static size_t stream_room(const struct stream *st)
     return MIN(room, mux_stream_writable(s->mux, st->sid));
 }
 
-/* Reads from TCP once and writes to mux; pauses the reader when the link is full. Returns
- * false if the stream was freed. */
+/* Reads from TCP and writes to mux, up to SESS_TCP_READS chunks while the socket has more;
+ * pauses the reader when the link is full. Returns false if the stream was freed. */
 static bool stream_pull_tcp(struct stream *st)
 {
     struct sess *s = st->s;
     struct shell *sh = s->sh;
-    size_t room = stream_room(st);
-    if (room == 0) {
-        ev_io_stop(sh->loop, &st->rio);
-        st->rd_paused = true;
-        return true;
-    }
-    ssize_t n = read(st->fd, sh->scratch, room);
-    if (n > 0) {
-        ssize_t w = mux_stream_write(s->mux, st->sid, sh->scratch, (size_t)n);
-        if (w != n) {
-            /* room was checked, so only a dead session or stream gets here */
-            stream_free(st, "mux write failed");
-            return false;
+    for (int i = 0; i < SESS_TCP_READS; i++) {
+        size_t room = stream_room(st);
+        if (room == 0) {
+            ev_io_stop(sh->loop, &st->rio);
+            st->rd_paused = true;
+            return true;
         }
-        return true;
+        ssize_t n = read(st->fd, sh->scratch, room);
+        if (n > 0) {
+            ssize_t w = mux_stream_write(s->mux, st->sid, sh->scratch, (size_t)n);
+            if (w != n) {
+                /* room was checked, so only a dead session or stream gets here */
+                stream_free(st, "mux write failed");
+                return false;
+            }
+            if ((size_t)n < room)
+                return true; /* the socket is drained */
+            continue;
+        }
+        if (n == 0) {
+            ev_io_stop(sh->loop, &st->rio);
+            st->rd_eof = true;
+            ev_timer_start(sh->loop, &st->linger);
+            mux_stream_close(s->mux, st->sid);
+            return true;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return true;
+        stream_free(st, strerror(errno));
+        return false;
     }
-    if (n == 0) {
-        ev_io_stop(sh->loop, &st->rio);
-        st->rd_eof = true;
-        ev_timer_start(sh->loop, &st->linger);
-        mux_stream_close(s->mux, st->sid);
-        return true;
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        return true;
-    stream_free(st, strerror(errno));
-    return false;
+    return true;
 }
 
 /* Moves stream data from mux to TCP until either side blocks. Returns false if freed. */
@@ -270,14 +275,22 @@ static bool stream_push_tcp(struct stream *st)
         bool progress = false;
         struct iovec iov[2];
         if (!st->peer_eof && ring_room(&st->out) > 0) {
-            ring_room_iov(&st->out, iov); /* the first span is enough: the loop comes back */
-            ssize_t r = mux_stream_read(s->mux, st->sid, iov[0].iov_base, iov[0].iov_len);
-            if (r > 0) {
-                ring_produce(&st->out, (size_t)r);
-                progress = true;
-            } else if (r == 0 || r == ERR_CLOSED) {
-                st->peer_eof = true;
-                ev_timer_start(EV_A_ &st->linger);
+            /* fill the ring (both spans), so that one writev moves as much as it can */
+            int k = ring_room_iov(&st->out, iov);
+            for (int j = 0; j < k; j++) {
+                ssize_t r = mux_stream_read(s->mux, st->sid, iov[j].iov_base, iov[j].iov_len);
+                if (r > 0) {
+                    ring_produce(&st->out, (size_t)r);
+                    progress = true;
+                    if ((size_t)r < iov[j].iov_len)
+                        break;
+                    continue;
+                }
+                if (r == 0 || r == ERR_CLOSED) {
+                    st->peer_eof = true;
+                    ev_timer_start(EV_A_ &st->linger);
+                }
+                break;
             }
         }
         if (ring_len(&st->out) > 0) {

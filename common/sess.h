@@ -37,8 +37,10 @@
  * both are closed. smux has no reset: a FIN is all the peer learns when an application goes
  * away, so a half-closed stream must not live forever (newer kcptun's --closewait). */
 #define SESS_CLOSE_WAIT_S 30.0
-/* Bytes read from one TCP socket per readiness event. */
+/* Bytes read from one TCP socket per read() call. */
 #define SESS_TCP_CHUNK 32768
+/* TCP reads per readiness event while the socket has more (fewer loop turns and sends). */
+#define SESS_TCP_READS 4
 /* Bytes taken from link_recv at a time (kept until mux consumes them). */
 #define SESS_RX_BUF 16384
 /* Datagram batches read per readiness event before yielding to other watchers. */
