@@ -38,6 +38,7 @@
 #define KCP_ASK_TELL 2u /* WINS pending */
 #define KCP_POOL_MAX 256 /* free segments kept per session (about 360 KB at the default MTU) */
 #define KCP_ACK_LIMIT 4096 /* pending ACKs that force an ACK-only flush */
+#define KCP_ACK_MIN_BURST 32 /* pacing: never flush ACKs early for fewer than this */
 #define KCP_MAX_FRAGMENTS 255
 #define KCP_THIN_SEGS 4 /* pacing: at most this many in flight makes a flow thin */
 #define KCP_RTT_MAX (1 << 24) /* larger RTT samples are clamped (keeps int32 math defined) */
@@ -1007,7 +1008,15 @@ static bool parse_ack(struct kcp *k, uint32_t sn, uint32_t ts, uint64_t now_ms)
 
 static void ack_push(struct kcp *k, uint32_t sn, uint32_t ts, uint64_t now_ms)
 {
-    if (k->ack_len >= KCP_ACK_LIMIT)
+    /* Pacing holds ACK-only packets for the interval tick; but a quarter of the receive
+     * window acknowledged goes out at once, or a fast path (loopback, LAN) would be capped at
+     * one window per interval whatever its speed. */
+    size_t limit = KCP_ACK_LIMIT;
+    if (k->pacing) {
+        size_t q = k->rcv_wnd / 4;
+        limit = q < KCP_ACK_MIN_BURST ? KCP_ACK_MIN_BURST : q < limit ? q : limit;
+    }
+    if (k->ack_len >= limit)
         flush(k, true, now_ms);
     if (k->ack_len == k->ack_cap) {
         size_t cap = k->ack_cap ? k->ack_cap * 2 : 64;

@@ -1053,3 +1053,33 @@ TEST(kcp_ack_repeat_repeats_open_acks_once)
     kcp_free(k);
     free(c);
 }
+
+/* Pacing holds ACK-only packets for the tick, but a quarter of the receive window of pending
+ * ACKs goes out at once (otherwise a fast path carries one window per interval at most). */
+TEST(kcp_pacing_flushes_acks_at_a_quarter_window)
+{
+    struct capture *c = cap_new();
+    struct kcp *k = kcp_new(1, cap_output, c);
+    REQUIRE(k && c);
+    kcp_set_nodelay(k, 1, 10, 2, 1);
+    kcp_set_window(k, 32, 256); /* a quarter: 64 ACKs */
+    kcp_set_pacing(k, true, 0);
+    uint8_t pkt[64], d[8] = "payload";
+    for (uint32_t sn = 0; sn < 63; sn++) {
+        size_t n = make_seg(pkt, 1, KCP_CMD_PUSH, 64, 100 + sn, sn, 0, d, 8);
+        CHECK_EQ(kcp_input(k, pkt, n, true, 200), 0);
+    }
+    CHECK_EQ(c->n, 0); /* held for the interval tick */
+    size_t n = make_seg(pkt, 1, KCP_CMD_PUSH, 64, 163, 63, 0, d, 8);
+    CHECK_EQ(kcp_input(k, pkt, n, true, 200), 0);
+    n = make_seg(pkt, 1, KCP_CMD_PUSH, 64, 164, 64, 0, d, 8);
+    CHECK_EQ(kcp_input(k, pkt, n, true, 200), 0);
+    REQUIRE(c->n == 1); /* the 65th ACK found 64 pending: they left */
+    struct kcp_seg_hdr h[64];
+    CHECK_EQ(cap_segments(c, 0, h, 64), 1); /* in order: una 64 covers all but the last */
+    CHECK_EQ(h[0].cmd, KCP_CMD_ACK);
+    CHECK_EQ(h[0].sn, 63);
+    CHECK_EQ(h[0].una, 64);
+    kcp_free(k);
+    free(c);
+}
