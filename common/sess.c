@@ -51,7 +51,7 @@ void sess_params_from_config(const struct config *cfg, struct sess_params *p)
     p->link.pace = !cfg->nopace;
     p->link.no_fec_hold = cfg->nofechold;
     p->link.message_mode = false;
-    p->link.wall_offset_ms = 0; /* loop_now_ms is ev_now: already the wall clock */
+    p->link.wall_offset_ms = loop_wall_offset_ms(); /* refreshed per session event */
     p->link.log = log_core_debug;
     p->link.log_user = (void *)"link";
     mux_config_default(&p->mux);
@@ -459,6 +459,7 @@ static void sess_timer_cb(EV_P_ ev_timer *w, int revents)
     (void)revents;
     struct sess *s = container_of(w, struct sess, timer);
     uint64_t now = loop_now_ms(EV_A);
+    link_set_wall_offset(s->link, loop_wall_offset_ms());
     link_tick(s->link, now);
     if (mux_tick(s->mux, now) != 0 && !s->dead) {
         s->dead = true;
@@ -526,6 +527,8 @@ struct sess *sess_new(struct shell *sh, struct net_udp *udp, bool own_fd,
     s->rx = xcalloc(1, SESS_RX_BUF);
     int lerr = 0;
     s->link = link_new(conv, &sh->params.link, sh->crypt, link_out_cb, s, &lerr);
+    if (s->link)
+        link_set_wall_offset(s->link, loop_wall_offset_ms());
     struct mux_callbacks cb = {
         .output = mux_out_cb,
         .on_stream_open = mux_open_cb,
@@ -566,6 +569,8 @@ struct sess *sess_new(struct shell *sh, struct net_udp *udp, bool own_fd,
 
 void sess_input_raw(struct sess *s, uint8_t *dgram, size_t len)
 {
+    /* the secure mode opens with the wall clock: follow any step of it */
+    link_set_wall_offset(s->link, loop_wall_offset_ms());
     link_input(s->link, dgram, len, loop_now_ms(s->sh->loop));
 }
 

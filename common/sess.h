@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /*
  * Data path of one session:
@@ -46,10 +47,25 @@
 /* Datagram batches read per readiness event before yielding to other watchers. */
 #define SESS_RX_BATCHES 8
 
-/* The single clock of the shell: ev_now in milliseconds. */
+/* The single clock of the cores: CLOCK_MONOTONIC in milliseconds, so that a step of the
+ * system clock (NTP at boot on a router without RTC) cannot stall or rush KCP's timers. |loop|
+ * is unused: every call reads the clock (a vDSO call). */
 static inline uint64_t loop_now_ms(struct ev_loop *loop)
 {
-    return (uint64_t)(ev_now(loop) * 1e3);
+    (void)loop;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Wall clock minus loop_now_ms, in ms: the secure mode's timestamps are wall time. */
+static inline int64_t loop_wall_offset_ms(void)
+{
+    struct timespec w, m;
+    clock_gettime(CLOCK_REALTIME, &w);
+    clock_gettime(CLOCK_MONOTONIC, &m);
+    return ((int64_t)w.tv_sec - (int64_t)m.tv_sec) * 1000 +
+           ((int64_t)w.tv_nsec - (int64_t)m.tv_nsec) / 1000000;
 }
 
 /* Runtime parameters shared by every session of a process (derived from struct config). */

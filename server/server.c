@@ -143,7 +143,7 @@ static void server_udp_cb(EV_P_ ev_io *w, int revents)
     (void)revents;
     struct server *sv = container_of(w, struct server, udp_io);
     struct shell *sh = &sv->sh;
-    uint64_t wall_ms = loop_now_ms(EV_A);
+    uint64_t wall_ms = (uint64_t)((int64_t)loop_now_ms(EV_A) + loop_wall_offset_ms());
     for (int b = 0; b < SESS_RX_BATCHES; b++) {
         int n = net_recv_batch(&sv->udp, &sh->rb);
         if (n <= 0)
