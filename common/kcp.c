@@ -685,6 +685,7 @@ struct flush_ctx {
     uint64_t lost;
     uint64_t deadline;    /* earliest resend_ms seen */
     bool fast_left;       /* a visited segment still has fastack > 0 */
+    bool fec_hold;        /* the FEC hold applies to this flush (fec_hold_active) */
 };
 
 /* Pacing: extra wait before a first transmission times out. The RTT samples come from the
@@ -715,15 +716,15 @@ static void fec_hold_shift(struct kcp *k, uint64_t now_ms)
     }
 }
 
-static bool fec_held(const struct kcp *k, const struct kcp_seg *s)
+/* Whether the flow is one the hold is for, decided once per flush (retransmissions do not
+ * change the in-flight count). A group fills in about hold_min * srtt / inflight ms: hold only
+ * if that is within an interval (bulk flows), not for a trickle whose group would take longer
+ * to complete than a retransmission. */
+static bool fec_hold_active(const struct kcp *k)
 {
-    /* a group fills in about hold_min * srtt / inflight ms: hold only if that is within an
-     * interval (bulk flows), not for a trickle whose group would take longer to complete than
-     * a retransmission */
     return k->fec_hold_min && k->inflight.count > k->fec_hold_min &&
            (uint64_t)k->inflight.count * k->interval >=
-               (uint64_t)k->fec_hold_min * (uint32_t)k->rx_srtt &&
-           seq_diff(k->fec_ready_group, s->group) <= 0;
+               (uint64_t)k->fec_hold_min * (uint32_t)k->rx_srtt;
 }
 
 /* Decides whether |s| goes out now (kcp-go's four cases, in its order) and transmits it. */
@@ -731,7 +732,7 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
                           struct flush_ctx *c)
 {
     bool send = false;
-    bool held = s->fastack > 0 && fec_held(k, s);
+    bool held = c->fec_hold && s->fastack > 0 && seq_diff(k->fec_ready_group, s->group) <= 0;
     if (s->xmit == 0) {
         send = true;
         s->rto = k->rx_rto;
@@ -865,6 +866,7 @@ static void flush(struct kcp *k, bool ack_only, uint64_t now_ms)
     uint32_t cwnd = effective_cwnd(k);
     struct flush_ctx c = {.now_ms = now_ms, .resend = k->resend ? k->resend : UINT32_MAX};
     struct kcp_seg *first_new = admit_new(k, cwnd, &c.new_count, now_ms);
+    c.fec_hold = fec_hold_active(k);
     flush_data(k, &h, first_new, &c);
     out_packet(k);
     if (k->pacing && first_new && k->inflight.count <= KCP_THIN_SEGS && !k->snd_queue.head)

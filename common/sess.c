@@ -51,7 +51,7 @@ void sess_params_from_config(const struct config *cfg, struct sess_params *p)
     p->link.pace = !cfg->nopace;
     p->link.no_fec_hold = cfg->nofechold;
     p->link.message_mode = false;
-    p->link.wall_offset_ms = loop_wall_offset_ms(); /* refreshed per session event */
+    p->link.wall_offset_ms = loop_wall_offset_ms(); /* refreshed on every session timer */
     p->link.log = log_core_debug;
     p->link.log_user = (void *)"link";
     mux_config_default(&p->mux);
@@ -569,8 +569,6 @@ struct sess *sess_new(struct shell *sh, struct net_udp *udp, bool own_fd,
 
 void sess_input_raw(struct sess *s, uint8_t *dgram, size_t len)
 {
-    /* the secure mode opens with the wall clock: follow any step of it */
-    link_set_wall_offset(s->link, loop_wall_offset_ms());
     link_input(s->link, dgram, len, loop_now_ms(s->sh->loop));
 }
 
