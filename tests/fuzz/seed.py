@@ -240,10 +240,50 @@ def seed_config():
     write("config", "argv-json-override", u8(1) + u16(len(a)) + a + b'{"KEY": "k", "mtu": 1200.5}')
 
 
+def tcp_seg(sport, dport, seq, ack, flags, payload=b"", ts=False):
+    hdr = struct.pack(">HHIIBBHHH", sport, dport, seq & 0xffffffff, ack & 0xffffffff,
+                      (9 if ts else 5) << 4, flags, 65535 if ts else 0x9000, 0, 0)
+    if ts:  # tcpraw 1.2.32: timestamp option with length 12 but 10 data bytes, then padding
+        hdr += bytes([1, 1, 8, 12]) + struct.pack(">II", 1234, 0) + bytes(4)
+    return hdr + payload
+
+
+def seed_tcpraw(cap):
+    """Fake-TCP flows carrying the captured kcptun datagrams (fuzz_tcpraw.c layout)."""
+    dgrams = [bytes.fromhex(pk["wire_hex"]) for pk in cap["runs"][0]["packets"][:4]]
+    SYN, PSH, ACK = 0x02, 0x08, 0x10
+    srv = 29900
+    # IPv4 client: connect, SYN-ACK, send, data in both header variants, idle expiry
+    d = u8(0) + u8(3) + u8(0) + u8(1)
+    d += u8(1) + u8(0) + rec(tcp_seg(40000, srv, 0xfffffff0, 1001, SYN | ACK))
+    d += u8(2) + u8(0) + rec(dgrams[0])
+    d += u8(1) + u8(0) + rec(tcp_seg(40000, srv, 0xfffffff1, 1001 + len(dgrams[0]),
+                                     PSH | ACK, dgrams[1]))
+    d += u8(1) + u8(0) + rec(tcp_seg(40000, srv, 0xfffffff1 + len(dgrams[1]), 1001,
+                                     PSH | ACK, dgrams[2], ts=True))
+    d += u8(2) + u8(0) + rec(dgrams[3])
+    d += u8(5) + u16(40000)
+    write("tcpraw", "client-v4", d)
+    # IPv6 server: accept, learn seq from the handshake ACK, ack from data, reply, close
+    d = u8(1) + u8(3) + u8(1) + u8(0)
+    d += u8(1) + u8(1) + rec(tcp_seg(40001, srv, 1001, 5001, ACK))
+    d += u8(1) + u8(1) + rec(tcp_seg(40001, srv, 1001, 5001, PSH | ACK, dgrams[0], ts=True))
+    d += u8(2) + u8(1) + rec(dgrams[1])
+    d += u8(1) + u8(2) + rec(tcp_seg(40002, srv, 1, 1, PSH | ACK, dgrams[2]))
+    d += u8(4) + u8(1)
+    write("tcpraw", "server-v6", d)
+    # IPv4 packets as a raw socket delivers them
+    seg = tcp_seg(40000, srv, 1001, 5001, PSH | ACK, dgrams[0])
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(seg), 1, 0x4000, 64, 6, 0,
+                     bytes([10, 0, 0, 1]), bytes([10, 0, 0, 100])) + seg
+    d = u8(0) + u8(3) + u8(0) + u8(0) + u8(0) + rec(ip) + u8(0) + rec(ip[:30])
+    write("tcpraw", "ip4", d)
+
+
 def main():
     cap = load("binary_capture.json")
     fecv = load("fec_packets.json")
-    targets = sys.argv[1:] or ["kcp", "fec", "crypt", "mux", "link", "comp", "config"]
+    targets = sys.argv[1:] or ["kcp", "fec", "crypt", "mux", "link", "comp", "config", "tcpraw"]
     for t in targets:
         if t == "kcp":
             seed_kcp(cap, fecv)
@@ -259,6 +299,8 @@ def main():
             seed_comp(load("snappy.json"), cap)
         elif t == "config":
             seed_config()
+        elif t == "tcpraw":
+            seed_tcpraw(cap)
         else:
             sys.exit("unknown target " + t)
 
