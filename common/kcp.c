@@ -85,8 +85,9 @@ struct kcp {
     uint32_t interval;         /* flush interval, ms */
     uint32_t resend;           /* fast retransmit threshold, 0 = off */
     bool nocwnd;               /* congestion control disabled */
-    bool pacing;               /* ktun pacing replaces the fixed window (kcp_set_pacing) */
-    struct pace pace;
+    const struct kcp_send_ops *send; /* sending policy (kcp_set_pacing) */
+    const struct kcp_hold_ops *hold; /* retransmission hold (kcp_set_fec_hold) */
+    struct pace pace;          /* the paced policy's estimates */
     size_t inflight_bytes;     /* payload bytes of the inflight list */
 
     uint32_t snd_una;          /* oldest sn not known to be received by the peer */
@@ -145,6 +146,86 @@ struct kcp {
     struct kcp_stats stats;
     uint8_t buf[KCP_MTU_MAX];
 };
+
+/* Per-flush retransmission bookkeeping. */
+struct flush_ctx {
+    uint64_t now_ms;
+    uint32_t resend;      /* fast retransmit threshold (UINT32_MAX = off) */
+    uint32_t new_count;   /* segments admitted by this flush */
+    uint64_t change;      /* fast + early retransmits */
+    uint64_t lost;
+    uint64_t deadline;    /* earliest resend_ms seen */
+    bool fast_left;       /* a visited segment still has fastack > 0 */
+    bool hold;            /* the retransmission hold applies to this flush */
+};
+
+/*
+ * Sending policies. The ARQ core (queues, rings, ACK and una processing, kcp-go's four
+ * transmission cases, the RTO estimator, kcp-go's congestion window bookkeeping) is shared;
+ * what differs between kcp-go's sending and ktun's lives in two tables of hooks, in the
+ * manner of ikcp's IKCPOPS and quicly's quicly_cc_type_t, so that a policy can be added or
+ * swapped without touching the core or the other policies:
+ *  - the send policy (kcp_set_pacing): how much new data may be in flight and when it may
+ *    leave, how long a first transmission waits before it times out, what the policy learns
+ *    from transmissions, ACKs and RTT samples, and what it adds after a flush's data.
+ *    send_fixed is kcp-go's fixed window; send_paced is ktun's pacer (common/pace.h);
+ *  - the retransmission hold (kcp_set_fec_hold): whether a fast or early retransmission
+ *    waits. hold_none is kcp-go's; hold_fec waits for the segment's FEC group.
+ * Every hook is set (a policy with nothing to do points at a no-op); each is called from one
+ * place of the core, named in its comment.
+ */
+struct kcp_send_ops {
+    const char *name;
+    /* kcp_flush with only ACKs to send leaves them for the interval tick or for the next
+     * data packet; ack_push flushes them early only in bursts. */
+    bool batch_acks;
+    /* kcp_set_pacing: the policy takes over the engine at |now_ms|. */
+    void (*start)(struct kcp *k, uint64_t now_ms);
+    /* kcp_send_room: segments the writer may still queue. */
+    size_t (*send_room)(const struct kcp *k);
+    /* admit_new: sequence span that new data may occupy from snd_una. */
+    uint32_t (*span)(const struct kcp *k);
+    /* admit_new: whether one more new segment may leave now / it left / admission ended. */
+    bool (*may_admit)(struct kcp *k, uint64_t now_ms);
+    void (*admitted)(struct kcp *k, const struct kcp_seg *s);
+    void (*admit_done)(struct kcp *k);
+    /* flush_segment: extra wait before a first transmission times out, ms. */
+    uint32_t (*rto_slack)(const struct kcp *k);
+    /* flush_segment: whether an early retransmission may go while nothing new was sent. */
+    bool (*early_ok)(const struct kcp *k);
+    /* flush_segment: |s| is about to be transmitted (xmit not yet counted). */
+    void (*on_xmit)(struct kcp *k, struct kcp_seg *s, uint64_t now_ms);
+    /* flush: after the flush's data packets; |first_new| the first segment admitted. */
+    void (*after_data)(struct kcp *k, struct kcp_seg_hdr *h, struct kcp_seg *first_new);
+    /* kcp_next_deadline, kcp_tick, kcp_flush: when queued data may leave by the policy's
+     * own clock (KCP_NEVER: not by it). */
+    uint64_t (*next_send_ms)(const struct kcp *k, uint64_t now_ms);
+    /* kcp_next_deadline: queued data waits for the next interval tick. */
+    bool (*wants_tick)(const struct kcp *k);
+    /* inflight_release: |s| was acknowledged and has left the inflight list. */
+    void (*on_release)(struct kcp *k, const struct kcp_seg *s, uint64_t now_ms);
+    /* kcp_input: an RTT sample from a regular packet. */
+    void (*on_rtt)(struct kcp *k, uint32_t rtt_ms, uint64_t now_ms);
+};
+
+struct kcp_hold_ops {
+    const char *name;
+    /* flush: before anything is sent. */
+    void (*flush_start)(struct kcp *k, uint64_t now_ms);
+    /* flush: whether the hold applies to this flush's retransmissions. */
+    bool (*active)(const struct kcp *k);
+    /* flush_segment (only while active): the fast or early retransmission of |s| waits. */
+    bool (*holds)(const struct kcp *k, const struct kcp_seg *s);
+    /* flush_segment: |s| was put into the packet under construction. */
+    void (*on_sent)(struct kcp *k, struct kcp_seg *s);
+    /* parse_ack: an ACK with timestamp |ts| for |s|, before its release. */
+    void (*on_ack)(struct kcp *k, const struct kcp_seg *s, uint32_t ts);
+    /* inflight_release: |s| was acknowledged. */
+    void (*on_release)(struct kcp *k, const struct kcp_seg *s);
+};
+
+static const struct kcp_send_ops send_fixed, send_paced;
+static const struct kcp_hold_ops hold_none, hold_fec;
 
 static int32_t seq_diff(uint32_t later, uint32_t earlier)
 {
@@ -310,6 +391,8 @@ struct kcp *kcp_new(uint32_t conv, kcp_output_fn *output, void *user)
     k->interval = KCP_INTERVAL_DEFAULT;
     k->ssthresh = KCP_THRESH_INIT;
     k->rto_deadline = KCP_NEVER;
+    k->send = &send_fixed;
+    k->hold = &hold_none;
     if (snd_ring_reserve(k, KCP_WND_DEFAULT) < 0 || rcv_ring_reserve(k, KCP_WND_DEFAULT) < 0) {
         kcp_free(k);
         return NULL;
@@ -383,20 +466,17 @@ int kcp_set_mtu(struct kcp *k, size_t mtu)
 
 void kcp_set_pacing(struct kcp *k, bool on, uint64_t now_ms)
 {
-    if (on == k->pacing)
+    const struct kcp_send_ops *ops = on ? &send_paced : &send_fixed;
+    if (ops == k->send)
         return;
-    k->pacing = on;
-    k->inflight_bytes = 0;
-    for (struct kcp_seg *s = k->inflight.head; s; s = s->next) {
-        k->inflight_bytes += s->len;
-        s->mark = (struct pace_mark){0};
-    }
-    pace_init(&k->pace, (uint32_t)k->mss, k->interval, now_ms);
+    k->send = ops;
+    ops->start(k, now_ms);
 }
 
 void kcp_set_fec_hold(struct kcp *k, uint32_t hold_min)
 {
     k->fec_hold_min = hold_min;
+    k->hold = hold_min ? &hold_fec : &hold_none;
 }
 
 void kcp_set_ack_repeat(struct kcp *k, bool on)
@@ -413,7 +493,7 @@ void kcp_set_fec_group(struct kcp *k, uint32_t group)
 
 bool kcp_pacing(const struct kcp *k)
 {
-    return k->pacing;
+    return k->send == &send_paced;
 }
 
 void kcp_set_stream(struct kcp *k, bool stream)
@@ -486,19 +566,7 @@ size_t kcp_wait_snd(const struct kcp *k)
 
 size_t kcp_send_room(const struct kcp *k)
 {
-    size_t wnd = k->snd_wnd;
-    if (k->pacing) {
-        /* Keep twice the pacer's in-flight cap queued or in flight, so it never runs dry. */
-        size_t want = 2 * (pace_cwnd(&k->pace) / k->mss + 1);
-        if (want > wnd)
-            wnd = want;
-    }
-    if (k->rmt_wnd < wnd)
-        wnd = k->rmt_wnd;
-    /* Pacing counts what is really outstanding: holes waiting for a retransmission do not
-     * hold the writer back (the span check in admit_new still guards the peer's window). */
-    size_t wait = k->pacing ? k->inflight.count + k->snd_queue.count : kcp_wait_snd(k);
-    return wait < wnd ? (wnd - wait) * k->mss : 0;
+    return k->send->send_room(k) * k->mss;
 }
 
 /* ---- packet building ---- */
@@ -634,18 +702,6 @@ static void flush_probe(struct kcp *k, struct kcp_seg_hdr *h, uint64_t now_ms)
     k->probe = 0;
 }
 
-static uint32_t effective_cwnd(const struct kcp *k)
-{
-    /* Pacing: the peer's advertised window bounds the sequence span; the pacer's in-flight
-     * cap (in bytes, checked by admit_new) replaces snd_wnd and the congestion window. */
-    if (k->pacing)
-        return k->rmt_wnd;
-    uint32_t cwnd = k->snd_wnd < k->rmt_wnd ? k->snd_wnd : k->rmt_wnd;
-    if (!k->nocwnd && k->cwnd < cwnd)
-        cwnd = k->cwnd;
-    return cwnd;
-}
-
 /* Moves queued segments into flight while the window allows. Returns the first one moved, or
  * NULL; |*count| receives how many. */
 static struct kcp_seg *admit_new(struct kcp *k, uint32_t cwnd, uint32_t *count,
@@ -653,17 +709,14 @@ static struct kcp_seg *admit_new(struct kcp *k, uint32_t cwnd, uint32_t *count,
 {
     struct kcp_seg *first = NULL;
     *count = 0;
-    size_t pace_cwnd_bytes = k->pacing ? pace_cwnd(&k->pace) : 0;
     while (k->snd_queue.head && seq_diff(k->snd_nxt, k->snd_una + cwnd) < 0) {
-        if (k->pacing && (k->inflight_bytes >= pace_cwnd_bytes || !pace_ready(&k->pace, now_ms)))
+        if (!k->send->may_admit(k, now_ms))
             break;
         if (snd_ring_reserve(k, k->snd_nxt - k->snd_una + 1) < 0)
             break;
         struct kcp_seg *s = list_pop(&k->snd_queue);
-        if (k->pacing) {
-            pace_charge(&k->pace, s->len);
-            k->inflight_bytes += s->len;
-        }
+        k->send->admitted(k, s);
+        k->inflight_bytes += s->len;
         s->sn = k->snd_nxt++;
         k->snd_ring[s->sn & k->snd_mask] = s;
         list_push(&k->inflight, s);
@@ -671,60 +724,8 @@ static struct kcp_seg *admit_new(struct kcp *k, uint32_t cwnd, uint32_t *count,
             first = s;
         (*count)++;
     }
-    if (k->pacing)
-        k->pace.app_limited = !k->snd_queue.head;
+    k->send->admit_done(k);
     return first;
-}
-
-/* Per-flush retransmission bookkeeping. */
-struct flush_ctx {
-    uint64_t now_ms;
-    uint32_t resend;      /* fast retransmit threshold (UINT32_MAX = off) */
-    uint32_t new_count;   /* segments admitted by this flush */
-    uint64_t change;      /* fast + early retransmits */
-    uint64_t lost;
-    uint64_t deadline;    /* earliest resend_ms seen */
-    bool fast_left;       /* a visited segment still has fastack > 0 */
-    bool fec_hold;        /* the FEC hold applies to this flush (fec_hold_active) */
-};
-
-/* Pacing: extra wait before a first transmission times out. The RTT samples come from the
- * newest ACK of a batch, so srtt misses the peer's ACK delay (up to its interval) that older
- * segments of the batch wait, and a paced bulk flow has so little RTT variance that a few ms
- * of scheduling noise would fire the timer (kcp-go's bursts inflate rttvar enough to hide
- * both). Thin flows keep the short timeout: fast retransmit cannot help them. */
-static uint32_t pace_rto_slack(const struct kcp *k)
-{
-    uint32_t slack = k->interval;
-    if (k->inflight.count > PACE_MIN_CWND_SEGS)
-        slack += (uint32_t)k->rx_srtt / 2;
-    return slack;
-}
-
-/* FEC hold: |s| went out in a FEC group that no acknowledged segment had gone past an interval
- * ago, so the peer may still rebuild it from that group's parity, or its ACK may still come
- * (the peer's next ACKs repeat the ones a lost packet carried); its fast retransmission waits
- * (its timeout does not). Only for flows with more than fec_hold_min segments in flight: a
- * thin flow's groups fill too slowly to wait for. fec_hold_shift keeps the gate an interval
- * behind the latest acknowledged group. */
-static void fec_hold_shift(struct kcp *k, uint64_t now_ms)
-{
-    if (k->fec_hold_min && now_ms - k->fec_mark_ms >= k->interval) {
-        k->fec_ready_group = k->fec_mark_group;
-        k->fec_mark_group = k->fec_acked_group;
-        k->fec_mark_ms = now_ms;
-    }
-}
-
-/* Whether the flow is one the hold is for, decided once per flush (retransmissions do not
- * change the in-flight count). A group fills in about hold_min * srtt / inflight ms: hold only
- * if that is within an interval (bulk flows), not for a trickle whose group would take longer
- * to complete than a retransmission. */
-static bool fec_hold_active(const struct kcp *k)
-{
-    return k->fec_hold_min && k->inflight.count > k->fec_hold_min &&
-           (uint64_t)k->inflight.count * k->interval >=
-               (uint64_t)k->fec_hold_min * (uint32_t)k->rx_srtt;
 }
 
 /* Decides whether |s| goes out now (kcp-go's four cases, in its order) and transmits it. */
@@ -732,11 +733,11 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
                           struct flush_ctx *c)
 {
     bool send = false;
-    bool held = c->fec_hold && s->fastack > 0 && seq_diff(k->fec_ready_group, s->group) <= 0;
+    bool held = c->hold && s->fastack > 0 && k->hold->holds(k, s);
     if (s->xmit == 0) {
         send = true;
         s->rto = k->rx_rto;
-        s->resend_ms = c->now_ms + s->rto + (k->pacing ? pace_rto_slack(k) : 0);
+        s->resend_ms = c->now_ms + s->rto + k->send->rto_slack(k);
     } else if (s->fastack >= c->resend && !held) {
         send = true;
         s->fastack = 0;
@@ -744,8 +745,7 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
         s->resend_ms = c->now_ms + s->rto;
         c->change++;
         k->stats.fast_retrans_segs++;
-    } else if (s->fastack > 0 && !held && c->new_count == 0 &&
-               (!k->pacing || !k->snd_queue.head)) {
+    } else if (s->fastack > 0 && !held && c->new_count == 0 && k->send->early_ok(k)) {
         send = true;
         s->fastack = 0;
         s->rto = k->rx_rto;
@@ -760,11 +760,7 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
         c->lost++;
     }
     if (send) {
-        if (k->pacing) {
-            if (s->xmit > 0)
-                pace_charge(&k->pace, s->len);
-            pace_on_send(&k->pace, &s->mark, c->now_ms);
-        }
+        k->send->on_xmit(k, s, c->now_ms);
         s->xmit++;
         s->ts = (uint32_t)c->now_ms;
         h->cmd = KCP_CMD_PUSH;
@@ -773,7 +769,7 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
         h->sn = s->sn;
         h->len = s->len;
         put_segment(k, h, s->data);
-        s->group = k->fec_group; /* after put_segment: it may have emitted the last packet */
+        k->hold->on_sent(k, s); /* after put_segment: it may have emitted the last packet */
         h->frg = 0;
         if (s->xmit >= KCP_DEAD_LINK)
             k->dead = true;
@@ -806,7 +802,8 @@ static void flush_data(struct kcp *k, struct kcp_seg_hdr *h, struct kcp_seg *fir
 }
 
 /* Congestion window reaction to this flush's retransmissions (kcp-go: rate halving on fast
- * retransmit, back to one segment on timeout). */
+ * retransmit, back to one segment on timeout). Kept by every policy (kcp_cwnd reports it);
+ * only send_fixed limits the span by it. */
 static void cwnd_after_flush(struct kcp *k, const struct flush_ctx *c, uint32_t cwnd)
 {
     if (k->nocwnd)
@@ -834,11 +831,244 @@ static void cwnd_after_flush(struct kcp *k, const struct flush_ctx *c, uint32_t 
     }
 }
 
-/* Pacing, thin flow (a few segments in flight, nothing queued: interactive traffic): the new
- * segments go out a second time in a separate packet, so that one random loss costs no
- * retransmission timeout. The peer counts the copy as a repeat; bulk flows never get here. */
-static void flush_thin_copies(struct kcp *k, struct kcp_seg_hdr *h, struct kcp_seg *first_new)
+static void flush(struct kcp *k, bool ack_only, uint64_t now_ms)
 {
+    struct kcp_seg_hdr h = {.conv = k->conv, .wnd = wnd_unused(k), .una = k->rcv_nxt};
+    flush_acks(k, &h);
+    if (ack_only) {
+        out_packet(k);
+        return;
+    }
+    flush_probe(k, &h, now_ms);
+
+    k->hold->flush_start(k, now_ms);
+    uint32_t cwnd = k->send->span(k);
+    struct flush_ctx c = {.now_ms = now_ms, .resend = k->resend ? k->resend : UINT32_MAX};
+    struct kcp_seg *first_new = admit_new(k, cwnd, &c.new_count, now_ms);
+    c.hold = k->hold->active(k);
+    flush_data(k, &h, first_new, &c);
+    out_packet(k);
+    k->send->after_data(k, &h, first_new);
+
+    uint64_t retrans = c.change + c.lost;
+    k->stats.lost_segs += c.lost;
+    k->stats.retrans_segs += retrans;
+    cwnd_after_flush(k, &c, cwnd);
+}
+
+void kcp_flush(struct kcp *k, uint64_t now_ms)
+{
+    /* A batching policy leaves a flush with only ACKs to send for the interval tick (as
+     * kcp-go does without --acknodelay) or for the next data packet to carry, instead of one
+     * ACK-only packet per received packet when the caller flushes after every input. */
+    if (k->send->batch_acks && !k->ack_nodelay && !k->probe && !k->fast_pending &&
+        now_ms < k->rto_deadline && k->rmt_wnd != 0 &&
+        k->send->next_send_ms(k, now_ms) > now_ms) {
+        if (now_ms < k->next_flush_ms)
+            return;
+        k->next_flush_ms = now_ms + k->interval; /* this flush stands for the tick */
+    }
+    flush(k, false, now_ms);
+}
+
+/* ---- sending policy: kcp-go's fixed window ---- */
+
+static void fixed_start(struct kcp *k, uint64_t now_ms)
+{
+    (void)k;
+    (void)now_ms;
+}
+
+/* kcp-go's writer blocks while WaitSnd >= min(snd_wnd, rmt_wnd). */
+static size_t fixed_send_room(const struct kcp *k)
+{
+    size_t wnd = k->snd_wnd < k->rmt_wnd ? k->snd_wnd : k->rmt_wnd;
+    size_t wait = kcp_wait_snd(k);
+    return wait < wnd ? wnd - wait : 0;
+}
+
+static uint32_t fixed_span(const struct kcp *k)
+{
+    uint32_t cwnd = k->snd_wnd < k->rmt_wnd ? k->snd_wnd : k->rmt_wnd;
+    if (!k->nocwnd && k->cwnd < cwnd)
+        cwnd = k->cwnd;
+    return cwnd;
+}
+
+static bool fixed_may_admit(struct kcp *k, uint64_t now_ms)
+{
+    (void)k;
+    (void)now_ms;
+    return true;
+}
+
+static void fixed_admitted(struct kcp *k, const struct kcp_seg *s)
+{
+    (void)k;
+    (void)s;
+}
+
+static void fixed_admit_done(struct kcp *k)
+{
+    (void)k;
+}
+
+static uint32_t fixed_rto_slack(const struct kcp *k)
+{
+    (void)k;
+    return 0;
+}
+
+static bool fixed_early_ok(const struct kcp *k)
+{
+    (void)k;
+    return true;
+}
+
+static void fixed_on_xmit(struct kcp *k, struct kcp_seg *s, uint64_t now_ms)
+{
+    (void)k;
+    (void)s;
+    (void)now_ms;
+}
+
+static void fixed_after_data(struct kcp *k, struct kcp_seg_hdr *h, struct kcp_seg *first_new)
+{
+    (void)k;
+    (void)h;
+    (void)first_new;
+}
+
+static uint64_t fixed_next_send_ms(const struct kcp *k, uint64_t now_ms)
+{
+    (void)k;
+    (void)now_ms;
+    return KCP_NEVER;
+}
+
+/* With congestion control on, cwnd starts at 0 and the first flush only raises it to 1 (as
+ * in kcp-go), so queued data also needs a tick while cwnd is 0. */
+static bool fixed_wants_tick(const struct kcp *k)
+{
+    return k->snd_queue.head && (seq_diff(k->snd_nxt, k->snd_una + fixed_span(k)) < 0 ||
+                                 (!k->nocwnd && k->cwnd == 0));
+}
+
+static void fixed_on_release(struct kcp *k, const struct kcp_seg *s, uint64_t now_ms)
+{
+    (void)k;
+    (void)s;
+    (void)now_ms;
+}
+
+static void fixed_on_rtt(struct kcp *k, uint32_t rtt_ms, uint64_t now_ms)
+{
+    (void)k;
+    (void)rtt_ms;
+    (void)now_ms;
+}
+
+static const struct kcp_send_ops send_fixed = {
+    .name = "fixed",
+    .batch_acks = false,
+    .start = fixed_start,
+    .send_room = fixed_send_room,
+    .span = fixed_span,
+    .may_admit = fixed_may_admit,
+    .admitted = fixed_admitted,
+    .admit_done = fixed_admit_done,
+    .rto_slack = fixed_rto_slack,
+    .early_ok = fixed_early_ok,
+    .on_xmit = fixed_on_xmit,
+    .after_data = fixed_after_data,
+    .next_send_ms = fixed_next_send_ms,
+    .wants_tick = fixed_wants_tick,
+    .on_release = fixed_on_release,
+    .on_rtt = fixed_on_rtt,
+};
+
+/* ---- sending policy: ktun pacing (common/pace.h) ---- */
+
+/* The estimates restart; segments already in flight carry no delivery state. */
+static void paced_start(struct kcp *k, uint64_t now_ms)
+{
+    for (struct kcp_seg *s = k->inflight.head; s; s = s->next)
+        s->mark = (struct pace_mark){0};
+    pace_init(&k->pace, (uint32_t)k->mss, k->interval, now_ms);
+}
+
+/* Twice the pacer's in-flight cap (at least snd_wnd) queued or in flight, so it never runs
+ * dry; only what is really outstanding counts: holes waiting for a retransmission do not hold
+ * the writer back (the span check in admit_new still guards the peer's window). */
+static size_t paced_send_room(const struct kcp *k)
+{
+    size_t wnd = k->snd_wnd;
+    size_t want = 2 * (pace_cwnd(&k->pace) / k->mss + 1);
+    if (want > wnd)
+        wnd = want;
+    if (k->rmt_wnd < wnd)
+        wnd = k->rmt_wnd;
+    size_t wait = k->inflight.count + k->snd_queue.count;
+    return wait < wnd ? wnd - wait : 0;
+}
+
+/* The peer's advertised window bounds the sequence span; the pacer's in-flight cap (bytes,
+ * paced_may_admit) replaces snd_wnd and the congestion window. */
+static uint32_t paced_span(const struct kcp *k)
+{
+    return k->rmt_wnd;
+}
+
+static bool paced_may_admit(struct kcp *k, uint64_t now_ms)
+{
+    return k->inflight_bytes < pace_cwnd(&k->pace) && pace_ready(&k->pace, now_ms);
+}
+
+static void paced_admitted(struct kcp *k, const struct kcp_seg *s)
+{
+    pace_charge(&k->pace, s->len);
+}
+
+static void paced_admit_done(struct kcp *k)
+{
+    k->pace.app_limited = !k->snd_queue.head;
+}
+
+/* Extra wait before a first transmission times out. The RTT samples come from the newest ACK
+ * of a batch, so srtt misses the peer's ACK delay (up to its interval) that older segments of
+ * the batch wait, and a paced bulk flow has so little RTT variance that a few ms of
+ * scheduling noise would fire the timer (kcp-go's bursts inflate rttvar enough to hide both).
+ * Thin flows keep the short timeout: fast retransmit cannot help them. */
+static uint32_t paced_rto_slack(const struct kcp *k)
+{
+    uint32_t slack = k->interval;
+    if (k->inflight.count > PACE_MIN_CWND_SEGS)
+        slack += (uint32_t)k->rx_srtt / 2;
+    return slack;
+}
+
+/* An early retransmission would jump ahead of queued data the pacer is holding back. */
+static bool paced_early_ok(const struct kcp *k)
+{
+    return !k->snd_queue.head;
+}
+
+/* Retransmissions are not delayed but spend pacing budget (first transmissions were charged
+ * when admitted); every transmission records the delivery state for the rate sample. */
+static void paced_on_xmit(struct kcp *k, struct kcp_seg *s, uint64_t now_ms)
+{
+    if (s->xmit > 0)
+        pace_charge(&k->pace, s->len);
+    pace_on_send(&k->pace, &s->mark, now_ms);
+}
+
+/* Thin flow (a few segments in flight, nothing queued: interactive traffic): the new segments
+ * go out a second time in a separate packet, so that one random loss costs no retransmission
+ * timeout. The peer counts the copy as a repeat; bulk flows never get here. */
+static void paced_after_data(struct kcp *k, struct kcp_seg_hdr *h, struct kcp_seg *first_new)
+{
+    if (!first_new || k->inflight.count > KCP_THIN_SEGS || k->snd_queue.head)
+        return;
     h->cmd = KCP_CMD_PUSH;
     for (struct kcp_seg *s = first_new; s; s = s->next) {
         h->frg = s->frg;
@@ -852,75 +1082,174 @@ static void flush_thin_copies(struct kcp *k, struct kcp_seg_hdr *h, struct kcp_s
     out_packet(k);
 }
 
-static void flush(struct kcp *k, bool ack_only, uint64_t now_ms)
+/* Queued data that the windows would admit (only the token bucket may hold it) leaves when
+ * the bucket has budget. */
+static uint64_t paced_next_send_ms(const struct kcp *k, uint64_t now_ms)
 {
-    struct kcp_seg_hdr h = {.conv = k->conv, .wnd = wnd_unused(k), .una = k->rcv_nxt};
-    flush_acks(k, &h);
-    if (ack_only) {
-        out_packet(k);
-        return;
-    }
-    flush_probe(k, &h, now_ms);
-
-    fec_hold_shift(k, now_ms);
-    uint32_t cwnd = effective_cwnd(k);
-    struct flush_ctx c = {.now_ms = now_ms, .resend = k->resend ? k->resend : UINT32_MAX};
-    struct kcp_seg *first_new = admit_new(k, cwnd, &c.new_count, now_ms);
-    c.fec_hold = fec_hold_active(k);
-    flush_data(k, &h, first_new, &c);
-    out_packet(k);
-    if (k->pacing && first_new && k->inflight.count <= KCP_THIN_SEGS && !k->snd_queue.head)
-        flush_thin_copies(k, &h, first_new);
-
-    uint64_t retrans = c.change + c.lost;
-    k->stats.lost_segs += c.lost;
-    k->stats.retrans_segs += retrans;
-    cwnd_after_flush(k, &c, cwnd);
+    if (!k->snd_queue.head || seq_diff(k->snd_nxt, k->snd_una + k->rmt_wnd) >= 0 ||
+        k->inflight_bytes >= pace_cwnd(&k->pace))
+        return KCP_NEVER;
+    return pace_next_ms(&k->pace, now_ms);
 }
 
-static bool pace_sendable(const struct kcp *k);
-
-void kcp_flush(struct kcp *k, uint64_t now_ms)
+static bool paced_wants_tick(const struct kcp *k)
 {
-    /* Pacing: a flush with only ACKs to send leaves them for the interval tick (as kcp-go
-     * does without --acknodelay) or for the next data packet to carry, instead of one
-     * ACK-only packet per received packet when the caller flushes after every input. */
-    if (k->pacing && !k->ack_nodelay && !k->probe && !k->fast_pending &&
-        now_ms < k->rto_deadline && k->rmt_wnd != 0 &&
-        !(pace_sendable(k) && pace_next_ms(&k->pace, now_ms) <= now_ms)) {
-        if (now_ms < k->next_flush_ms)
-            return;
-        k->next_flush_ms = now_ms + k->interval; /* this flush stands for the tick */
-    }
-    flush(k, false, now_ms);
+    (void)k;
+    return false;
 }
+
+/* A retransmitted segment's ACK may answer either copy: no rate sample (Karn). */
+static void paced_on_release(struct kcp *k, const struct kcp_seg *s, uint64_t now_ms)
+{
+    pace_on_ack(&k->pace, s->xmit == 1 ? &s->mark : NULL, s->len, k->inflight_bytes, now_ms);
+}
+
+static void paced_on_rtt(struct kcp *k, uint32_t rtt_ms, uint64_t now_ms)
+{
+    pace_on_rtt(&k->pace, rtt_ms, now_ms);
+}
+
+static const struct kcp_send_ops send_paced = {
+    .name = "paced",
+    .batch_acks = true,
+    .start = paced_start,
+    .send_room = paced_send_room,
+    .span = paced_span,
+    .may_admit = paced_may_admit,
+    .admitted = paced_admitted,
+    .admit_done = paced_admit_done,
+    .rto_slack = paced_rto_slack,
+    .early_ok = paced_early_ok,
+    .on_xmit = paced_on_xmit,
+    .after_data = paced_after_data,
+    .next_send_ms = paced_next_send_ms,
+    .wants_tick = paced_wants_tick,
+    .on_release = paced_on_release,
+    .on_rtt = paced_on_rtt,
+};
+
+/* ---- retransmission hold: none (kcp-go) ---- */
+
+static void none_flush_start(struct kcp *k, uint64_t now_ms)
+{
+    (void)k;
+    (void)now_ms;
+}
+
+static bool none_active(const struct kcp *k)
+{
+    (void)k;
+    return false;
+}
+
+static bool none_holds(const struct kcp *k, const struct kcp_seg *s)
+{
+    (void)k;
+    (void)s;
+    return false;
+}
+
+static void none_on_sent(struct kcp *k, struct kcp_seg *s)
+{
+    (void)k;
+    (void)s;
+}
+
+static void none_on_ack(struct kcp *k, const struct kcp_seg *s, uint32_t ts)
+{
+    (void)k;
+    (void)s;
+    (void)ts;
+}
+
+static void none_on_release(struct kcp *k, const struct kcp_seg *s)
+{
+    (void)k;
+    (void)s;
+}
+
+static const struct kcp_hold_ops hold_none = {
+    .name = "none",
+    .flush_start = none_flush_start,
+    .active = none_active,
+    .holds = none_holds,
+    .on_sent = none_on_sent,
+    .on_ack = none_on_ack,
+    .on_release = none_on_release,
+};
+
+/* ---- retransmission hold: FEC groups ----
+ *
+ * A segment that went out in a FEC group that no acknowledged segment had gone past an
+ * interval ago may still be rebuilt by the peer from that group's parity, or its ACK may
+ * still come (the peer's next ACKs repeat the ones a lost packet carried): its fast or early
+ * retransmission waits (its timeout does not). */
+
+/* Keeps the gate (fec_ready_group) an interval behind the latest acknowledged group. */
+static void fec_flush_start(struct kcp *k, uint64_t now_ms)
+{
+    if (now_ms - k->fec_mark_ms >= k->interval) {
+        k->fec_ready_group = k->fec_mark_group;
+        k->fec_mark_group = k->fec_acked_group;
+        k->fec_mark_ms = now_ms;
+    }
+}
+
+/* Whether the flow is one the hold is for, decided once per flush (retransmissions do not
+ * change the in-flight count). A group fills in about hold_min * srtt / inflight ms: hold only
+ * if that is within an interval (bulk flows), not for a trickle whose group would take longer
+ * to complete than a retransmission. */
+static bool fec_active(const struct kcp *k)
+{
+    return k->inflight.count > k->fec_hold_min &&
+           (uint64_t)k->inflight.count * k->interval >=
+               (uint64_t)k->fec_hold_min * (uint32_t)k->rx_srtt;
+}
+
+static bool fec_holds(const struct kcp *k, const struct kcp_seg *s)
+{
+    return seq_diff(k->fec_ready_group, s->group) <= 0;
+}
+
+static void fec_on_sent(struct kcp *k, struct kcp_seg *s)
+{
+    s->group = k->fec_group;
+}
+
+/* Only an ACK of the latest copy (same ts) tells which group got through. */
+static void fec_on_ack(struct kcp *k, const struct kcp_seg *s, uint32_t ts)
+{
+    if (s->ts == ts && seq_diff(s->group, k->fec_acked_group) > 0)
+        k->fec_acked_group = s->group;
+}
+
+static void fec_on_release(struct kcp *k, const struct kcp_seg *s)
+{
+    if (s->fastack > 0)
+        k->stats.fec_hold_acked_segs++;
+}
+
+static const struct kcp_hold_ops hold_fec = {
+    .name = "fec",
+    .flush_start = fec_flush_start,
+    .active = fec_active,
+    .holds = fec_holds,
+    .on_sent = fec_on_sent,
+    .on_ack = fec_on_ack,
+    .on_release = fec_on_release,
+};
 
 /* ---- timers ---- */
-
-/* Pacing: queued data that the windows would admit (only the token bucket may hold it). */
-static bool pace_sendable(const struct kcp *k)
-{
-    return k->pacing && k->snd_queue.head &&
-           seq_diff(k->snd_nxt, k->snd_una + k->rmt_wnd) < 0 &&
-           k->inflight_bytes < pace_cwnd(&k->pace);
-}
 
 uint64_t kcp_next_deadline(const struct kcp *k, uint64_t now_ms)
 {
     uint64_t d = k->rto_deadline;
-    /* With congestion control on, cwnd starts at 0 and the first flush only raises it to 1
-     * (as in kcp-go), so queued data also needs a tick while cwnd is 0. */
-    if (pace_sendable(k)) {
-        uint64_t p = pace_next_ms(&k->pace, now_ms);
-        d = d < p ? d : p;
-    }
-    bool sendable = !k->pacing && k->snd_queue.head &&
-                    (seq_diff(k->snd_nxt, k->snd_una + effective_cwnd(k)) < 0 ||
-                     (!k->nocwnd && k->cwnd == 0));
-    if (k->ack_len || k->probe || k->fast_pending || sendable)
+    uint64_t p = k->send->next_send_ms(k, now_ms);
+    d = d < p ? d : p;
+    if (k->ack_len || k->probe || k->fast_pending || k->send->wants_tick(k))
         d = d < k->next_flush_ms ? d : k->next_flush_ms;
     if (k->rmt_wnd == 0) {
-        uint64_t p = k->probe_wait ? k->probe_ms : k->next_flush_ms;
+        p = k->probe_wait ? k->probe_ms : k->next_flush_ms;
         d = d < p ? d : p;
     }
     return d;
@@ -934,30 +1263,25 @@ void kcp_tick(struct kcp *k, uint64_t now_ms)
             k->next_flush_ms = now_ms + k->interval;
         flush(k, false, now_ms);
     } else if (now_ms >= k->rto_deadline || (k->rmt_wnd == 0 && now_ms >= k->probe_ms) ||
-               (pace_sendable(k) && pace_next_ms(&k->pace, now_ms) <= now_ms)) {
+               k->send->next_send_ms(k, now_ms) <= now_ms) {
         flush(k, false, now_ms);
     }
 }
 
 /* ---- receiving side ---- */
 
-/* Applies the peer's una: everything below it left our send buffer. Returns how many
- * sequence numbers were released. The caller has checked una <= snd_nxt. */
 /* Takes acknowledged segment |s| out of flight and frees it. */
 static void inflight_release(struct kcp *k, struct kcp_seg *s, uint64_t now_ms)
 {
     list_unlink(&k->inflight, s);
-    if (k->fec_hold_min && s->fastack > 0)
-        k->stats.fec_hold_acked_segs++;
-    if (k->pacing) {
-        k->inflight_bytes -= s->len;
-        /* a retransmitted segment's ACK may answer either copy: no rate sample (Karn) */
-        pace_on_ack(&k->pace, s->xmit == 1 ? &s->mark : NULL, s->len, k->inflight_bytes,
-                    now_ms);
-    }
+    k->inflight_bytes -= s->len;
+    k->hold->on_release(k, s);
+    k->send->on_release(k, s, now_ms);
     seg_free(k, s);
 }
 
+/* Applies the peer's una: everything below it left our send buffer. Returns how many
+ * sequence numbers were released. The caller has checked una <= snd_nxt. */
 static uint32_t parse_una(struct kcp *k, uint32_t una, uint64_t now_ms)
 {
     int32_t n = seq_diff(una, k->snd_una);
@@ -990,9 +1314,7 @@ static bool parse_ack(struct kcp *k, uint32_t sn, uint32_t ts, uint64_t now_ms)
     struct kcp_seg **slot = &k->snd_ring[sn & k->snd_mask];
     if (!*slot)
         return true; /* a repeat: it tells nothing new about the segments before it */
-    /* FEC hold: only an ACK of the latest copy (same ts) tells which group got through */
-    if ((*slot)->ts == ts && seq_diff((*slot)->group, k->fec_acked_group) > 0)
-        k->fec_acked_group = (*slot)->group;
+    k->hold->on_ack(k, *slot, ts);
     inflight_release(k, *slot, now_ms);
     *slot = NULL;
     if (!k->inflight.head)
@@ -1010,11 +1332,11 @@ static bool parse_ack(struct kcp *k, uint32_t sn, uint32_t ts, uint64_t now_ms)
 
 static void ack_push(struct kcp *k, uint32_t sn, uint32_t ts, uint64_t now_ms)
 {
-    /* Pacing holds ACK-only packets for the interval tick; but a quarter of the receive
-     * window acknowledged goes out at once, or a fast path (loopback, LAN) would be capped at
-     * one window per interval whatever its speed. */
+    /* A batching policy holds ACK-only packets for the interval tick; but a quarter of the
+     * receive window acknowledged goes out at once, or a fast path (loopback, LAN) would be
+     * capped at one window per interval whatever its speed. */
     size_t limit = KCP_ACK_LIMIT;
-    if (k->pacing) {
+    if (k->send->batch_acks) {
         size_t q = k->rcv_wnd / 4;
         limit = q < KCP_ACK_MIN_BURST ? KCP_ACK_MIN_BURST : q < limit ? q : limit;
     }
@@ -1136,7 +1458,8 @@ static void cwnd_grow(struct kcp *k)
     }
 }
 
-/* Validates and applies one segment. Returns 0, or the drop reason for the rest. */
+/* Validates and applies one segment. Returns -1 when the segment was processed, or the
+ * enum kcp_drop reason (>= 0; KCP_DROP_SHORT is 0) that drops it and the rest of the packet. */
 static int input_segment(struct kcp *k, const struct kcp_seg_hdr *h, const uint8_t *data,
                          bool regular, uint64_t now_ms, bool *slid, bool *acked,
                          uint32_t *latest_ts)
@@ -1208,8 +1531,7 @@ int kcp_input(struct kcp *k, const uint8_t *pkt, size_t len, bool regular, uint6
         int32_t rtt = seq_diff((uint32_t)now_ms, latest_ts);
         if (rtt >= 0) {
             update_rtt(k, rtt);
-            if (k->pacing)
-                pace_on_rtt(&k->pace, (uint32_t)(rtt > KCP_RTT_MAX ? KCP_RTT_MAX : rtt), now_ms);
+            k->send->on_rtt(k, (uint32_t)(rtt > KCP_RTT_MAX ? KCP_RTT_MAX : rtt), now_ms);
         }
     }
     if (seq_diff(k->snd_una, old_una) > 0)
