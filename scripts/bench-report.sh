@@ -178,7 +178,7 @@ sudo scripts/bench --help          # link settings, message pattern, durations, 
 ```
 
 Needs root (network namespaces and tun), Debian's `kcptun` package, and `gnuplot` (for the PNG).
-Everything runs in the namespaces `kbench-a`, `kbench-b` and `kbench-lo`, which are removed at
+Everything runs in the namespaces `bench-a`, `bench-b` and `bench-lo`, which are removed at
 the end together with every process the benchmark started.
 EOF
 } >"$MD"

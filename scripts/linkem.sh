@@ -12,6 +12,7 @@
 # addresses exist only inside the namespaces created here; nothing is routed outside them.
 # Needs root (netns and tun). Environment overrides:
 #   LINKEM_NS_A/LINKEM_NS_B (ktun-a/ktun-b), LINKEM_ADDR_A/LINKEM_ADDR_B (10.199.0.1/.2),
+#   LINKEM_DEV_A/LINKEM_DEV_B (the tun devices inside the namespaces: lkm-a/lkm-b),
 #   LINKEM_BIN (build/tools/linkem), LINKEM_STATE (/run/ktun-linkem),
 #   LINKEM_MAX_SECONDS (3600: linkem exits by itself after that long),
 #   LINKEM_RT (1: lane threads run SCHED_FIFO, so that a busy machine delays them less; 0 = off),
@@ -31,8 +32,8 @@ STATE=${LINKEM_STATE:-/run/ktun-linkem}
 MAX_SECONDS=${LINKEM_MAX_SECONDS:-3600}
 RT=${LINKEM_RT:-1}
 TCP_CC=${LINKEM_TCP_CC:-}
-DEV_A=lkm-a
-DEV_B=lkm-b
+DEV_A=${LINKEM_DEV_A:-lkm-a}
+DEV_B=${LINKEM_DEV_B:-lkm-b}
 PIDFILE=$STATE/linkem.pid
 LOG=$STATE/linkem.log
 STATS=$STATE/linkem.stats
@@ -142,7 +143,7 @@ status)
 a) need_root; exec ip netns exec "$NS_A" "$@" ;;
 b) need_root; exec ip netns exec "$NS_B" "$@" ;;
 *)
-    sed -n '3,20s/^# \{0,1\}//p' "$0" >&2
+    sed -n '3,21s/^# \{0,1\}//p' "$0" >&2
     exit 2
     ;;
 esac
