@@ -168,16 +168,62 @@ and other work may share them (the load average is in the header): the goodput a
 fast systems on loopback depend on it, and a late timer wakeup shows in the latency maxima. The
 loss pattern is random (seeded), so runs differ by a few percent.
 
+## The sweep: many links, not one (`scripts/bench --sweep`)
+
+The table above is one link. `scripts/bench --sweep` runs TCP BBR, Debian's kcptun, ktun with
+the same flags as kcptun (`--mode fast3 --ds 10 --ps 3 --crypt none`) and `ktun-best` (ktun at
+both ends with `--best-flags`, ktun's own best settings between two ktun ends) over a grid of
+links, and then real OpenSSH through each of them. The full grid (one-way delay 10, 40, 100,
+200 ms x jitter 0, +-5 ms x loss 0, 1, 3, 8 % each way x rate 5, 30, 100 Mbit/s: 96 points, 1
+BDP queue) takes about 2.5 hours here (`--full`); the default subset fits about 30 minutes on
+this 2-core machine:
+
+| profile (one-way delay, jitter, rate) | why |
+|---|---|
+| 10 ms, 0, 100 Mbit/s | short fast link: CPU and pacing, not recovery, decide |
+| 40 ms, 0, 30 Mbit/s | a typical long-distance path (more than 4 messages in flight at 20 ms) |
+| 40 ms, +-5 ms, 30 Mbit/s | the same with jitter (uniform, order kept): time-based loss detection must not fire early |
+| 100 ms, 0, 30 Mbit/s | long fat link: windows and the receive buffer |
+| 200 ms, 0, 5 Mbit/s | satellite-like slow link: the rate, not the window, is the limit |
+
+each at loss 0, 1, 3 and 8 %: 20 points. Per point and system: download goodput of one
+sha256-checked transfer (4 s, at least 15 round trips), wire bytes per delivered byte and
+tunnel CPU s/GB of that transfer, the round trip p50/p99/max of 64-byte messages every 20 ms
+(5 s, 250 messages) and of 1 KB messages every 5 ms (4 s, 800 messages), and the peak RSS of
+the tunnel processes. The OpenSSH phase (40 ms, 30 Mbit/s, loss 0 and 3 %) times `scp` of
+16 MiB up and down (cmp-checked) and the round trip of 64-byte lines every 20 ms echoed by
+`ssh HOST cat`, through TCP BBR directly and through each tunnel; sshd is our own, in the
+namespace of the server side, with a private `/run` (nothing of the system's sshd is used).
+
+Outputs (`--out DIR`): `sweep.csv` (one row per point and system), `ssh.csv`, `sweep.md` (the
+report: targets met and missed per map, the points that miss, all measurements) and one heat
+map per figure, `sweep-*.png`: ktun p99 / kcptun p99, ktun p99 / base RTT, ktun max / kcptun
+max, ktun goodput / TCP BBR goodput, ktun goodput / kcptun goodput, wire bytes per byte, CPU
+s/GB, RSS. In each map a column is a loss rate and a row a link profile; a cell shows the
+figure (large) and the measurements it comes from (small). Its colour says whether ktun meets
+its target there: **green** met, **red** missed, **blue** no target at that point (for example
+p99 / RTT at 8 % loss, or goodput against BBR for ktun with kcptun's flags), **grey** not
+measured (the phase failed). Every figure is also printed as a `bench: NAME VALUE UNIT` line
+(`bench: sweep.d40j5r30.loss3.ktun.msg64_p99 ... ms`, `bench: ssh.d40j0r30.loss3.ktun.scp_down
+... s`).
+
+Timing figures on a shared machine: the benchmark measures wall-clock latency, and the 2 vCPUs
+also run the link emulator, the endpoints, both tunnels and whatever else the machine does. The
+load average is in each report's header; p99 and max over 250 messages are the 3rd-worst and
+the worst sample, so a single late wakeup moves them. Compare ktun with kcptun within one run.
+
 ## How to reproduce
 
 ```
 make && make tools                 # bin/ktun-client, bin/ktun-server, build/tools/*
 sudo scripts/bench --out docs      # about 20 minutes; writes docs/bench.{csv,md,png}
 sudo scripts/bench --quick         # smoke run, a few minutes, into build/bench/
-sudo scripts/bench --help          # link settings, message pattern, durations, systems
+sudo scripts/bench --sweep --out docs --nice -10   # about 30 minutes: docs/sweep*, docs/ssh.csv
+sudo scripts/bench --help          # link settings, message pattern, durations, systems, grid
 ```
 
-Needs root (network namespaces and tun), Debian's `kcptun` package, and `gnuplot` (for the PNG).
+Needs root (network namespaces and tun), Debian's `kcptun` package, `gnuplot` (for the PNGs) and
+`openssh-server`/`openssh-client` (for the OpenSSH phase of the sweep).
 Everything runs in the namespaces `bench-a`, `bench-b` and `bench-lo`, which are removed at
 the end together with every process the benchmark started.
 EOF

@@ -4,6 +4,7 @@
 #   RTT   UDP request/response probes with no loss or cap: p50 should be 2 x delay
 #   loss  a bounded UDP probe burst with --loss: one-way loss = 1 - sqrt(received / sent)
 #   rate  a bounded TCP transfer through --rate with a --queue-bdp queue: near the cap
+#   jitter  UDP probes through --jitter 5 alone: round trips spread, within 2 x (delay +- 5)
 #   jitter/reorder/dup  UDP probes through --jitter 5 --reorder 5 --dup 2: counts as expected
 #   free  a bounded TCP transfer with no shaping at all: what linkem itself can carry
 # Prints "bench: linkem.X VALUE UNIT" lines and a table of requested vs measured values; exits 1
@@ -21,7 +22,7 @@ while [ $# -gt 0 ]; do
     --rate) RATE=$2; shift 2 ;;
     --queue-bdp) BDP=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
-    *) sed -n '3,12s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+    *) sed -n '3,13s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
     esac
 done
 
@@ -107,6 +108,19 @@ p_rt=$(calc "1 - (1 - $LOSS / 100) ^ 2")
 tol=$(calc "2 * 100 * sqrt($p_rt * (1 - $p_rt) / $sent) + 0.1")
 report loss "$oneway" % "$LOSS % one way" "$(calc "$LOSS - $tol")" "$(calc "$LOSS + $tol")"
 $LINK stats | grep '^ab:' | sed 's/^/   counters /'
+
+echo "== jitter alone: --jitter 5, delay $DELAY ms"
+up --delay "$DELAY" --jitter 5 --seed "$RANDOM"
+start_server echo --udp -l "$ADDR_B:7105" -t 60
+line=$($LINK a "${RT[@]}" "$BLAST" rr --udp -c "$ADDR_B:7105" --count 500 --interval 5 --wait 1000 -t 60)
+echo "$line"
+stop_server
+# each way uniform in delay +-5 ms (order kept, so never below the floor and never above the
+# ceiling plus the probe spacing): the round trip spreads over about 2 x 10 ms
+report jitspread "$(calc "$(field p90_ms "$line") - $(field min_ms "$line")")" ms \
+    "spread p90 - min of +-5 ms each way" 4 20
+report jitp90 "$(field p90_ms "$line")" ms "<= 2 x (delay + 5) ms" \
+    "$(calc "2 * ($DELAY - 5)")" "$(calc "2 * ($DELAY + 5) + 3")"
 
 echo "== jitter, reordering, duplication: --jitter 5 --reorder 5 --dup 2, delay $DELAY ms"
 up --delay "$DELAY" --jitter 5 --reorder 5 --reorder-gap 10 --dup 2 --seed "$RANDOM"
