@@ -71,7 +71,7 @@ static const struct opt_desc opts[] = {
      "pre-shared secret between client and server (env KCPTUN_KEY)"},
     {"crypt", NULL, 0, ROLE_ALL, OPT_STR, SEC_MAIN, FIELD(crypt), "METHOD",
      "aes, aes-128, aes-192, salsa20, blowfish, twofish, cast5, 3des, tea, xtea, xor, sm4, "
-     "none, xsalsa20-poly1305 (ktun only)"},
+     "none, aes-128-gcm, null (newer kcptun), xsalsa20-poly1305 (ktun only)"},
     {"mode", NULL, 0, ROLE_ALL, OPT_STR, SEC_MAIN, FIELD(mode), "MODE",
      "profiles: fast3, fast2, fast, normal, manual"},
     {"conn", NULL, 0, ROLE_C, OPT_INT, SEC_MAIN, FIELD(conn), "N",
@@ -149,7 +149,8 @@ static const struct opt_desc opts[] = {
 
 static const char *const crypt_names[] = {
     "aes",  "aes-128", "aes-192", "salsa20", "blowfish", "twofish", "cast5",
-    "3des", "tea",     "xtea",    "xor",     "sm4",      "none",    "xsalsa20-poly1305",
+    "3des", "tea",     "xtea",    "xor",     "sm4",      "none",    "aes-128-gcm",
+    "null", "xsalsa20-poly1305",
 };
 
 struct mode_row {
@@ -1007,7 +1008,8 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
     if (!config_crypt_is_known(cfg->crypt))
         return fail(err, errlen,
                     "--crypt: unknown method '%s' (aes, aes-128, aes-192, salsa20, blowfish, "
-                    "twofish, cast5, 3des, tea, xtea, xor, sm4, none, xsalsa20-poly1305)",
+                    "twofish, cast5, 3des, tea, xtea, xor, sm4, none, aes-128-gcm, null, "
+                    "xsalsa20-poly1305)",
                     cfg->crypt);
     if (validate_kcp(cfg, err, errlen) < 0 || validate_smux(cfg, err, errlen) < 0 ||
         validate_misc(cfg, err, errlen) < 0)

@@ -17,6 +17,8 @@
 
 #define KCP_NONCE_LEN 16
 #define KCP_CRC_OFF 16
+#define GCM_NONCE_LEN 12
+#define GCM_TAG_LEN 16
 #define KDF_SALT "kcp-go"
 #define KDF_ITERATIONS 4096
 #define XOR_SALT "sH3CIVoF#rWLtJo6"
@@ -42,6 +44,8 @@ enum crypt_kind {
     KIND_SALSA20,  /* libsodium salsa20, nonce = datagram bytes 0..7 */
     KIND_XOR,      /* fixed 1500-byte table */
     KIND_NONE,     /* identity, header still present */
+    KIND_GCM,      /* AES-128-GCM, nonce 12 in front, tag 16 behind, no CRC */
+    KIND_NULL,     /* no crypt layer at all: no header, no check */
     KIND_SECURE,   /* xsalsa20-poly1305 */
 };
 
@@ -67,12 +71,15 @@ static const struct crypt_method_desc methods[] = {
     {"xor", KIND_XOR, 0, 32, 0},
     {"sm4", KIND_GCRY_CFB, GCRY_CIPHER_SM4, 16, 16},
     {"none", KIND_NONE, 0, 0, 0},
+    {"aes-128-gcm", KIND_GCM, GCRY_CIPHER_AES128, 16, 16},
+    {"null", KIND_NULL, 0, 0, 0},
     {CRYPT_SECURE_METHOD, KIND_SECURE, 0, 32, 0},
 };
 
 static const char *const method_names[] = {
     "aes", "aes-128", "aes-192", "salsa20", "blowfish", "twofish", "cast5",
-    "3des", "tea", "xtea", "xor", "sm4", "none", CRYPT_SECURE_METHOD, NULL,
+    "3des", "tea", "xtea", "xor", "sm4", "none", "aes-128-gcm", "null", CRYPT_SECURE_METHOD,
+    NULL,
 };
 
 _Static_assert(ARRAY_SIZE(method_names) == ARRAY_SIZE(methods) + 1, "method name list");
@@ -80,7 +87,7 @@ _Static_assert(ARRAY_SIZE(method_names) == ARRAY_SIZE(methods) + 1, "method name
 struct crypt {
     const struct crypt_method_desc *m; /* method */
     uint8_t key[CRYPT_KEY_LEN];        /* derived key */
-    gcry_cipher_hd_t hd;               /* KIND_GCRY_CFB: opened and keyed once */
+    gcry_cipher_hd_t hd;               /* KIND_GCRY_CFB, KIND_GCM: opened and keyed once */
     struct tea_key tea;                /* KIND_TEA_CFB / KIND_XTEA_CFB */
     uint8_t *xor_table;                /* KIND_XOR: XOR_TABLE_LEN bytes */
     struct secure *sec;                /* KIND_SECURE */
@@ -92,7 +99,8 @@ struct crypt {
     struct crypt_stats stats;          /* counters */
 };
 
-_Static_assert(NONCE_POOL_LEN % KCP_NONCE_LEN == 0 && NONCE_POOL_LEN % SECURE_NONCE_LEN == 0,
+_Static_assert(NONCE_POOL_LEN % KCP_NONCE_LEN == 0 && NONCE_POOL_LEN % SECURE_NONCE_LEN == 0 &&
+                   NONCE_POOL_LEN % GCM_NONCE_LEN == 0,
                "nonce pool holds whole nonces");
 
 /* Initialises libgcrypt before its first use, so that a process whose method needs neither
@@ -254,6 +262,10 @@ static int setup_kind(struct crypt *c)
         if (m->algo == GCRY_CIPHER_3DES)
             gcry_cipher_ctl(c->hd, GCRYCTL_SET_ALLOW_WEAK_KEY, NULL, 1);
         return gcry_cipher_setkey(c->hd, c->key, m->key_len) ? ERR_INVAL : 0;
+    case KIND_GCM:
+        if (gcry_ready() < 0 || gcry_cipher_open(&c->hd, m->algo, GCRY_CIPHER_MODE_GCM, 0))
+            return ERR_INVAL;
+        return gcry_cipher_setkey(c->hd, c->key, m->key_len) ? ERR_INVAL : 0;
     case KIND_TEA_CFB:
     case KIND_XTEA_CFB:
         tea_key_init(&c->tea, m->kind == KIND_XTEA_CFB ? TEA_XTEA : TEA_16, c->key);
@@ -269,6 +281,7 @@ static int setup_kind(struct crypt *c)
         return c->sec ? 0 : ERR_NOMEM;
     case KIND_SALSA20:
     case KIND_NONE:
+    case KIND_NULL:
         return 0;
     }
     return ERR_INVAL;
@@ -318,7 +331,7 @@ struct crypt *crypt_new(const char *method, const char *password, crypt_rng_fn *
 
     if (!m || !password)
         goto out;
-    if (m->kind == KIND_NONE) {
+    if (m->kind == KIND_NONE || m->kind == KIND_NULL) {
         memset(key, 0, sizeof(key)); /* unused: no derivation to pay for */
         rc = 0;
     } else if (m->kind == KIND_SECURE) {
@@ -368,17 +381,33 @@ const char *crypt_method(const struct crypt *c)
 
 size_t crypt_head_len(const struct crypt *c)
 {
-    return c->m->kind == KIND_SECURE ? CRYPT_SECURE_HEAD_LEN : CRYPT_KCP_HEAD_LEN;
+    switch (c->m->kind) {
+    case KIND_SECURE:
+        return CRYPT_SECURE_HEAD_LEN;
+    case KIND_GCM:
+        return CRYPT_GCM_HEAD_LEN;
+    case KIND_NULL:
+        return 0;
+    default:
+        return CRYPT_KCP_HEAD_LEN;
+    }
 }
 
 size_t crypt_tail_len(const struct crypt *c)
 {
-    return c->m->kind == KIND_SECURE ? CRYPT_SECURE_TAIL_LEN : 0;
+    switch (c->m->kind) {
+    case KIND_SECURE:
+        return CRYPT_SECURE_TAIL_LEN;
+    case KIND_GCM:
+        return CRYPT_GCM_TAIL_LEN;
+    default:
+        return 0;
+    }
 }
 
 bool crypt_is_authenticated(const struct crypt *c)
 {
-    return c->m->kind == KIND_SECURE;
+    return c->m->kind == KIND_SECURE || c->m->kind == KIND_GCM;
 }
 
 const struct crypt_stats *crypt_get_stats(const struct crypt *c)
@@ -427,6 +456,8 @@ static void kcp_cipher(struct crypt *c, uint8_t *p, size_t len, bool decrypt)
         xor_table_apply(c->xor_table, p, MIN(len, (size_t)XOR_TABLE_LEN));
         break;
     case KIND_NONE:
+    case KIND_GCM:
+    case KIND_NULL:
     case KIND_SECURE:
         break;
     }
@@ -453,10 +484,39 @@ ssize_t crypt_seal(struct crypt *c, uint8_t *buf, size_t payload_len, size_t cap
         take_nonce(c, buf, SECURE_NONCE_LEN);
         return (ssize_t)secure_seal(c->sec, buf, payload_len, now_ms);
     }
+    if (c->m->kind == KIND_NULL)
+        return (ssize_t)total;
+    if (c->m->kind == KIND_GCM) {
+        /* kcp-go's aeadCrypt: Seal(nonce, plaintext = everything after it, AAD empty). The
+         * handle is keyed and the nonce has the length GCM wants: these calls cannot fail. */
+        take_nonce(c, buf, GCM_NONCE_LEN);
+        gcry_cipher_setiv(c->hd, buf, GCM_NONCE_LEN);
+        gcry_cipher_encrypt(c->hd, buf + GCM_NONCE_LEN, payload_len, NULL, 0);
+        gcry_cipher_gettag(c->hd, buf + GCM_NONCE_LEN + payload_len, GCM_TAG_LEN);
+        return (ssize_t)total;
+    }
     take_nonce(c, buf, KCP_NONCE_LEN);
     put_u32le(buf + KCP_CRC_OFF, kcp_crc32(c, buf + CRYPT_KCP_HEAD_LEN, payload_len));
     kcp_cipher(c, buf, total, false);
     return (ssize_t)total;
+}
+
+/* Opens an aes-128-gcm datagram in place: nonce 12 | ciphertext | tag 16. Returns the
+ * plaintext length, or ERR_AUTH (counted: too short, or the tag does not verify). */
+static ssize_t gcm_open(struct crypt *c, uint8_t *buf, size_t len)
+{
+    if (len < GCM_NONCE_LEN + GCM_TAG_LEN) {
+        c->stats.in_short++;
+        return ERR_AUTH;
+    }
+    size_t n = len - GCM_NONCE_LEN - GCM_TAG_LEN;
+    gcry_cipher_setiv(c->hd, buf, GCM_NONCE_LEN);
+    gcry_cipher_decrypt(c->hd, buf + GCM_NONCE_LEN, n, NULL, 0);
+    if (gcry_cipher_checktag(c->hd, buf + GCM_NONCE_LEN + n, GCM_TAG_LEN) != 0) {
+        c->stats.in_csum_errors++;
+        return ERR_AUTH;
+    }
+    return (ssize_t)n;
 }
 
 ssize_t crypt_open(struct crypt *c, uint8_t *buf, size_t len, uint64_t now_ms,
@@ -466,6 +526,10 @@ ssize_t crypt_open(struct crypt *c, uint8_t *buf, size_t len, uint64_t now_ms,
 
     if (c->sec) {
         n = secure_open(c->sec, buf, len, now_ms, &c->stats);
+    } else if (c->m->kind == KIND_NULL) {
+        n = (ssize_t)len;
+    } else if (c->m->kind == KIND_GCM) {
+        n = gcm_open(c, buf, len);
     } else if (len < CRYPT_KCP_HEAD_LEN) {
         c->stats.in_short++;
         n = ERR_AUTH;

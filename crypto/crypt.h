@@ -43,6 +43,8 @@
 
 #define CRYPT_KEY_LEN 32           /* derived key length, all methods */
 #define CRYPT_KCP_HEAD_LEN 20      /* kcptun methods: nonce 16 + CRC32 4 */
+#define CRYPT_GCM_HEAD_LEN 12      /* aes-128-gcm: nonce */
+#define CRYPT_GCM_TAIL_LEN 16      /* aes-128-gcm: GCM tag */
 #define CRYPT_SECURE_HEAD_LEN 48   /* secure mode: nonce 24 + inner header 24 */
 #define CRYPT_SECURE_TAIL_LEN 16   /* secure mode: Poly1305 tag */
 #define CRYPT_MAX_HEAD_LEN 48      /* the largest crypt_head_len() of any method */

@@ -248,7 +248,7 @@ TEST(crypt_roundtrip_every_method_every_length)
         crypt_free(tx);
         crypt_free(rx);
     }
-    CHECK_EQ(count, 14);
+    CHECK_EQ(count, 16);
 }
 
 TEST(crypt_kcptun_rejects_corruption)
@@ -654,4 +654,101 @@ TEST(crypt_rng_fast_generator)
     crypt_rng_free(a);
     crypt_rng_free(b);
     crypt_rng_free(NULL);
+}
+
+/* ---- newer kcptun methods: aes-128-gcm and null ---------------------------------------- */
+
+/* Every datagram of the aes-128-gcm vectors (made by kcp-go v5.6.66) re-seals byte for byte
+ * from its plaintext and nonce, and opens back to that plaintext; the tampered one fails. */
+TEST(crypt_gcm_vectors_seal_and_open)
+{
+    cJSON *root = vec_load("newest/aes128gcm.json");
+    REQUIRE(root);
+    const cJSON *cs;
+    int cases = 0, dgrams = 0;
+    cJSON_ArrayForEach(cs, cJSON_GetObjectItem(root, "cases"))
+    {
+        const char *key = vec_str(cs, "key");
+        REQUIRE(key);
+        uint8_t dk[CRYPT_KEY_LEN], *want_dk = NULL;
+        REQUIRE(vec_hex_field(cs, "pbkdf2_sha1_4096_salt_kcp-go", &want_dk) == CRYPT_KEY_LEN);
+        CHECK_EQ(crypt_derive_key(key, dk), 0);
+        CHECK_MEM(dk, want_dk, CRYPT_KEY_LEN);
+        free(want_dk);
+        const cJSON *d;
+        cJSON_ArrayForEach(d, cJSON_GetObjectItem(cs, "datagrams"))
+        {
+            uint8_t *dgram = NULL, *nonce = NULL, *plain = NULL;
+            long dlen = vec_hex_field(d, "datagram", &dgram);
+            long nlen = vec_hex_field(d, "nonce", &nonce);
+            long plen = vec_hex_field(d, "plaintext", &plain);
+            REQUIRE(dlen > 0 && nlen == 12 && plen >= 0);
+            CHECK_EQ(dlen, plen + 28);
+            struct test_rng rng = {.fixed = nonce, .fixed_len = 12};
+            int err = 0;
+            struct crypt *c = crypt_new_key("aes-128-gcm", dk, test_rng_fill, &rng, &err);
+            REQUIRE(c);
+            CHECK_EQ(crypt_head_len(c), 12);
+            CHECK_EQ(crypt_tail_len(c), 16);
+            CHECK(crypt_is_authenticated(c));
+            uint8_t buf[1600];
+            memcpy(buf + 12, plain, (size_t)plen);
+            CHECK_EQ(crypt_seal(c, buf, (size_t)plen, sizeof(buf), NOW_MS), dlen);
+            CHECK_MEM(buf, dgram, (size_t)dlen);
+            const uint8_t *pl = NULL;
+            memcpy(buf, dgram, (size_t)dlen);
+            CHECK_EQ(crypt_open(c, buf, (size_t)dlen, NOW_MS, &pl), plen);
+            CHECK(pl == buf + 12);
+            CHECK_MEM(pl, plain, (size_t)plen);
+            uint8_t *tampered = NULL;
+            long tlen = vec_hex_field(cs, "tampered", &tampered);
+            if (tlen > 0) {
+                CHECK_EQ(crypt_open(c, tampered, (size_t)tlen, NOW_MS, &pl), ERR_AUTH);
+                CHECK_EQ(crypt_get_stats(c)->in_csum_errors, 1);
+            }
+            free(tampered);
+            /* Shorter than nonce + tag: dropped and counted as short. */
+            CHECK_EQ(crypt_open(c, buf, 27, NOW_MS, &pl), ERR_AUTH);
+            CHECK_EQ(crypt_get_stats(c)->in_short, 1);
+            crypt_free(c);
+            free(dgram);
+            free(nonce);
+            free(plain);
+            dgrams++;
+        }
+        cases++;
+    }
+    CHECK_EQ(cases, 5);
+    CHECK_EQ(dgrams, 29);
+    cJSON_Delete(root);
+}
+
+/* The null method has no crypt layer: seal and open leave the bytes alone, no header. */
+TEST(crypt_null_is_bare)
+{
+    cJSON *root = vec_load("newest/null_crypt.json");
+    REQUIRE(root);
+    uint8_t *dgram = NULL;
+    long n = vec_hex(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "datagrams"), 0)->valuestring,
+                     &dgram);
+    REQUIRE(n == 65);
+    int err = 0;
+    struct test_rng rng = {.seed = 1};
+    struct crypt *c = crypt_new("null", "it's a secrect", test_rng_fill, &rng, &err);
+    REQUIRE(c);
+    CHECK_EQ(crypt_head_len(c), 0);
+    CHECK_EQ(crypt_tail_len(c), 0);
+    CHECK(!crypt_is_authenticated(c));
+    uint8_t buf[128];
+    memcpy(buf, dgram, (size_t)n);
+    CHECK_EQ(crypt_seal(c, buf, (size_t)n, sizeof(buf), NOW_MS), n);
+    CHECK_MEM(buf, dgram, (size_t)n);
+    const uint8_t *pl = NULL;
+    CHECK_EQ(crypt_open(c, buf, (size_t)n, NOW_MS, &pl), n);
+    CHECK(pl == buf);
+    CHECK_EQ(crypt_open(c, buf, 0, NOW_MS, &pl), 0);
+    CHECK_EQ(crypt_seal(c, buf, 1501, 2000, NOW_MS), ERR_TOOBIG);
+    crypt_free(c);
+    free(dgram);
+    cJSON_Delete(root);
 }
