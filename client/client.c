@@ -8,6 +8,7 @@
 #include "common/sess.h"
 #include "common/util.h"
 #include "crypto/crypt.h"
+#include "crypto/qpp.h"
 
 #include <ev.h>
 #include <fcntl.h>
@@ -192,6 +193,7 @@ int client_run(const struct config *cfg)
     struct net_addr local;
     struct crypt *crypt = NULL;
     struct crypt_rng *rng = NULL;
+    struct qpp *qpp = NULL;
     struct client *c = NULL;
     int rc = 1;
     if (net_resolve(cfg->localaddr, true, &local, err) != 0) {
@@ -219,6 +221,10 @@ int client_run(const struct config *cfg)
     }
     struct sess_params params;
     sess_params_from_config(cfg, &params);
+    if (cfg->qpp && !(params.mux.qpp = qpp = config_qpp_new(cfg, err, sizeof(err)))) {
+        LOG_ERROR("client: %s", err);
+        goto out;
+    }
     struct shell_hooks hooks = {.sess_gone = client_sess_gone, .shutdown = client_shutdown};
     struct ev_loop *loop = EV_DEFAULT;
     shell_init(&c->sh, loop, &params, true, crypt, &hooks, cfg->snmplog, cfg->snmpperiod_s);
@@ -243,5 +249,6 @@ out:
     free(c);
     crypt_free(crypt);
     crypt_rng_free(rng);
+    qpp_free(qpp);
     return rc;
 }

@@ -15,6 +15,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "crypto/qpp.h"
 
 #define ROLE_C (1u << CONFIG_CLIENT)
 #define ROLE_S (1u << CONFIG_SERVER)
@@ -103,6 +104,12 @@ static const struct opt_desc opts[] = {
      "per-stream receive buffer (smux v2)"},
     {"keepalive", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(keepalive_s), "SECONDS",
      "seconds between heartbeats (1..30)"},
+    {"QPP", NULL, 0, ROLE_ALL, OPT_BOOL, SEC_MAIN, FIELD(qpp), NULL,
+     "kcptun's Quantum Permutation Pad: substitute every stream byte (both ends must agree)"},
+    {"QPPCount", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(qppcount), "N",
+     "number of QPP pads (1..65535; an odd count, 7 or more, is kcptun's advice)"},
+    {"QPPVariant", NULL, 0, ROLE_ALL, OPT_STR, SEC_KTUN, FIELD(qppvariant), "A|B|C",
+     "QPP pads of kcptun builds up to 2025-12-18 (A), to 2025-12-22 (B), or later (C)"},
     {"snmplog", NULL, 0, ROLE_ALL, OPT_STR, SEC_MAIN, FIELD(snmplog), "FILE",
      "collect SNMP counters to a CSV file; Go time layout allowed: ./snmp-20060102.log"},
     {"snmpperiod", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(snmpperiod_s), "SECONDS",
@@ -265,6 +272,9 @@ void config_defaults(struct config *cfg, enum config_role role)
     cfg->smuxbuf = 4194304;
     cfg->streambuf = 2097152;
     cfg->keepalive_s = 10;
+    cfg->qpp = false;
+    cfg->qppcount = QPP_COUNT_DEFAULT;
+    strcpy(cfg->qppvariant, qpp_variant_name(QPP_VARIANT_DEFAULT));
     cfg->snmpperiod_s = 60;
     cfg->loglevel = LOG_LEVEL_INFO;
     cfg->maxsessions = 1024;
@@ -627,9 +637,20 @@ static const char *json_type_name(const cJSON *item)
     return "null";
 }
 
+/* JSON keys of newer kcptun that differ from the flag name. */
+static const struct {
+    const char *json, *flag;
+} json_keys[] = {
+    {"qpp-count", "QPPCount"},
+    {"qpp-variant", "QPPVariant"},
+};
+
 /* The option whose JSON key is |key| (case-insensitive, as Go's encoding/json), any role. */
 static const struct opt_desc *find_json_key(const char *key)
 {
+    for (size_t k = 0; k < ARRAY_SIZE(json_keys); k++)
+        if (strcasecmp(json_keys[k].json, key) == 0)
+            key = json_keys[k].flag;
     for (int i = 0; i < OPT_COUNT; i++) {
         const struct opt_desc *o = &opts[i];
         if (o->name && o->type != OPT_HELP && o->type != OPT_VERSION &&
@@ -981,6 +1002,14 @@ static int validate_smux(const struct config *cfg, char *err, size_t errlen)
     if (cfg->streambuf > cfg->smuxbuf)
         return fail(err, errlen, "--streambuf: %d is larger than --smuxbuf %d (smux refuses it)",
                     cfg->streambuf, cfg->smuxbuf);
+    enum qpp_variant v;
+    if (qpp_variant_parse(cfg->qppvariant, &v) < 0)
+        return fail(err, errlen,
+                    "--QPPVariant: unknown variant '%s' (A: kcptun builds 2024-07-16..2025-12-18, "
+                    "B: ..2025-12-22, C: later)", cfg->qppvariant);
+    if (cfg->qpp && check_range("--QPPCount", cfg->qppcount, 1, QPP_COUNT_MAX, NULL, err,
+                                errlen) < 0)
+        return ERR_INVAL;
     return 0;
 }
 
@@ -1128,6 +1157,18 @@ void config_usage(enum config_role role, FILE *out)
                  "Invalid flags or settings exit with status 2.\n");
 }
 
+struct qpp *config_qpp_new(const struct config *cfg, char *err, size_t errlen)
+{
+    enum qpp_variant v = QPP_VARIANT_DEFAULT;
+    int rc = ERR_INVAL;
+    struct qpp *q = NULL;
+    if (qpp_variant_parse(cfg->qppvariant, &v) == 0 && cfg->qppcount > 0)
+        q = qpp_new(cfg->key, strlen(cfg->key), (unsigned)cfg->qppcount, v, &rc);
+    if (!q)
+        fail(err, errlen, "--QPP: cannot build %d pads: %s", cfg->qppcount, err_str(rc));
+    return q;
+}
+
 void config_version(enum config_role role, FILE *out)
 {
     fprintf(out, "%s version %s (wire-compatible with kcptun 20210922)\n",
@@ -1161,6 +1202,15 @@ void config_log_summary(const struct config *cfg)
     LOG_INFO("sockbuf: %d", cfg->sockbuf);
     LOG_INFO("smuxbuf: %d streambuf: %d", cfg->smuxbuf, cfg->streambuf);
     LOG_INFO("keepalive: %d", cfg->keepalive_s);
+    if (cfg->qpp) {
+        LOG_INFO("QPP: true, QPPCount: %d, variant %s", cfg->qppcount, cfg->qppvariant);
+        if (strlen(cfg->key) < 211)
+            LOG_WARN("QPP: a key of %zu bytes is short; kcptun advises at least 211",
+                     strlen(cfg->key));
+        if (cfg->qppcount < 7 || cfg->qppcount % 2 == 0)
+            LOG_WARN("QPP: QPPCount %d; kcptun advises an odd count of at least 7",
+                     cfg->qppcount);
+    }
     if (client)
         LOG_INFO("conn: %d autoexpire: %d scavengettl: %d", cfg->conn, cfg->autoexpire_s,
                  cfg->scavengettl_s);

@@ -37,6 +37,10 @@
  * (server; there is no Go profiler to start), the built-in default key.
  * Refused: --tcp (the tcpraw transport is out of ktun's scope); "tcp": false is fine.
  *
+ * Newer kcptun releases (JSON keys as theirs): --crypt aes-128-gcm and null, --QPP ("qpp"),
+ * --QPPCount ("qpp-count"); ktun adds --QPPVariant ("qpp-variant": A, B or C, default C =
+ * kcptun v20251222 and later, see crypto/qpp.h) to talk to older QPP builds.
+ *
  * ktun extras: --crypt xsalsa20-poly1305 (authenticated mode, not kcptun-compatible),
  * --maxsessions (server), --maxstreams, --bufbudget, --loglevel.
  */
@@ -104,6 +108,10 @@ struct config {
     int smuxbuf;                      /* session receive buffer, bytes */
     int streambuf;                    /* per-stream receive buffer (v2 window), bytes */
     int keepalive_s;                  /* NOP interval; the peer's timeout is 30 s */
+    /* newer kcptun */
+    bool qpp;                         /* --QPP: per-stream byte substitution (crypto/qpp.h) */
+    int qppcount;                     /* --QPPCount: number of pads, 1..65535 */
+    char qppvariant[CONFIG_NAME_MAX]; /* --QPPVariant: pad variant A, B or C (qpp_variant_parse) */
     /* statistics and logging */
     char snmplog[CONFIG_PATH_MAX];    /* CSV file name (Go time layout allowed), "" = off */
     int snmpperiod_s;                 /* seconds between CSV rows */
@@ -161,6 +169,12 @@ bool config_target_is_unix(const struct config *cfg);
 
 /* True if |name| is a crypt method ktun knows (kcptun's thirteen plus xsalsa20-poly1305). */
 bool config_crypt_is_known(const char *name);
+
+struct qpp;
+/* Builds the QPP pads of |cfg| (--key as the seed, --QPPCount, --QPPVariant; cfg->qpp must
+ * be set and the config validated). Returns them (free with qpp_free), or NULL with a
+ * one-line reason in |err|. */
+struct qpp *config_qpp_new(const struct config *cfg, char *err, size_t errlen);
 
 /* "ktun-client" or "ktun-server". */
 const char *config_prog_name(enum config_role role);

@@ -41,6 +41,8 @@ struct mux_stream {
     uint32_t num_written;     /* v2: payload bytes sent (wraps) */
     uint32_t peer_consumed;   /* v2: from the peer's last UPD */
     uint32_t peer_window;     /* v2: from the peer's last UPD, initially 262144 */
+    struct qpp_stream qtx;    /* QPP: keystream of what we send */
+    struct qpp_stream qrx;    /* QPP: keystream of what we receive */
 };
 
 enum mux_rx_state {
@@ -110,6 +112,7 @@ void mux_config_default(struct mux_config *cfg)
     cfg->keepalive_timeout_ms = 30000;
     cfg->max_frame_size = 32768;
     cfg->max_streams = 65536;
+    cfg->qpp = NULL;
 }
 
 int mux_config_validate(const struct mux_config *cfg)
@@ -139,9 +142,10 @@ static void mux_fail(struct mux *m, int err, const char *reason)
         m->cb.on_close(m->user, reason);
 }
 
-/* Sends one frame; |payload| may be NULL when |len| is 0. Returns 0 or ERR_CLOSED. */
-static int send_frame(struct mux *m, uint8_t cmd, uint32_t sid, const uint8_t *payload,
-                      size_t len)
+/* Sends one frame; |payload| may be NULL when |len| is 0. With |q| (a QPP keystream) the
+ * payload is encrypted on its way out. Returns 0 or ERR_CLOSED. */
+static int send_frame_q(struct mux *m, uint8_t cmd, uint32_t sid, const uint8_t *payload,
+                        size_t len, struct qpp_stream *q)
 {
     if (m->closed)
         return ERR_CLOSED;
@@ -149,12 +153,20 @@ static int send_frame(struct mux *m, uint8_t cmd, uint32_t sid, const uint8_t *p
     uint8_t *p = mux_frame_put(m->txbuf, &h);
     if (len)
         memcpy(p, payload, len);
+    if (q && len)
+        qpp_encrypt(m->cfg.qpp, q, p, len);
     m->st.frames_out++;
     if (m->cb.output(m->user, m->txbuf, MUX_HEADER_SIZE + len) < 0) {
         mux_fail(m, ERR_CLOSED, "output failed");
         return ERR_CLOSED;
     }
     return 0;
+}
+
+static int send_frame(struct mux *m, uint8_t cmd, uint32_t sid, const uint8_t *payload,
+                      size_t len)
+{
+    return send_frame_q(m, cmd, sid, payload, len, NULL);
 }
 
 static int send_upd(struct mux *m, uint32_t sid, uint32_t consumed)
@@ -208,6 +220,10 @@ static struct mux_stream *stream_add(struct mux *m, uint32_t sid)
         return NULL;
     s->sid = sid;
     s->peer_window = MUX_INITIAL_PEER_WINDOW;
+    if (m->cfg.qpp) {
+        qpp_stream_init(m->cfg.qpp, &s->qtx);
+        qpp_stream_init(m->cfg.qpp, &s->qrx);
+    }
     if (m->nstreams >= m->nbuckets)
         table_grow(m);
     size_t b = hash_sid(sid, m->nbuckets);
@@ -464,6 +480,8 @@ static void on_body_done(struct mux *m)
 {
     struct mux_stream *s = m->rx.stream;
     uint32_t len = (uint32_t)m->rx.want;
+    if (m->cfg.qpp)
+        qpp_decrypt(m->cfg.qpp, &s->qrx, m->rx.chunk->data + m->rx.chunk->len, len);
     m->rx.chunk->len += len;
     s->buffered += len;
     m->bucket -= len;
@@ -693,7 +711,7 @@ ssize_t mux_stream_write(struct mux *m, uint32_t sid, const uint8_t *data, size_
     size_t off = 0;
     while (off < take) {
         size_t sz = MIN(take - off, (size_t)m->cfg.max_frame_size);
-        if (send_frame(m, MUX_CMD_PSH, sid, data + off, sz) < 0)
+        if (send_frame_q(m, MUX_CMD_PSH, sid, data + off, sz, m->cfg.qpp ? &s->qtx : NULL) < 0)
             break;
         s->num_written += (uint32_t)sz;
         m->st.bytes_out += sz;

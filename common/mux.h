@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "crypto/qpp.h"
+
 /*
  * Frame layout, all fields little-endian, length BEFORE stream id:
  *
@@ -45,6 +47,9 @@
  *  - Keepalive: a NOP every keepalive_interval_ms from mux_new; every keepalive_timeout_ms the
  *    session checks whether any frame header arrived since the previous check and, if none did
  *    and the receive bucket is not exhausted, closes the session (on_close "keepalive timeout").
+ *  - QPP (kcptun --QPP, cfg.qpp set): PSH payloads are encrypted right before they are framed
+ *    and decrypted when their frame is complete, each stream and direction with its own
+ *    keystream from position 0; headers and the other commands are untouched.
  *  - Stream ids: client 3, 5, 7, ...; server 2, 4, 6, ...; once the counter wraps no more
  *    streams can be opened (ERR_LIMIT). An id still in use (a peer that opened one of our
  *    parity) is skipped.
@@ -87,10 +92,13 @@ struct mux_config {
     uint32_t keepalive_timeout_ms; /* dead-peer check period (30000 in kcptun) */
     uint32_t max_frame_size;       /* PSH payload limit when sending (32768), 1..65535 */
     uint32_t max_streams;          /* live streams allowed (ktun limit); 0 = unlimited */
+    const struct qpp *qpp;         /* kcptun --QPP: pads (borrowed, outlive the session);
+                                      NULL = off. Every stream's PSH payload is substituted,
+                                      one keystream per stream and direction. */
 };
 
 /* Fills |cfg| with kcptun 20210922 defaults: version 1, 4194304, 2097152, 10000 ms, 30000 ms,
- * 32768, max_streams 65536. */
+ * 32768, max_streams 65536, no QPP. */
 void mux_config_default(struct mux_config *cfg);
 
 /* Checks |cfg| like smux VerifyConfig: version 1 or 2; max_frame_size 1..65535;

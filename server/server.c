@@ -8,6 +8,7 @@
 #include "common/sess.h"
 #include "common/util.h"
 #include "crypto/crypt.h"
+#include "crypto/qpp.h"
 
 #include <ev.h>
 #include <stdlib.h>
@@ -208,6 +209,7 @@ int server_run(const struct config *cfg)
     struct net_addr listen_addr;
     struct crypt *crypt = NULL;
     struct crypt_rng *rng = NULL;
+    struct qpp *qpp = NULL;
     struct server *sv = NULL;
     int rc = 1;
     if (net_resolve(cfg->listen, true, &listen_addr, err) != 0) {
@@ -237,6 +239,10 @@ int server_run(const struct config *cfg)
         LOG_WARN("server: %s", err);
     struct sess_params params;
     sess_params_from_config(cfg, &params);
+    if (cfg->qpp && !(params.mux.qpp = qpp = config_qpp_new(cfg, err, sizeof(err)))) {
+        LOG_ERROR("server: %s", err);
+        goto out;
+    }
     struct shell_hooks hooks = {
         .stream_accept = server_stream_accept,
         .sess_gone = server_sess_gone,
@@ -258,5 +264,6 @@ out:
     free(sv);
     crypt_free(crypt);
     crypt_rng_free(rng);
+    qpp_free(qpp);
     return rc;
 }

@@ -990,3 +990,49 @@ TEST(config_example_files_spell_out_the_defaults)
         CHECK_MEM(&got, &want, sizeof(got));
     }
 }
+
+TEST(config_newer_kcptun_crypt_and_qpp)
+{
+    struct config cfg;
+    char err[CONFIG_ERR_MAX], path[64];
+
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--crypt", "aes-128-gcm"), 0);
+    CHECK_EQ(parse_valid(&cfg, CONFIG_SERVER, err, "--crypt", "null"), 0);
+    CHECK(!cfg.qpp);
+    CHECK_EQ(cfg.qppcount, 61);
+    CHECK(strcmp(cfg.qppvariant, "C") == 0);
+    CHECK_EQ(parse_valid(&cfg, CONFIG_SERVER, err, "--QPP", "--QPPCount", "7", "--QPPVariant",
+                         "a"),
+             0);
+    CHECK(cfg.qpp);
+    CHECK_EQ(cfg.qppcount, 7);
+    /* Flag names are case-sensitive, as in kcptun. */
+    CHECK_EQ(parse(&cfg, CONFIG_SERVER, err, "--qpp"), ERR_INVAL);
+    CHECK(one_line(err));
+    /* Refused: a count kcptun would truncate or divide by zero with, an unknown variant. */
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--QPP", "--QPPCount", "0"), ERR_INVAL);
+    CHECK(strstr(err, "--QPPCount") != NULL);
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--QPP", "--QPPCount", "65536"), ERR_INVAL);
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--QPPVariant", "D"), ERR_INVAL);
+    CHECK(strstr(err, "--QPPVariant") != NULL && one_line(err));
+    /* Without --QPP the count is not looked at (kcptun checks it only with QPP on). */
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--QPPCount", "0"), 0);
+
+    /* JSON keys of newer kcptun: qpp, qpp-count; ours: qpp-variant. */
+    write_temp(path, sizeof(path),
+               "{\"key\": \"k\", \"crypt\": \"aes-128-gcm\", \"qpp\": true, \"qpp-count\": 13, "
+               "\"qpp-variant\": \"B\"}");
+    REQUIRE(path[0]);
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "-c", path), 0);
+    CHECK(strcmp(cfg.crypt, "aes-128-gcm") == 0);
+    CHECK(cfg.qpp);
+    CHECK_EQ(cfg.qppcount, 13);
+    CHECK(strcmp(cfg.qppvariant, "B") == 0);
+    CHECK_EQ(cfg.warnings[0], '\0');
+    unlink(path);
+    write_temp(path, sizeof(path), "{\"qpp-count\": \"x\"}");
+    REQUIRE(path[0]);
+    CHECK_EQ(parse(&cfg, CONFIG_CLIENT, err, "-c", path), ERR_INVAL);
+    CHECK(strstr(err, "qpp-count") != NULL);
+    unlink(path);
+}
