@@ -10,6 +10,14 @@
  * live in one binary heap keyed by (time, sequence), so equal times stay FIFO. With --echo there
  * is no upstream: datagrams come back to their sender after the "up" impairments.
  *
+ * Two modes act like the network between a roaming client and its server:
+ * --rebind SEC gives every client a new upstream socket (a new source port, as a NAT that
+ * lost its mapping does) every SEC seconds; the old socket is closed, so replies still on
+ * their way to it are lost. --replay N sends N copies of captured client datagrams (the last
+ * UDPFW_CAPTURE seen going up) to the upstream from --replay-socks other source addresses,
+ * at --replay-rate per second, each at least --replay-age ms after it was captured; whatever
+ * comes back to those addresses is counted (replay_replies: a server that answered a replayer).
+ *
  * Needs no root. Plain ppoll loop; every run can be bounded with --duration.
  */
 
@@ -40,8 +48,21 @@
 #define UDPFW_DOWN 1
 #define NS_PER_MS 1000000ull
 #define NS_PER_S 1000000000ull
+#define UDPFW_CAPTURE 256   /* client datagrams kept for --replay */
+#define UDPFW_REPLAY_SOCKS_MAX 64
 
-enum { OPT_REORDER_GAP = 257, OPT_RATE_QUEUE, OPT_MAX_CLIENTS, OPT_IDLE, OPT_DURATION };
+enum {
+    OPT_REORDER_GAP = 257,
+    OPT_RATE_QUEUE,
+    OPT_MAX_CLIENTS,
+    OPT_IDLE,
+    OPT_DURATION,
+    OPT_REBIND,
+    OPT_REPLAY,
+    OPT_REPLAY_RATE,
+    OPT_REPLAY_SOCKS,
+    OPT_REPLAY_AGE,
+};
 
 struct dir_cfg {
     double loss_pct;     /* random loss probability, percent */
@@ -100,6 +121,11 @@ struct config {
     long max_clients;
     double idle_timeout_s;
     double duration_s;    /* 0 = run until a signal */
+    double rebind_s;      /* new upstream socket per client every this many seconds, 0 = never */
+    long replay_count;    /* captured datagrams to replay, 0 = none */
+    double replay_rate;   /* replays per second */
+    long replay_socks;    /* distinct source addresses of the replays */
+    double replay_age_ms; /* a datagram is replayed only this long after its capture */
     uint64_t seed;
     const char *stats_path;
 };
@@ -114,6 +140,17 @@ struct fw {
     struct dir_state dir[UDPFW_DIRS];
     uint64_t evictions;     /* clients dropped to make room for a new one */
     uint64_t no_socket;     /* datagrams dropped because no upstream socket could be made */
+    uint64_t clients_seen;  /* client slots created (each a distinct source address) */
+    uint64_t rebinds;       /* upstream sockets replaced by --rebind */
+    uint64_t rebind_errors; /* replacements that failed (the old socket is kept) */
+    struct capture {
+        uint64_t at_ns;     /* when it went up */
+        size_t len;         /* 0 = empty */
+        uint8_t *data;
+    } capture[UDPFW_CAPTURE]; /* ring of the last client datagrams, for --replay */
+    size_t capture_next;
+    int *replay_fds;        /* --replay-socks sockets connected to the upstream */
+    uint64_t replay_sent, replay_errors, replay_replies, replay_reply_bytes;
     uint8_t buf[UDPFW_MAX_DGRAM];
 };
 
@@ -180,6 +217,13 @@ static void usage(FILE *f)
             "  -s, --seed N            PRNG seed (1)\n"
             "  -S, --stats FILE        write counters to FILE on exit and on SIGUSR1\n"
             "      --duration SEC      exit after SEC seconds (0 = until SIGINT/SIGTERM)\n"
+            "Roaming and hostile peers (with --upstream):\n"
+            "      --rebind SEC        every SEC seconds, each client gets a new upstream source\n"
+            "                          port; the old socket is closed (a NAT rebinding)\n"
+            "      --replay N          replay N captured client datagrams from other addresses\n"
+            "      --replay-rate PPS   replays per second (1000)\n"
+            "      --replay-socks K    distinct source addresses of the replays (4)\n"
+            "      --replay-age MS     replay only datagrams captured at least MS ago (0)\n"
             "Prints \"listening HOST:PORT\" on stdout once bound (port 0 picks one).\n");
 }
 
@@ -205,6 +249,11 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         {"seed", required_argument, NULL, 's'},
         {"stats", required_argument, NULL, 'S'},
         {"duration", required_argument, NULL, OPT_DURATION},
+        {"rebind", required_argument, NULL, OPT_REBIND},
+        {"replay", required_argument, NULL, OPT_REPLAY},
+        {"replay-rate", required_argument, NULL, OPT_REPLAY_RATE},
+        {"replay-socks", required_argument, NULL, OPT_REPLAY_SOCKS},
+        {"replay-age", required_argument, NULL, OPT_REPLAY_AGE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -218,6 +267,8 @@ static int parse_args(int argc, char **argv, struct config *cfg)
     cfg->max_clients = 64;
     cfg->idle_timeout_s = 60;
     cfg->seed = 1;
+    cfg->replay_rate = 1000;
+    cfg->replay_socks = 4;
     for (int i = 0; i < UDPFW_DIRS; i++)
         cfg->dir[i].rate_queue = 65536;
 
@@ -286,6 +337,26 @@ static int parse_args(int argc, char **argv, struct config *cfg)
                 return tk_bad_opt("udpfw", name, optarg);
             *(c == OPT_IDLE ? &cfg->idle_timeout_s : &cfg->duration_s) = one;
             break;
+        case OPT_REBIND:
+            if (tk_parse_double(optarg, 0.01, 1e7, &cfg->rebind_s))
+                return tk_bad_opt("udpfw", name, optarg);
+            break;
+        case OPT_REPLAY:
+        case OPT_REPLAY_SOCKS:
+            if (tk_parse_double(optarg, 1, c == OPT_REPLAY ? 1e12 : UDPFW_REPLAY_SOCKS_MAX,
+                                &one) ||
+                one != floor(one))
+                return tk_bad_opt("udpfw", name, optarg);
+            *(c == OPT_REPLAY ? &cfg->replay_count : &cfg->replay_socks) = (long)one;
+            break;
+        case OPT_REPLAY_RATE:
+            if (tk_parse_double(optarg, 1, 1e7, &cfg->replay_rate))
+                return tk_bad_opt("udpfw", name, optarg);
+            break;
+        case OPT_REPLAY_AGE:
+            if (tk_parse_double(optarg, 0, 600000, &cfg->replay_age_ms))
+                return tk_bad_opt("udpfw", name, optarg);
+            break;
         case 's':
             if (tk_parse_double(optarg, 0, 1.8e19, &one) || one != floor(one))
                 return tk_bad_opt("udpfw", name, optarg);
@@ -302,6 +373,10 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         return -1;
     if (!has_listen || cfg->has_upstream == cfg->echo) {
         fprintf(stderr, "udpfw: need --listen and exactly one of --upstream, --echo\n");
+        return -1;
+    }
+    if (cfg->echo && (cfg->rebind_s > 0 || cfg->replay_count > 0)) {
+        fprintf(stderr, "udpfw: --rebind and --replay need --upstream\n");
         return -1;
     }
     return 0;
@@ -429,6 +504,21 @@ static bool same_addr(const struct client *cl, const struct sockaddr_storage *a,
     return cl->addr_len == len && memcmp(&cl->addr, a, len) == 0;
 }
 
+/* Returns a new socket connected to the upstream (a fresh source port), or -1. */
+static int upstream_socket(const struct fw *fw)
+{
+    int fd = socket(fw->cfg->upstream_addr.ss_family, SOCK_DGRAM, 0);
+    if (fd == -1)
+        return -1;
+    if (connect(fd, (const struct sockaddr *)&fw->cfg->upstream_addr, fw->cfg->upstream_len) ==
+        -1) {
+        close(fd);
+        return -1;
+    }
+    set_buffers(fd);
+    return fd;
+}
+
 /* Finds or creates the slot for client address |a|, evicting the least recently used client
  * when all slots are taken; returns its index or -1 if no upstream socket could be made. */
 static int client_get(struct fw *fw, const struct sockaddr_storage *a, socklen_t len, uint64_t now)
@@ -452,21 +542,33 @@ static int client_get(struct fw *fw, const struct sockaddr_storage *a, socklen_t
     }
     struct client *cl = &fw->clients[free_slot];
     if (!fw->cfg->echo) {
-        int fd = socket(fw->cfg->upstream_addr.ss_family, SOCK_DGRAM, 0);
-        if (fd == -1)
+        cl->fd = upstream_socket(fw);
+        if (cl->fd == -1)
             return -1;
-        if (connect(fd, (const struct sockaddr *)&fw->cfg->upstream_addr,
-                    fw->cfg->upstream_len) == -1) {
-            close(fd);
-            return -1;
-        }
-        set_buffers(fd);
-        cl->fd = fd;
     }
     memcpy(&cl->addr, a, len);
     cl->addr_len = len;
     cl->last_ns = now;
+    fw->clients_seen++;
     return free_slot;
+}
+
+/* --rebind: every client's upstream socket is replaced; queued packets keep their slot. */
+static void clients_rebind(struct fw *fw)
+{
+    for (int i = 0; i < fw->cfg->max_clients; i++) {
+        struct client *cl = &fw->clients[i];
+        if (cl->fd == -1)
+            continue;
+        int fd = upstream_socket(fw);
+        if (fd == -1) {
+            fw->rebind_errors++;
+            continue;
+        }
+        close(cl->fd);
+        cl->fd = fd;
+        fw->rebinds++;
+    }
 }
 
 static void clients_expire(struct fw *fw, uint64_t now)
@@ -475,6 +577,99 @@ static void clients_expire(struct fw *fw, uint64_t now)
     for (int i = 0; i < fw->cfg->max_clients; i++)
         if (fw->clients[i].addr_len && now - fw->clients[i].last_ns > idle)
             client_close(fw, i);
+}
+
+/* ---- hostile replayer ---- */
+
+static void capture(struct fw *fw, const uint8_t *data, size_t len, uint64_t now)
+{
+    struct capture *c = &fw->capture[fw->capture_next];
+    uint8_t *copy = realloc(c->data, len ? len : 1);
+    if (!copy)
+        return;
+    memcpy(copy, data, len);
+    c->data = copy;
+    c->len = len;
+    c->at_ns = now;
+    fw->capture_next = (fw->capture_next + 1) % UDPFW_CAPTURE;
+}
+
+static int open_replay_socks(struct fw *fw)
+{
+    if (fw->cfg->replay_count <= 0)
+        return 0;
+    fw->replay_fds = calloc((size_t)fw->cfg->replay_socks, sizeof(int));
+    if (!fw->replay_fds)
+        return -1;
+    for (long i = 0; i < fw->cfg->replay_socks; i++)
+        fw->replay_fds[i] = -1;
+    for (long i = 0; i < fw->cfg->replay_socks; i++) {
+        fw->replay_fds[i] = upstream_socket(fw);
+        if (fw->replay_fds[i] == -1) {
+            fprintf(stderr, "udpfw: replay socket: %s\n", strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Sends the replays due by |now| (at most one batch); *|due_ns| is the next due time. */
+static void replay_due(struct fw *fw, uint64_t now, uint64_t *due_ns)
+{
+    const struct config *cfg = fw->cfg;
+    uint64_t gap = (uint64_t)(1e9 / cfg->replay_rate);
+    uint64_t age = (uint64_t)(cfg->replay_age_ms * 1e6);
+    if (*due_ns + 100 * NS_PER_MS < now)
+        *due_ns = now; /* fell behind (the loop was busy): no burst to catch up */
+    for (int k = 0; k < UDPFW_BATCH && (long)fw->replay_sent < cfg->replay_count; k++) {
+        if (*due_ns > now)
+            return;
+        /* a random captured datagram old enough; none yet: try again a little later */
+        const struct capture *c = NULL;
+        for (int tries = 0; tries < 8 && !c; tries++) {
+            const struct capture *t = &fw->capture[tk_rng_next(&fw->rng) % UDPFW_CAPTURE];
+            if (t->data && t->at_ns + age <= now)
+                c = t;
+        }
+        if (!c) {
+            *due_ns = now + NS_PER_MS;
+            return;
+        }
+        int fd = fw->replay_fds[tk_rng_next(&fw->rng) % (uint64_t)cfg->replay_socks];
+        if (send(fd, c->data, c->len, MSG_DONTWAIT) == -1)
+            fw->replay_errors++;
+        fw->replay_sent++;
+        *due_ns += gap;
+    }
+}
+
+static void read_replay(struct fw *fw, int fd)
+{
+    for (int k = 0; k < UDPFW_BATCH; k++) {
+        ssize_t n = recv(fd, fw->buf, sizeof(fw->buf), MSG_DONTWAIT);
+        if (n == -1) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return;
+            continue; /* ECONNREFUSED from an earlier send */
+        }
+        fw->replay_replies++;
+        fw->replay_reply_bytes += (uint64_t)n;
+    }
+}
+
+static void read_client(struct fw *fw, int ci)
+{
+    for (int k = 0; k < UDPFW_BATCH; k++) {
+        ssize_t n = recv(fw->clients[ci].fd, fw->buf, sizeof(fw->buf), MSG_DONTWAIT);
+        if (n == -1) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return;
+            continue; /* ECONNREFUSED from an earlier send: keep reading */
+        }
+        uint64_t now = tk_now_ns();
+        fw->clients[ci].last_ns = now;
+        enqueue(fw, UDPFW_DOWN, ci, fw->buf, (size_t)n, now);
+    }
 }
 
 /* ---- I/O ---- */
@@ -494,22 +689,9 @@ static void read_listen(struct fw *fw)
             fw->no_socket++;
             continue;
         }
+        if (fw->cfg->replay_count > 0)
+            capture(fw, fw->buf, (size_t)n, now);
         enqueue(fw, UDPFW_UP, ci, fw->buf, (size_t)n, now);
-    }
-}
-
-static void read_client(struct fw *fw, int ci)
-{
-    for (int k = 0; k < UDPFW_BATCH; k++) {
-        ssize_t n = recv(fw->clients[ci].fd, fw->buf, sizeof(fw->buf), MSG_DONTWAIT);
-        if (n == -1) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                return;
-            continue; /* ECONNREFUSED from an earlier send: keep reading */
-        }
-        uint64_t now = tk_now_ns();
-        fw->clients[ci].last_ns = now;
-        enqueue(fw, UDPFW_DOWN, ci, fw->buf, (size_t)n, now);
     }
 }
 
@@ -525,8 +707,16 @@ static void print_stats(const struct fw *fw, FILE *f)
                 names[i], s->rx_pkts, s->rx_bytes, s->tx_pkts, s->tx_bytes, s->lost,
                 s->queue_drops, s->dups, s->reordered, s->send_errors);
     }
-    fprintf(f, "clients: evictions=%" PRIu64 " no_socket=%" PRIu64 " queued=%zu\n", fw->evictions,
-            fw->no_socket, fw->heap.len);
+    fprintf(f,
+            "clients: evictions=%" PRIu64 " no_socket=%" PRIu64 " queued=%zu seen=%" PRIu64
+            " rebinds=%" PRIu64 " rebind_errors=%" PRIu64 "\n",
+            fw->evictions, fw->no_socket, fw->heap.len, fw->clients_seen, fw->rebinds,
+            fw->rebind_errors);
+    if (fw->cfg->replay_count > 0)
+        fprintf(f,
+                "replay: sent=%" PRIu64 " errors=%" PRIu64 " replay_replies=%" PRIu64
+                " reply_bytes=%" PRIu64 "\n",
+                fw->replay_sent, fw->replay_errors, fw->replay_replies, fw->replay_reply_bytes);
 }
 
 static void dump_stats(const struct fw *fw)
@@ -580,7 +770,7 @@ static int open_listen(struct fw *fw)
 static int run(struct fw *fw)
 {
     const struct config *cfg = fw->cfg;
-    size_t nfds_cap = (size_t)cfg->max_clients + 1;
+    size_t nfds_cap = (size_t)cfg->max_clients + 1 + (size_t)MAX(cfg->replay_socks, 0);
     struct pollfd *pfd = calloc(nfds_cap, sizeof(*pfd));
     int *pfd_client = calloc(nfds_cap, sizeof(*pfd_client));
     int rc = 1;
@@ -588,6 +778,10 @@ static int run(struct fw *fw)
         goto out;
     uint64_t start = tk_now_ns(), last_expire = start;
     uint64_t end = cfg->duration_s > 0 ? start + (uint64_t)(cfg->duration_s * 1e9) : UINT64_MAX;
+    uint64_t rebind_every = (uint64_t)(cfg->rebind_s * 1e9);
+    uint64_t next_rebind = rebind_every ? start + rebind_every : UINT64_MAX;
+    uint64_t replay_next = start;
+    bool replaying = cfg->replay_count > 0;
     while (!got_stop) {
         uint64_t now = tk_now_ns();
         if (now >= end)
@@ -597,6 +791,20 @@ static int run(struct fw *fw)
             dump_stats(fw);
         }
         release_due(fw, now);
+        if (now >= next_rebind) {
+            clients_rebind(fw);
+            next_rebind += rebind_every;
+            if (next_rebind <= now)
+                next_rebind = now + rebind_every;
+        }
+        uint64_t cap = MIN(200 * NS_PER_MS, end - now);
+        if (next_rebind != UINT64_MAX)
+            cap = MIN(cap, next_rebind - now);
+        if (replaying) {
+            replay_due(fw, now, &replay_next);
+            if ((long)fw->replay_sent < cfg->replay_count)
+                cap = MIN(cap, replay_next > now ? replay_next - now : 0);
+        }
         if (now - last_expire > NS_PER_S) {
             clients_expire(fw, now);
             last_expire = now;
@@ -610,7 +818,11 @@ static int run(struct fw *fw)
             pfd[n] = (struct pollfd){.fd = fw->clients[i].fd, .events = POLLIN};
             pfd_client[n++] = i;
         }
-        struct timespec ts = next_timeout(fw, now, MIN(200 * NS_PER_MS, end - now));
+        for (long i = 0; replaying && i < cfg->replay_socks; i++) {
+            pfd[n] = (struct pollfd){.fd = fw->replay_fds[i], .events = POLLIN};
+            pfd_client[n++] = -2;
+        }
+        struct timespec ts = next_timeout(fw, now, cap);
         int ready = ppoll(pfd, n, &ts, NULL);
         if (ready == -1) {
             if (errno == EINTR)
@@ -621,7 +833,9 @@ static int run(struct fw *fw)
         for (nfds_t i = 0; i < n && ready > 0; i++) {
             if (!pfd[i].revents)
                 continue;
-            if (pfd_client[i] < 0)
+            if (pfd_client[i] == -2)
+                read_replay(fw, pfd[i].fd);
+            else if (pfd_client[i] < 0)
                 read_listen(fw);
             else
                 read_client(fw, pfd_client[i]);
@@ -664,7 +878,7 @@ int main(int argc, char **argv)
     sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (open_listen(fw))
+    if (open_listen(fw) || open_replay_socks(fw))
         goto out;
     rc = run(fw);
     dump_stats(fw);
@@ -676,6 +890,12 @@ out:
         free(tk_heap_pop(&fw->heap));
     if (fw->listen_fd != -1)
         close(fw->listen_fd);
+    for (long i = 0; fw->replay_fds && i < cfg.replay_socks; i++)
+        if (fw->replay_fds[i] != -1)
+            close(fw->replay_fds[i]);
+    free(fw->replay_fds);
+    for (size_t i = 0; i < UDPFW_CAPTURE; i++)
+        free(fw->capture[i].data);
     free(fw->heap.items);
     free(fw->clients);
     free(fw);
