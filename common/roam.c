@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/* When a server session follows its peer to a new address: the decision, without I/O. */
+#include "common/roam.h"
+
+#include "common/kcp.h"
+#include "common/wire.h"
+#include "fec/fec.h"
+
+#include <string.h>
+
+void roam_init(struct roam *r, enum roam_mode mode)
+{
+    memset(r, 0, sizeof(*r));
+    r->mode = mode;
+}
+
+/* a >= b on a 32-bit millisecond clock that wraps (as KCP compares timestamps) */
+static bool ts_ge(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) >= 0;
+}
+
+void roam_scan(const uint8_t *p, size_t len, uint32_t conv, struct roam_scan *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (fec_is_fec_packet(p, len)) {
+        /* seqid LE32 | type LE16 | size LE16 (2 + KCP bytes) | KCP bytes */
+        if (len < FEC_HEADER_LEN || rd_u16le(p + 4) != FEC_TYPE_DATA)
+            return; /* parity carries no segment of its own */
+        size_t size = rd_u16le(p + 6);
+        if (size < 2 || size - 2 > len - FEC_HEADER_LEN)
+            return;
+        p += FEC_HEADER_LEN;
+        len = size - 2;
+    }
+    const uint8_t *end = p + len;
+    struct kcp_seg_hdr h;
+    while (kcp_seg_hdr_decode(&p, end, &h) == 0 && h.conv == conv &&
+           h.len <= (size_t)(end - p)) {
+        if (h.cmd == KCP_CMD_PUSH) {
+            if (!out->has_push || ts_ge(h.ts, out->push_ts))
+                out->push_ts = h.ts;
+            out->has_push = true;
+        } else if (h.cmd == KCP_CMD_ACK) {
+            if (!out->has_ack || ts_ge(h.ts, out->ack_ts))
+                out->ack_ts = h.ts;
+            out->has_ack = true;
+        }
+        p += h.len;
+    }
+}
+
+void roam_observe(struct roam *r, const struct roam_scan *s)
+{
+    if (s->has_push && (!r->seen_push || ts_ge(s->push_ts, r->max_push_ts))) {
+        r->max_push_ts = s->push_ts;
+        r->seen_push = true;
+    }
+    if (s->has_ack && (!r->seen_ack || ts_ge(s->ack_ts, r->max_ack_ts))) {
+        r->max_ack_ts = s->ack_ts;
+        r->seen_ack = true;
+    }
+}
+
+bool roam_is_newest(const struct roam *r, const struct roam_scan *s)
+{
+    return (s->has_push && (!r->seen_push || ts_ge(s->push_ts, r->max_push_ts))) ||
+           (s->has_ack && (!r->seen_ack || ts_ge(s->ack_ts, r->max_ack_ts)));
+}
+
+static enum roam_verdict decide(struct roam *r, const struct roam_facts *f, uint64_t now_ms)
+{
+    if (f->parity_only || !roam_is_newest(r, &f->scan))
+        return ROAM_IGNORE;
+    if (r->mode == ROAM_MODE_SECURE)
+        return f->authenticated ? ROAM_MOVE : ROAM_IGNORE;
+    if (f->advanced)
+        return ROAM_MOVE;
+    if (!f->scan.has_push)
+        return ROAM_IGNORE;
+    if (r->probed && now_ms - r->last_probe_ms < ROAM_PROBE_GAP_MS)
+        return ROAM_IGNORE;
+    r->probed = true;
+    r->last_probe_ms = now_ms;
+    return ROAM_PROBE;
+}
+
+enum roam_verdict roam_decide(struct roam *r, const struct roam_facts *f, uint64_t now_ms)
+{
+    enum roam_verdict v = decide(r, f, now_ms);
+    if (v == ROAM_MOVE)
+        r->moves++;
+    else if (v == ROAM_PROBE)
+        r->probes++;
+    else
+        r->ignored++;
+    return v;
+}
+
+const char *roam_verdict_name(enum roam_verdict v)
+{
+    switch (v) {
+    case ROAM_MOVE:
+        return "move";
+    case ROAM_PROBE:
+        return "probe";
+    default:
+        return "ignore";
+    }
+}

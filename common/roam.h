@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/* When a server session follows its peer to a new address: the decision, without I/O. */
+#ifndef KTUN_ROAM_H
+#define KTUN_ROAM_H
+
+/*
+ * A datagram whose conv belongs to a live session arrives from an address that is not the
+ * session's reply address (a NAT rebound, the client moved or replaced its socket, or someone
+ * replays a captured datagram). The session layer feeds it to the session's link (KCP drops
+ * what it has seen already), collects the facts below and asks roam_decide what to do with
+ * the reply address. The rule, its threat model and its limits are in docs/roaming.md.
+ *
+ * "Newest": the datagram carries a data segment whose timestamp (the peer's clock) is not
+ * older than any data segment the session accepted, or an acknowledgement echoing a timestamp
+ * (our clock) not older than any echoed so far. A captured datagram replayed later is older
+ * than what the real peer sent since, whether or not its original was delivered.
+ *
+ *   secure mode (authenticated crypt; the crypt's sender table already refused replays):
+ *     authenticated and newest                                  ROAM_MOVE, at once
+ *   kcptun-compatible modes (a captured datagram can be replayed verbatim):
+ *     newest and it advanced the session (new data, or data of ours acknowledged)  ROAM_MOVE
+ *     newest, carries data segments, advanced nothing           ROAM_PROBE, at most once per
+ *         ROAM_PROBE_GAP_MS: the ACKs it caused also go to the new address, so that a real
+ *         peer whose acknowledgements were lost on the dead path is answered and proves
+ *         itself with its next new data
+ *   anything else (older, ACK-only without progress, window probes, FEC parity)  ROAM_IGNORE
+ *
+ * Every datagram the session accepts, from any address, goes through roam_observe so that
+ * "newest" compares with everything seen. Time is |now_ms| of the caller's monotonic clock.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Shortest gap between two probes of one session (bounds what replays can reflect). */
+#define ROAM_PROBE_GAP_MS 200u
+/* Datagrams a probe may copy to the new address. */
+#define ROAM_PROBE_MAX_DGRAMS 2u
+
+enum roam_mode {
+    ROAM_MODE_COMPAT, /* kcptun's crypt methods: datagrams can be replayed */
+    ROAM_MODE_SECURE, /* authenticated, replay-checked datagrams */
+};
+
+enum roam_verdict {
+    ROAM_IGNORE, /* keep the reply address; the datagram was still fed to the session */
+    ROAM_PROBE,  /* keep it, and copy the datagrams this one caused to the new address too */
+    ROAM_MOVE,   /* the new address becomes the reply address now (with what this one caused) */
+};
+
+/* Timestamps read from one opened payload (roam_scan). */
+struct roam_scan {
+    bool has_push;    /* at least one data segment of the conv */
+    bool has_ack;     /* at least one ACK segment of the conv */
+    uint32_t push_ts; /* newest data segment timestamp (valid with has_push) */
+    uint32_t ack_ts;  /* newest echoed timestamp (valid with has_ack) */
+};
+
+/* What the session layer knows about one datagram from an address other than the reply
+ * address, whose conv is the session's. */
+struct roam_facts {
+    bool authenticated;    /* the crypt verified it and its replay table accepted it (secure) */
+    bool parity_only;      /* an FEC parity shard: carries no KCP segment of its own */
+    bool advanced;         /* feeding it advanced the session: data it had not received, or
+                              acknowledgement of data it was waiting for */
+    struct roam_scan scan; /* its timestamps */
+};
+
+/* Per-session state and counters. */
+struct roam {
+    enum roam_mode mode;
+    bool seen_push, seen_ack; /* the maxima below are valid */
+    uint32_t max_push_ts;     /* newest data timestamp accepted (peer clock, wraps) */
+    uint32_t max_ack_ts;      /* newest echoed timestamp (our clock, wraps) */
+    bool probed;              /* |last_probe_ms| is valid */
+    uint64_t last_probe_ms;   /* when the last probe was granted */
+    uint64_t moves;           /* ROAM_MOVE verdicts */
+    uint64_t probes;          /* ROAM_PROBE verdicts */
+    uint64_t ignored;         /* ROAM_IGNORE verdicts */
+};
+
+void roam_init(struct roam *r, enum roam_mode mode);
+
+/* Reads the timestamps of the segments of conversation |conv| in the opened payload |p|
+ * (|len| bytes: an optional FEC data header, then KCP segments). Parity shards and malformed
+ * input give an empty scan. Never reads outside [p, p + len). */
+void roam_scan(const uint8_t *p, size_t len, uint32_t conv, struct roam_scan *out);
+
+/* Records the timestamps of a datagram the session accepted. */
+void roam_observe(struct roam *r, const struct roam_scan *s);
+
+/* True if |s| is not older than what roam_observe recorded (see "newest" above). */
+bool roam_is_newest(const struct roam *r, const struct roam_scan *s);
+
+/* Decides for one datagram from a new address (call before roam_observe of that datagram)
+ * and counts the verdict. */
+enum roam_verdict roam_decide(struct roam *r, const struct roam_facts *f, uint64_t now_ms);
+
+/* "move", "probe" or "ignore". */
+const char *roam_verdict_name(enum roam_verdict v);
+
+#endif
