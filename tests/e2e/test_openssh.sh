@@ -4,7 +4,10 @@
 # config in the temp dir, key authentication only, a free high port; no system service or file
 # is touched), ktun-server in front of it, ktun-client in front of ssh/scp. Checks, directly and
 # through a lossy relay (udpfw): scp of a few MB up and down (sha256 on both ends), and
-# `ssh ... cat` echoing timed lines back byte for byte. Skipped (77) only without sshd/ssh/scp.
+# `ssh ... cat` echoing timed lines back byte for byte. Where Debian's kcptun is installed, the
+# relay case runs through it too and both print their times as `bench:` lines (a comparison for
+# the reader, not an assertion: speed is judged by scripts/bench --sweep). Skipped (77) only
+# without sshd/ssh/scp.
 set -u
 source "$(dirname "$0")/lib.sh"
 SSHD=/usr/sbin/sshd
@@ -76,9 +79,18 @@ head -c "$((MB * 1048576))" /dev/urandom >"$tmp/up.bin"
 head -c "$((MB * 1048576))" /dev/urandom >"$tmp/down.src"
 sum() { sha256sum "$1" | cut -d' ' -f1; }
 
-run_case() { # TITLE RELAY-ARGS (empty: no relay) TUNNEL-ARGS
+# wait_port PROTO PORT: waits until something listens on 127.0.0.1:PORT (t = TCP, u = UDP).
+wait_port() {
+    for _ in $(seq 200); do
+        ss -Hln"$1" "sport = :$2" 2>/dev/null | grep -q . && return 0
+        sleep 0.05
+    done
+    fail "nothing listens on $1 port $2"
+}
+
+run_case() { # TITLE RELAY-ARGS (empty: no relay) TUNNEL-ARGS [ktun|kcptun]
     echo "== $1"
-    local up cp rpid="" t0 t1 t2 line
+    local sys=${4:-ktun} tag=${5:-} up cp rpid="" t0 t1 t2 line spid cpid
     up=$(free_port); cp=$(free_port)
     local to=$up
     if [ -n "$2" ]; then
@@ -89,12 +101,23 @@ run_case() { # TITLE RELAY-ARGS (empty: no relay) TUNNEL-ARGS
         wait_log relay '^listening '
         to=$(sed -n 's/^listening 127.0.0.1://p' "$tmp/relay.log")
     fi
-    # shellcheck disable=SC2086
-    start_server server "$up" "127.0.0.1:$sport" --key ssh --quiet $3
-    local spid=$LASTPID
-    # shellcheck disable=SC2086
-    start_client client "$cp" "$to" --key ssh --quiet $3
-    local cpid=$LASTPID
+    if [ "$sys" = ktun ]; then
+        # shellcheck disable=SC2086
+        start_server server "$up" "127.0.0.1:$sport" --key ssh --quiet $3
+        spid=$LASTPID
+        # shellcheck disable=SC2086
+        start_client client "$cp" "$to" --key ssh --quiet $3
+        cpid=$LASTPID
+    else
+        # shellcheck disable=SC2086
+        spawn server kcptun-server -l "127.0.0.1:$up" -t "127.0.0.1:$sport" --key ssh --quiet $3
+        spid=$LASTPID
+        wait_port u "$up"
+        # shellcheck disable=SC2086
+        spawn client kcptun-client -l "127.0.0.1:$cp" -r "127.0.0.1:$to" --key ssh --quiet $3
+        cpid=$LASTPID
+        wait_port t "$cp"
+    fi
     ssh_opts "$cp"
     rm -f "$tmp/up.got" "$tmp/down.got"
     t0=$(date +%s.%N)
@@ -106,19 +129,35 @@ run_case() { # TITLE RELAY-ARGS (empty: no relay) TUNNEL-ARGS
     t2=$(date +%s.%N)
     [ "$(sum "$tmp/up.got")" = "$(sum "$tmp/up.bin")" ] || fail "$1: scp up: sha256 differs"
     [ "$(sum "$tmp/down.got")" = "$(sum "$tmp/down.src")" ] || fail "$1: scp down: sha256 differs"
-    echo "scp ${MB} MiB up $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b - a}') s," \
-        "down $(awk -v a="$t1" -v b="$t2" 'BEGIN{printf "%.2f", b - a}') s, sha256 ok"
+    local ups downs
+    ups=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b - a}')
+    downs=$(awk -v a="$t1" -v b="$t2" 'BEGIN{printf "%.2f", b - a}')
+    echo "scp ${MB} MiB up $ups s, down $downs s, sha256 ok"
     line=$(timeout 90 python3 "$ECHO_TOOL" --count 100 --interval 10 --size 64 --duration 80 -- \
         ssh "${SSH_OPTS[@]}" -p "$cp" "$USER_NAME@127.0.0.1" cat) ||
         fail "$1: ssh cat echo: $line"
     echo "$line"
-    stop_pid "$cpid" || fail "$1: client exit status"
-    stop_pid "$spid" || fail "$1: server exit status"
+    if [ -n "$tag" ]; then
+        echo "bench: e2e.openssh.$tag.$sys.scp_up $ups s"
+        echo "bench: e2e.openssh.$tag.$sys.scp_down $downs s"
+        echo "bench: e2e.openssh.$tag.$sys.echo_p99 $(sed -n 's/.* p99_ms=\([^ ]*\).*/\1/p' <<<"$line") ms"
+    fi
+    if [ "$sys" = ktun ]; then
+        stop_pid "$cpid" || fail "$1: client exit status"
+        stop_pid "$spid" || fail "$1: server exit status"
+    else
+        kill "$cpid" "$spid"; wait "$cpid" "$spid" 2>/dev/null
+    fi
     if [ -n "$rpid" ]; then kill "$rpid"; wait "$rpid" 2>/dev/null; fi
 }
 
 run_case "loopback, fast3, FEC 10/3" "" "--mode fast3 --crypt none --ds 10 --ps 3"
+RELAY="--loss 3 --delay 5 --jitter 1"
 run_case "relay: 3% loss, 5 ms delay, 1 ms jitter each way; aes, FEC 10/3" \
-    "--loss 3 --delay 5 --jitter 1" "--mode fast3 --crypt aes --ds 10 --ps 3"
+    "$RELAY" "--mode fast3 --crypt aes --ds 10 --ps 3" ktun relay
+if command -v kcptun-server >/dev/null && command -v kcptun-client >/dev/null; then
+    run_case "the same through Debian's kcptun" \
+        "$RELAY" "--mode fast3 --crypt aes --ds 10 --ps 3" kcptun relay
+fi
 kill -0 "$SSHD_PID" 2>/dev/null || fail "sshd died: $(cat "$tmp/sshd.log")"
 echo "ok"
