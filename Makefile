@@ -103,6 +103,30 @@ $(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(LIB)
 
 tools: $(TOOLS)
 
+# ---- shared library for the Python binding (python/) ---------------------------------------
+# make libktun.so  -> $(BUILD)/libktun.so: the cores and python/csrc/ (the binding's queues),
+# compiled -fPIC into $(BUILD)/pic/ so that the static archive and binaries stay as they are.
+SHLIB_SRCS := $(LIB_SRCS) $(wildcard python/csrc/*.c)
+SHLIB      := $(BUILD)/libktun.so
+.PHONY: libktun.so
+libktun.so: $(SHLIB)
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $< (pic)")
+	$(Q)$(CC) $(CFLAGS) $(WARN) -fPIC -c $< -o $@
+
+$(SHLIB): $(patsubst %.c,$(BUILD)/pic/%.o,$(SHLIB_SRCS))
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-soname,libktun.so -Wl,-z,defs -o $@ $^ $(LDLIBS)
+
+# `make test` also runs the Python binding's tests (scripts/run-tests.sh skips them in a
+# sanitizer build: an ASan library cannot be loaded into an uninstrumented interpreter).
+ifeq ($(SANITIZE),)
+test: $(SHLIB)
+endif
+
 # `make test` runs every test: the in-process suites, then every tests/e2e/test_*.sh script.
 # The last line of the run is "N passed, N failed".
 test: $(TEST_BIN) $(BINS) $(TOOLS)

@@ -40,5 +40,46 @@ if [ $# -eq 0 ]; then
     done
 fi
 
+# The Python binding's tests (python/tests, pytest): each test counts as one. Needs
+# $BUILD/libktun.so (`make test` builds it, except in sanitizer builds: an ASan library cannot be
+# loaded into an uninstrumented interpreter without LD_PRELOAD) and python3-cffi/python3-pytest.
+if [ $# -eq 0 ]; then
+    PY=${PYTHON:-python3}
+    [ -z "${PYTHON:-}" ] && [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+    log="$BUILD/pytest.log"
+    if [ ! -f "$BUILD/libktun.so" ]; then
+        skipped=$((skipped + 1))
+        if [ "$BUILD" = build-san ]; then
+            echo "skip python/tests: sanitizer build (libktun.so is not built with sanitizers)"
+        else
+            echo "skip python/tests: $BUILD/libktun.so not built (make libktun.so)"
+        fi
+    elif ! "$PY" -c 'import cffi, pytest' 2>/dev/null; then
+        skipped=$((skipped + 1))
+        echo "skip python/tests: $PY lacks cffi or pytest (scripts/deps.sh installs them)"
+    else
+        start=$(date +%s)
+        KTUN_LIBRARY="$PWD/$BUILD/libktun.so" PYTHONDONTWRITEBYTECODE=1 \
+            timeout 600 "$PY" -m pytest -q -p no:cacheprovider python/tests >"$log" 2>&1
+        rc=$?
+        dur=$(( $(date +%s) - start ))
+        summary=$(grep -E '^=*.*[0-9]+ (passed|failed|error)' "$log" | tail -n 1)
+        p=$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+'); p=${p:-0}
+        f=$(grep -oE '[0-9]+ failed' <<<"$summary" | grep -oE '[0-9]+'); f=${f:-0}
+        e=$(grep -oE '[0-9]+ errors?' <<<"$summary" | grep -oE '[0-9]+'); e=${e:-0}
+        passed=$((passed + p))
+        failed=$((failed + f + e))
+        if [ $rc -ne 0 ] && [ $((f + e)) -eq 0 ]; then
+            failed=$((failed + 1))   # pytest itself failed (crash, timeout, collection)
+        fi
+        if [ $rc -eq 0 ]; then
+            echo "ok   python/tests: $p passed (${dur} s)"
+        else
+            echo "FAIL python/tests (exit $rc, ${dur} s), last lines of $log:"
+            tail -n 30 "$log" | sed 's/^/    /'
+        fi
+    fi
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
