@@ -3,9 +3,11 @@
 """Opens one stream through a kcptun server and echoes lines through it.
 
     kcptun-server -l 127.0.0.1:29900 -t 127.0.0.1:7 --key secret --crypt aes \
-        --ds 10 --ps 3 --smuxver 2 --nocomp
+        --ds 10 --ps 3 --smuxver 2
     python3 examples/python/kcptun_client.py -r 127.0.0.1:29900 --key secret \
         --crypt aes --smuxver 2 hello world
+
+(add --nocomp on both sides to turn kcptun's snappy compression off)
 
 Sends each argument (or each line of stdin without arguments) on the stream and prints what
 comes back; with --bytes N it sends N pseudo-random bytes, checks that the same bytes come
@@ -30,7 +32,7 @@ async def run(args):
     host, port = args.remote.rsplit(":", 1)
     session = await ktun.aio.KcptunClient.connect(
         host, int(port), key=args.key, crypt=args.crypt, mode=args.mode,
-        datashard=args.ds, parityshard=args.ps, smuxver=args.smuxver)
+        datashard=args.ds, parityshard=args.ps, smuxver=args.smuxver, nocomp=args.nocomp)
     try:
         stream = await session.open_stream()
         if args.bytes:
@@ -63,6 +65,7 @@ def main():
     p.add_argument("--ds", type=int, default=10)
     p.add_argument("--ps", type=int, default=3)
     p.add_argument("--smuxver", type=int, default=1)
+    p.add_argument("--nocomp", action="store_true", help="no compression (as the server)")
     p.add_argument("--bytes", type=int, default=0)
     p.add_argument("--timeout", type=float, default=20.0)
     p.add_argument("words", nargs="*")

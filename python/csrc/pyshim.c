@@ -12,6 +12,7 @@
  * queues hold plain bytes (the mux's output is one byte stream) or fixed-size records (mux
  * events: LE32 kind | LE32 stream id).
  */
+#include "common/comp.h"
 #include "common/err.h"
 #include "common/kcp.h"
 #include "common/link.h"
@@ -865,4 +866,59 @@ void kpy_mux_stats(const struct kpy_mux *o, uint64_t *out)
     struct mux_stats st;
     mux_get_stats(o->m, &st);
     fields_get_u64(mux_stat_fields, tables[KPY_MUX_STATS].n, &st, out);
+}
+
+/* ---- compression (kcptun's snappy framing) -------------------------------------------------- */
+
+static int comp_out_cb(void *user, const uint8_t *p, size_t len)
+{
+    return queue_put_raw(user, p, len);
+}
+
+/* Frames |len| bytes into |out| (raw). Returns the framed byte count or an ERR_*. */
+KPY_API long kpy_comp_encode(struct comp_encoder *enc, const uint8_t *in, size_t len,
+                             struct kpy_queue *out);
+long kpy_comp_encode(struct comp_encoder *enc, const uint8_t *in, size_t len,
+                     struct kpy_queue *out)
+{
+    return (long)comp_encode(enc, in, len, comp_out_cb, out);
+}
+
+/* Decodes all of |len| framed bytes into |out| (raw). Returns the decoded byte count, or
+ * ERR_PROTO (corrupt stream; sticky: every later call fails too) or ERR_NOMEM. */
+KPY_API long kpy_comp_decode(struct comp_decoder *dec, const uint8_t *in, size_t len,
+                             struct kpy_queue *out);
+long kpy_comp_decode(struct comp_decoder *dec, const uint8_t *in, size_t len,
+                     struct kpy_queue *out)
+{
+    long n = 0;
+    if (comp_decoder_fault(dec) != COMP_FAULT_NONE)
+        return ERR_PROTO;
+    for (;;) {
+        const uint8_t *p;
+        size_t avail = comp_decoder_peek(dec, &p);
+        if (avail) {
+            if (queue_put_raw(out, p, avail) != 0)
+                return ERR_NOMEM;
+            comp_decoder_consume(dec, avail);
+            n += (long)avail;
+        }
+        if (len == 0)
+            return n;
+        ssize_t r = comp_decoder_input(dec, in, len);
+        if (r < 0 && r != ERR_AGAIN)
+            return (long)r;
+        if (r > 0) {
+            in += r;
+            len -= (size_t)r;
+        }
+    }
+}
+
+/* Why the decoder failed, or NULL while it is healthy. */
+KPY_API const char *kpy_comp_fault(const struct comp_decoder *dec);
+const char *kpy_comp_fault(const struct comp_decoder *dec)
+{
+    enum comp_fault f = comp_decoder_fault(dec);
+    return f == COMP_FAULT_NONE ? NULL : comp_fault_str(f);
 }

@@ -14,7 +14,8 @@ import pathlib
 
 import cffi
 
-# Declarations copied from common/kcp.h, common/link.h, common/mux.h, crypto/crypt.h, common/err.h
+# Declarations copied from common/kcp.h, common/link.h, common/mux.h, crypto/crypt.h, common/err.h,
+# common/comp.h
 # (checked against them by tests/test_ffi.py) and the binding's own python/csrc/pyshim.c.
 CORE_CDEF = """
 void kcp_set_nodelay(struct kcp *k, int nodelay, int interval_ms, int resend, int nc);
@@ -79,6 +80,11 @@ size_t crypt_tail_len(const struct crypt *c);
 bool crypt_is_authenticated(const struct crypt *c);
 
 const char *err_str(int err);
+
+struct comp_encoder *comp_encoder_new(void);
+void comp_encoder_free(struct comp_encoder *enc);
+struct comp_decoder *comp_decoder_new(void);
+void comp_decoder_free(struct comp_decoder *dec);
 """
 
 SHIM_CDEF = """
@@ -133,10 +139,17 @@ struct kpy_queue *kpy_mux_queue(struct kpy_mux *o, int which);
 const char *kpy_mux_close_reason(const struct kpy_mux *o);
 long kpy_mux_read_all(struct kpy_mux *o, uint32_t sid, struct kpy_queue *out);
 void kpy_mux_stats(const struct kpy_mux *o, uint64_t *out);
+
+long kpy_comp_encode(struct comp_encoder *enc, const uint8_t *in, size_t len,
+                     struct kpy_queue *out);
+long kpy_comp_decode(struct comp_decoder *dec, const uint8_t *in, size_t len,
+                     struct kpy_queue *out);
+const char *kpy_comp_fault(const struct comp_decoder *dec);
 """
 
 OPAQUE = """
 struct kcp; struct link; struct mux; struct crypt; struct link_config; struct mux_config;
+struct comp_encoder; struct comp_decoder;
 struct kpy_queue; struct kpy_kcp; struct kpy_link; struct kpy_mux; struct kpy_crypt;
 """
 

@@ -17,7 +17,7 @@ import asyncio
 import os
 import time
 
-from .core import Crypt, KtunError, Link, Mux
+from .core import Comp, Crypt, KtunError, Link, Mux
 
 __all__ = ["EngineProtocol", "KcptunClient", "MuxStream"]
 
@@ -26,8 +26,8 @@ class EngineProtocol(asyncio.DatagramProtocol):
     """Drives an engine (ktun.Kcp or ktun.Link) from an asyncio datagram endpoint.
 
     Datagrams received go to engine.input; a timer armed at engine.next_deadline() ticks it;
-    every datagram the engine emits goes to the transport (to ``peer``, or the connected remote
-    address). Received bytes (stream) or messages are passed to ``on_receive(data)``.
+    every datagram the engine emits goes to the transport (to ``peer``, else the connected
+    remote address, else the first address a datagram came from; others are ignored). Received bytes (stream) or messages are passed to ``on_receive(data)``.
     Time is the loop's monotonic clock in ms.
     """
 
@@ -53,7 +53,9 @@ class EngineProtocol(asyncio.DatagramProtocol):
         self.pump()
 
     def datagram_received(self, data, addr):
-        if self.peer is not None and addr != self.peer:
+        if self.peer is None and self.transport.get_extra_info("peername") is None:
+            self.peer = addr   # unconnected socket: the first sender becomes the peer
+        elif self.peer is not None and addr != self.peer:
             return
         self.engine.input(data, self.now_ms())
         self.pump()
@@ -220,7 +222,7 @@ class MuxStream:
             if n == 0:
                 break
             del self._pending[:n]
-            link.send(mux.output())
+            self._s._send_frames()
         if not self._pending:
             self._drained.set()
 
@@ -228,15 +230,17 @@ class MuxStream:
 class KcptunClient(EngineProtocol):
     """A kcptun client session: one UDP socket, one Link, one smux session, many streams.
 
-    Options mirror kcptun-client's flags: key, crypt, mode, mtu, sndwnd, rcvwnd, datashard,
-    parityshard, smuxver, smuxbuf, streambuf, keepalive, acknodelay. Compression is not
-    implemented here: run the server with --nocomp.
+    Options mirror kcptun-client's flags and defaults: key, crypt, mode, mtu, sndwnd, rcvwnd,
+    datashard, parityshard, nocomp (False: kcptun's snappy compression, as kcptun's default),
+    smuxver, smuxbuf, streambuf, keepalive, acknodelay.
     """
 
-    def __init__(self, link, mux):
+    def __init__(self, link, mux, comp=None):
         super().__init__(link)
         self.link = link
         self.mux = mux
+        self.comp = comp
+        self.error = None
         self._rx = b""
         self._streams = {}
         self.accepted = asyncio.Queue()
@@ -245,7 +249,7 @@ class KcptunClient(EngineProtocol):
     async def connect(cls, host, port, *, key="it's a secrect", crypt="aes", mode="fast",
                       mtu=1350, sndwnd=128, rcvwnd=512, datashard=10, parityshard=3, smuxver=1,
                       smuxbuf=4194304, streambuf=2097152, keepalive=10, acknodelay=False,
-                      conv=None, **link_options):
+                      nocomp=False, conv=None, **link_options):
         loop = asyncio.get_running_loop()
         now = int(loop.time() * 1000)
         c = crypt if isinstance(crypt, Crypt) else Crypt(crypt, key)
@@ -256,7 +260,7 @@ class KcptunClient(EngineProtocol):
                     **link_options)
         mux = Mux(is_client=True, now_ms=now, version=smuxver, max_receive_buffer=smuxbuf,
                   max_stream_buffer=streambuf, keepalive_interval_ms=keepalive * 1000)
-        proto = cls(link, mux)
+        proto = cls(link, mux, None if nocomp else Comp())
         await loop.create_datagram_endpoint(lambda: proto, remote_addr=(host, port))
         return proto
 
@@ -275,8 +279,10 @@ class KcptunClient(EngineProtocol):
             self.transport.close()
 
     # -- plumbing
-    def received(self, data):
-        self._rx += data
+    def _send_frames(self):
+        out = self.mux.output()
+        if out:
+            self.link.send(self.comp.compress(out) if self.comp else out)
 
     def extra_deadline(self):
         return self.mux.next_deadline()
@@ -289,10 +295,15 @@ class KcptunClient(EngineProtocol):
             return
         now = self.now_ms()
         for _ in range(64):   # bounded: each round either moves bytes or stops
-            while True:
+            if len(self._rx) < 65536:   # else leave it in KCP: its window holds the peer back
                 data = self.link.recv()
-                if not data:
-                    break
+                if data and self.comp:
+                    try:
+                        data = self.comp.decompress(data)
+                    except KtunError as e:   # corrupt compression stream: the session is lost
+                        self.error = str(e)
+                        self.close()
+                        return
                 self._rx += data
             progressed = False
             if self._rx:
@@ -318,7 +329,7 @@ class KcptunClient(EngineProtocol):
                     st._flush()
             out = self.mux.output()
             if out:
-                self.link.send(out)
+                self.link.send(self.comp.compress(out) if self.comp else out)
                 progressed = True
             if not progressed:
                 break

@@ -17,7 +17,7 @@ import threading
 
 from ._ffi import ffi, lib
 
-__all__ = ["KtunError", "Kcp", "Crypt", "Link", "Mux", "MODES", "crypt_methods",
+__all__ = ["KtunError", "Kcp", "Crypt", "Link", "Mux", "Comp", "MODES", "crypt_methods",
            "frame_batch", "split_batch"]
 
 ERR_NAMES = {-1: "ERR_NOMEM", -2: "ERR_AGAIN", -3: "ERR_PROTO", -4: "ERR_AUTH",
@@ -81,13 +81,10 @@ _KCP_STATS, _LINK_STATS, _MUX_STATS, _CRYPT_STATS = (_table(i) for i in range(4)
 
 def _take(q, framed):
     """Copies and clears a C queue: a list of records (framed) or one bytes object (raw)."""
-    p = ffi.new("const uint8_t **")
-    n = lib.kpy_queue_peek(q, p, ffi.NULL)
-    if n == 0:
-        return [] if framed else b""
-    blob = ffi.buffer(p[0], n)[:]
-    lib.kpy_queue_clear(q)
-    return split_batch(blob) if framed else blob
+    blob = _take_blob(q)
+    if framed:
+        return split_batch(blob) if blob else []
+    return blob
 
 
 def _take_blob(q):
@@ -772,3 +769,43 @@ class Mux:
         with self._lock:
             lib.kpy_mux_stats(self._p, arr)
         return dict(zip(_MUX_STATS, arr))
+
+
+class Comp:
+    """kcptun's compression layer (snappy framing over the session's byte stream), one
+    direction each way: compress() what goes to the peer, decompress() what comes from it.
+    A corrupt stream raises KtunError (ERR_PROTO) and the decoder stays failed."""
+
+    def __init__(self):
+        enc = lib.comp_encoder_new()
+        dec = lib.comp_decoder_new()
+        if enc == ffi.NULL or dec == ffi.NULL:
+            lib.comp_encoder_free(enc)
+            lib.comp_decoder_free(dec)
+            raise MemoryError("comp")
+        self._enc = ffi.gc(enc, lib.comp_encoder_free)
+        self._dec = ffi.gc(dec, lib.comp_decoder_free)
+        self._q = ffi.gc(lib.kpy_queue_new(), lib.kpy_queue_free)
+        self._lock = threading.Lock()
+
+    def compress(self, data):
+        b = _buf(data)
+        if len(b) == 0:
+            return b""
+        with self._lock:
+            r = lib.kpy_comp_encode(self._enc, b, len(b), self._q)
+            out = _take_blob(self._q)
+        if r < 0:
+            raise KtunError(r, "compress")
+        return out
+
+    def decompress(self, data):
+        b = _buf(data)
+        with self._lock:
+            r = lib.kpy_comp_decode(self._dec, b, len(b), self._q)
+            out = _take_blob(self._q)
+        if r < 0:
+            f = lib.kpy_comp_fault(self._dec)
+            raise KtunError(r, "decompress" + (": " + ffi.string(f).decode() if f != ffi.NULL
+                                               else ""))
+        return out

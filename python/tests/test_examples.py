@@ -83,8 +83,8 @@ def udp_bound(port):
     return False
 
 
-@pytest.fixture
-def kcptun_server():
+@pytest.fixture(params=["comp", "nocomp"])
+def kcptun_server(request):
     exe = shutil.which("kcptun-server")
     if exe is None:
         pytest.skip("kcptun-server not installed (Debian package kcptun)")
@@ -94,7 +94,8 @@ def kcptun_server():
         else subprocess.DEVNULL
     srv = subprocess.Popen([exe, "-l", f"127.0.0.1:{port}", "-t", f"127.0.0.1:{echo.port}",
                             "--key", "py-secret", "--crypt", "aes", "--ds", "10", "--ps", "3",
-                            "--smuxver", "2", "--nocomp", "--mode", "fast"],
+                            "--smuxver", "2", "--mode", "fast"] +
+                           (["--nocomp"] if request.param == "nocomp" else []),
                            stdout=log, stderr=log)
     try:
         end = time.monotonic() + 20
@@ -102,7 +103,7 @@ def kcptun_server():
             assert srv.poll() is None, "kcptun-server exited"
             assert time.monotonic() < end, "kcptun-server did not bind"
             time.sleep(0.05)
-        yield port
+        yield port, request.param == "nocomp"
     finally:
         srv.terminate()
         try:
@@ -115,10 +116,12 @@ def kcptun_server():
             log.close()
 
 
-def run_client(port, env, *args):
+def run_client(server, env, *args):
+    port, nocomp = server
     return subprocess.run([sys.executable, str(EX / "kcptun_client.py"), "-r",
                            f"127.0.0.1:{port}", "--key", "py-secret", "--crypt", "aes",
-                           "--ds", "10", "--ps", "3", "--smuxver", "2", *args], env=env,
+                           "--ds", "10", "--ps", "3", "--smuxver", "2", *args] +
+                          (["--nocomp"] if nocomp else []), env=env,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -136,7 +139,7 @@ def test_kcptun_client_example_bulk(kcptun_server, child_env):
 
 def test_kcptun_client_wrong_key_times_out(kcptun_server, child_env):
     r = subprocess.run([sys.executable, str(EX / "kcptun_client.py"), "-r",
-                        f"127.0.0.1:{kcptun_server}", "--key", "not-the-key", "--ds", "10",
+                        f"127.0.0.1:{kcptun_server[0]}", "--key", "not-the-key", "--ds", "10",
                         "--ps", "3", "--smuxver", "2", "--timeout", "2", "ping"],
                        env=child_env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "timeout" in r.stderr

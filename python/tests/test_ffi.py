@@ -6,7 +6,8 @@ from conftest import REPO
 
 from ktun import _ffi
 
-HEADERS = ["common/kcp.h", "common/link.h", "common/mux.h", "crypto/crypt.h", "common/err.h"]
+HEADERS = ["common/kcp.h", "common/link.h", "common/mux.h", "crypto/crypt.h", "common/err.h",
+           "common/comp.h"]
 
 
 def norm(decl):

@@ -160,3 +160,27 @@ def test_mux_protocol_error_closes_session():
     assert m.close_reason
     with pytest.raises(ktun.KtunError):
         m.open_stream()
+
+
+def test_comp_round_trip_any_split():
+    enc, dec = ktun.Comp(), ktun.Comp()
+    data = payload(300000, seed=9) + b"z" * 200000       # incompressible, then compressible
+    framed = enc.compress(data[:100000]) + enc.compress(data[100000:])
+    assert len(framed) < len(data)
+    rng = random.Random(3)
+    out, i = bytearray(), 0
+    while i < len(framed):
+        n = rng.randrange(1, 5000)
+        out += dec.decompress(framed[i:i + n])
+        i += n
+    assert bytes(out) == data
+
+
+def test_comp_corrupt_stream_fails_for_good():
+    enc, dec = ktun.Comp(), ktun.Comp()
+    framed = bytearray(enc.compress(b"hello world" * 100))
+    framed[-3] ^= 0xFF
+    with pytest.raises(ktun.KtunError):
+        dec.decompress(bytes(framed))
+    with pytest.raises(ktun.KtunError):
+        dec.decompress(b"")
