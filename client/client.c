@@ -5,6 +5,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "common/rawtcp.h"
 #include "common/sess.h"
 #include "common/util.h"
 #include "crypto/crypt.h"
@@ -40,9 +41,21 @@ struct client {
     uint64_t rr;                /* accepted connections, for round-robin */
 };
 
+static struct sess *client_start_sess(struct client *c, int slot, struct net_udp *udp);
+
 static struct sess *client_new_sess(struct client *c, int slot)
 {
     char err[NET_ERR_LEN];
+    struct net_udp udp;
+    if (c->cfg->tcp) {
+        struct rawtcp *t = rawtcp_dial(&c->remote, c->cfg->sockbuf, err);
+        if (!t) {
+            LOG_ERROR("client: %s", err);
+            return NULL;
+        }
+        net_udp_init_raw(&udp, t);
+        return client_start_sess(c, slot, &udp);
+    }
     int fd = net_udp_socket(c->remote.ss.ss_family, NULL, err);
     if (fd < 0) {
         LOG_ERROR("client: %s", err);
@@ -52,11 +65,16 @@ static struct sess *client_new_sess(struct client *c, int slot)
         LOG_WARN("client: %s", err);
     if (c->cfg->dscp > 0 && net_set_dscp(fd, c->remote.ss.ss_family, c->cfg->dscp, err) != 0)
         LOG_WARN("client: %s", err);
-    struct net_udp udp;
     net_udp_init(&udp, fd, true, true);
+    return client_start_sess(c, slot, &udp);
+}
+
+/* A session over |udp| (which it then owns) in --conn slot |slot|. */
+static struct sess *client_start_sess(struct client *c, int slot, struct net_udp *udp)
+{
     uint32_t conv;
     randombytes_buf(&conv, sizeof(conv));
-    struct sess *s = sess_new(&c->sh, &udp, true, &c->remote, conv);
+    struct sess *s = sess_new(&c->sh, udp, true, &c->remote, conv);
     if (!s)
         return NULL;
     s->slot = slot;
@@ -208,6 +226,11 @@ int client_run(const struct config *cfg)
     c->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (net_resolve(cfg->remoteaddr, false, &c->remote, err) != 0) {
         LOG_ERROR("client: --remoteaddr: %s", err);
+        goto out;
+    }
+    if (cfg->tcp && rawtcp_prepare(c->remote.ss.ss_family, err) != 0) {
+        LOG_ERROR("client: %s", err);
+        rc = 2;
         goto out;
     }
     crypt = shell_crypt_new(cfg, CRYPT_ROLE_CLIENT, &rng);

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "common/err.h"
+#include "common/fwrule.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "crypto/qpp.h"
@@ -121,7 +122,7 @@ static const struct opt_desc opts[] = {
     {"quiet", NULL, 0, ROLE_ALL, OPT_BOOL, SEC_MAIN, FIELD(quiet), NULL,
      "suppress the 'stream open/close' messages"},
     {"tcp", NULL, 0, ROLE_ALL, OPT_BOOL, SEC_MAIN, FIELD(tcp), NULL,
-     "kcptun's TCP emulation: not supported by ktun (refused)"},
+     "emulate a TCP connection (kcptun's tcpraw; Linux, root, iptables)"},
     {NULL, "c", 'c', ROLE_ALL, OPT_FILE, SEC_MAIN, FIELD(config_file), "FILE",
      "JSON config file; its keys override the command line"},
     {"acknodelay", NULL, 0, ROLE_ALL, OPT_BOOL, SEC_MANUAL, FIELD(acknodelay), NULL,
@@ -1023,9 +1024,6 @@ static int validate_misc(const struct config *cfg, char *err, size_t errlen)
         check_range("--bufbudget", cfg->bufbudget, cfg->smuxbuf, (int64_t)1 << 40,
                     "at least --smuxbuf", err, errlen) < 0)
         return ERR_INVAL;
-    if (cfg->tcp)
-        return fail(err, errlen, "--tcp: kcptun's TCP emulation (tcpraw) is not supported by "
-                                 "ktun; use the default UDP transport");
     return 0;
 }
 
@@ -1247,6 +1245,9 @@ int config_setup(struct config *cfg, enum config_role role, int argc, char **arg
     }
     if (rc == CONFIG_OK)
         rc = config_validate(cfg, err, sizeof(err));
+    /* --tcp without root or iptables cannot work: say so before anything starts */
+    if (rc == CONFIG_OK && cfg->tcp && fwrule_check(4, err, sizeof(err)) != 0)
+        rc = ERR_INVAL;
     if (rc == CONFIG_OK)
         rc = log_open(cfg->log, err, sizeof(err));
     if (rc < 0) {

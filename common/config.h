@@ -35,7 +35,6 @@
  * Accepted with a warning (kept in |warnings| and logged at startup): unknown JSON keys and
  * keys of the other role (kcptun ignores them; newer kcptun versions add keys), --pprof
  * (server; there is no Go profiler to start), the built-in default key.
- * Refused: --tcp (the tcpraw transport is out of ktun's scope); "tcp": false is fine.
  *
  * Newer kcptun releases (JSON keys as theirs): --crypt aes-128-gcm and null, --QPP ("qpp"),
  * --QPPCount ("qpp-count"); ktun adds --QPPVariant ("qpp-variant": A, B or C, default C =
@@ -119,7 +118,7 @@ struct config {
     bool quiet;                       /* no stream open/close lines */
     int loglevel;                     /* enum log_level threshold */
     /* accepted for compatibility */
-    bool tcp;                         /* tcpraw transport: refused by config_validate */
+    bool tcp;                         /* fake TCP (kcptun's tcpraw): common/rawtcp.h */
     bool pprof;                       /* server: ignored with a warning */
     /* ktun resource limits */
     int maxsessions;                  /* server: concurrent KCP sessions */

@@ -3,6 +3,7 @@
 #include "common/net.h"
 
 #include "common/err.h"
+#include "common/rawtcp.h"
 #include "common/util.h"
 
 #include <arpa/inet.h>
@@ -361,10 +362,28 @@ void net_udp_init(struct net_udp *u, int fd, bool gso, bool gro)
 {
     int zero = 0, on = 1;
     u->fd = fd;
+    u->raw = NULL;
     /* Setting the socket's default segment size to 0 (off) succeeds only where the kernel
      * knows UDP_SEGMENT; each send then asks for GSO with a control message. */
     u->gso = gso && setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof(zero)) == 0;
     u->gro = gro && setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) == 0;
+}
+
+void net_udp_init_raw(struct net_udp *u, struct rawtcp *t)
+{
+    u->fd = rawtcp_fd(t);
+    u->raw = t;
+    u->gso = u->gro = false;
+}
+
+void net_udp_close(struct net_udp *u)
+{
+    if (u->raw)
+        rawtcp_close(u->raw);
+    else if (u->fd >= 0)
+        close(u->fd);
+    u->raw = NULL;
+    u->fd = -1;
 }
 
 /* Grows the arena of |b| to at least |cap| bytes. Returns 0 or ERR_NOMEM. */
@@ -398,6 +417,8 @@ static size_t gro_segment(struct msghdr *h, size_t len)
 
 int net_recv_batch(const struct net_udp *u, struct net_rbatch *b)
 {
+    if (u->raw)
+        return rawtcp_recv_batch(u->raw, b);
     struct mmsghdr msg[NET_BATCH];
     struct iovec iov[NET_BATCH];
     union {
@@ -517,6 +538,12 @@ int net_sbatch_flush(struct net_udp *u, struct net_sbatch *b)
     } ctl[NET_BATCH];
     int count[NET_BATCH];
     int dropped = 0, pos = 0;
+    if (u->raw) {
+        for (int i = 0; i < b->n; i++)
+            dropped += rawtcp_send(u->raw, b->buf[i], b->len[i], &b->to[i]) != 0;
+        b->n = 0;
+        return dropped;
+    }
     while (pos < b->n) {
         /* one message per GSO run (or per datagram), from |pos| to the end */
         int nm = 0;

@@ -87,9 +87,14 @@ int net_set_dscp(int fd, int family, int dscp, char *err);
 /* Messages read per recvmmsg on a GRO socket (each may hold many datagrams). */
 #define NET_GRO_MSGS 8
 
-/* A UDP socket with the kernel offloads it uses; owned by whoever opened the socket. */
+struct rawtcp;
+
+/* A UDP socket with the kernel offloads it uses; owned by whoever opened the socket. Or, with
+ * --tcp, a fake-TCP transport (common/rawtcp.h) that moves the same datagrams as TCP segments:
+ * the calls below then hand them to it. */
 struct net_udp {
-    int fd;   /* the socket */
+    int fd;   /* the socket (for a fake-TCP transport: the descriptor to watch) */
+    struct rawtcp *raw; /* the fake-TCP transport, NULL for UDP */
     bool gso; /* sends may coalesce datagrams with UDP_SEGMENT; cleared for good when the kernel
                  refuses it (a flush then sends them one by one) */
     bool gro; /* UDP_GRO is on: a read may return several datagrams of one size back to back */
@@ -99,6 +104,12 @@ struct net_udp {
  * (probed with a UDP_SEGMENT setsockopt) and GRO reads when |gro| (UDP_GRO). Never fails:
  * without them the socket sends and reads one datagram per message. */
 void net_udp_init(struct net_udp *u, int fd, bool gso, bool gro);
+
+/* Fills |u| for the fake-TCP transport |t| (which |u| then owns: see net_udp_close). */
+void net_udp_init_raw(struct net_udp *u, struct rawtcp *t);
+
+/* Closes the socket or the fake-TCP transport of |u| (fd becomes -1). */
+void net_udp_close(struct net_udp *u);
 
 /* Received datagrams of one net_recv_batch call; the caller owns it (zero it before the first
  * use, net_rbatch_free it at the end). Its buffers are allocated at the first read and reused:

@@ -548,7 +548,7 @@ struct sess *sess_new(struct shell *sh, struct net_udp *udp, bool own_fd,
         free(s->rx);
         free(s);
         if (own_fd)
-            close(udp->fd);
+            net_udp_close(udp);
         return NULL;
     }
     ev_init(&s->timer, sess_timer_cb);
@@ -762,7 +762,7 @@ void sess_close(struct sess *s, const char *reason)
         ev_io_stop(EV_A_ &s->udp_io);
         if (sh->sb_udp == s->udp)
             shell_flush_dgrams(sh);
-        close(s->udp->fd);
+        net_udp_close(s->udp);
     }
     sh->rx_total -= s->rx_counted;
     if (s->budget_stalled)

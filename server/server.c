@@ -5,6 +5,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "common/rawtcp.h"
 #include "common/sess.h"
 #include "common/util.h"
 #include "crypto/crypt.h"
@@ -32,6 +33,8 @@ struct server {
     const struct config *cfg;            /* validated configuration (borrowed) */
     struct net_udp udp;                  /* UDP listener */
     ev_io udp_io;                        /* listener readable */
+    struct net_udp tcp;                  /* fake-TCP listener (--tcp), fd -1 without */
+    ev_io tcp_io;                        /* its descriptor readable */
     struct net_addr target;              /* TCP target (unless a Unix path) */
     bool target_resolved;                /* |target| holds the resolved address */
     bool target_unix;                    /* cfg->target is a Unix socket path */
@@ -47,10 +50,11 @@ static struct sess **server_bucket(struct server *sv, const struct net_addr *a)
     return &sv->table[net_addr_hash(a) % SERVER_BUCKETS];
 }
 
-static struct sess *server_find(struct server *sv, const struct net_addr *a)
+static struct sess *server_find(struct server *sv, const struct net_udp *u,
+                                const struct net_addr *a)
 {
     for (struct sess *s = *server_bucket(sv, a); s; s = s->hnext)
-        if (net_addr_equal(&s->peer, a))
+        if (s->udp == u && net_addr_equal(&s->peer, a))
             return s;
     return NULL;
 }
@@ -85,7 +89,8 @@ static void server_touch(struct server *sv, struct sess *s)
     sv->touched[sv->ntouched++] = s;
 }
 
-static struct sess *server_new_sess(struct server *sv, const struct net_addr *from, uint32_t conv)
+static struct sess *server_new_sess(struct server *sv, struct net_udp *u,
+                                    const struct net_addr *from, uint32_t conv)
 {
     if (sv->sh.nsess >= (size_t)sv->cfg->maxsessions) {
         sv->sh.base.v[SNMP_IN_ERRS]++;
@@ -100,7 +105,7 @@ static struct sess *server_new_sess(struct server *sv, const struct net_addr *fr
         }
         return NULL;
     }
-    struct sess *s = sess_new(&sv->sh, &sv->udp, false, from, conv);
+    struct sess *s = sess_new(&sv->sh, u, false, from, conv);
     if (!s)
         return NULL;
     struct sess **b = server_bucket(sv, from);
@@ -109,9 +114,9 @@ static struct sess *server_new_sess(struct server *sv, const struct net_addr *fr
     return s;
 }
 
-/* Routes one opened payload from |from|. */
-static void server_route(struct server *sv, const struct net_addr *from, const uint8_t *p,
-                         size_t len)
+/* Routes one opened payload from |from| on listener |u|. */
+static void server_route(struct server *sv, struct net_udp *u, const struct net_addr *from,
+                         const uint8_t *p, size_t len)
 {
     uint32_t conv = 0, sn = 0;
     bool parity = false;
@@ -119,7 +124,7 @@ static void server_route(struct server *sv, const struct net_addr *from, const u
         sv->sh.base.v[SNMP_IN_ERRS]++;
         return;
     }
-    struct sess *s = server_find(sv, from);
+    struct sess *s = server_find(sv, u, from);
     if (s && !parity && conv != s->conv) {
         if (sn != 0) {
             sv->sh.base.v[SNMP_IN_ERRS]++;
@@ -131,7 +136,7 @@ static void server_route(struct server *sv, const struct net_addr *from, const u
     if (!s) {
         if (parity)
             return; /* parity never opens a session */
-        s = server_new_sess(sv, from, conv);
+        s = server_new_sess(sv, u, from, conv);
         if (!s)
             return;
     }
@@ -139,14 +144,14 @@ static void server_route(struct server *sv, const struct net_addr *from, const u
     server_touch(sv, s);
 }
 
-static void server_udp_cb(EV_P_ ev_io *w, int revents)
+/* Reads the datagrams waiting on listener |u| (UDP or fake TCP). */
+static void server_rx(struct server *sv, struct net_udp *u)
 {
-    (void)revents;
-    struct server *sv = container_of(w, struct server, udp_io);
     struct shell *sh = &sv->sh;
+    struct ev_loop *loop = sh->loop;
     uint64_t wall_ms = (uint64_t)((int64_t)loop_now_ms(EV_A) + loop_wall_offset_ms());
     for (int b = 0; b < SESS_RX_BATCHES; b++) {
-        int n = net_recv_batch(&sv->udp, &sh->rb);
+        int n = net_recv_batch(u, &sh->rb);
         if (n <= 0)
             break;
         sv->ntouched = 0;
@@ -160,7 +165,7 @@ static void server_udp_cb(EV_P_ ev_io *w, int revents)
             ssize_t plen = crypt_open(sh->crypt, p, len, wall_ms, &payload);
             if (plen < 0)
                 continue; /* counted by the crypt (InCsumErrors) */
-            server_route(sv, from, payload, (size_t)plen);
+            server_route(sv, u, from, payload, (size_t)plen);
         }
         for (int i = 0; i < sv->ntouched; i++)
             if (sv->touched[i])
@@ -170,6 +175,22 @@ static void server_udp_cb(EV_P_ ev_io *w, int revents)
             break;
     }
     shell_flush_dgrams(sh);
+}
+
+static void server_udp_cb(EV_P_ ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct server *sv = container_of(w, struct server, udp_io);
+    server_rx(sv, &sv->udp);
+}
+
+static void server_tcp_cb(EV_P_ ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct server *sv = container_of(w, struct server, tcp_io);
+    server_rx(sv, &sv->tcp);
 }
 
 /* Resolves the target (again, if it failed before: kcptun resolves on every dial). */
@@ -201,6 +222,8 @@ static void server_shutdown(struct shell *sh)
 {
     struct server *sv = container_of(sh, struct server, sh);
     ev_io_stop(sh->loop, &sv->udp_io);
+    if (sv->tcp.fd >= 0)
+        ev_io_stop(sh->loop, &sv->tcp_io);
 }
 
 int server_run(const struct config *cfg)
@@ -221,9 +244,19 @@ int server_run(const struct config *cfg)
         return 1;
     sv->cfg = cfg;
     sv->udp.fd = -1;
+    sv->tcp.fd = -1;
     sv->target_unix = config_target_is_unix(cfg);
     if (!sv->target_unix && server_resolve_target(sv, err) != 0)
         LOG_WARN("server: --target: %s (retried for every stream)", err);
+    if (cfg->tcp) {
+        struct rawtcp *t = rawtcp_listen(&listen_addr, cfg->sockbuf, err);
+        if (!t) {
+            LOG_ERROR("server: %s", err);
+            rc = 2;
+            goto out;
+        }
+        net_udp_init_raw(&sv->tcp, t);
+    }
     crypt = shell_crypt_new(cfg, CRYPT_ROLE_SERVER, &rng);
     if (!crypt)
         goto out;
@@ -252,15 +285,20 @@ int server_run(const struct config *cfg)
     shell_init(&sv->sh, loop, &params, false, crypt, &hooks, cfg->snmplog, cfg->snmpperiod_s);
     ev_io_init(&sv->udp_io, server_udp_cb, sv->udp.fd, EV_READ);
     ev_io_start(EV_A_ &sv->udp_io);
+    if (sv->tcp.fd >= 0) {
+        ev_io_init(&sv->tcp_io, server_tcp_cb, sv->tcp.fd, EV_READ);
+        ev_io_start(EV_A_ &sv->tcp_io);
+    }
     char ls[NET_ADDR_STRLEN];
-    LOG_INFO("server: listening on %s, target %s", net_addr_str(&listen_addr, ls, sizeof(ls)),
-             cfg->target);
+    LOG_INFO("server: listening on %s%s, target %s", net_addr_str(&listen_addr, ls, sizeof(ls)),
+             sv->tcp.fd >= 0 ? " (UDP and fake TCP)" : "", cfg->target);
     shell_run(&sv->sh);
     ev_loop_destroy(EV_A);
     rc = 0;
 out:
     if (sv->udp.fd >= 0)
         close(sv->udp.fd);
+    net_udp_close(&sv->tcp);
     free(sv);
     crypt_free(crypt);
     crypt_rng_free(rng);

@@ -768,8 +768,6 @@ TEST(config_validation_names_the_culprit)
         {1, "--maxsessions", "0", NULL, NULL, "--maxsessions"},
         {0, "--maxstreams", "0", NULL, NULL, "--maxstreams"},
         {0, "--bufbudget", "1000", NULL, NULL, "--bufbudget"},
-        {1, "--tcp", NULL, NULL, NULL, "--tcp"},
-        {0, "--tcp", NULL, NULL, NULL, "not supported"},
         {0, "-l", "12948", NULL, NULL, "--localaddr"},
         {0, "-r", "vps", NULL, NULL, "--remoteaddr"},
         {0, "-r", "::1:29900", NULL, NULL, "--remoteaddr"},
