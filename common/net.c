@@ -541,6 +541,7 @@ int net_sbatch_flush(struct net_udp *u, struct net_sbatch *b)
     if (u->raw) {
         for (int i = 0; i < b->n; i++)
             dropped += rawtcp_send(u->raw, b->buf[i], b->len[i], &b->to[i]) != 0;
+        dropped += rawtcp_flush(u->raw);
         b->n = 0;
         return dropped;
     }

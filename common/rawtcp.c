@@ -29,6 +29,8 @@ enum { EV_RAW4 = 1, EV_RAW6, EV_LISTEN, EV_CONN };
 /* Room for one raw packet: an IPv4 header with options, a TCP header with options, a
  * datagram (longer ones are cut to NET_DGRAM_MAX, as on UDP). */
 #define RAW_PKT (60 + TCPRAW_TCP_HDR_MAX + NET_DGRAM_MAX + 64)
+/* Room for one segment sent: IPv4 header, TCP header, datagram. */
+#define RAW_OUT (TCPRAW_IP4_HDR + TCPRAW_TCP_HDR + NET_DGRAM_MAX)
 
 /* One real TCP connection of a server. */
 struct conn {
@@ -61,6 +63,13 @@ struct rawtcp {
     uint8_t pkts[RAW_BATCH][RAW_PKT];
     struct rawtcp_stats st;
     uint16_t ip_id;
+    /* segments waiting for one sendmmsg */
+    uint8_t out[NET_BATCH][RAW_OUT];
+    size_t out_len[NET_BATCH];
+    struct sockaddr_in6 out_to[NET_BATCH];  /* a sockaddr_in for IPv4 */
+    struct in6_pktinfo out_src[NET_BATCH];  /* IPv6 source */
+    int nout;
+    int out_dropped;          /* dropped by flushes of a full queue, not reported yet */
 };
 
 static void set_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -519,50 +528,86 @@ int rawtcp_fd(const struct rawtcp *t)
     return t->ep;
 }
 
+/* Sends the queued segments: one sendmmsg per run of one family. A segment the kernel refuses
+ * is dropped (as lost on the wire) and the rest are tried. Returns the number dropped. */
+static int flush_out(struct rawtcp *t)
+{
+    struct mmsghdr msg[NET_BATCH];
+    struct iovec iov[NET_BATCH];
+    union {
+        char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+        struct cmsghdr align;
+    } ctl[NET_BATCH];
+    int dropped = 0, pos = 0;
+    while (pos < t->nout) {
+        bool v4 = t->out_to[pos].sin6_family == AF_INET;
+        int n = 0;
+        memset(msg, 0, sizeof(msg));
+        for (int i = pos; i < t->nout && (t->out_to[i].sin6_family == AF_INET) == v4; i++, n++) {
+            iov[n].iov_base = t->out[i];
+            iov[n].iov_len = t->out_len[i];
+            struct msghdr *h = &msg[n].msg_hdr;
+            h->msg_iov = &iov[n];
+            h->msg_iovlen = 1;
+            h->msg_name = &t->out_to[i];
+            h->msg_namelen = v4 ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+            if (!v4) {
+                memset(&ctl[n], 0, sizeof(ctl[n]));
+                h->msg_control = ctl[n].buf;
+                h->msg_controllen = sizeof(ctl[n].buf);
+                struct cmsghdr *c = CMSG_FIRSTHDR(h);
+                c->cmsg_level = IPPROTO_IPV6;
+                c->cmsg_type = IPV6_PKTINFO;
+                c->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
+                memcpy(CMSG_DATA(c), &t->out_src[i], sizeof(t->out_src[i]));
+            }
+        }
+        int fd = v4 ? t->raw4 : t->raw6;
+        int sent = fd < 0 ? -1 : sendmmsg(fd, msg, (unsigned)n, MSG_DONTWAIT);
+        if (sent > 0) {
+            pos += sent;
+        } else if (sent < 0 && errno == EINTR && fd >= 0) {
+            continue;
+        } else {
+            pos++; /* the first one failed: drop it, try the rest */
+            dropped++;
+        }
+    }
+    t->nout = 0;
+    t->st.tx_dropped += (uint64_t)dropped;
+    return dropped;
+}
+
+/* Queues a segment of |f|: with an IPv4 header for IPv4 flows (the raw socket has
+ * IP_HDRINCL); IPv6 ones name their source in packet info. */
 static void emit_cb(void *user, const struct tcpraw_flow *f, const uint8_t *seg, size_t len)
 {
     struct rawtcp *t = user;
-    ssize_t n;
-    if (f->peer.family == 4) {
-        uint8_t pkt[TCPRAW_IP4_HDR + sizeof(t->core.buf)];
-        if (len > sizeof(pkt) - TCPRAW_IP4_HDR || t->raw4 < 0)
-            return;
-        tcpraw_ip4_header(pkt, &f->local, &f->peer, len, ++t->ip_id);
-        memcpy(pkt + TCPRAW_IP4_HDR, seg, len);
-        struct sockaddr_in to = {.sin_family = AF_INET};
-        memcpy(&to.sin_addr, f->peer.ip, 4);
-        do {
-            n = sendto(t->raw4, pkt, TCPRAW_IP4_HDR + len, MSG_DONTWAIT, (struct sockaddr *)&to,
-                       sizeof(to));
-        } while (n < 0 && errno == EINTR);
-    } else {
-        if (t->raw6 < 0)
-            return;
-        struct sockaddr_in6 to = {.sin6_family = AF_INET6};
-        memcpy(&to.sin6_addr, f->peer.ip, 16);
-        struct iovec iov = {(void *)(uintptr_t)seg, len};
-        union {
-            char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-            struct cmsghdr align;
-        } ctl;
-        memset(&ctl, 0, sizeof(ctl));
-        struct msghdr mh = {.msg_name = &to, .msg_namelen = sizeof(to), .msg_iov = &iov,
-                            .msg_iovlen = 1, .msg_control = ctl.buf,
-                            .msg_controllen = sizeof(ctl.buf)};
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = IPPROTO_IPV6;
-        c->cmsg_type = IPV6_PKTINFO;
-        c->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
-        struct in6_pktinfo pi;
-        memset(&pi, 0, sizeof(pi));
-        memcpy(&pi.ipi6_addr, f->local.ip, 16);
-        memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-        do {
-            n = sendmsg(t->raw6, &mh, MSG_DONTWAIT);
-        } while (n < 0 && errno == EINTR);
-    }
-    if (n < 0)
+    if (t->nout == NET_BATCH)
+        t->out_dropped += flush_out(t);
+    if (len > RAW_OUT - TCPRAW_IP4_HDR) {
         t->st.tx_dropped++;
+        t->out_dropped++;
+        return;
+    }
+    int i = t->nout++;
+    struct sockaddr_in6 *to = &t->out_to[i];
+    memset(to, 0, sizeof(*to));
+    if (f->peer.family == 4) {
+        tcpraw_ip4_header(t->out[i], &f->local, &f->peer, len, ++t->ip_id);
+        memcpy(t->out[i] + TCPRAW_IP4_HDR, seg, len);
+        t->out_len[i] = TCPRAW_IP4_HDR + len;
+        struct sockaddr_in *s4 = (struct sockaddr_in *)(void *)to;
+        s4->sin_family = AF_INET;
+        memcpy(&s4->sin_addr, f->peer.ip, 4);
+    } else {
+        memcpy(t->out[i], seg, len);
+        t->out_len[i] = len;
+        to->sin6_family = AF_INET6;
+        memcpy(&to->sin6_addr, f->peer.ip, 16);
+        memset(&t->out_src[i], 0, sizeof(t->out_src[i]));
+        memcpy(&t->out_src[i].ipi6_addr, f->local.ip, 16);
+    }
 }
 
 static void deliver_cb(void *user, const struct tcpraw_flow *f, const uint8_t *p, size_t len)
@@ -757,6 +802,7 @@ int rawtcp_recv_batch(struct rawtcp *t, struct net_rbatch *b)
         }
     }
     t->rb = NULL;
+    (void)rawtcp_flush(t); /* handshake ACKs */
     if (t->server) {
         uint64_t now = now_ms();
         if (now >= t->next_expire) {
@@ -772,14 +818,19 @@ int rawtcp_send(struct rawtcp *t, const uint8_t *p, size_t len, const struct net
     client_maybe_retry(t);
     struct tcpraw_addr peer;
     to_tcpraw(to, &peer);
-    uint64_t before = t->st.tx_dropped;
-    if (tcpraw_send(&t->core, &peer, p, len) != 0 || t->st.tx_dropped != before) {
-        if (t->st.tx_dropped == before)
-            t->st.tx_dropped++;
+    if (len > NET_DGRAM_MAX || tcpraw_send(&t->core, &peer, p, len) != 0) {
+        t->st.tx_dropped++;
         return -1;
     }
     t->st.tx_dgrams++;
     return 0;
+}
+
+int rawtcp_flush(struct rawtcp *t)
+{
+    int dropped = flush_out(t) + t->out_dropped;
+    t->out_dropped = 0;
+    return dropped;
 }
 
 void rawtcp_stats(const struct rawtcp *t, struct rawtcp_stats *out)

@@ -62,9 +62,13 @@ int rawtcp_fd(const struct rawtcp *t);
  * received datagrams, like net_recv_batch. Returns their number (> 0) or ERR_AGAIN. */
 int rawtcp_recv_batch(struct rawtcp *t, struct net_rbatch *b);
 
-/* Sends datagram |p| (|len| bytes) to |to| as one segment. Returns 0, or -1 when it was
- * dropped (no established flow to |to| yet, or the kernel refused it). */
+/* Queues datagram |p| (|len| bytes) for |to| as one segment. Returns 0, or -1 when it was
+ * dropped (no established flow to |to| yet). rawtcp_flush sends what is queued. */
 int rawtcp_send(struct rawtcp *t, const uint8_t *p, size_t len, const struct net_addr *to);
+
+/* Sends the queued segments (one sendmmsg per address family); returns how many the kernel
+ * refused (dropped, as lost on the wire) since the last flush. */
+int rawtcp_flush(struct rawtcp *t);
 
 /* Counters. */
 void rawtcp_stats(const struct rawtcp *t, struct rawtcp_stats *out);
