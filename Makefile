@@ -37,6 +37,20 @@ CFLAGS  += -fsanitize=$(SANITIZE) -fno-sanitize-recover=undefined -fno-omit-fram
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
+# Build profiles and options (see also "install" below):
+#   PROFILE=size  -Os, link-time optimisation and section GC, for routers (build-size/bin/)
+# Builds other than the default one put their binaries in $(BUILD)/bin/.
+ifeq ($(PROFILE),size)
+BUILD   := build-size
+CFLAGS  += -Os -flto=auto -fno-asynchronous-unwind-tables -fno-unwind-tables
+LDFLAGS += -Os -flto=auto
+ifeq ($(origin AR),default)
+AR      := $(if $(filter %gcc,$(CC)),$(CC)-ar,gcc-ar)
+endif
+else ifneq ($(PROFILE),)
+$(error PROFILE=$(PROFILE): only "size" is known)
+endif
+
 ifeq ($(V),1)
 Q :=
 else
@@ -44,6 +58,7 @@ Q := @
 endif
 
 LIB_SRCS    := $(wildcard common/*.c fec/*.c crypto/*.c)
+MULTI_SRCS  := $(wildcard ktun/*.c)
 CLIENT_SRCS := $(wildcard client/*.c)
 SERVER_SRCS := $(wildcard server/*.c)
 TEST_ALL    := $(wildcard tests/*.c tests/unit/*.c tests/sim/*.c)
@@ -55,8 +70,8 @@ TOOL_SRCS   := $(wildcard tests/tools/*.c)
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
 LIB      := $(BUILD)/libktun.a
-BINS     := $(if $(CLIENT_SRCS),bin/ktun-client) $(if $(SERVER_SRCS),bin/ktun-server)
-ifneq ($(SANITIZE),)
+BINS     := $(if $(CLIENT_SRCS),bin/ktun-client) $(if $(SERVER_SRCS),bin/ktun-server) bin/ktun
+ifneq ($(BUILD),build)
 BINS     := $(patsubst bin/%,$(BUILD)/bin/%,$(BINS))
 endif
 TEST_BIN := $(BUILD)/tests/run
@@ -74,7 +89,7 @@ $(BUILD)/%.o: %.c
 
 $(LIB): $(call obj,$(LIB_SRCS))
 	@mkdir -p $(dir $@)
-	$(Q)rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
 bin/ktun-client $(BUILD)/bin/ktun-client: $(call obj,$(CLIENT_SRCS)) $(LIB) $(BIN_LDSCRIPT)
 	@mkdir -p $(dir $@)
@@ -141,9 +156,9 @@ deps:
 	scripts/deps.sh
 
 clean:
-	rm -rf build build-san bin
+	rm -rf build build-san build-size build-nogcrypt build-size-nogcrypt bin
 
--include $(shell find build build-san -name '*.d' 2>/dev/null)
+-include $(shell find $(sort build build-san $(BUILD)) -name '*.d' 2>/dev/null)
 
 # ---- fuzzing (tests/fuzz/): one libFuzzer harness per parser, see tests/fuzz/fuzz.h ----------
 # make fuzz        clang libFuzzer binaries in build-fuzz/fuzz/<target>
@@ -193,3 +208,80 @@ fuzz-clean:
 clean: fuzz-clean
 
 -include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)
+
+# ---- multi-call binary, sizes, install ------------------------------------------------------
+# bin/ktun runs as the client or the server by the name it is called by (ktun-client,
+# ktun-server, kcptun-client, kcptun-server) or by its first argument (`ktun client ...`):
+# client/main.c and server/main.c compiled with KTUN_MULTICALL (no main()), plus ktun/main.c.
+MULTI_OBJS := $(call obj,$(MULTI_SRCS)) \
+              $(patsubst %.c,$(BUILD)/multi/%.o,$(CLIENT_SRCS) $(SERVER_SRCS))
+
+$(BUILD)/multi/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $< (multi-call)")
+	$(Q)$(CC) $(CFLAGS) $(WARN) -DKTUN_MULTICALL -c $< -o $@
+
+bin/ktun $(BUILD)/bin/ktun: $(MULTI_OBJS) $(LIB) $(BIN_LDSCRIPT)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $(BIN_LDFLAGS) -o $@ $(filter-out $(BIN_LDSCRIPT),$^) $(BIN_LDLIBS)
+
+KTUN_BIN := $(filter %/ktun,$(BINS))
+
+# `make size`: stripped size of every binary of this build as bench lines,
+# "bench: size.<profile>.<arch> N bytes" (profile: default or size, -nogcrypt appended).
+SIZE_PROFILE := $(or $(PROFILE),default)$(if $(filter 0,$(GCRYPT)),-nogcrypt)
+SIZE_ARCH    ?= $(shell $(CC) -dumpmachine | cut -d- -f1)
+STRIP        ?= $(if $(filter %gcc,$(CC)),$(patsubst %gcc,%strip,$(CC)),strip)
+.PHONY: size
+size: $(BINS)
+	$(Q)for b in $(BINS); do \
+	    $(STRIP) -o $$b.stripped $$b && \
+	    n=$$(stat -c %s $$b.stripped) && rm -f $$b.stripped && \
+	    echo "bench: size.$(SIZE_PROFILE).$(SIZE_ARCH)$$(basename $$b | sed 's/^ktun//; s/^-/./') $$n bytes"; \
+	done
+
+# `make install` (PREFIX, DESTDIR; BINDIR, MANDIR, SYSCONFDIR, UNITDIR): bin/ktun as
+# $(BINDIR)/ktun with ktun-client and ktun-server links, the man pages, the systemd units
+# (hardened, see dist/systemd/) and, unless present, example configurations in
+# $(SYSCONFDIR)/ktun/ (mode 0600: they hold the key). KCPTUN_LINKS=1 adds kcptun-client and
+# kcptun-server links (they replace Debian's kcptun package's programs).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+UNITS      := $(patsubst dist/systemd/%.in,%,$(wildcard dist/systemd/*.service.in))
+.PHONY: install uninstall
+install: $(KTUN_BIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/ktun
+	install -m 0755 $(KTUN_BIN) $(DESTDIR)$(BINDIR)/ktun
+	ln -sf ktun $(DESTDIR)$(BINDIR)/ktun-client
+	ln -sf ktun $(DESTDIR)$(BINDIR)/ktun-server
+	install -m 0644 man/ktun-client.1 man/ktun-server.1 $(DESTDIR)$(MANDIR)/man1/
+	for u in $(UNITS); do \
+	    sed 's|@BINDIR@|$(BINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/systemd/$$u.in \
+	        > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	for f in client server; do \
+	    [ -e $(DESTDIR)$(SYSCONFDIR)/ktun/$$f.json ] || \
+	        install -m 0600 examples/$$f.json $(DESTDIR)$(SYSCONFDIR)/ktun/$$f.json || exit 1; \
+	done
+ifeq ($(KCPTUN_LINKS),1)
+	ln -sf ktun $(DESTDIR)$(BINDIR)/kcptun-client
+	ln -sf ktun $(DESTDIR)$(BINDIR)/kcptun-server
+	ln -sf ktun-client.1 $(DESTDIR)$(MANDIR)/man1/kcptun-client.1
+	ln -sf ktun-server.1 $(DESTDIR)$(MANDIR)/man1/kcptun-server.1
+endif
+
+# Leaves $(SYSCONFDIR)/ktun/ (configurations) alone.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/ktun $(DESTDIR)$(BINDIR)/ktun-client \
+	    $(DESTDIR)$(BINDIR)/ktun-server $(DESTDIR)$(MANDIR)/man1/ktun-client.1 \
+	    $(DESTDIR)$(MANDIR)/man1/ktun-server.1 $(patsubst %,$(DESTDIR)$(UNITDIR)/%,$(UNITS))
+	for n in kcptun-client kcptun-server; do \
+	    [ "$$(readlink $(DESTDIR)$(BINDIR)/$$n)" != ktun ] || rm -f $(DESTDIR)$(BINDIR)/$$n; \
+	    [ "$$(readlink $(DESTDIR)$(MANDIR)/man1/$$n.1)" != k$${n#kcp}.1 ] || \
+	        rm -f $(DESTDIR)$(MANDIR)/man1/$$n.1; \
+	done

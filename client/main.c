@@ -2,8 +2,10 @@
 /* ktun-client entry point: parse and validate the configuration, then run the client. */
 #include "client/client.h"
 #include "common/config.h"
+#include "ktun/main.h"
 
-int main(int argc, char **argv)
+/* The client's main(); the multi-call binary `ktun` (ktun/main.c) calls it too. */
+int ktun_client_main(int argc, char **argv)
 {
     static struct config cfg;
     int rc = config_setup(&cfg, CONFIG_CLIENT, argc, argv);
@@ -11,3 +13,10 @@ int main(int argc, char **argv)
         return rc;
     return client_run(&cfg);
 }
+
+#ifndef KTUN_MULTICALL
+int main(int argc, char **argv)
+{
+    return ktun_client_main(argc, argv);
+}
+#endif
