@@ -39,6 +39,9 @@ endif
 
 # Build profiles and options (see also "install" below):
 #   PROFILE=size  -Os, link-time optimisation and section GC, for routers (build-size/bin/)
+#   GCRYPT=0      without libgcrypt: AES-CFB and PBKDF2-HMAC-SHA1 of our own (crypto/aes.c,
+#                 crypto/pbkdf2.c); blowfish, twofish, cast5, 3des, sm4 and aes-128-gcm, which only
+#                 libgcrypt provides, are left out (build-nogcrypt/, build-size-nogcrypt/)
 # Builds other than the default one put their binaries in $(BUILD)/bin/.
 ifeq ($(PROFILE),size)
 BUILD   := build-size
@@ -49,6 +52,11 @@ AR      := $(if $(filter %gcc,$(CC)),$(CC)-ar,gcc-ar)
 endif
 else ifneq ($(PROFILE),)
 $(error PROFILE=$(PROFILE): only "size" is known)
+endif
+ifeq ($(GCRYPT),0)
+BUILD   := $(BUILD)-nogcrypt
+CFLAGS  += -DKTUN_NO_GCRYPT
+BIN_LDLIBS := $(filter-out -lgcrypt -lgpg-error,$(BIN_LDLIBS))
 endif
 
 ifeq ($(V),1)
