@@ -93,7 +93,7 @@ all: $(BINS) $(TOOLS)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS) $(WARN) -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c $< -o $@
 
 $(LIB): $(call obj,$(LIB_SRCS))
 	@mkdir -p $(dir $@)
@@ -227,7 +227,7 @@ MULTI_OBJS := $(call obj,$(MULTI_SRCS)) \
 $(BUILD)/multi/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $< (multi-call)")
-	$(Q)$(CC) $(CFLAGS) $(WARN) -DKTUN_MULTICALL -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -DKTUN_MULTICALL -c $< -o $@
 
 bin/ktun $(BUILD)/bin/ktun: $(MULTI_OBJS) $(LIB) $(BIN_LDSCRIPT)
 	@mkdir -p $(dir $@)
@@ -267,7 +267,7 @@ install: $(KTUN_BIN)
 	install -m 0755 $(KTUN_BIN) $(DESTDIR)$(BINDIR)/ktun
 	ln -sf ktun $(DESTDIR)$(BINDIR)/ktun-client
 	ln -sf ktun $(DESTDIR)$(BINDIR)/ktun-server
-	install -m 0644 man/ktun-client.1 man/ktun-server.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 man/ktun.1 man/ktun-client.1 man/ktun-server.1 $(DESTDIR)$(MANDIR)/man1/
 	for u in $(UNITS); do \
 	    sed 's|@BINDIR@|$(BINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/systemd/$$u.in \
 	        > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
@@ -286,7 +286,7 @@ endif
 # Leaves $(SYSCONFDIR)/ktun/ (configurations) alone.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/ktun $(DESTDIR)$(BINDIR)/ktun-client \
-	    $(DESTDIR)$(BINDIR)/ktun-server $(DESTDIR)$(MANDIR)/man1/ktun-client.1 \
+	    $(DESTDIR)$(BINDIR)/ktun-server $(DESTDIR)$(MANDIR)/man1/ktun.1 $(DESTDIR)$(MANDIR)/man1/ktun-client.1 \
 	    $(DESTDIR)$(MANDIR)/man1/ktun-server.1 $(patsubst %,$(DESTDIR)$(UNITDIR)/%,$(UNITS))
 	for n in kcptun-client kcptun-server; do \
 	    [ "$$(readlink $(DESTDIR)$(BINDIR)/$$n)" != ktun ] || rm -f $(DESTDIR)$(BINDIR)/$$n; \

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The part of libgcrypt's interface that crypto/crypt.c uses, served by our AES-CFB
- * (crypto/aes.c) and PBKDF2-HMAC-SHA1 (crypto/pbkdf2.c): included instead of <gcrypt.h> in
- * builds without libgcrypt (make GCRYPT=0). Only AES-128/192/256 in CFB mode open; the
+/* The part of libgcrypt's interface that crypto/crypt.c uses, served by our AES in CFB
+ * and ECB mode (crypto/aes.c) and PBKDF2-HMAC-SHA1 (crypto/pbkdf2.c): included instead of <gcrypt.h> in
+ * builds without libgcrypt (make GCRYPT=0). Only AES-128/192/256 in CFB (the
+ * kcptun methods) and ECB mode (the QPP pads, crypto/qpp.c) open; the
  * method table leaves out the methods that libgcrypt alone provides (blowfish, twofish, cast5,
  * 3des, sm4, aes-128-gcm), so the GCM calls below are never reached and report failure. */
 #ifndef KTUN_AES_GCRY_H
@@ -23,6 +24,7 @@ enum {
     GCRY_CIPHER_AES128 = 7,
     GCRY_CIPHER_AES192 = 8,
     GCRY_CIPHER_AES256 = 9,
+    GCRY_CIPHER_MODE_ECB = 1,
     GCRY_CIPHER_MODE_CFB = 2,
     GCRY_CIPHER_MODE_GCM = 8,
     GCRY_MD_SHA1 = 2,
@@ -38,6 +40,7 @@ enum {
 struct aes_gcry_hd {
     struct aes_cfb cfb;
     size_t key_len; /* the algorithm's key length */
+    int mode;       /* GCRY_CIPHER_MODE_CFB or _ECB */
 };
 
 /* Nothing to initialise: every query reports "initialised". */
@@ -60,12 +63,13 @@ static inline gcry_error_t gcry_cipher_open(gcry_cipher_hd_t *hd, int algo, int 
                      : algo == GCRY_CIPHER_AES256 ? 32
                                                   : 0;
     *hd = NULL;
-    if (!key_len || mode != GCRY_CIPHER_MODE_CFB || flags)
+    if (!key_len || (mode != GCRY_CIPHER_MODE_CFB && mode != GCRY_CIPHER_MODE_ECB) || flags)
         return AES_GCRY_ERROR;
     *hd = calloc(1, sizeof(**hd));
     if (!*hd)
         return AES_GCRY_ERROR;
     (*hd)->key_len = key_len;
+    (*hd)->mode = mode;
     return 0;
 }
 
@@ -97,12 +101,20 @@ static inline gcry_error_t gcry_cipher_setiv(gcry_cipher_hd_t hd, const void *iv
     return 0;
 }
 
-/* In place only (in == NULL), as crypt.c calls it. */
+/* In place only (in == NULL), as crypt.c and qpp.c call it; ECB on whole blocks. */
 static inline gcry_error_t gcry_cipher_encrypt(gcry_cipher_hd_t hd, void *out, size_t outlen,
                                                const void *in, size_t inlen)
 {
     if (in || inlen)
         return AES_GCRY_ERROR;
+    if (hd->mode == GCRY_CIPHER_MODE_ECB) {
+        uint8_t *p = out;
+        if (outlen % AES_BLOCK_LEN)
+            return AES_GCRY_ERROR;
+        for (size_t i = 0; i < outlen; i += AES_BLOCK_LEN)
+            aes_encrypt_block(&hd->cfb.key, p + i, p + i);
+        return 0;
+    }
     aes_cfb_encrypt(&hd->cfb, out, outlen);
     return 0;
 }
@@ -110,7 +122,7 @@ static inline gcry_error_t gcry_cipher_encrypt(gcry_cipher_hd_t hd, void *out, s
 static inline gcry_error_t gcry_cipher_decrypt(gcry_cipher_hd_t hd, void *out, size_t outlen,
                                                const void *in, size_t inlen)
 {
-    if (in || inlen)
+    if (in || inlen || hd->mode != GCRY_CIPHER_MODE_CFB)
         return AES_GCRY_ERROR;
     aes_cfb_decrypt(&hd->cfb, out, outlen);
     return 0;

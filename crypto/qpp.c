@@ -2,7 +2,11 @@
 /* QPP pads (three variants), the xoshiro256** keystream, and the per-byte substitution. */
 #include "crypto/qpp.h"
 
+#ifndef KTUN_NO_GCRYPT
 #include <gcrypt.h>
+#else
+#include "crypto/aes_gcry.h" /* AES and PBKDF2 of our own, see there */
+#endif
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdlib.h>
