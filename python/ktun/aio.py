@@ -151,11 +151,22 @@ class MuxStream:
         self._pending = bytearray()   # written, not yet taken by the mux (v2 window, KCP room)
         self._drained = asyncio.Event()
         self._drained.set()
-        self.eof = False
+        self._rbuf = bytearray()      # read past what readexactly() was asked for
         self.closed = False
+
+    def _check_session(self):
+        s = self._s
+        if s.mux.closed:
+            raise ConnectionResetError(f"session closed: {s.mux.close_reason}")
+        if s.transport is None:
+            raise ConnectionResetError("session closed" + (f": {s.error}" if s.error else ""))
 
     async def read(self):
         """The bytes that arrived (waits for some); b"" at end of stream."""
+        if self._rbuf:
+            d = bytes(self._rbuf)
+            self._rbuf.clear()
+            return d
         while True:
             if self.closed:
                 raise ConnectionError("stream released")
@@ -166,8 +177,7 @@ class MuxStream:
             if d is not None:
                 self._s.pump()   # reading frees receive budget and may send a window update
                 return d
-            if self._s.mux.closed:
-                raise ConnectionResetError(f"session closed: {self._s.mux.close_reason}")
+            self._check_session()
             self._wake.clear()
             await self._wake.wait()
 
@@ -178,7 +188,8 @@ class MuxStream:
             if not d:
                 raise asyncio.IncompleteReadError(bytes(buf), n)
             buf += d
-        return bytes(buf)
+        self._rbuf[:0] = buf[n:]
+        return bytes(buf[:n])
 
     def write(self, data):
         """Queues data on the stream (sent as the window allows; await drain())."""
@@ -192,8 +203,9 @@ class MuxStream:
 
     async def drain(self):
         while self._pending:
-            if self._s.mux.closed:
-                raise ConnectionResetError(f"session closed: {self._s.mux.close_reason}")
+            if self.closed:
+                raise ConnectionError("stream released")
+            self._check_session()
             self._drained.clear()
             await self._drained.wait()
 

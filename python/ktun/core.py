@@ -329,36 +329,44 @@ class Kcp(_Emitter):
     # -- state
     @property
     def conv(self):
-        return lib.kcp_conv(self._k)
+        with self._lock:
+            return lib.kcp_conv(self._k)
 
     @property
     def send_room(self):
         """Bytes that may still be queued before the window is full (0: stop writing)."""
-        return lib.kcp_send_room(self._k)
+        with self._lock:
+            return lib.kcp_send_room(self._k)
 
     @property
     def wait_snd(self):
-        return lib.kcp_wait_snd(self._k)
+        with self._lock:
+            return lib.kcp_wait_snd(self._k)
 
     @property
     def recv_avail(self):
-        return lib.kcp_recv_avail(self._k)
+        with self._lock:
+            return lib.kcp_recv_avail(self._k)
 
     @property
     def mss(self):
-        return lib.kcp_mss(self._k)
+        with self._lock:
+            return lib.kcp_mss(self._k)
 
     @property
     def rto(self):
-        return lib.kcp_rto(self._k)
+        with self._lock:
+            return lib.kcp_rto(self._k)
 
     @property
     def srtt(self):
-        return lib.kcp_srtt(self._k)
+        with self._lock:
+            return lib.kcp_srtt(self._k)
 
     @property
     def cwnd(self):
-        return lib.kcp_cwnd(self._k)
+        with self._lock:
+            return lib.kcp_cwnd(self._k)
 
     @property
     def is_dead(self):
@@ -403,6 +411,9 @@ class Crypt:
             raise ValueError(ffi.string(msg).decode(errors="replace") or "crypt_new failed")
         self._p = ffi.gc(p, lib.kpy_crypt_free)
         self._c = lib.kpy_crypt_obj(p)
+        # The object has state (nonce generator; the secure mode's counters and replay table):
+        # every Link built on it takes this lock, so links sharing it in threads serialize.
+        self._lock = threading.Lock()
         self.method = method
         self.role = role
 
@@ -420,11 +431,13 @@ class Crypt:
 
     def set_start(self, wall_ms):
         """Secure mode: refuse new senders sealed before wall_ms (call once, at start)."""
-        lib.crypt_set_start(self._c, _u64(wall_ms))
+        with self._lock:
+            lib.crypt_set_start(self._c, _u64(wall_ms))
 
     def stats(self):
         arr = ffi.new("uint64_t[]", len(_CRYPT_STATS))
-        lib.kpy_crypt_stats(self._p, arr)
+        with self._lock:
+            lib.kpy_crypt_stats(self._p, arr)
         return dict(zip(_CRYPT_STATS, arr))
 
 
@@ -492,8 +505,7 @@ class Link(_Emitter):
         self._l = lib.kpy_link_obj(p)
         self._q = lib.kpy_link_queue(p)
         self._rq = ffi.gc(lib.kpy_queue_new(), lib.kpy_queue_free)
-        self._lock = threading.Lock()
-        self._log_seen = 0
+        self._lock = crypt._lock
         self.config = {}
         v = ffi.new("int64_t *")
         for name in LINK_OPTIONS:
@@ -587,19 +599,23 @@ class Link(_Emitter):
 
     @property
     def conv(self):
-        return lib.link_conv(self._l)
+        with self._lock:
+            return lib.link_conv(self._l)
 
     @property
     def send_room(self):
-        return lib.link_send_room(self._l)
+        with self._lock:
+            return lib.link_send_room(self._l)
 
     @property
     def wait_snd(self):
-        return lib.link_wait_snd(self._l)
+        with self._lock:
+            return lib.link_wait_snd(self._l)
 
     @property
     def recv_avail(self):
-        return lib.link_recv_avail(self._l)
+        with self._lock:
+            return lib.link_recv_avail(self._l)
 
     @property
     def is_dead(self):
@@ -607,11 +623,13 @@ class Link(_Emitter):
 
     @property
     def srtt(self):
-        return lib.link_srtt(self._l)
+        with self._lock:
+            return lib.link_srtt(self._l)
 
     @property
     def rto(self):
-        return lib.link_rto(self._l)
+        with self._lock:
+            return lib.link_rto(self._l)
 
     def stats(self):
         arr = ffi.new("uint64_t[]", len(_LINK_STATS))
@@ -749,7 +767,8 @@ class Mux:
 
     @property
     def stream_count(self):
-        return lib.mux_stream_count(self._m)
+        with self._lock:
+            return lib.mux_stream_count(self._m)
 
     @property
     def input_blocked(self):

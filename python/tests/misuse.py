@@ -203,6 +203,26 @@ def threads_share_one_object():
     for t in ts:
         t.join()
     assert not errors, errors
+
+    # links of one secure-mode Crypt (shared nonce generator and counters) in several threads
+    c = ktun.Crypt("xsalsa20-poly1305", "threads")
+    links = [ktun.Link(i, c, mode="fast3") for i in range(4)]
+
+    def link_worker(link):
+        try:
+            for i in range(200):
+                link.send(b"s" * 3000)
+                link.flush(i)
+                link.datagrams()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    ts = [threading.Thread(target=link_worker, args=(l,)) for l in links]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors
     checks += 1
 
 

@@ -143,3 +143,35 @@ def test_kcptun_client_wrong_key_times_out(kcptun_server, child_env):
                         "--ps", "3", "--smuxver", "2", "--timeout", "2", "ping"],
                        env=child_env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "timeout" in r.stderr
+
+
+def test_kcptun_client_streams_in_process(kcptun_server):
+    """Several concurrent streams of one KcptunClient session, read back in odd pieces."""
+    import asyncio
+
+    import ktun.aio
+    from test_kcp import payload
+
+    port, nocomp = kcptun_server
+
+    async def one(session, seed):
+        st = await session.open_stream()
+        data = payload(300000, seed=seed)
+        st.write(data)
+        got = bytearray()
+        while len(got) < len(data):
+            got += await st.readexactly(min(7777, len(data) - len(got)))
+        await st.drain()
+        st.close()
+        return bytes(got) == data
+
+    async def main():
+        s = await ktun.aio.KcptunClient.connect("127.0.0.1", port, key="py-secret", crypt="aes",
+                                                datashard=10, parityshard=3, smuxver=2,
+                                                nocomp=nocomp)
+        try:
+            return await asyncio.wait_for(asyncio.gather(*(one(s, i) for i in range(3))), 40)
+        finally:
+            s.close()
+
+    assert asyncio.run(main()) == [True, True, True]
