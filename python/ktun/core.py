@@ -79,16 +79,17 @@ def _table(t):
 _KCP_STATS, _LINK_STATS, _MUX_STATS, _CRYPT_STATS = (_table(i) for i in range(4))
 
 
-def _take(q, framed):
-    """Copies and clears a C queue: a list of records (framed) or one bytes object (raw)."""
-    blob = _take_blob(q)
+def _take(q, framed, ptr=None):
+    """Copies and clears a C queue: a list of records (framed) or one bytes object (raw).
+    The caller holds the owner's lock; |ptr| is the owner's scratch out-pointer."""
+    blob = _take_blob(q, ptr)
     if framed:
         return split_batch(blob) if blob else []
     return blob
 
 
-def _take_blob(q):
-    p = ffi.new("const uint8_t **")
+def _take_blob(q, ptr=None):
+    p = ptr if ptr is not None else ffi.new("const uint8_t **")
     n = lib.kpy_queue_peek(q, p, ffi.NULL)
     if n == 0:
         return b""
@@ -139,7 +140,9 @@ class _Emitter:
     def _emit(self, q):
         if self._output is None:
             return
-        pkts = self._pending + _take(q, True) if self._pending else _take(q, True)
+        with self._lock:
+            fresh = _take(q, True, self._ptr)
+        pkts = self._pending + fresh if self._pending else fresh
         self._pending = []
         out = self._output
         for i, p in enumerate(pkts):
@@ -173,6 +176,9 @@ class Kcp(_Emitter):
         if self._rq == ffi.NULL:
             raise MemoryError("queue")
         self._lock = threading.Lock()
+        self._ptr = ffi.new("const uint8_t **")
+        self._rcap = 0
+        self._rbuf = None
         self._stream = bool(stream)
         if mode is not None:
             self.set_mode(mode)
@@ -245,11 +251,14 @@ class Kcp(_Emitter):
                 n = lib.kpy_kcp_recv_all(self._p, self._rq, False)
                 if n < 0:
                     raise KtunError(n, "recv")
-                return _take_blob(self._rq)
+                return _take_blob(self._rq, self._ptr)
             avail = lib.kcp_recv_avail(self._k)
             if avail == 0:
                 return b""
-            buf = ffi.new("uint8_t[]", avail)
+            if avail > self._rcap:
+                self._rcap = max(avail, 2 * self._rcap, 4096)
+                self._rbuf = ffi.new("uint8_t[]", self._rcap)
+            buf = self._rbuf
             n = lib.kcp_recv(self._k, buf, avail)
             if n < 0:
                 raise KtunError(n, "recv")
@@ -262,9 +271,9 @@ class Kcp(_Emitter):
             if n < 0:
                 raise KtunError(n, "recv")
             if self._stream:
-                blob = _take_blob(self._rq)
+                blob = _take_blob(self._rq, self._ptr)
                 return [blob] if blob else []
-            return _take(self._rq, True)
+            return _take(self._rq, True, self._ptr)
 
     def input(self, packet, now_ms, regular=True):
         """Feeds one received packet. Returns True if the engine took it whole."""
@@ -313,7 +322,7 @@ class Kcp(_Emitter):
     def datagrams(self):
         """Takes the packets emitted so far (a list of bytes)."""
         with self._lock:
-            pkts = _take(self._q, True)
+            pkts = _take(self._q, True, self._ptr)
         if self._pending:
             pkts, self._pending = self._pending + pkts, []
         return pkts
@@ -321,7 +330,7 @@ class Kcp(_Emitter):
     def output_batch(self):
         """Takes the packets emitted so far as one framed blob (LE32 length | packet ...)."""
         with self._lock:
-            blob = _take_blob(self._q)
+            blob = _take_blob(self._q, self._ptr)
         if self._pending:
             blob, self._pending = frame_batch(self._pending) + blob, []
         return blob
@@ -506,6 +515,7 @@ class Link(_Emitter):
         self._q = lib.kpy_link_queue(p)
         self._rq = ffi.gc(lib.kpy_queue_new(), lib.kpy_queue_free)
         self._lock = crypt._lock
+        self._ptr = ffi.new("const uint8_t **")
         self.config = {}
         v = ffi.new("int64_t *")
         for name in LINK_OPTIONS:
@@ -549,7 +559,7 @@ class Link(_Emitter):
             n = lib.kpy_link_recv_all(self._p, self._rq)
             if n < 0:
                 raise KtunError(n, "recv")
-            return _take_blob(self._rq)
+            return _take_blob(self._rq, self._ptr)
 
     def flush(self, now_ms):
         with self._lock:
@@ -579,14 +589,14 @@ class Link(_Emitter):
 
     def datagrams(self):
         with self._lock:
-            pkts = _take(self._q, True)
+            pkts = _take(self._q, True, self._ptr)
         if self._pending:
             pkts, self._pending = self._pending + pkts, []
         return pkts
 
     def output_batch(self):
         with self._lock:
-            blob = _take_blob(self._q)
+            blob = _take_blob(self._q, self._ptr)
         if self._pending:
             blob, self._pending = frame_batch(self._pending) + blob, []
         return blob
@@ -672,6 +682,7 @@ class Mux:
         self._ev = lib.kpy_mux_queue(p, 1)
         self._rq = ffi.gc(lib.kpy_queue_new(), lib.kpy_queue_free)
         self._lock = threading.Lock()
+        self._ptr = ffi.new("const uint8_t **")
         self._sid = ffi.new("uint32_t *")
 
     def input(self, data, now_ms):
@@ -691,12 +702,12 @@ class Mux:
     def output(self):
         """Frame bytes to hand to the layer below (b"" if none)."""
         with self._lock:
-            return _take_blob(self._out)
+            return _take_blob(self._out, self._ptr)
 
     def events(self):
         """[(event name, stream id), ...] since the last call."""
         with self._lock:
-            blob = _take_blob(self._ev)
+            blob = _take_blob(self._ev, self._ptr)
         return [(EVENT_NAMES[k], sid) for k, sid in _EV.iter_unpack(blob)]
 
     def tick(self, now_ms):
@@ -721,7 +732,7 @@ class Mux:
         with self._lock:
             r = lib.kpy_mux_read_all(self._p, sid, self._rq)
             if r > 0:
-                return _take_blob(self._rq)
+                return _take_blob(self._rq, self._ptr)
         if r == 0:
             return b""
         if r == ERR_AGAIN:
@@ -806,6 +817,7 @@ class Comp:
         self._dec = ffi.gc(dec, lib.comp_decoder_free)
         self._q = ffi.gc(lib.kpy_queue_new(), lib.kpy_queue_free)
         self._lock = threading.Lock()
+        self._ptr = ffi.new("const uint8_t **")
 
     def compress(self, data):
         b = _buf(data)
@@ -813,7 +825,7 @@ class Comp:
             return b""
         with self._lock:
             r = lib.kpy_comp_encode(self._enc, b, len(b), self._q)
-            out = _take_blob(self._q)
+            out = _take_blob(self._q, self._ptr)
         if r < 0:
             raise KtunError(r, "compress")
         return out
@@ -822,7 +834,7 @@ class Comp:
         b = _buf(data)
         with self._lock:
             r = lib.kpy_comp_decode(self._dec, b, len(b), self._q)
-            out = _take_blob(self._q)
+            out = _take_blob(self._q, self._ptr)
         if r < 0:
             f = lib.kpy_comp_fault(self._dec)
             raise KtunError(r, "decompress" + (": " + ffi.string(f).decode() if f != ffi.NULL
