@@ -16,13 +16,23 @@ from conftest import REPO, free_udp_port
 EX = REPO / "examples" / "python"
 
 
+def start_echo_server(env):
+    """Starts the lkcp echo server on a free port (another try if the port got taken)."""
+    for _ in range(3):
+        port = free_udp_port()
+        srv = subprocess.Popen([sys.executable, str(EX / "lkcp_echo_server.py"), "127.0.0.1",
+                                str(port), "--count", "300", "--timeout", "40"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if srv.stdout.readline().strip() == "listening":
+            return srv, port
+        srv.kill()
+        srv.communicate()
+    pytest.fail("lkcp echo server did not start")
+
+
 def test_lkcp_echo_pair_over_udp(child_env):
-    port = free_udp_port()
-    srv = subprocess.Popen([sys.executable, str(EX / "lkcp_echo_server.py"), "127.0.0.1",
-                            str(port), "--count", "300", "--timeout", "40"], env=child_env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    srv, port = start_echo_server(child_env)
     try:
-        assert srv.stdout.readline().strip() == "listening"
         cli = subprocess.run([sys.executable, str(EX / "lkcp_echo_client.py"), "127.0.0.1",
                               str(port), "--count", "300", "--timeout", "40"], env=child_env,
                              capture_output=True, text=True, timeout=60)
@@ -89,28 +99,34 @@ def kcptun_server(request):
     if exe is None:
         pytest.skip("kcptun-server not installed (Debian package kcptun)")
     echo = EchoServer()
-    port = free_udp_port()
     log = open(REPO / "build" / "pytest-kcptun-server.log", "w") if (REPO / "build").is_dir() \
         else subprocess.DEVNULL
-    srv = subprocess.Popen([exe, "-l", f"127.0.0.1:{port}", "-t", f"127.0.0.1:{echo.port}",
-                            "--key", "py-secret", "--crypt", "aes", "--ds", "10", "--ps", "3",
-                            "--smuxver", "2", "--mode", "fast"] +
-                           (["--nocomp"] if request.param == "nocomp" else []),
-                           stdout=log, stderr=log)
+    srv = None
     try:
-        end = time.monotonic() + 20
-        while not udp_bound(port):
-            assert srv.poll() is None, "kcptun-server exited"
-            assert time.monotonic() < end, "kcptun-server did not bind"
-            time.sleep(0.05)
+        for attempt in range(3):   # another port if the free one got taken before the bind
+            port = free_udp_port()
+            srv = subprocess.Popen([exe, "-l", f"127.0.0.1:{port}", "-t",
+                                    f"127.0.0.1:{echo.port}", "--key", "py-secret", "--crypt",
+                                    "aes", "--ds", "10", "--ps", "3", "--smuxver", "2",
+                                    "--mode", "fast"] +
+                                   (["--nocomp"] if request.param == "nocomp" else []),
+                                   stdout=log, stderr=log)
+            end = time.monotonic() + 20
+            while not udp_bound(port) and srv.poll() is None:
+                assert time.monotonic() < end, "kcptun-server did not bind"
+                time.sleep(0.05)
+            if srv.poll() is None:
+                break
+        assert srv.poll() is None, "kcptun-server exited"
         yield port, request.param == "nocomp"
     finally:
-        srv.terminate()
-        try:
-            srv.wait(5)
-        except subprocess.TimeoutExpired:
-            srv.kill()
-            srv.wait()
+        if srv is not None and srv.poll() is None:
+            srv.terminate()
+            try:
+                srv.wait(5)
+            except subprocess.TimeoutExpired:
+                srv.kill()
+                srv.wait()
         echo.close()
         if log is not subprocess.DEVNULL:
             log.close()
