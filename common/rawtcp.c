@@ -58,6 +58,8 @@ struct rawtcp {
     struct conn *conns;
     size_t nconns, capconns;
     uint64_t next_expire;
+    bool accept_paused;       /* listener out of the epoll set until |accept_resume| */
+    uint64_t accept_resume;
     /* receive state */
     struct net_rbatch *rb;    /* batch being filled by the deliver callback */
     uint8_t pkts[RAW_BATCH][RAW_PKT];
@@ -414,7 +416,14 @@ static void server_accept(struct rawtcp *t)
         if (fd == ERR_AGAIN)
             return;
         if (fd < 0) {
-            LOG_WARN("tcp: accept failed (%s)", err_str(fd));
+            /* out of descriptors or memory: the connection stays pending; stop watching the
+             * listener for a second rather than spin on it */
+            if (!t->accept_paused) {
+                LOG_WARN("tcp: accept failed (%s); retrying in 1 s", err_str(fd));
+                epoll_ctl(t->ep, EPOLL_CTL_DEL, t->lfd, NULL);
+                t->accept_paused = true;
+                t->accept_resume = now_ms() + 1000;
+            }
             return;
         }
         local.len = sizeof(local.ss);
@@ -779,6 +788,9 @@ int rawtcp_recv_batch(struct rawtcp *t, struct net_rbatch *b)
     b->slot = NET_DGRAM_MAX;
     b->slots = NET_BATCH;
     client_maybe_retry(t);
+    if (t->accept_paused && now_ms() >= t->accept_resume &&
+        ep_add(t->ep, t->lfd, EPOLLIN, EV_LISTEN) == 0)
+        t->accept_paused = false;
     t->rb = b;
     struct epoll_event ev[16];
     int n;
