@@ -18,6 +18,7 @@
 #include "common/link.h"
 #include "common/mux.h"
 #include "crypto/crypt.h"
+#include "crypto/qpp.h"
 #include "fec/fec.h"
 
 #include <stddef.h>
@@ -921,4 +922,28 @@ const char *kpy_comp_fault(const struct comp_decoder *dec)
 {
     enum comp_fault f = comp_decoder_fault(dec);
     return f == COMP_FAULT_NONE ? NULL : comp_fault_str(f);
+}
+
+/* ---- QPP (kcptun --QPP) ---------------------------------------------------------------------- */
+
+/* Builds QPP pads from the raw key |seed|, |count| pads of |variant| ("A", "B" or "C").
+ * Returns NULL with *|err| set on failure. */
+KPY_API struct qpp *kpy_qpp_new(const uint8_t *seed, size_t seed_len, unsigned count,
+                                const char *variant, int *err);
+struct qpp *kpy_qpp_new(const uint8_t *seed, size_t seed_len, unsigned count,
+                        const char *variant, int *err)
+{
+    enum qpp_variant v;
+    if (qpp_variant_parse(variant, &v) != 0) {
+        *err = ERR_INVAL;
+        return NULL;
+    }
+    return qpp_new(seed, seed_len, count, v, err);
+}
+
+/* Sets the pads a mux config uses (NULL: QPP off); |q| must outlive every session. */
+KPY_API void kpy_mux_config_set_qpp(struct mux_config *c, const struct qpp *q);
+void kpy_mux_config_set_qpp(struct mux_config *c, const struct qpp *q)
+{
+    c->qpp = q;
 }

@@ -15,7 +15,7 @@ import pathlib
 import cffi
 
 # Declarations copied from common/kcp.h, common/link.h, common/mux.h, crypto/crypt.h, common/err.h,
-# common/comp.h
+# common/comp.h, crypto/qpp.h
 # (checked against them by tests/test_ffi.py) and the binding's own python/csrc/pyshim.c.
 CORE_CDEF = """
 void kcp_set_nodelay(struct kcp *k, int nodelay, int interval_ms, int resend, int nc);
@@ -81,6 +81,8 @@ bool crypt_is_authenticated(const struct crypt *c);
 
 const char *err_str(int err);
 
+void qpp_free(struct qpp *q);
+
 struct comp_encoder *comp_encoder_new(void);
 void comp_encoder_free(struct comp_encoder *enc);
 struct comp_decoder *comp_decoder_new(void);
@@ -145,11 +147,15 @@ long kpy_comp_encode(struct comp_encoder *enc, const uint8_t *in, size_t len,
 long kpy_comp_decode(struct comp_decoder *dec, const uint8_t *in, size_t len,
                      struct kpy_queue *out);
 const char *kpy_comp_fault(const struct comp_decoder *dec);
+
+struct qpp *kpy_qpp_new(const uint8_t *seed, size_t seed_len, unsigned count,
+                        const char *variant, int *err);
+void kpy_mux_config_set_qpp(struct mux_config *c, const struct qpp *q);
 """
 
 OPAQUE = """
 struct kcp; struct link; struct mux; struct crypt; struct link_config; struct mux_config;
-struct comp_encoder; struct comp_decoder;
+struct comp_encoder; struct comp_decoder; struct qpp;
 struct kpy_queue; struct kpy_kcp; struct kpy_link; struct kpy_mux; struct kpy_crypt;
 """
 

@@ -17,7 +17,7 @@ import asyncio
 import os
 import time
 
-from .core import Comp, Crypt, KtunError, Link, Mux
+from .core import Comp, Crypt, KtunError, Link, Mux, Qpp
 
 __all__ = ["EngineProtocol", "KcptunClient", "MuxStream"]
 
@@ -244,7 +244,8 @@ class KcptunClient(EngineProtocol):
 
     Options mirror kcptun-client's flags and defaults: key, crypt, mode, mtu, sndwnd, rcvwnd,
     datashard, parityshard, nocomp (False: kcptun's snappy compression, as kcptun's default),
-    smuxver, smuxbuf, streambuf, keepalive, acknodelay.
+    smuxver, smuxbuf, streambuf, keepalive, acknodelay, qpp, qppcount (newer kcptun's --QPP;
+    qppvariant "A"/"B" for older QPP builds, or pass a ktun.Qpp).
     """
 
     def __init__(self, link, mux, comp=None):
@@ -261,7 +262,8 @@ class KcptunClient(EngineProtocol):
     async def connect(cls, host, port, *, key="it's a secrect", crypt="aes", mode="fast",
                       mtu=1350, sndwnd=128, rcvwnd=512, datashard=10, parityshard=3, smuxver=1,
                       smuxbuf=4194304, streambuf=2097152, keepalive=10, acknodelay=False,
-                      nocomp=False, conv=None, **link_options):
+                      nocomp=False, qpp=False, qppcount=61, qppvariant="C", conv=None,
+                      **link_options):
         loop = asyncio.get_running_loop()
         now = int(loop.time() * 1000)
         c = crypt if isinstance(crypt, Crypt) else Crypt(crypt, key)
@@ -270,8 +272,13 @@ class KcptunClient(EngineProtocol):
         link = Link(conv, c, mode=mode, mtu=mtu, sndwnd=sndwnd, rcvwnd=rcvwnd,
                     data_shards=datashard, parity_shards=parityshard, ack_nodelay=acknodelay,
                     **link_options)
+        pads = None
+        if isinstance(qpp, Qpp):
+            pads = qpp
+        elif qpp:
+            pads = Qpp(key, qppcount, qppvariant)
         mux = Mux(is_client=True, now_ms=now, version=smuxver, max_receive_buffer=smuxbuf,
-                  max_stream_buffer=streambuf, keepalive_interval_ms=keepalive * 1000)
+                  max_stream_buffer=streambuf, keepalive_interval_ms=keepalive * 1000, qpp=pads)
         proto = cls(link, mux, None if nocomp else Comp())
         await loop.create_datagram_endpoint(lambda: proto, remote_addr=(host, port))
         return proto

@@ -17,7 +17,7 @@ import threading
 
 from ._ffi import ffi, lib
 
-__all__ = ["KtunError", "Kcp", "Crypt", "Link", "Mux", "Comp", "MODES", "crypt_methods",
+__all__ = ["KtunError", "Kcp", "Crypt", "Link", "Mux", "Comp", "Qpp", "MODES", "crypt_methods",
            "frame_batch", "split_batch"]
 
 ERR_NAMES = {-1: "ERR_NOMEM", -2: "ERR_AGAIN", -3: "ERR_PROTO", -4: "ERR_AUTH",
@@ -663,14 +663,20 @@ class Mux:
     stream), "readable", "writable" (v2 window reopened), "fin" (peer finished writing),
     "close" (the session died; see ``close_reason``). Keyword options: ``version`` and every
     field of ``struct mux_config`` by name (max_receive_buffer, max_stream_buffer,
-    keepalive_interval_ms, keepalive_timeout_ms, max_frame_size, max_streams).
+    keepalive_interval_ms, keepalive_timeout_ms, max_frame_size, max_streams); ``qpp`` a
+    ktun.Qpp for kcptun's --QPP (stream payloads substituted).
     """
 
-    def __init__(self, *, is_client=True, now_ms=0, **options):
+    def __init__(self, *, is_client=True, now_ms=0, qpp=None, **options):
         cfg = ffi.gc(lib.kpy_mux_config_new(), lib.kpy_mux_config_free)
         if cfg == ffi.NULL:
             raise MemoryError("mux config")
         _apply_config(cfg, lib.kpy_mux_config_set, MUX_OPTIONS, "mux", options)
+        if qpp is not None:
+            if not isinstance(qpp, Qpp):
+                raise TypeError("qpp must be a ktun.Qpp")
+            lib.kpy_mux_config_set_qpp(cfg, qpp._p)
+        self.qpp = qpp   # the C session borrows the pads: kept alive with it
         if lib.mux_config_validate(cfg) != 0:
             raise ValueError("invalid mux configuration (see smux VerifyConfig rules)")
         p = lib.kpy_mux_new(cfg, bool(is_client), _u64(now_ms))
@@ -840,3 +846,27 @@ class Comp:
             raise KtunError(r, "decompress" + (": " + ffi.string(f).decode() if f != ffi.NULL
                                                else ""))
         return out
+
+
+class Qpp:
+    """kcptun's --QPP pads (Quantum Permutation Pad) built from the raw key: pass to
+    Mux(qpp=...). ``variant`` "C" matches kcptun v20251222 and later, "A" and "B" older QPP
+    builds. Building costs tens of ms for the default 61 pads: share one object."""
+
+    def __init__(self, key, count=61, variant="C"):
+        if not isinstance(key, (str, bytes, bytearray)):
+            raise TypeError("key must be str or bytes")
+        kb = key.encode() if isinstance(key, str) else bytes(key)
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise TypeError("count must be an integer")
+        if not 1 <= count <= 65535:
+            raise ValueError("count must be 1..65535")
+        if variant not in ("A", "B", "C", "a", "b", "c"):
+            raise ValueError("variant must be 'A', 'B' or 'C'")
+        err = ffi.new("int *")
+        p = lib.kpy_qpp_new(kb, len(kb), count, variant.encode(), err)
+        if p == ffi.NULL:
+            raise KtunError(err[0], "qpp")
+        self._p = ffi.gc(p, lib.qpp_free)
+        self.count = count
+        self.variant = variant.upper()

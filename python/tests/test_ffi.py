@@ -7,7 +7,7 @@ from conftest import REPO
 from ktun import _ffi
 
 HEADERS = ["common/kcp.h", "common/link.h", "common/mux.h", "crypto/crypt.h", "common/err.h",
-           "common/comp.h"]
+           "common/comp.h", "crypto/qpp.h"]
 
 
 def norm(decl):

@@ -184,3 +184,30 @@ def test_comp_corrupt_stream_fails_for_good():
         dec.decompress(bytes(framed))
     with pytest.raises(ktun.KtunError):
         dec.decompress(b"")
+
+
+def mux_direct(ma, mb, data):
+    """Client ma opens a stream and writes data; returns what mb's accepted stream read."""
+    sid = ma.open_stream()
+    assert ma.write(sid, data) == len(data)
+    mb.input(ma.output(), 0)
+    (ev, peer), *_ = [e for e in mb.events() if e[0] == "open"]
+    return mb.read(peer)
+
+
+def test_mux_qpp_round_trip_and_mismatch():
+    qa = ktun.Qpp("qpp-key", count=7)
+    data = payload(20000, seed=2)
+    ma = ktun.Mux(is_client=True, version=2, qpp=qa)
+    mb = ktun.Mux(is_client=False, version=2, qpp=ktun.Qpp("qpp-key", count=7))
+    assert mux_direct(ma, mb, data) == data
+    plain = ktun.Mux(is_client=False, version=2)
+    ma2 = ktun.Mux(is_client=True, version=2, qpp=qa)
+    got = mux_direct(ma2, plain, data)
+    assert len(got) == len(data) and got != data          # substituted on the wire
+    other = ktun.Mux(is_client=False, version=2, qpp=ktun.Qpp("qpp-key", count=7, variant="A"))
+    assert mux_direct(ktun.Mux(is_client=True, version=2, qpp=qa), other, data) != data
+    with pytest.raises(ValueError):
+        ktun.Qpp("k", count=0)
+    with pytest.raises(TypeError):
+        ktun.Mux(qpp="yes")
