@@ -40,7 +40,16 @@
 #define KCP_ACK_LIMIT 4096 /* pending ACKs that force an ACK-only flush */
 #define KCP_ACK_MIN_BURST 32 /* pacing: never flush ACKs early for fewer than this */
 #define KCP_MAX_FRAGMENTS 255
-#define KCP_THIN_SEGS 4 /* pacing: at most this many in flight makes a flow thin */
+#define KCP_COPIES_MAX 2 /* pacing: redundant copies per segment at most (3x the load) */
+#define KCP_LOSS_LEVELS (KCP_COPIES_MAX + 1)
+/* Pacing: the residual loss probability a segment sent while application-limited may keep
+ * after its copies. A message whose segment is lost waits a round trip or more, so this is
+ * set by the latency percentile to protect, not by a link: the 99th percentile stays clear of
+ * retransmissions while fewer than 1 in 1000 segments (10x margin) needs one. */
+#define KCP_RESIDUAL_LOSS 0.001
+/* Pacing: the loss estimator forgets half of its evidence every this many resolved segments
+ * (enough to see the residual rate above once). */
+#define KCP_LOSS_MEMORY 2048.0
 #define KCP_RTT_MAX (1 << 24) /* larger RTT samples are clamped (keeps int32 math defined) */
 #define KCP_NEVER UINT64_MAX
 
@@ -58,6 +67,8 @@ struct kcp_seg {
     struct pace_mark mark; /* pacing: delivery state at the last transmission */
     uint32_t group;       /* FEC hold: the caller's FEC group of the last transmission */
     uint8_t frg;
+    uint8_t copies;       /* pacing: redundant copies sent with the first transmission */
+    uint64_t first_deadline; /* pacing: retransmission time set by the first transmission */
     uint8_t data[];
 };
 
@@ -88,6 +99,16 @@ struct kcp {
     const struct kcp_send_ops *send; /* sending policy (kcp_set_pacing) */
     const struct kcp_hold_ops *hold; /* retransmission hold (kcp_set_fec_hold) */
     struct pace pace;          /* the paced policy's estimates */
+    /* paced policy: loss evidence per number of copies c sent with a first transmission:
+     * segments resolved (acknowledged) and those of them that needed a retransmission */
+    double loss_n[KCP_LOSS_LEVELS];
+    double loss_l[KCP_LOSS_LEVELS];
+    double loss_p;             /* estimated loss probability of one packet (loss_dirty: stale) */
+    bool loss_dirty;
+    bool reordering_seen;      /* a never-retransmitted segment was acknowledged after a
+                                * later one */
+    uint32_t rtt_last;         /* latest RTT sample, ms */
+    size_t copy_bytes;         /* payload bytes of the redundant copies still in flight */
     size_t inflight_bytes;     /* payload bytes of the inflight list */
 
     uint32_t snd_una;          /* oldest sn not known to be received by the peer */
@@ -193,6 +214,11 @@ struct kcp_send_ops {
     uint32_t (*rto_slack)(const struct kcp *k);
     /* flush_segment: whether an early retransmission may go while nothing new was sent. */
     bool (*early_ok)(const struct kcp *k);
+    /* flush_segment: whether |s|, fast-acked by later segments, is lost by now (its fast or
+     * early retransmission may go). */
+    bool (*lost_by_time)(const struct kcp *k, const struct kcp_seg *s, uint64_t now_ms);
+    /* kcp_input: an ACK revealed a hole; retransmit at once instead of at the next tick. */
+    bool recover_on_ack;
     /* flush_segment: |s| is about to be transmitted (xmit not yet counted). */
     void (*on_xmit)(struct kcp *k, struct kcp_seg *s, uint64_t now_ms);
     /* flush: after the flush's data packets; |first_new| the first segment admitted. */
@@ -442,8 +468,10 @@ void kcp_set_nodelay(struct kcp *k, int nodelay, int interval_ms, int resend, in
 
 int kcp_set_window(struct kcp *k, int sndwnd, int rcvwnd)
 {
-    if (sndwnd > 0)
+    if (sndwnd > 0) {
         k->snd_wnd = (uint32_t)sndwnd;
+        pace_set_init_cwnd(&k->pace, (size_t)k->snd_wnd * k->mss);
+    }
     if (rcvwnd > 0) {
         if (rcv_ring_reserve(k, (uint32_t)rcvwnd) < 0)
             return ERR_NOMEM;
@@ -459,6 +487,7 @@ int kcp_set_mtu(struct kcp *k, size_t mtu)
     k->mtu = mtu;
     k->mss = mtu - KCP_OVERHEAD;
     k->pace.mss = (uint32_t)k->mss;
+    pace_set_init_cwnd(&k->pace, (size_t)k->snd_wnd * k->mss);
     pool_drain(k);
     k->pool_seg_cap = (uint32_t)k->mss;
     return 0;
@@ -738,14 +767,15 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
         send = true;
         s->rto = k->rx_rto;
         s->resend_ms = c->now_ms + s->rto + k->send->rto_slack(k);
-    } else if (s->fastack >= c->resend && !held) {
+    } else if (s->fastack >= c->resend && !held && k->send->lost_by_time(k, s, c->now_ms)) {
         send = true;
         s->fastack = 0;
         s->rto = k->rx_rto;
         s->resend_ms = c->now_ms + s->rto;
         c->change++;
         k->stats.fast_retrans_segs++;
-    } else if (s->fastack > 0 && !held && c->new_count == 0 && k->send->early_ok(k)) {
+    } else if (s->fastack > 0 && !held && c->new_count == 0 && k->send->early_ok(k) &&
+               k->send->lost_by_time(k, s, c->now_ms)) {
         send = true;
         s->fastack = 0;
         s->rto = k->rx_rto;
@@ -925,6 +955,14 @@ static bool fixed_early_ok(const struct kcp *k)
     return true;
 }
 
+static bool fixed_lost_by_time(const struct kcp *k, const struct kcp_seg *s, uint64_t now_ms)
+{
+    (void)k;
+    (void)s;
+    (void)now_ms;
+    return true;
+}
+
 static void fixed_on_xmit(struct kcp *k, struct kcp_seg *s, uint64_t now_ms)
 {
     (void)k;
@@ -979,6 +1017,8 @@ static const struct kcp_send_ops send_fixed = {
     .admit_done = fixed_admit_done,
     .rto_slack = fixed_rto_slack,
     .early_ok = fixed_early_ok,
+    .lost_by_time = fixed_lost_by_time,
+    .recover_on_ack = false,
     .on_xmit = fixed_on_xmit,
     .after_data = fixed_after_data,
     .next_send_ms = fixed_next_send_ms,
@@ -995,6 +1035,7 @@ static void paced_start(struct kcp *k, uint64_t now_ms)
     for (struct kcp_seg *s = k->inflight.head; s; s = s->next)
         s->mark = (struct pace_mark){0};
     pace_init(&k->pace, (uint32_t)k->mss, k->interval, now_ms);
+    pace_set_init_cwnd(&k->pace, (size_t)k->snd_wnd * k->mss);
 }
 
 /* Twice the pacer's in-flight cap (at least snd_wnd) queued or in flight, so it never runs
@@ -1021,6 +1062,8 @@ static uint32_t paced_span(const struct kcp *k)
 
 static bool paced_may_admit(struct kcp *k, uint64_t now_ms)
 {
+    if (!k->inflight.head)
+        pace_on_idle_restart(&k->pace, now_ms);
     return k->inflight_bytes < pace_cwnd(&k->pace) && pace_ready(&k->pace, now_ms);
 }
 
@@ -1031,20 +1074,37 @@ static void paced_admitted(struct kcp *k, const struct kcp_seg *s)
 
 static void paced_admit_done(struct kcp *k)
 {
-    k->pace.app_limited = !k->snd_queue.head;
+    pace_set_app_limited(&k->pace, !k->snd_queue.head, k->inflight_bytes);
 }
 
 /* Extra wait before a first transmission times out. The RTT samples come from the newest ACK
  * of a batch, so srtt misses the peer's ACK delay (up to its interval) that older segments of
- * the batch wait, and a paced bulk flow has so little RTT variance that a few ms of
- * scheduling noise would fire the timer (kcp-go's bursts inflate rttvar enough to hide both).
- * Thin flows keep the short timeout: fast retransmit cannot help them. */
+ * the batch wait: that matters only when a batch acknowledges several segments, i.e. more
+ * than one segment leaves per peer interval. A paced bulk flow has so little RTT variance
+ * that a few ms of scheduling noise would fire the timer (kcp-go's bursts inflate rttvar
+ * enough to hide both). A sparse flow, whose RTT samples each carry their own ACK delay,
+ * keeps the estimator's timeout: no interval tick is added to its recovery. */
 static uint32_t paced_rto_slack(const struct kcp *k)
 {
+    if ((uint64_t)k->inflight.count * k->interval <= (uint64_t)(uint32_t)k->rx_srtt)
+        return 0;
     uint32_t slack = k->interval;
     if (k->inflight.count > PACE_MIN_CWND_SEGS)
         slack += (uint32_t)k->rx_srtt / 2;
     return slack;
+}
+
+/* Time-based loss detection (RACK, RFC 8985): a segment fast-acked by a later one is lost
+ * once it has been out for the latest RTT plus a reordering window: none until the path has
+ * shown reordering, then a quarter of min RTT as in RACK. Packets merely overtaken by jitter
+ * are then not sent twice. */
+static bool paced_lost_by_time(const struct kcp *k, const struct kcp_seg *s, uint64_t now_ms)
+{
+    uint32_t reo = 0;
+    if (k->reordering_seen && k->pace.min_rtt != UINT32_MAX)
+        reo = k->pace.min_rtt / 4;
+    int32_t age = seq_diff((uint32_t)now_ms, s->ts);
+    return age >= 0 && (uint64_t)age >= (uint64_t)k->rtt_last + reo;
 }
 
 /* An early retransmission would jump ahead of queued data the pacer is holding back. */
@@ -1059,27 +1119,114 @@ static void paced_on_xmit(struct kcp *k, struct kcp_seg *s, uint64_t now_ms)
 {
     if (s->xmit > 0)
         pace_charge(&k->pace, s->len);
+    else /* a timeout set before any RTT sample knows nothing of the path: never late */
+        s->first_deadline = k->rx_srtt ? s->resend_ms : KCP_NEVER;
     pace_on_send(&k->pace, &s->mark, now_ms);
 }
 
-/* Thin flow (a few segments in flight, nothing queued: interactive traffic): the new segments
- * go out a second time in a separate packet, so that one random loss costs no retransmission
- * timeout. The peer counts the copy as a repeat; bulk flows never get here. */
+/* Loss probability of one packet from the evidence: the maximum-likelihood p for which a
+ * segment sent with c copies needed a retransmission with probability p^(c+1). The score
+ * below is decreasing in p, so bisection finds its root. */
+static double loss_score(const struct kcp *k, double p)
+{
+    double f = 0, q = p;
+    for (int c = 0; c < KCP_LOSS_LEVELS; c++, q *= p) {
+        double won = k->loss_n[c] - k->loss_l[c];
+        f += (c + 1) * (k->loss_l[c] - (won > 0 ? won : 0) * q / (1 - q));
+    }
+    return f;
+}
+
+static double loss_estimate(struct kcp *k)
+{
+    if (!k->loss_dirty)
+        return k->loss_p;
+    k->loss_dirty = false;
+    double lost = 0;
+    for (int c = 0; c < KCP_LOSS_LEVELS; c++)
+        lost += k->loss_l[c];
+    double lo = 0, hi = 0.5;
+    if (lost > 0) {
+        for (int i = 0; i < 30; i++) {
+            double mid = (lo + hi) / 2;
+            if (loss_score(k, mid) > 0)
+                lo = mid;
+            else
+                hi = mid;
+        }
+    }
+    k->loss_p = lost > 0 ? (lo + hi) / 2 : 0;
+    return k->loss_p;
+}
+
+/* A segment sent with |copies| copies was acknowledged, |lost| if late (see arrived_late). */
+static void loss_record(struct kcp *k, unsigned copies, bool lost)
+{
+    double total = 0;
+    for (int c = 0; c < KCP_LOSS_LEVELS; c++)
+        total += k->loss_n[c];
+    if (total >= KCP_LOSS_MEMORY) {
+        for (int c = 0; c < KCP_LOSS_LEVELS; c++) {
+            k->loss_n[c] /= 2;
+            k->loss_l[c] /= 2;
+        }
+    }
+    k->loss_n[copies] += 1;
+    if (lost)
+        k->loss_l[copies] += 1;
+    k->loss_dirty = true;
+}
+
+/* Copies per segment: the fewest that bring the residual loss p^(n+1) to KCP_RESIDUAL_LOSS,
+ * but none while the RTT shows a standing queue (the loss may be the copies' own doing: a
+ * congested path gets less load, not more), and no more than the in-flight cap the pacer
+ * derived from the path leaves room for, counting the copies already in flight. */
+static unsigned copies_wanted(struct kcp *k, size_t new_bytes)
+{
+    if (pace_queue_building(&k->pace))
+        return 0;
+    double p = loss_estimate(k);
+    unsigned n = 0;
+    for (double r = p; n < KCP_COPIES_MAX && r > KCP_RESIDUAL_LOSS; r *= p)
+        n++;
+    size_t cap = pace_cwnd(&k->pace);
+    while (n > 0 && k->inflight_bytes + k->copy_bytes + n * new_bytes > cap)
+        n--;
+    return n;
+}
+
+/* Redundancy for application-limited flows. When a flush sent new data and left nothing
+ * queued, no later data will follow soon enough to reveal a loss of that data to the ACK
+ * clock: a lost segment costs a retransmission timeout or at best a round trip. Those new
+ * segments go out again, copies_wanted times, each copy in a packet of its own, scaled to the
+ * measured loss rate (none on a clean path). A bulk flow always has data queued and never
+ * gets copies. The peer acknowledges the first copy to arrive and counts the others as
+ * RepeatSegs; a kcp-go peer handles them like any duplicate. */
 static void paced_after_data(struct kcp *k, struct kcp_seg_hdr *h, struct kcp_seg *first_new)
 {
-    if (!first_new || k->inflight.count > KCP_THIN_SEGS || k->snd_queue.head)
+    if (!first_new || k->snd_queue.head)
+        return;
+    size_t new_bytes = 0;
+    for (struct kcp_seg *s = first_new; s; s = s->next)
+        new_bytes += s->len;
+    unsigned n = copies_wanted(k, new_bytes);
+    if (n == 0)
         return;
     h->cmd = KCP_CMD_PUSH;
-    for (struct kcp_seg *s = first_new; s; s = s->next) {
-        h->frg = s->frg;
-        h->ts = s->ts;
-        h->sn = s->sn;
-        h->len = s->len;
-        put_segment(k, h, s->data);
-        pace_charge(&k->pace, s->len);
+    for (unsigned i = 0; i < n; i++) {
+        for (struct kcp_seg *s = first_new; s; s = s->next) {
+            h->frg = s->frg;
+            h->ts = s->ts;
+            h->sn = s->sn;
+            h->len = s->len;
+            put_segment(k, h, s->data);
+            s->copies = (uint8_t)(i + 1);
+            k->copy_bytes += s->len;
+            k->stats.redundant_segs++;
+        }
+        out_packet(k);
     }
     h->frg = 0;
-    out_packet(k);
 }
 
 /* Queued data that the windows would admit (only the token bucket may hold it) leaves when
@@ -1098,14 +1245,31 @@ static bool paced_wants_tick(const struct kcp *k)
     return false;
 }
 
-/* A retransmitted segment's ACK may answer either copy: no rate sample (Karn). */
+/* Whether acknowledged segment |s| counts as lost for the loss estimate: its ACK came after
+ * the retransmission time its first transmission set, whatever repaired it (a
+ * retransmission, FEC parity, or the next ACK after a lost one): for the latency of a
+ * message that is what a loss is. Telling these apart would need the receiver's view (FEC
+ * repairs carry the original timestamp and una covers them first), so a late ACK on a
+ * jittery path also counts: the estimate errs towards protection. */
+static bool arrived_late(const struct kcp_seg *s, uint64_t now_ms)
+{
+    return now_ms > s->first_deadline;
+}
+
+/* A retransmitted segment's ACK may answer either copy: no rate sample (Karn). Every
+ * acknowledged segment is evidence for the loss estimate. */
 static void paced_on_release(struct kcp *k, const struct kcp_seg *s, uint64_t now_ms)
 {
     pace_on_ack(&k->pace, s->xmit == 1 ? &s->mark : NULL, s->len, k->inflight_bytes, now_ms);
+    loss_record(k, s->copies, arrived_late(s, now_ms));
+    k->copy_bytes -= (size_t)s->copies * s->len;
+    if (s->xmit == 1 && seq_diff(s->sn, k->fast_hi) < 0)
+        k->reordering_seen = true;
 }
 
 static void paced_on_rtt(struct kcp *k, uint32_t rtt_ms, uint64_t now_ms)
 {
+    k->rtt_last = rtt_ms;
     pace_on_rtt(&k->pace, rtt_ms, now_ms);
 }
 
@@ -1120,6 +1284,8 @@ static const struct kcp_send_ops send_paced = {
     .admit_done = paced_admit_done,
     .rto_slack = paced_rto_slack,
     .early_ok = paced_early_ok,
+    .lost_by_time = paced_lost_by_time,
+    .recover_on_ack = true,
     .on_xmit = paced_on_xmit,
     .after_data = paced_after_data,
     .next_send_ms = paced_next_send_ms,
@@ -1536,7 +1702,7 @@ int kcp_input(struct kcp *k, const uint8_t *pkt, size_t len, bool regular, uint6
     }
     if (seq_diff(k->snd_una, old_una) > 0)
         cwnd_grow(k);
-    if (slid)
+    if (slid || (k->send->recover_on_ack && acked && k->fast_pending))
         flush(k, false, now_ms);
     else if (k->ack_nodelay && k->ack_len)
         flush(k, true, now_ms);

@@ -84,6 +84,9 @@ struct kcp_stats {
     uint64_t ack_repeats;        /* ACKs sent a second time (kcp_set_ack_repeat) */
     uint64_t fec_hold_acked_segs; /* FEC hold on: segments acknowledged while fast-acked
                                    * and not retransmitted (typically rebuilt from parity) */
+    uint64_t redundant_segs;     /* RedundantSegs (ktun): extra copies of a segment sent
+                                  * with it for loss protection (pacing); the peer counts
+                                  * each copy that arrives as a RepeatSegs */
     uint64_t lost_segs;          /* LostSegs: retransmission timeouts */
     uint64_t repeat_segs;        /* RepeatSegs: PUSH already received or outside the window */
     uint64_t in_errors;          /* KCPInErrors: kcp_input calls that returned an error */
@@ -111,12 +114,16 @@ int kcp_set_window(struct kcp *k, int sndwnd, int rcvwnd);
 int kcp_set_mtu(struct kcp *k, size_t mtu);
 /* ktun pacing (not in kcp-go; the wire format is unchanged). On: the fixed send window and
  * the congestion window give way to common/pace.h's estimates: new data leaves at the pacing
- * rate while the bytes in flight stay below the pacer's cap, and the sequence span in flight
- * never exceeds the peer's advertised window (so it may exceed the configured snd_wnd).
- * Retransmissions are not delayed but spend pacing budget. A thin flow (at most 4 segments in
- * flight, nothing queued) sends each new segment twice, in separate packets, so that a single
- * random loss costs no timeout. Off (default): kcp-go behaviour.
- * Switching restarts the estimates at |now_ms|. */
+ * rate while the bytes in flight stay below the pacer's cap (before its first rate sample:
+ * the send window), and the sequence span in flight never exceeds the peer's advertised
+ * window (so it may exceed the configured snd_wnd). Retransmissions are not delayed but spend
+ * pacing budget. Loss recovery for application-limited flows (docs/latency.md): a hole an ACK
+ * reveals is resent as that ACK arrives, once it has been out for the latest RTT (plus a
+ * quarter of min RTT once the path has reordered, as RACK); segments sent with nothing left
+ * queued go out with redundant copies, each in its own packet, as many as the measured loss
+ * rate calls for (none on a clean path; counted in redundant_segs, the peer counts them as
+ * RepeatSegs). Off (default): kcp-go behaviour. Switching restarts the estimates at
+ * |now_ms|. */
 void kcp_set_pacing(struct kcp *k, bool on, uint64_t now_ms);
 /* ktun FEC hold (not in kcp-go; the wire format is unchanged). The caller's output path tells
  * the engine, through kcp_set_fec_group, which FEC group the packet under construction will

@@ -25,8 +25,18 @@ void pace_init(struct pace *p, uint32_t mss, uint32_t ack_delay_ms, uint64_t now
     p->mss = mss ? mss : 1;
     p->ack_delay_ms = ack_delay_ms;
     p->min_rtt = UINT32_MAX;
+    p->init_cwnd = (size_t)PACE_INIT_CWND_SEGS * p->mss;
+    p->startup_cwnd = p->init_cwnd;
     p->delivered_ms = now_ms;
     p->tokens_ms = now_ms;
+}
+
+void pace_set_init_cwnd(struct pace *p, size_t bytes)
+{
+    size_t floor = (size_t)PACE_MIN_CWND_SEGS * p->mss;
+    p->init_cwnd = bytes > floor ? bytes : floor;
+    if (p->phase == PACE_STARTUP && p->startup_cwnd < p->init_cwnd)
+        p->startup_cwnd = p->init_cwnd;
 }
 
 /* The round trip the window has to cover: min_rtt plus the peer's ACK delay, at least 1 ms. */
@@ -55,6 +65,19 @@ void pace_on_send(const struct pace *p, struct pace_mark *m, uint64_t now_ms)
     m->app_limited = p->app_limited;
 }
 
+void pace_on_idle_restart(struct pace *p, uint64_t now_ms)
+{
+    p->delivered_ms = now_ms;
+    p->first_sent_ms = now_ms;
+}
+
+void pace_set_app_limited(struct pace *p, bool app_limited, size_t inflight_bytes)
+{
+    p->app_limited = app_limited;
+    if (app_limited)
+        p->app_limited_until = p->delivered + inflight_bytes + 1;
+}
+
 void pace_charge(struct pace *p, size_t len)
 {
     if (p->bw > 0)
@@ -70,9 +93,7 @@ static void bw_refresh(struct pace *p)
     p->bw = m;
 }
 
-/* True when the recent RTT shows a standing queue at the bottleneck: more than a quarter of
- * min_rtt (at least PACE_QUEUE_MIN_MS) above min_rtt plus the peer's ACK delay. */
-static bool queue_building(const struct pace *p)
+bool pace_queue_building(const struct pace *p)
 {
     if (p->min_rtt == UINT32_MAX)
         return false;
@@ -87,7 +108,7 @@ static void phase_update(struct pace *p, bool round_start, size_t inflight_bytes
     double bdp = p->bw * rtt_eff(p);
     switch (p->phase) {
     case PACE_STARTUP:
-        if (p->bw > 0 && queue_building(p)) {
+        if (p->bw > 0 && pace_queue_building(p)) {
             p->phase = PACE_DRAIN; /* the queue fills before bw stops growing */
             break;
         }
@@ -108,12 +129,34 @@ static void phase_update(struct pace *p, bool round_start, size_t inflight_bytes
         }
         break;
     case PACE_PROBE:
-        if (now_ms - p->cycle_ms >= rtt_eff(p)) {
+        /* the draining phase (gain < 1) has nothing left to drain once in-flight fits one
+         * BDP (BBR): an application-limited flow never builds the queue it is for */
+        if (now_ms - p->cycle_ms >= rtt_eff(p) ||
+            (probe_gain[p->cycle] < 1 && (double)inflight_bytes <= bdp)) {
             p->cycle = (p->cycle + 1) % PACE_CYCLE;
             p->cycle_ms = now_ms;
         }
         break;
     }
+}
+
+static double raw_cwnd(const struct pace *p);
+static double raw_rate(const struct pace *p);
+
+/* STARTUP: the cap and the rate only grow. The first rate is the initial window over the
+ * RTT (what an unpaced sender would have sent), at STARTUP's gain. */
+static void startup_floors(struct pace *p)
+{
+    if (p->phase != PACE_STARTUP || p->bw <= 0)
+        return;
+    if (p->startup_rate <= 0)
+        p->startup_rate = PACE_STARTUP_GAIN * (double)p->init_cwnd / rtt_eff(p);
+    double r = raw_rate(p);
+    if (r > p->startup_rate)
+        p->startup_rate = r;
+    double c = raw_cwnd(p);
+    if (c > (double)p->startup_cwnd)
+        p->startup_cwnd = c > (double)SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)c;
 }
 
 void pace_on_ack(struct pace *p, const struct pace_mark *m, size_t len, size_t inflight_bytes,
@@ -129,7 +172,6 @@ void pace_on_ack(struct pace *p, const struct pace_mark *m, size_t len, size_t i
     if (m->delivered >= p->round_end) {
         p->round_end = p->delivered;
         p->rounds++;
-        p->bw_round[p->rounds % PACE_BW_ROUNDS] = 0;
         round_start = true;
     }
     /* as BBR: the longer of the ACK span and the send span, so that ACKs arriving bunched
@@ -142,12 +184,23 @@ void pace_on_ack(struct pace *p, const struct pace_mark *m, size_t len, size_t i
     if (interval < 1)
         interval = 1;
     double sample = (double)(p->delivered - m->delivered) / (double)interval;
-    double *slot = &p->bw_round[p->rounds % PACE_BW_ROUNDS];
-    if ((!m->app_limited || sample > p->bw) && sample > *slot)
-        *slot = sample;
-    if (round_start || *slot > p->bw)
+    /* an application-limited sample only counts if it raises the estimate; the filter moves
+     * to a new slot (forgetting the oldest round) only for a round with a usable sample */
+    bool refresh = false;
+    if (!m->app_limited || sample > p->bw) {
+        if (p->bw_slot_round != p->rounds) {
+            p->bw_slot_round = p->rounds;
+            p->bw_idx = (p->bw_idx + 1) % PACE_BW_ROUNDS;
+            p->bw_round[p->bw_idx] = 0;
+            refresh = true;
+        }
+        if (sample > p->bw_round[p->bw_idx])
+            p->bw_round[p->bw_idx] = sample;
+    }
+    if (refresh || p->bw_round[p->bw_idx] > p->bw)
         bw_refresh(p);
     phase_update(p, round_start, inflight_bytes, now_ms);
+    startup_floors(p);
 }
 
 static double cwnd_gain(const struct pace *p)
@@ -155,30 +208,46 @@ static double cwnd_gain(const struct pace *p)
     return p->phase == PACE_PROBE ? PACE_PROBE_CWND_GAIN : PACE_STARTUP_CWND_GAIN;
 }
 
+static double raw_cwnd(const struct pace *p)
+{
+    return cwnd_gain(p) * p->bw * rtt_eff(p);
+}
+
 size_t pace_cwnd(const struct pace *p)
 {
     size_t floor = (size_t)PACE_MIN_CWND_SEGS * p->mss;
     if (p->bw <= 0)
-        return (size_t)PACE_INIT_CWND_SEGS * p->mss;
-    double c = cwnd_gain(p) * p->bw * rtt_eff(p);
+        return p->init_cwnd;
+    if (p->phase == PACE_STARTUP && p->startup_cwnd > floor)
+        floor = p->startup_cwnd;
+    double c = raw_cwnd(p);
     if (c > (double)SIZE_MAX / 2)
         return SIZE_MAX / 2;
     return (size_t)c > floor ? (size_t)c : floor;
+}
+
+static double raw_rate(const struct pace *p)
+{
+    double gain = p->phase == PACE_STARTUP ? PACE_STARTUP_GAIN
+                  : p->phase == PACE_DRAIN ? PACE_DRAIN_GAIN
+                                           : probe_gain[p->cycle];
+    /* bw is a max over noisy samples (ACKs come in batches), so it tends to run high: when
+     * the RTT says a queue is standing, pace below it until the queue drains. */
+    if (p->phase == PACE_PROBE && pace_queue_building(p))
+        gain = PACE_QUEUE_GAIN;
+    if (gain < 1 && p->delivered < p->app_limited_until)
+        gain = 1;
+    return gain * p->bw;
 }
 
 double pace_rate(const struct pace *p)
 {
     if (p->bw <= 0)
         return 0;
-    double gain = p->phase == PACE_STARTUP ? PACE_STARTUP_GAIN
-                  : p->phase == PACE_DRAIN ? PACE_DRAIN_GAIN
-                                           : probe_gain[p->cycle];
-    /* bw is a max over noisy samples (ACKs come in batches), so it tends to run high: when
-     * the RTT says a queue is standing, pace below it until the queue drains. */
-    if (p->phase == PACE_PROBE && queue_building(p))
-        gain = PACE_QUEUE_GAIN;
-    double rate = gain * p->bw;
+    double rate = raw_rate(p);
     double floor = (double)PACE_MIN_CWND_SEGS * p->mss / rtt_eff(p);
+    if (p->phase == PACE_STARTUP && p->startup_rate > floor)
+        floor = p->startup_rate;
     return rate > floor ? rate : floor;
 }
 

@@ -11,14 +11,19 @@
  *
  *   bw       the largest delivery rate sampled over the last PACE_BW_ROUNDS round trips
  *            (bytes acknowledged per ms; each sample spans at least one round trip: the bytes
- *            delivered between a segment's first transmission and its acknowledgement)
+ *            delivered between a segment's first transmission and its acknowledgement).
+ *            As in BBR, a sample taken while the sender was application-limited (it had
+ *            nothing more to send) never lowers the estimate, and rounds that gave no usable
+ *            sample do not age it: a request/response flow keeps the rate it has measured.
  *   min_rtt  the smallest RTT sample of the last PACE_RTT_WINDOW_MS
  *   cwnd     cwnd_gain * bw * (min_rtt + ack delay): the in-flight cap, in bytes
  *   rate     pacing_gain * bw: a token bucket spaces transmissions at this rate
  *
  * Phases: STARTUP (pacing gain 2, cwnd gain 1.5, until bw stops growing by 25% for three
  * rounds or the RTT shows a queue), DRAIN (pacing gain 0.4 until in-flight fits one BDP),
- * PROBE (pacing gains cycling 1.25, 0.75, 1 x 6 per min_rtt; cwnd gain 2). Unlike BBR,
+ * PROBE (pacing gains cycling 1.25, 0.75, 1 x 6 per min_rtt; cwnd gain 2; as in BBR the
+ * 0.75 phase ends early once in-flight fits one BDP, so an application-limited flow is not
+ * held below its own rate). Unlike BBR,
  * PROBE paces at 0.85 bw whenever the recent RTT exceeds min_rtt + ACK delay + min_rtt / 4:
  * bw is a max over samples made noisy by batched ACKs and tends to run a few percent high.
  *
@@ -59,7 +64,9 @@ struct pace {
     uint64_t first_sent_ms;           /* send time of the last segment acknowledged */
     uint64_t round_end;               /* a segment sent at this delivered count ends the round */
     uint64_t rounds;                  /* round trips counted */
-    double bw_round[PACE_BW_ROUNDS];  /* per-round max samples (bytes/ms) */
+    double bw_round[PACE_BW_ROUNDS];  /* per-round max samples (bytes/ms), newest at bw_idx */
+    uint32_t bw_idx;                  /* slot of the newest round that gave a sample */
+    uint64_t bw_slot_round;           /* that round's number */
     double bw;                        /* max of bw_round */
     double full_bw;                   /* STARTUP: bw at the last 25% growth */
     uint32_t full_cnt;                /* rounds without that growth */
@@ -70,17 +77,38 @@ struct pace {
     uint64_t cycle_ms;                /* start of the current gain phase */
     double tokens;                    /* bytes that may leave now (may be negative) */
     uint64_t tokens_ms;               /* last refill */
+    size_t init_cwnd;                 /* in-flight cap before the first rate sample, bytes */
+    size_t startup_cwnd;              /* STARTUP: largest in-flight cap so far, bytes */
+    double startup_rate;              /* STARTUP: largest pacing rate so far, bytes/ms */
     bool app_limited;                 /* the last admission stopped for want of data */
+    uint64_t app_limited_until;       /* delivered count that ends the application-limited
+                                       * round (0: not application-limited) */
 };
 
 /* Starts estimation for segments of |mss| bytes whose peer delays ACKs up to |ack_delay_ms|. */
 void pace_init(struct pace *p, uint32_t mss, uint32_t ack_delay_ms, uint64_t now_ms);
+
+/* Sets the in-flight cap used before the first rate sample (|bytes|, at least
+ * PACE_MIN_CWND_SEGS segments): the sender's configured window is the only prior there is.
+ * In STARTUP neither the cap nor the pacing rate ever falls below what it has been (BBR):
+ * the first round's rate samples cover less than a round trip of data and run low. */
+void pace_set_init_cwnd(struct pace *p, size_t bytes);
 
 /* An RTT sample in ms. */
 void pace_on_rtt(struct pace *p, uint32_t rtt_ms, uint64_t now_ms);
 
 /* A segment is transmitted (first time or again): records the delivery state in |m|. */
 void pace_on_send(const struct pace *p, struct pace_mark *m, uint64_t now_ms);
+
+/* The sender is about to transmit with nothing in flight: the next rate samples start from
+ * |now_ms| instead of from the last delivery before the idle period (BBR). */
+void pace_on_idle_restart(struct pace *p, uint64_t now_ms);
+
+/* The sender's last admission ended with nothing more to send (|app_limited|) or with data
+ * waiting; |inflight_bytes| are outstanding. Until what is in flight now has been delivered,
+ * the flow counts as application-limited: it builds no queue, so no pacing gain below 1
+ * (drain phases) holds it back. */
+void pace_set_app_limited(struct pace *p, bool app_limited, size_t inflight_bytes);
 
 /* Spends |len| bytes of pacing budget. */
 void pace_charge(struct pace *p, size_t len);
@@ -98,6 +126,10 @@ bool pace_ready(struct pace *p, uint64_t now_ms);
 
 /* Earliest time pace_ready can be true (<= now_ms if it is already). */
 uint64_t pace_next_ms(const struct pace *p, uint64_t now_ms);
+
+/* True when the recent RTT shows a standing queue at the bottleneck (more than a quarter of
+ * min_rtt, at least PACE_QUEUE_MIN_MS, above min_rtt plus the peer's ACK delay). */
+bool pace_queue_building(const struct pace *p);
 
 /* Current pacing rate in bytes per ms (0: not yet estimated, unpaced). */
 double pace_rate(const struct pace *p);

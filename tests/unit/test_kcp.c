@@ -1083,3 +1083,136 @@ TEST(kcp_pacing_flushes_acks_at_a_quarter_window)
     kcp_free(k);
     free(c);
 }
+
+/* ---- pacing: recovery for application-limited flows ---- */
+
+/* Drives a paced engine with |count| one-segment messages, one at a time, starting with sn
+ * |*sn| at |t|: each is acknowledged |rtt| ms after it left, except every |late_every|-th
+ * (0: none), whose first copy is lost: its retransmission timeout resends it and the resend
+ * is acknowledged. Returns the time after the last ACK. */
+static uint64_t paced_messages(struct kcp *k, uint32_t *sn, uint64_t t, int count, uint64_t rtt,
+                               int late_every)
+{
+    uint8_t pkt[64], d[16];
+    memset(d, 'm', sizeof(d));
+    for (int i = 0; i < count; i++, (*sn)++) {
+        CHECK_EQ(kcp_send(k, d, sizeof(d)), 0);
+        kcp_flush(k, t);
+        uint64_t sent = t;
+        if (late_every && i % late_every == late_every - 1) {
+            sent = kcp_next_deadline(k, t);
+            CHECK(sent != UINT64_MAX && sent > t);
+            kcp_tick(k, sent);
+        }
+        t = sent + rtt;
+        size_t n = make_seg(pkt, 1, KCP_CMD_ACK, 256, (uint32_t)sent, *sn, *sn + 1, NULL, 0);
+        CHECK_EQ(kcp_input(k, pkt, n, true, t), 0);
+        t += 7; /* the next message comes a little later */
+    }
+    return t;
+}
+
+static struct kcp *paced_engine(struct capture *c)
+{
+    struct kcp *k = kcp_new(1, cap_output, c);
+    if (!k)
+        return NULL;
+    kcp_set_nodelay(k, 1, 10, 2, 1);
+    kcp_set_stream(k, true);
+    kcp_set_pacing(k, true, 0);
+    return k;
+}
+
+/* On a path that loses nothing, an application-limited flow sends each segment once. */
+TEST(kcp_pacing_no_copies_on_a_clean_path)
+{
+    struct capture *c = cap_new();
+    REQUIRE(c);
+    struct kcp *k = paced_engine(c);
+    REQUIRE(k);
+    uint32_t sn = 0;
+    paced_messages(k, &sn, 100, 100, 40, 0);
+    struct kcp_stats st;
+    kcp_get_stats(k, &st);
+    CHECK_EQ(st.redundant_segs, 0);
+    CHECK_EQ(st.retrans_segs, 0);
+    CHECK_EQ(cap_count_cmd(c, KCP_CMD_PUSH), 100);
+    kcp_free(k);
+    free(c);
+}
+
+/* Once segments have been late (lost and resent), the next application-limited segment goes
+ * out with copies, each in a packet of its own, as many as the measured loss rate calls for;
+ * a flush that leaves data queued (a bulk flow) sends none. */
+TEST(kcp_pacing_copies_follow_the_measured_loss)
+{
+    struct capture *c = cap_new();
+    REQUIRE(c);
+    struct kcp *k = paced_engine(c);
+    REQUIRE(k);
+    uint32_t sn = 0;
+    uint64_t t = paced_messages(k, &sn, 100, 10, 40, 0); /* an RTT estimate first */
+    t = paced_messages(k, &sn, t, 40, 40, 4);             /* 1 in 4 late: p about 0.25 */
+    struct kcp_stats st;
+    kcp_get_stats(k, &st);
+    uint64_t copies = st.redundant_segs;
+    CHECK(copies > 0); /* the estimate rose while the late ones came in */
+    size_t before = c->n;
+    uint8_t d[16] = "message";
+    CHECK_EQ(kcp_send(k, d, sizeof(d)), 0);
+    kcp_flush(k, t);
+    kcp_get_stats(k, &st);
+    /* p 0.25: p^2 and p^3 both above the residual target, two copies (the most) */
+    CHECK_EQ(st.redundant_segs - copies, 2);
+    REQUIRE(c->n == before + 3);
+    for (size_t i = before; i < c->n; i++) {
+        struct kcp_seg_hdr h[4];
+        REQUIRE(cap_segments(c, i, h, 4) == 1);
+        CHECK_EQ(h[0].cmd, KCP_CMD_PUSH);
+        CHECK_EQ(h[0].sn, sn);
+        CHECK_EQ(h[0].len, 16);
+    }
+    kcp_free(k);
+    free(c);
+}
+
+/* A hole revealed by an ACK is resent as that ACK arrives (no interval tick), unless the path
+ * has shown reordering: then it waits a quarter of min RTT beyond the latest RTT (RACK). */
+TEST(kcp_pacing_time_based_loss_detection)
+{
+    struct capture *c = cap_new();
+    REQUIRE(c);
+    struct kcp *k = paced_engine(c);
+    REQUIRE(k);
+    kcp_set_mtu(k, 100);
+    uint8_t d[76 * 3], pkt[128];
+    memset(d, 'r', sizeof(d));
+    /* sn 0..2 at t 1000; sn 2 acknowledged at 1040 (RTT 40): sn 0 and 1 resent at once */
+    CHECK_EQ(kcp_send(k, d, sizeof(d)), 0);
+    kcp_flush(k, 1000);
+    size_t n = make_seg(pkt, 1, KCP_CMD_ACK, 256, 1000, 2, 0, NULL, 0);
+    CHECK_EQ(kcp_input(k, pkt, n, true, 1040), 0);
+    struct kcp_stats st;
+    kcp_get_stats(k, &st);
+    CHECK_EQ(st.early_retrans_segs, 2);
+    n = make_seg(pkt, 1, KCP_CMD_ACK, 256, 1040, 0, 3, NULL, 0);
+    CHECK_EQ(kcp_input(k, pkt, n, true, 1080), 0);
+    /* sn 3..5 at 2000; ACKs of sn 5 and then sn 4 (overtaken: reordering) at 2040 */
+    CHECK_EQ(kcp_send(k, d, sizeof(d)), 0);
+    kcp_flush(k, 2000);
+    n = make_seg(pkt, 1, KCP_CMD_ACK, 256, 2000, 5, 3, NULL, 0);
+    n += make_seg(pkt + n, 1, KCP_CMD_ACK, 256, 2000, 4, 3, NULL, 0);
+    CHECK_EQ(kcp_input(k, pkt, n, true, 2040), 0);
+    kcp_get_stats(k, &st);
+    CHECK_EQ(st.retrans_segs, 2); /* sn 3 may only be late: wait 40 / 4 = 10 ms */
+    kcp_flush(k, 2049);
+    kcp_get_stats(k, &st);
+    CHECK_EQ(st.retrans_segs, 2);
+    kcp_flush(k, 2050);
+    kcp_get_stats(k, &st);
+    CHECK_EQ(st.retrans_segs, 3);
+    CHECK_EQ(st.fast_retrans_segs, 1); /* two later ACKs: the fast path, held as well */
+    CHECK_EQ(st.lost_segs, 0);
+    kcp_free(k);
+    free(c);
+}
