@@ -118,3 +118,98 @@ TEST(pace_sim_random_loss_keeps_goodput)
     /* FEC hold and ACK repeat: 1.42-1.45 over seeds (1.49-1.50 without them) */
     CHECK(on.wire < 1.46);
 }
+
+/* Request/response bulk, as SFTP downloads: the client keeps |REQ_OUT| requests of 32 bytes
+ * outstanding, each asking for REQ_SIZE bytes; the server answers each in order. The server
+ * is application-limited between requests, so this checks that the pacer does not learn the
+ * request rate as the path's rate. */
+#define REQ_SIZE 32768
+#define REQ_OUT 16
+
+struct rr_bulk {
+    struct sim_end end; /* first: the glue calls back with it */
+    bool client;
+    uint64_t owed;     /* server: bytes requested and not yet queued */
+    uint64_t got;      /* client: response bytes received */
+    uint64_t asked;    /* client: bytes requested */
+    uint8_t buf[CHUNK];
+};
+
+static void rrb_pump(struct sim_end *se, uint64_t now)
+{
+    struct rr_bulk *e = (struct rr_bulk *)se;
+    bool queued = false;
+    ssize_t r;
+    while ((r = link_recv(se->link, e->buf, sizeof(e->buf))) > 0) {
+        if (e->client)
+            e->got += (uint64_t)r;
+        else
+            e->owed += (uint64_t)(r / 32) * REQ_SIZE;
+    }
+    while (e->client && e->asked < e->got + (uint64_t)REQ_OUT * REQ_SIZE) {
+        memset(e->buf, 'q', 32);
+        if (link_send(se->link, e->buf, 32) != 0)
+            break;
+        e->asked += REQ_SIZE;
+        queued = true;
+    }
+    size_t room;
+    while (!e->client && e->owed > 0 && (room = link_send_room(se->link)) > 0) {
+        size_t n = e->owed < room ? (size_t)e->owed : room;
+        if (n > CHUNK)
+            n = CHUNK;
+        memset(e->buf, 'd', n);
+        if (link_send(se->link, e->buf, n) != 0)
+            break;
+        e->owed -= n;
+        queued = true;
+    }
+    if (queued)
+        link_flush(se->link, now);
+}
+
+/* Mbit/s of responses over |ms| at 40 ms each way, 50 Mbit/s, |loss| each way. */
+static double rr_bulk_run(bool pace, double loss, uint64_t ms, uint64_t seed)
+{
+    struct vnet *net = vnet_new(vnet_seed_from_env(seed));
+    struct rr_bulk *cli = calloc(1, sizeof(*cli)), *srv = calloc(1, sizeof(*srv));
+    if (!net || !cli || !srv) {
+        free(cli);
+        free(srv);
+        vnet_free(net);
+        CHECK(false);
+        return 0;
+    }
+    struct link_config lc;
+    sim_link_config(&lc, pace);
+    cli->end.pump = srv->end.pump = rrb_pump;
+    cli->client = true;
+    struct vnet_link_cfg lk = {.loss = loss, .delay_ms = 40, .rate_bps = 50000000,
+                               .queue_bytes = 500000};
+    double mbit = 0;
+    if (sim_pair_open(net, &cli->end, &srv->end, &lc, &lk, 5) == 0) {
+        rrb_pump(&cli->end, 0);
+        vnet_run(net, ms, NULL, NULL);
+        mbit = (double)cli->got * 8 / ((double)ms * 1000);
+    } else {
+        CHECK(false);
+    }
+    sim_pair_close(&cli->end, &srv->end);
+    free(cli);
+    free(srv);
+    vnet_free(net);
+    return mbit;
+}
+
+TEST(pace_sim_request_response_at_least_as_fast_as_unpaced)
+{
+    static const double losses[] = {0, 0.05};
+    for (size_t i = 0; i < 2; i++) {
+        double on = rr_bulk_run(true, losses[i], 8000, 31 + i);
+        double off = rr_bulk_run(false, losses[i], 8000, 31 + i);
+        printf("    bench: pace_sim_request_response_loss%.0f_paced %.1f Mbit/s\n"
+               "    bench: pace_sim_request_response_loss%.0f_unpaced %.1f Mbit/s\n",
+               losses[i] * 100, on, losses[i] * 100, off);
+        CHECK(on >= off);
+    }
+}
