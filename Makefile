@@ -45,7 +45,7 @@ endif
 # Builds other than the default one put their binaries in $(BUILD)/bin/.
 ifeq ($(PROFILE),size)
 BUILD   := build-size
-CFLAGS  += -Os -flto=auto -fno-asynchronous-unwind-tables -fno-unwind-tables
+CFLAGS  += -Os -flto=auto -fno-asynchronous-unwind-tables -fno-unwind-tables -DKTUN_SIZE_PROFILE
 LDFLAGS += -Os -flto=auto
 ifeq ($(origin AR),default)
 AR      := $(if $(filter %gcc,$(CC)),$(CC)-ar,gcc-ar)
@@ -246,7 +246,8 @@ size: $(BINS)
 	$(Q)for b in $(BINS); do \
 	    $(STRIP) -o $$b.stripped $$b && \
 	    n=$$(stat -c %s $$b.stripped) && rm -f $$b.stripped && \
-	    echo "bench: size.$(SIZE_PROFILE).$(SIZE_ARCH)$$(basename $$b | sed 's/^ktun//; s/^-/./') $$n bytes"; \
+	    role=$$(basename $$b | sed 's/^ktun//; s/^-/./') && \
+	    echo "bench: size.$(SIZE_PROFILE).$(SIZE_ARCH)$$role $$n bytes"; \
 	done
 
 # `make install` (PREFIX, DESTDIR; BINDIR, MANDIR, SYSCONFDIR, UNITDIR): bin/ktun as
@@ -286,8 +287,9 @@ endif
 # Leaves $(SYSCONFDIR)/ktun/ (configurations) alone.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/ktun $(DESTDIR)$(BINDIR)/ktun-client \
-	    $(DESTDIR)$(BINDIR)/ktun-server $(DESTDIR)$(MANDIR)/man1/ktun.1 $(DESTDIR)$(MANDIR)/man1/ktun-client.1 \
-	    $(DESTDIR)$(MANDIR)/man1/ktun-server.1 $(patsubst %,$(DESTDIR)$(UNITDIR)/%,$(UNITS))
+	    $(DESTDIR)$(BINDIR)/ktun-server $(DESTDIR)$(MANDIR)/man1/ktun.1 \
+	    $(DESTDIR)$(MANDIR)/man1/ktun-client.1 $(DESTDIR)$(MANDIR)/man1/ktun-server.1 \
+	    $(patsubst %,$(DESTDIR)$(UNITDIR)/%,$(UNITS))
 	for n in kcptun-client kcptun-server; do \
 	    [ "$$(readlink $(DESTDIR)$(BINDIR)/$$n)" != ktun ] || rm -f $(DESTDIR)$(BINDIR)/$$n; \
 	    [ "$$(readlink $(DESTDIR)$(MANDIR)/man1/$$n.1)" != k$${n#kcp}.1 ] || \

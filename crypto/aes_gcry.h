@@ -135,7 +135,8 @@ static inline gcry_error_t gcry_cipher_gettag(gcry_cipher_hd_t hd, void *tag, si
     return AES_GCRY_ERROR;
 }
 
-static inline gcry_error_t gcry_cipher_checktag(gcry_cipher_hd_t hd, const void *tag, size_t len)
+static inline gcry_error_t gcry_cipher_checktag(gcry_cipher_hd_t hd, const void *tag,
+                                                size_t len)
 {
     (void)hd, (void)tag, (void)len;
     return AES_GCRY_ERROR;

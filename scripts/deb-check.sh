@@ -9,15 +9,23 @@
 # the script refuse (exit 2). ktun-kcptun-compat is built and inspected, not installed (it
 # replaces Debian's kcptun, which the interoperability tests use).
 #   scripts/deb-check.sh [--keep DIR]   (--keep: leave the .deb files in DIR)
-# DEB_BUILD_OPTIONS=nocheck skips the unit suite inside the package build.
+# Installs dpkg-dev, debhelper and lintian when missing. DEB_BUILD_OPTIONS=nocheck skips the
+# unit suite inside the package build.
 set -u
 cd "$(dirname "$0")/.."
 KEEP=
 [ "${1:-}" = --keep ] && KEEP=$2
 [ "$(id -u)" -eq 0 ] || { echo "deb-check: needs root (dpkg -i)"; exit 2; }
-for t in dpkg-buildpackage dh; do
-    command -v $t >/dev/null || { echo "deb-check: $t missing (apt-get install dpkg-dev debhelper)"; exit 2; }
+# Packaging tools, installed when missing (like scripts/deps.sh, with apt-get).
+missing=()
+for p in dpkg-dev debhelper lintian; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "deb-check: installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" \
+        >/dev/null || { echo "deb-check: apt-get install failed"; exit 2; }
+fi
 if dpkg-query -W -f='${Status}' ktun 2>/dev/null | grep -q 'install ok'; then
     echo "deb-check: a ktun package is installed already; not touching it"
     exit 2
