@@ -48,7 +48,8 @@ static struct sess *client_new_sess(struct client *c, int slot)
     char err[NET_ERR_LEN];
     struct net_udp udp;
     if (c->cfg->tcp) {
-        struct rawtcp *t = rawtcp_dial(&c->remote, c->cfg->sockbuf, err);
+        struct rawtcp *t = c->cfg->tcp_auto ? rawtcp_dial_auto(&c->remote, c->cfg->sockbuf, err)
+                                            : rawtcp_dial(&c->remote, c->cfg->sockbuf, err);
         if (!t) {
             LOG_ERROR("client: %s", err);
             return NULL;

@@ -124,7 +124,8 @@ static const struct opt_desc opts[] = {
     {"quiet", NULL, 0, ROLE_ALL, OPT_BOOL, SEC_MAIN, FIELD(quiet), NULL,
      "suppress the 'stream open/close' messages"},
     {"tcp", NULL, 0, ROLE_ALL, OPT_BOOL, SEC_MAIN, FIELD(tcp), NULL,
-     "emulate a TCP connection (kcptun's tcpraw; Linux, root, iptables)"},
+     "emulate a TCP connection (kcptun's tcpraw; Linux, root, iptables); client: "
+     "'--tcp auto' uses UDP or fake TCP, whichever answers"},
     {NULL, "c", 'c', ROLE_ALL, OPT_FILE, SEC_MAIN, FIELD(config_file), "FILE",
      "JSON config file; its keys override the command line"},
     {"acknodelay", NULL, 0, ROLE_ALL, OPT_BOOL, SEC_MANUAL, FIELD(acknodelay), NULL,
@@ -401,6 +402,12 @@ static int set_level(struct config *cfg, const struct opt_desc *o, const char *v
 }
 
 /* Stores the command-line text |v| (NULL for a bare boolean flag) into option |o|. */
+/* "--tcp auto" / "--tcp=auto": fake TCP or UDP, whichever answers (ktun only). */
+static bool is_tcp_auto(const struct opt_desc *o, const char *v)
+{
+    return v && o->name && strcmp(o->name, "tcp") == 0 && strcmp(v, "auto") == 0;
+}
+
 static int set_from_text(struct config *cfg, const struct opt_desc *o, const char *v, char *err,
                          size_t errlen)
 {
@@ -419,6 +426,10 @@ static int set_from_text(struct config *cfg, const struct opt_desc *o, const cha
             return fail(err, errlen, "%s: invalid value '%s' (not an integer)", label, v);
         return set_int64(cfg, o, n, label, v, err, errlen);
     case OPT_BOOL:
+        if (v && is_tcp_auto(o, v)) {
+            cfg->tcp = cfg->tcp_auto = true;
+            return 0;
+        }
         if (v && parse_go_bool(v, &b) < 0)
             return fail(err, errlen, "%s: invalid value '%s' (true or false)", label, v);
         set_bool(cfg, o, b);
@@ -524,6 +535,8 @@ static int prescan(int argc, char **argv, enum config_role role, char *err, size
             return fail(err, errlen, "unknown flag %.*s (see --help)", (int)(len + name - a), a);
         }
         const struct opt_desc *o = &opts[k];
+        if (!eq && i + 1 < argc && is_tcp_auto(o, argv[i + 1]))
+            i++; /* "--tcp auto" */
         if (eq && (o->type == OPT_HELP || o->type == OPT_VERSION))
             return fail(err, errlen, "flag %.*s takes no value", (int)(len + name - a), a);
         if (takes_value(o) && !eq) {
@@ -604,6 +617,10 @@ int config_parse_args(struct config *cfg, int argc, char **argv, char *err, size
             result = CONFIG_VERSION;
         else if (set_from_text(cfg, o, optarg, e, errlen) < 0)
             rc = ERR_INVAL;
+        else if (!optarg && optind < argc && is_tcp_auto(o, argv[optind])) {
+            cfg->tcp_auto = true; /* "--tcp auto" */
+            optind++;
+        }
     }
     if (result != CONFIG_OK)
         return result;

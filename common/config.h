@@ -119,6 +119,7 @@ struct config {
     int loglevel;                     /* enum log_level threshold */
     /* accepted for compatibility */
     bool tcp;                         /* fake TCP (kcptun's tcpraw): common/rawtcp.h */
+    bool tcp_auto;                    /* --tcp auto: the client picks UDP or fake TCP */
     bool pprof;                       /* server: ignored with a warning */
     /* ktun resource limits */
     int maxsessions;                  /* server: concurrent KCP sessions */

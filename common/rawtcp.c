@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 /* epoll tags: kind in the high half, descriptor in the low half */
-enum { EV_RAW4 = 1, EV_RAW6, EV_LISTEN, EV_CONN };
+enum { EV_RAW4 = 1, EV_RAW6, EV_LISTEN, EV_CONN, EV_UDP };
 /* Raw packets read per recvmmsg. */
 #define RAW_BATCH NET_BATCH
 /* Room for one raw packet: an IPv4 header with options, a TCP header with options, a
@@ -52,6 +52,11 @@ struct rawtcp {
     struct net_addr remote;
     int cfd;                  /* the real connection, -1 while waiting to retry */
     bool connecting;
+    /* client with --tcp auto: a UDP socket as well, and the path in use */
+    bool autom;
+    int ufd;                  /* UDP socket, -1 without */
+    bool on_tcp;              /* sending over fake TCP (else UDP) */
+    uint64_t unanswered_since; /* first send since the last datagram on the path in use */
     uint64_t retry_at;        /* ms: make the connection again from then on */
     int sockbuf;
     /* server */
@@ -240,7 +245,7 @@ static struct rawtcp *alloc_transport(void)
     struct rawtcp *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
-    t->ep = t->raw4 = t->raw6 = t->lfd = t->cfd = -1;
+    t->ep = t->raw4 = t->raw6 = t->lfd = t->cfd = t->ufd = -1;
     t->ep = epoll_create1(EPOLL_CLOEXEC);
     if (t->ep < 0) {
         free(t);
@@ -339,7 +344,7 @@ static int client_connect(struct rawtcp *t, char *err)
 /* Retries the connection when it is down and its time has come. */
 static void client_maybe_retry(struct rawtcp *t)
 {
-    if (t->server || t->cfd >= 0 || now_ms() < t->retry_at)
+    if (t->server || t->cfd >= 0 || now_ms() < t->retry_at || (t->autom && !t->on_tcp))
         return;
     char err[NET_ERR_LEN];
     if (client_connect(t, err) != 0) {
@@ -378,6 +383,89 @@ struct rawtcp *rawtcp_dial(const struct net_addr *remote, int sockbuf, char *err
         return NULL;
     }
     return t;
+}
+
+/* The path new --tcp auto transports start on: the one the last switch chose. */
+static bool auto_prefer_tcp;
+
+struct rawtcp *rawtcp_dial_auto(const struct net_addr *remote, int sockbuf, char *err)
+{
+    int fam = remote->ss.ss_family;
+    if (rawtcp_prepare(fam, err) != 0)
+        return NULL;
+    struct rawtcp *t = alloc_transport();
+    if (!t) {
+        set_err(err, "--tcp: out of memory");
+        return NULL;
+    }
+    t->family = fam;
+    t->remote = *remote;
+    t->sockbuf = sockbuf;
+    t->autom = true;
+    t->ufd = net_udp_socket(fam, NULL, err);
+    int raw = t->ufd < 0 ? -1 : raw_socket(fam, sockbuf, err);
+    if (raw < 0) {
+        rawtcp_close(t);
+        return NULL;
+    }
+    if (sockbuf > 0)
+        (void)net_set_sockbuf(t->ufd, sockbuf, NULL);
+    if (fam == AF_INET6)
+        t->raw6 = raw;
+    else
+        t->raw4 = raw;
+    if (ep_add(t->ep, raw, EPOLLIN, fam == AF_INET6 ? EV_RAW6 : EV_RAW4) != 0 ||
+        ep_add(t->ep, t->ufd, EPOLLIN, EV_UDP) != 0) {
+        set_err(err, "--tcp: epoll: %s", strerror(errno));
+        rawtcp_close(t);
+        return NULL;
+    }
+    t->on_tcp = auto_prefer_tcp;
+    t->retry_at = 0; /* the connection is made when fake TCP is first used */
+    char rs[NET_ADDR_STRLEN];
+    LOG_INFO("tcp auto: %s over %s", net_addr_str(remote, rs, sizeof(rs)),
+             t->on_tcp ? "fake TCP" : "UDP");
+    return t;
+}
+
+/* --tcp auto: a path that answered nothing for RAWTCP_AUTO_DEAD_MS while datagrams went out
+ * is given up for the other one. */
+static void auto_check(struct rawtcp *t, uint64_t now)
+{
+    if (!t->autom || !t->unanswered_since || now - t->unanswered_since < RAWTCP_AUTO_DEAD_MS)
+        return;
+    char rs[NET_ADDR_STRLEN];
+    LOG_INFO("tcp auto: no answer from %s over %s for %u s: switching to %s",
+             net_addr_str(&t->remote, rs, sizeof(rs)), t->on_tcp ? "fake TCP" : "UDP",
+             RAWTCP_AUTO_DEAD_MS / 1000u, t->on_tcp ? "UDP" : "fake TCP");
+    t->on_tcp = !t->on_tcp;
+    auto_prefer_tcp = t->on_tcp;
+    t->unanswered_since = 0;
+    if (t->on_tcp && t->cfd < 0)
+        t->retry_at = 0;
+}
+
+/* Reads UDP datagrams into the batch (--tcp auto). */
+static void read_udp(struct rawtcp *t)
+{
+    struct net_rbatch *b = t->rb;
+    while (b->nmsg < b->slots) {
+        int i = b->nmsg;
+        struct net_addr *from = &b->from[i];
+        from->len = sizeof(from->ss);
+        ssize_t n = recvfrom(t->ufd, b->arena + (size_t)i * b->slot, b->slot, MSG_DONTWAIT,
+                             (struct sockaddr *)&from->ss, &from->len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        b->mlen[i] = b->seg[i] = (size_t)n;
+        b->nmsg++;
+        t->st.rx_dgrams++;
+        if (!t->on_tcp)
+            t->unanswered_since = 0;
+    }
 }
 
 /* ---- server ------------------------------------------------------------------------------ */
@@ -633,6 +721,8 @@ static void deliver_cb(void *user, const struct tcpraw_flow *f, const uint8_t *p
     b->seg[i] = len;
     to_net(&f->peer, t->mapped, &b->from[i]);
     t->st.rx_dgrams++;
+    if (t->on_tcp)
+        t->unanswered_since = 0;
 }
 
 /* Feeds one raw segment to the core; a server accepts pending connections when the segment's
@@ -808,6 +898,9 @@ int rawtcp_recv_batch(struct rawtcp *t, struct net_rbatch *b)
         case EV_LISTEN:
             server_accept(t);
             break;
+        case EV_UDP:
+            read_udp(t);
+            break;
         default:
             read_conn(t, fd, ev[i].events);
             break;
@@ -827,6 +920,25 @@ int rawtcp_recv_batch(struct rawtcp *t, struct net_rbatch *b)
 
 int rawtcp_send(struct rawtcp *t, const uint8_t *p, size_t len, const struct net_addr *to)
 {
+    if (t->autom) {
+        uint64_t now = now_ms();
+        auto_check(t, now);
+        if (!t->unanswered_since)
+            t->unanswered_since = now;
+        if (!t->on_tcp) {
+            ssize_t n;
+            do {
+                n = sendto(t->ufd, p, len, MSG_DONTWAIT, (const struct sockaddr *)&to->ss,
+                           to->len);
+            } while (n < 0 && errno == EINTR);
+            if (n < 0) {
+                t->st.tx_dropped++;
+                return -1;
+            }
+            t->st.tx_dgrams++;
+            return 0;
+        }
+    }
     client_maybe_retry(t);
     struct tcpraw_addr peer;
     to_tcpraw(to, &peer);
@@ -864,6 +976,8 @@ void rawtcp_close(struct rawtcp *t)
     }
     if (t->lfd >= 0)
         close(t->lfd);
+    if (t->ufd >= 0)
+        close(t->ufd);
     if (t->raw4 >= 0)
         close(t->raw4);
     if (t->raw6 >= 0)

@@ -31,6 +31,8 @@
 #define RAWTCP_RETRY_MS 1000u
 /* A server closes a connection whose peer sent nothing for this long. */
 #define RAWTCP_IDLE_MS 120000u
+/* --tcp auto: a path silent this long while datagrams go out is given up. */
+#define RAWTCP_AUTO_DEAD_MS 4000u
 
 struct rawtcp;
 
@@ -50,6 +52,12 @@ int rawtcp_prepare(int family, char *err);
 /* Client: starts the connection to |remote|. |sockbuf| > 0 sets the raw socket's buffers.
  * Returns the transport, or NULL with the reason in |err|. */
 struct rawtcp *rawtcp_dial(const struct net_addr *remote, int sockbuf, char *err);
+
+/* Client with --tcp auto: datagrams go over UDP or fake TCP, starting with the path that the
+ * last switch of the process chose (UDP at first); a path that answers nothing for
+ * RAWTCP_AUTO_DEAD_MS while datagrams go out is given up for the other (logged). Datagrams are
+ * taken from both paths. Returns the transport, or NULL with the reason in |err|. */
+struct rawtcp *rawtcp_dial_auto(const struct net_addr *remote, int sockbuf, char *err);
 
 /* Server: listens on |local| (an IPv6 wildcard also takes IPv4). Returns the transport, or
  * NULL with the reason in |err|. */

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # --tcp (kcptun's fake TCP) between two network namespaces joined by a veth pair: ktun <-> ktun
 # over IPv4 and IPv6, ktun client -> Debian's kcptun-server --tcp, kcptun-client --tcp -> ktun
-# server; every transfer sha256-checked (streams.py check through an echo target) with UDP to
+# server, and ktun's client with --tcp auto (UDP blocked: it moves to fake TCP; UDP open: it
+# stays); every transfer sha256-checked (streams.py check through an echo target) with UDP to
 # the server port dropped, so only the fake-TCP path can carry it. Checks that the kernels
 # send no RST and no flood of bare ACKs during the transfers, that the firewall rules of both
 # namespaces (and the host's) are exactly as before after SIGTERM, that a server killed with
@@ -156,6 +157,35 @@ for p in $cli4 $cli6 $cli46 $srv4 $srv6; do
 done
 [ "$(fw_state)" = "$fw_before" ] || { diff <(echo "$fw_before") <(fw_state); fail "rules left after SIGTERM"; }
 echo "ok   firewall rules as before after SIGTERM"
+
+# ---- --tcp auto (ktun's client) ---------------------------------------------------------
+# UDP to the server port is dropped: the client starts over UDP, hears nothing, and moves to
+# fake TCP; with UDP open (a server without --tcp) it stays on UDP.
+spawn asrv ip netns exec "$NS" "$SERVER" -l 10.77.0.2:$SPORT -t 127.0.0.1:$ECHOPORT --tcp --key $KEY
+asrv=$LASTPID
+wait_log asrv 'server: listening'
+spawn acli ip netns exec "$NC" "$CLIENT" -l 127.0.0.1:12954 -r 10.77.0.2:$SPORT --tcp auto \
+    --key $KEY
+acli=$LASTPID
+wait_log acli 'client: listening'
+transfer auto-udp-blocked 12954
+grep -q 'tcp auto: no answer from 10.77.0.2:29900 over UDP for 4 s: switching to fake TCP' \
+    "$tmp/acli.log" || fail "--tcp auto did not log its move to fake TCP"
+spawn usrv ip netns exec "$NS" "$SERVER" -l 10.77.0.2:$((SPORT + 2)) -t 127.0.0.1:$ECHOPORT \
+    --key $KEY
+usrv=$LASTPID
+wait_log usrv 'server: listening'
+spawn ucli ip netns exec "$NC" "$CLIENT" -l 127.0.0.1:12955 -r 10.77.0.2:$((SPORT + 2)) \
+    --tcp auto --key $KEY
+ucli=$LASTPID
+wait_log ucli 'client: listening'
+transfer auto-udp-open 12955
+grep -q 'tcp auto: 10.77.0.2:29902 over UDP' "$tmp/ucli.log" || fail "--tcp auto: no path logged"
+grep -q 'switching' "$tmp/ucli.log" && fail "--tcp auto left a working UDP path"
+for p in $acli $ucli $asrv $usrv; do
+    stop_pid "$p" || fail "pid $p did not exit cleanly on SIGTERM"
+done
+[ "$(fw_state)" = "$fw_before" ] || { diff <(echo "$fw_before") <(fw_state); fail "rules left after --tcp auto"; }
 
 # ---- against Debian's kcptun --tcp ------------------------------------------------------
 if command -v kcptun-server >/dev/null && command -v kcptun-client >/dev/null; then

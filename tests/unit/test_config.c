@@ -1034,3 +1034,24 @@ TEST(config_newer_kcptun_crypt_and_qpp)
     CHECK(strstr(err, "qpp-count") != NULL);
     unlink(path);
 }
+
+TEST(config_tcp_and_tcp_auto)
+{
+    struct config cfg;
+    char err[CONFIG_ERR_MAX];
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--tcp", "--mtu", "1200"), 0);
+    CHECK(cfg.tcp && !cfg.tcp_auto);
+    CHECK_EQ(cfg.mtu, 1200);
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--tcp", "auto", "--mtu", "1200"), 0);
+    CHECK(cfg.tcp && cfg.tcp_auto);
+    CHECK_EQ(cfg.mtu, 1200); /* the flags after "auto" are still read */
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "-tcp=auto"), 0);
+    CHECK(cfg.tcp && cfg.tcp_auto);
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--tcp=false"), 0);
+    CHECK(!cfg.tcp && !cfg.tcp_auto);
+    /* anything else after --tcp is still a stray argument, and a bad value says so */
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--tcp", "yes"), ERR_INVAL);
+    CHECK(one_line(err));
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--tcp=sometimes"), ERR_INVAL);
+    CHECK(strstr(err, "--tcp") != NULL);
+}
