@@ -169,7 +169,7 @@ static bool owner_alive(long pid)
 int fwrule_clean_stale(int family)
 {
     static char out[1 << 16];
-    const char *argv[] = {tool(family), "-w", "-S", "OUTPUT", NULL};
+    const char *argv[] = {tool(family), "-w", "5", "-S", "OUTPUT", NULL};
     if (run(argv, out, sizeof(out), NULL, 0) != 0)
         return 0;
     /* rule numbers of stale ktun rules, in listing order */
@@ -195,7 +195,7 @@ int fwrule_clean_stale(int family)
     for (int i = nstale - 1; i >= 0; i--) { /* from the bottom: numbers above stay valid */
         char nbuf[16];
         snprintf(nbuf, sizeof(nbuf), "%d", stale[i]);
-        const char *dargv[] = {tool(family), "-w", "-D", "OUTPUT", nbuf, NULL};
+        const char *dargv[] = {tool(family), "-w", "5", "-D", "OUTPUT", nbuf, NULL};
         if (run(dargv, NULL, 0, NULL, 0) == 0)
             removed++;
     }
@@ -212,6 +212,7 @@ static void build_argv(const struct fwrule *r, const char *op, const char *argv[
     int a = 0;
     argv[a++] = tool(r->family);
     argv[a++] = "-w";
+    argv[a++] = "5"; /* wait for the xtables lock, but not forever */
     argv[a++] = op;
     argv[a++] = "OUTPUT";
     if (op[1] == 'I')
