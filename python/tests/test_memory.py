@@ -4,6 +4,8 @@ with data queued in them leaves the resident set where it was."""
 import gc
 import os
 
+import pytest
+
 import ktun
 
 
@@ -36,6 +38,8 @@ def churn(n):
     gc.collect()
 
 
+@pytest.mark.skipif(os.environ.get("KTUN_SANITIZED") == "1",
+                    reason="ASan holds freed memory in quarantine: the resident set says nothing")
 def test_no_growth_after_churn():
     churn(300)                       # warm up allocator pools and caches
     before = rss_kb()
