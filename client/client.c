@@ -26,6 +26,19 @@
  * its expiry (checked every second, like kcptun's scavenger).
  */
 
+/* A session of the client: the shell's session plus its --conn slot and expiry. */
+struct client_sess {
+    struct sess s;          /* first: the shell allocates the wrapper */
+    int slot;               /* --conn slot, -1 once expired */
+    uint64_t expire_ms;     /* --autoexpire: no new streams after this (0: never) */
+    uint64_t scavenge_ms;   /* close after this once expired (0: not yet) */
+};
+
+static struct client_sess *csess(struct sess *s)
+{
+    return container_of(s, struct client_sess, s);
+}
+
 struct client {
     struct shell sh;            /* loop, sessions, counters */
     const struct config *cfg;   /* validated configuration (borrowed) */
@@ -37,13 +50,13 @@ struct client {
     int spare_fd;               /* held in reserve to refuse connections when out of fds */
     uint64_t refused;           /* connections refused while out of fds */
     bool out_of_fds;            /* in such an episode (logged once at its start and end) */
-    struct sess **slots;        /* --conn slots, NULL when empty */
+    struct client_sess **slots; /* --conn slots, NULL when empty */
     uint64_t rr;                /* accepted connections, for round-robin */
 };
 
-static struct sess *client_start_sess(struct client *c, int slot, struct net_udp *udp);
+static struct client_sess *client_start_sess(struct client *c, int slot, struct net_udp *udp);
 
-static struct sess *client_new_sess(struct client *c, int slot)
+static struct client_sess *client_new_sess(struct client *c, int slot)
 {
     char err[NET_ERR_LEN];
     struct net_udp udp;
@@ -71,33 +84,34 @@ static struct sess *client_new_sess(struct client *c, int slot)
 }
 
 /* A session over |udp| (which it then owns) in --conn slot |slot|. */
-static struct sess *client_start_sess(struct client *c, int slot, struct net_udp *udp)
+static struct client_sess *client_start_sess(struct client *c, int slot, struct net_udp *udp)
 {
     uint32_t conv;
     randombytes_buf(&conv, sizeof(conv));
-    struct sess *s = sess_new(&c->sh, udp, true, &c->remote, conv);
+    struct sess *s = sess_new(&c->sh, sizeof(struct client_sess), udp, true, &c->remote, conv);
     if (!s)
         return NULL;
-    s->slot = slot;
+    struct client_sess *cs = csess(s);
+    cs->slot = slot;
     if (c->cfg->autoexpire_s > 0)
-        s->expire_ms = s->created_ms + (uint64_t)c->cfg->autoexpire_s * 1000;
-    return s;
+        cs->expire_ms = s->created_ms + (uint64_t)c->cfg->autoexpire_s * 1000;
+    return cs;
 }
 
 /* Takes |s| out of its slot; it keeps serving its streams until the scavenger closes it. */
-static void client_retire(struct client *c, struct sess *s)
+static void client_retire(struct client *c, struct client_sess *s)
 {
     c->slots[s->slot] = NULL;
     s->slot = -1;
     s->scavenge_ms = s->expire_ms + (uint64_t)c->cfg->scavengettl_s * 1000;
-    LOG_INFO("client: %s expired, closing it in %d s", s->name, c->cfg->scavengettl_s);
+    LOG_INFO("client: %s expired, closing it in %d s", s->s.name, c->cfg->scavengettl_s);
 }
 
-static struct sess *client_pick(struct client *c)
+static struct client_sess *client_pick(struct client *c)
 {
     int idx = (int)(c->rr++ % (uint64_t)c->cfg->conn);
-    struct sess *s = c->slots[idx];
-    uint64_t now = loop_now_ms(c->sh.loop);
+    struct client_sess *s = c->slots[idx];
+    uint64_t now = shell_now_ms();
     if (s && s->expire_ms && now >= s->expire_ms) {
         client_retire(c, s);
         s = NULL;
@@ -164,14 +178,14 @@ static void client_accept_cb(EV_P_ ev_io *w, int revents)
             c->refused = 0;
             c->out_of_fds = false;
         }
-        struct sess *s = client_pick(c);
+        struct client_sess *s = client_pick(c);
         if (!s) {
             close(fd);
             continue;
         }
-        int rc = stream_open_local(s, fd);
+        int rc = stream_open_local(&s->s, fd);
         if (rc != 0)
-            LOG_WARN("client: cannot open a stream on %s: %s", s->name, err_str(rc));
+            LOG_WARN("client: cannot open a stream on %s: %s", s->s.name, err_str(rc));
     }
     shell_flush_dgrams(&c->sh);
 }
@@ -180,12 +194,13 @@ static void client_scavenge_cb(EV_P_ ev_timer *w, int revents)
 {
     (void)revents;
     struct client *c = container_of(w, struct client, scavenge_timer);
-    uint64_t now = loop_now_ms(EV_A);
+    uint64_t now = shell_now_ms();
     for (struct sess *s = c->sh.sessions, *nx; s; s = nx) {
         nx = s->next;
-        if (s->slot >= 0 && s->expire_ms && now >= s->expire_ms)
-            client_retire(c, s);
-        if (s->slot < 0 && s->scavenge_ms && now >= s->scavenge_ms)
+        struct client_sess *cs = csess(s);
+        if (cs->slot >= 0 && cs->expire_ms && now >= cs->expire_ms)
+            client_retire(c, cs);
+        if (cs->slot < 0 && cs->scavenge_ms && now >= cs->scavenge_ms)
             sess_close(s, "scavenged");
     }
     shell_flush_dgrams(&c->sh);
@@ -194,8 +209,9 @@ static void client_scavenge_cb(EV_P_ ev_timer *w, int revents)
 static void client_sess_gone(struct shell *sh, struct sess *s)
 {
     struct client *c = container_of(sh, struct client, sh);
-    if (s->slot >= 0 && c->slots[s->slot] == s)
-        c->slots[s->slot] = NULL;
+    struct client_sess *cs = csess(s);
+    if (cs->slot >= 0 && c->slots[cs->slot] == cs)
+        c->slots[cs->slot] = NULL;
 }
 
 static void client_shutdown(struct shell *sh)
@@ -245,7 +261,7 @@ int client_run(const struct config *cfg)
     }
     struct sess_params params;
     sess_params_from_config(cfg, &params);
-    if (cfg->qpp && !(params.mux.qpp = qpp = config_qpp_new(cfg, err, sizeof(err)))) {
+    if (cfg->qpp && !(params.tun.mux.qpp = qpp = config_qpp_new(cfg, err, sizeof(err)))) {
         LOG_ERROR("client: %s", err);
         goto out;
     }

@@ -119,6 +119,14 @@ void log_write(enum log_level level, const char *fmt, ...)
     write_all(log_dest.fd, line, len);
 }
 
+bool log_limit_pass(struct log_limit *l, uint64_t now_ms, uint64_t period_ms)
+{
+    if (l->last_ms && now_ms - l->last_ms < period_ms)
+        return false;
+    l->last_ms = now_ms;
+    return true;
+}
+
 void log_core_debug(void *user, const char *msg)
 {
     const char *tag = user;

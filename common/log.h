@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * Line format, after Go's log package as used by kcptun (local time):
@@ -65,6 +66,16 @@ void log_write(enum log_level level, const char *fmt, ...) __attribute__((format
  * module tag string such as "fec" (borrowed; NULL for none). Core messages are about dropped
  * or odd input, which stays out of the info level. */
 void log_core_debug(void *user, const char *msg);
+
+/* Rate limit for one kind of repeated warning: zero-initialise it, then write the line only
+ * when log_limit_pass says so. */
+struct log_limit {
+    uint64_t last_ms; /* time of the last line let through, 0 for never */
+};
+
+/* One line per period: true (and remembers |now_ms|) if no line passed |l| yet or the last
+ * one is at least |period_ms| old. |now_ms| comes from the caller's clock. */
+bool log_limit_pass(struct log_limit *l, uint64_t now_ms, uint64_t period_ms);
 
 /* True if an event at |level| would be written. */
 bool log_is_enabled(enum log_level level);

@@ -28,6 +28,12 @@
 
 #define SERVER_BUCKETS 1024
 
+/* A session of the server: the shell's session plus its address-table chain. */
+struct server_sess {
+    struct sess s;              /* first: the shell allocates the wrapper */
+    struct server_sess *hnext;  /* next session in the same address bucket */
+};
+
 struct server {
     struct shell sh;                     /* loop, sessions, counters */
     const struct config *cfg;            /* validated configuration (borrowed) */
@@ -38,14 +44,14 @@ struct server {
     struct net_addr target;              /* TCP target (unless a Unix path) */
     bool target_resolved;                /* |target| holds the resolved address */
     bool target_unix;                    /* cfg->target is a Unix socket path */
-    struct sess *table[SERVER_BUCKETS];  /* sessions by peer address */
+    struct server_sess *table[SERVER_BUCKETS]; /* sessions by peer address */
     struct sess *touched[NET_BATCH];     /* sessions fed by the current batch */
     int ntouched;                        /* entries of |touched| */
     uint64_t sessions_refused;           /* new peers refused by --maxsessions */
-    uint64_t refused_log_ms;             /* last time that was logged (one line per 10 s) */
+    struct log_limit refused_log;        /* one line about it per 10 s */
 };
 
-static struct sess **server_bucket(struct server *sv, const struct net_addr *a)
+static struct server_sess **server_bucket(struct server *sv, const struct net_addr *a)
 {
     return &sv->table[net_addr_hash(a) % SERVER_BUCKETS];
 }
@@ -53,18 +59,19 @@ static struct sess **server_bucket(struct server *sv, const struct net_addr *a)
 static struct sess *server_find(struct server *sv, const struct net_udp *u,
                                 const struct net_addr *a)
 {
-    for (struct sess *s = *server_bucket(sv, a); s; s = s->hnext)
-        if (s->udp == u && net_addr_equal(&s->peer, a))
-            return s;
+    for (struct server_sess *s = *server_bucket(sv, a); s; s = s->hnext)
+        if (s->s.udp == u && net_addr_equal(&s->s.peer, a))
+            return &s->s;
     return NULL;
 }
 
 static void server_sess_gone(struct shell *sh, struct sess *s)
 {
     struct server *sv = container_of(sh, struct server, sh);
-    for (struct sess **pp = server_bucket(sv, &s->peer); *pp; pp = &(*pp)->hnext) {
-        if (*pp == s) {
-            *pp = s->hnext;
+    struct server_sess *ss = container_of(s, struct server_sess, s);
+    for (struct server_sess **pp = server_bucket(sv, &s->peer); *pp; pp = &(*pp)->hnext) {
+        if (*pp == ss) {
+            *pp = ss->hnext;
             break;
         }
     }
@@ -95,22 +102,21 @@ static struct sess *server_new_sess(struct server *sv, struct net_udp *u,
     if (sv->sh.nsess >= (size_t)sv->cfg->maxsessions) {
         sv->sh.base.v[SNMP_IN_ERRS]++;
         sv->sessions_refused++;
-        uint64_t now = loop_now_ms(sv->sh.loop);
-        if (!sv->refused_log_ms || now - sv->refused_log_ms >= 10000) {
+        if (log_limit_pass(&sv->refused_log, shell_now_ms(), 10000)) {
             char as[NET_ADDR_STRLEN];
             LOG_WARN("server: --maxsessions %d reached: refused a session from %s (%llu refused "
                      "so far)", sv->cfg->maxsessions, net_addr_str(from, as, sizeof(as)),
                      (unsigned long long)sv->sessions_refused);
-            sv->refused_log_ms = now;
         }
         return NULL;
     }
-    struct sess *s = sess_new(&sv->sh, u, false, from, conv);
+    struct sess *s = sess_new(&sv->sh, sizeof(struct server_sess), u, false, from, conv);
     if (!s)
         return NULL;
-    struct sess **b = server_bucket(sv, from);
-    s->hnext = *b;
-    *b = s;
+    struct server_sess *ss = container_of(s, struct server_sess, s);
+    struct server_sess **b = server_bucket(sv, from);
+    ss->hnext = *b;
+    *b = ss;
     return s;
 }
 
@@ -118,27 +124,24 @@ static struct sess *server_new_sess(struct server *sv, struct net_udp *u,
 static void server_route(struct server *sv, struct net_udp *u, const struct net_addr *from,
                          const uint8_t *p, size_t len)
 {
-    uint32_t conv = 0, sn = 0;
-    bool parity = false;
-    if (link_peek(p, len, &conv, &sn, &parity) != 0) {
+    uint32_t conv = 0;
+    struct sess *s = server_find(sv, u, from);
+    switch (tunnel_route(s ? s->tun : NULL, p, len, &conv)) {
+    case TUNNEL_ROUTE_DROP:
         sv->sh.base.v[SNMP_IN_ERRS]++;
         return;
-    }
-    struct sess *s = server_find(sv, u, from);
-    if (s && !parity && conv != s->conv) {
-        if (sn != 0) {
-            sv->sh.base.v[SNMP_IN_ERRS]++;
-            return;
-        }
+    case TUNNEL_ROUTE_IGNORE:
+        return; /* parity never opens a session */
+    case TUNNEL_ROUTE_REPLACE:
         sess_close(s, "conv replaced");
-        s = NULL;
-    }
-    if (!s) {
-        if (parity)
-            return; /* parity never opens a session */
+        /* fall through */
+    case TUNNEL_ROUTE_NEW:
         s = server_new_sess(sv, u, from, conv);
         if (!s)
             return;
+        break;
+    case TUNNEL_ROUTE_FEED:
+        break;
     }
     sess_input_payload(s, p, len);
     server_touch(sv, s);
@@ -148,9 +151,8 @@ static void server_route(struct server *sv, struct net_udp *u, const struct net_
 static void server_rx(struct server *sv, struct net_udp *u)
 {
     struct shell *sh = &sv->sh;
-    struct ev_loop *loop = sh->loop;
-    uint64_t wall_ms = (uint64_t)((int64_t)loop_now_ms(EV_A) + loop_wall_offset_ms());
-    for (int b = 0; b < SESS_RX_BATCHES; b++) {
+    uint64_t wall_ms = (uint64_t)((int64_t)shell_now_ms() + shell_wall_offset_ms());
+    for (int b = 0; b < SHELL_RX_BATCHES; b++) {
         int n = net_recv_batch(u, &sh->rb);
         if (n <= 0)
             break;
@@ -212,7 +214,7 @@ static void server_stream_accept(struct shell *sh, struct sess *s, uint32_t sid)
         fd = net_tcp_connect(&sv->target, err);
     if (fd < 0) {
         LOG_WARN("server: stream %u on %s: %s", sid, s->name, err);
-        mux_stream_release(s->mux, sid);
+        tunnel_stream_release(s->tun, sid);
         return;
     }
     stream_attach(s, sid, fd, true);
@@ -272,7 +274,7 @@ int server_run(const struct config *cfg)
         LOG_WARN("server: %s", err);
     struct sess_params params;
     sess_params_from_config(cfg, &params);
-    if (cfg->qpp && !(params.mux.qpp = qpp = config_qpp_new(cfg, err, sizeof(err)))) {
+    if (cfg->qpp && !(params.tun.mux.qpp = qpp = config_qpp_new(cfg, err, sizeof(err)))) {
         LOG_ERROR("server: %s", err);
         goto out;
     }

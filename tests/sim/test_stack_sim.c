@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* The whole stack in the simulator: mux + compression + KCP + FEC + crypt, many streams, loss. */
-#include "common/comp.h"
+/* The whole stack in the simulator: the tunnel core (mux + compression + KCP + FEC + crypt),
+ * many streams, loss. */
 #include "common/err.h"
-#include "common/link.h"
-#include "common/mux.h"
+#include "common/tunnel.h"
+#include "common/util.h"
 #include "crypto/crypt.h"
 #include "tests/sim/vnet.h"
 #include "tests/test.h"
@@ -34,19 +34,11 @@ struct ep {
     int id;
     bool is_client;
     struct crypt *crypt;
-    struct link *link;
-    struct comp_encoder *cenc;
-    struct comp_decoder *cdec;
-    struct mux *mux;
-    bool comp;
-    uint8_t rx[65536];         /* bytes from KCP not yet taken by the decoder or mux */
-    size_t rx_off, rx_len;
+    struct tunnel *t;
     struct flow tx[MAX_SID];   /* indexed by sid */
     struct flow rxf[MAX_SID];
     bool live[MAX_SID];
     int streams_done;
-    bool dead;
-    const char *dead_reason;
 };
 
 /* Deterministic content of byte |i| of stream |sid| in direction |up|. Half the streams carry
@@ -69,129 +61,84 @@ static size_t flow_size(uint32_t sid, bool up)
     return sid % 25 == 3 ? base + 400000 : base;
 }
 
-static void link_out(void *user, const uint8_t *dgram, size_t len)
+static void ep_output(void *user, const uint8_t *dgram, size_t len)
 {
     struct ep *e = user;
     vnet_send(e->net, e->id, dgram, len);
-}
-
-static int comp_out(void *user, const uint8_t *p, size_t len)
-{
-    struct ep *e = user;
-    return link_send(e->link, p, len);
-}
-
-static int mux_out(void *user, const uint8_t *frame, size_t len)
-{
-    struct ep *e = user;
-    if (e->comp)
-        return comp_encode(e->cenc, frame, len, comp_out, e) < 0 ? ERR_CLOSED : 0;
-    return link_send(e->link, frame, len);
 }
 
 static void on_open(void *user, uint32_t sid)
 {
     struct ep *e = user;
     if (sid >= MAX_SID) {
-        mux_stream_release(e->mux, sid);
+        tunnel_stream_release(e->t, sid);
         return;
     }
     e->live[sid] = true;
     e->tx[sid] = (struct flow){.to_send = flow_size(sid, false)};
 }
 
-static void on_close(void *user, const char *reason)
+/* Reads what arrived on one stream and checks it. */
+static void stream_read(struct ep *e, uint32_t sid)
 {
-    struct ep *e = user;
-    e->dead = true;
-    e->dead_reason = reason;
-}
-
-static const struct mux_callbacks mux_cb = {
-    .output = mux_out, .on_stream_open = on_open, .on_close = on_close,
-};
-
-/* Moves received bytes up: KCP -> (snappy) -> mux, stopping where the mux applies back-pressure. */
-static void pump_rx(struct ep *e, uint64_t now)
-{
-    for (;;) {
-        const uint8_t *plain;
-        size_t np = e->comp ? comp_decoder_peek(e->cdec, &plain) : 0;
-        if (np) {
-            ssize_t used = mux_input(e->mux, plain, np, now);
-            if (used <= 0)
-                return;
-            comp_decoder_consume(e->cdec, (size_t)used);
-            continue;
+    uint8_t buf[16384];
+    struct flow *r = &e->rxf[sid];
+    bool up = !e->is_client; /* we read what the other side wrote */
+    ssize_t n;
+    while (!r->eof && (n = tunnel_stream_read(e->t, sid, buf, sizeof(buf))) >= 0) {
+        if (n == 0) {
+            r->eof = true;
+            break;
         }
-        if (e->rx_off == e->rx_len) {
-            ssize_t n = link_recv(e->link, e->rx, sizeof(e->rx));
-            if (n <= 0)
-                return;
-            e->rx_off = 0, e->rx_len = (size_t)n;
-        }
-        size_t avail = e->rx_len - e->rx_off;
-        ssize_t used = e->comp ? comp_decoder_input(e->cdec, e->rx + e->rx_off, avail)
-                               : mux_input(e->mux, e->rx + e->rx_off, avail, now);
-        if (e->comp && used < 0) {
-            on_close(e, "snappy stream corrupt");
-            return;
-        }
-        if (used <= 0)
-            return;
-        e->rx_off += (size_t)used;
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i] != content(sid, up, r->got + (size_t)i))
+                r->bad = true;
+        r->got += (size_t)n;
     }
 }
 
-static void pump_streams(struct ep *e)
+/* Writes as much of one stream's flow as the tunnel has room for, then FIN. */
+static void stream_write(struct ep *e, uint32_t sid)
 {
     uint8_t buf[16384];
-    for (uint32_t sid = 0; sid < MAX_SID && !e->dead; sid++) {
+    struct flow *t = &e->tx[sid];
+    size_t want;
+    while (t->sent < t->to_send &&
+           (want = tunnel_stream_room(e->t, sid, MIN(sizeof(buf), t->to_send - t->sent))) > 0) {
+        for (size_t i = 0; i < want; i++)
+            buf[i] = content(sid, e->is_client, t->sent + i);
+        ssize_t w = tunnel_stream_write(e->t, sid, buf, want);
+        if (w <= 0)
+            break;
+        t->sent += (size_t)w;
+    }
+    if (t->sent == t->to_send && !t->closed) {
+        tunnel_stream_close(e->t, sid);
+        t->closed = true;
+    }
+}
+
+/* The application: every live stream reads, writes, and is released once both ways ended. */
+static void ep_streams(void *user)
+{
+    struct ep *e = user;
+    for (uint32_t sid = 0; sid < MAX_SID && !tunnel_is_dead(e->t); sid++) {
         if (!e->live[sid])
             continue;
-        struct flow *r = &e->rxf[sid], *t = &e->tx[sid];
-        bool up = e->is_client ? false : true; /* we read what the other side wrote */
-        ssize_t n;
-        while (!r->eof && (n = mux_stream_read(e->mux, sid, buf, sizeof(buf))) >= 0) {
-            if (n == 0) {
-                r->eof = true;
-                break;
-            }
-            for (ssize_t i = 0; i < n; i++)
-                if (buf[i] != content(sid, up, r->got + (size_t)i))
-                    r->bad = true;
-            r->got += (size_t)n;
-        }
-        while (t->sent < t->to_send && link_send_room(e->link) > 0) {
-            size_t want = t->to_send - t->sent;
-            if (want > sizeof(buf))
-                want = sizeof(buf);
-            for (size_t i = 0; i < want; i++)
-                buf[i] = content(sid, e->is_client, t->sent + i);
-            ssize_t w = mux_stream_write(e->mux, sid, buf, want);
-            if (w <= 0)
-                break;
-            t->sent += (size_t)w;
-        }
-        if (t->sent == t->to_send && !t->closed) {
-            mux_stream_close(e->mux, sid);
-            t->closed = true;
-        }
-        if (r->eof && t->closed) {
-            mux_stream_release(e->mux, sid);
+        stream_read(e, sid);
+        stream_write(e, sid);
+        if (e->rxf[sid].eof && e->tx[sid].closed) {
+            tunnel_stream_release(e->t, sid);
             e->live[sid] = false;
             e->streams_done++;
         }
     }
 }
 
-static void pump(struct ep *e, uint64_t now)
-{
-    pump_rx(e, now);
-    pump_streams(e);
-    pump_rx(e, now); /* reads freed mux budget */
-    link_flush(e->link, now);
-}
+static const struct tunnel_callbacks tun_cb = {
+    .output = ep_output, .on_stream_open = on_open, .on_deliver = ep_streams,
+    .on_writable = ep_streams,
+};
 
 static void ep_deliver(void *user, int from, const uint8_t *pkt, size_t len, uint64_t now)
 {
@@ -201,23 +148,21 @@ static void ep_deliver(void *user, int from, const uint8_t *pkt, size_t len, uin
     if (len > sizeof(copy))
         return;
     memcpy(copy, pkt, len);
-    link_input(e->link, copy, len, now);
-    pump(e, now);
+    tunnel_input(e->t, copy, len, now);
+    tunnel_pump(e->t, now);
 }
 
 static uint64_t ep_deadline(void *user, uint64_t now)
 {
     struct ep *e = user;
-    uint64_t a = link_next_deadline(e->link, now), b = mux_next_deadline(e->mux);
-    return a < b ? a : b;
+    return tunnel_next_deadline(e->t, now);
 }
 
 static void ep_tick(void *user, uint64_t now)
 {
     struct ep *e = user;
-    link_tick(e->link, now);
-    mux_tick(e->mux, now);
-    pump(e, now);
+    tunnel_tick(e->t, now);
+    tunnel_pump(e->t, now);
 }
 
 static bool ep_init(struct ep *e, struct vnet *net, bool is_client, const struct stack_params *p,
@@ -227,32 +172,23 @@ static bool ep_init(struct ep *e, struct vnet *net, bool is_client, const struct
     e->net = net;
     e->is_client = is_client;
     e->crypt = crypt;
-    e->comp = p->comp;
-    struct link_config lc;
-    link_config_default(&lc);
-    lc.data_shards = p->ds, lc.parity_shards = p->ps;
-    lc.sndwnd = is_client ? 128 : 1024;
-    lc.rcvwnd = is_client ? 512 : 1024;
-    lc.nodelay = 1, lc.interval_ms = 10, lc.resend = 2, lc.nc = 1; /* fast3 */
-    lc.wall_offset_ms = 1700000000000LL;
-    e->link = link_new(is_client ? 0x1234567u : 0x1234567u, &lc, crypt, link_out, e, NULL);
-    struct mux_config mc;
-    mux_config_default(&mc);
-    mc.version = p->smux_version;
-    e->mux = mux_new(&mc, is_client, &mux_cb, e, 0);
-    if (p->comp) {
-        e->cenc = comp_encoder_new();
-        e->cdec = comp_decoder_new();
-    }
-    return e->link && e->mux && (!p->comp || (e->cenc && e->cdec));
+    struct tunnel_config tc = {.nocomp = !p->comp};
+    struct link_config *lc = &tc.link;
+    link_config_default(lc);
+    lc->data_shards = p->ds, lc->parity_shards = p->ps;
+    lc->sndwnd = is_client ? 128 : 1024;
+    lc->rcvwnd = is_client ? 512 : 1024;
+    lc->nodelay = 1, lc->interval_ms = 10, lc->resend = 2, lc->nc = 1; /* fast3 */
+    lc->wall_offset_ms = 1700000000000LL;
+    mux_config_default(&tc.mux);
+    tc.mux.version = p->smux_version;
+    e->t = tunnel_new(0x1234567u, &tc, is_client, crypt, NULL, &tun_cb, e, 0, NULL);
+    return e->t != NULL;
 }
 
 static void ep_free(struct ep *e)
 {
-    mux_free(e->mux);
-    comp_encoder_free(e->cenc);
-    comp_decoder_free(e->cdec);
-    link_free(e->link);
+    tunnel_free(e->t);
 }
 
 struct run {
@@ -263,7 +199,7 @@ static bool all_done(void *user)
 {
     const struct run *r = user;
     return (r->cli->streams_done == NSTREAMS && r->srv->streams_done == NSTREAMS) ||
-           r->cli->dead || r->srv->dead;
+           tunnel_is_dead(r->cli->t) || tunnel_is_dead(r->srv->t);
 }
 
 static void run_stack(const struct stack_params *p, uint64_t seed)
@@ -288,29 +224,31 @@ static void run_stack(const struct stack_params *p, uint64_t seed)
     size_t total = 0;
     for (int i = 0; i < NSTREAMS; i++) {
         uint32_t sid;
-        REQUIRE(mux_stream_open(cli->mux, &sid) == 0 && sid < MAX_SID);
+        REQUIRE(tunnel_stream_open(cli->t, &sid) == 0 && sid < MAX_SID);
         cli->live[sid] = true;
         cli->tx[sid] = (struct flow){.to_send = flow_size(sid, true)};
         total += flow_size(sid, true) + flow_size(sid, false);
     }
-    pump(cli, 0);
+    tunnel_pump(cli->t, 0);
     struct run r = {cli, srv};
     enum vnet_result res = vnet_run(net, 600000, all_done, &r);
     uint64_t ms = vnet_now(net);
 
-    struct link_stats cs, ss;
-    link_get_stats(cli->link, &cs);
-    link_get_stats(srv->link, &ss);
+    struct tunnel_stats cts, sts;
+    tunnel_get_stats(cli->t, &cts);
+    tunnel_get_stats(srv->t, &sts);
+    const struct link_stats *cs = &cts.link, *ss = &sts.link;
     printf("    sim: stack %s fec %d/%d smux v%d comp %s loss %.0f%%: %d+%d streams, %zu bytes in %llu ms "
            "virtual (%s); FEC recovered %llu+%llu, retrans %llu+%llu, seed %llu\n",
            p->method, p->ds, p->ps, p->smux_version, p->comp ? "on" : "off", p->loss * 100,
            cli->streams_done, srv->streams_done, total, (unsigned long long)ms,
-           vnet_result_str(res), (unsigned long long)cs.fec.recovered,
-           (unsigned long long)ss.fec.recovered, (unsigned long long)cs.kcp.retrans_segs,
-           (unsigned long long)ss.kcp.retrans_segs, (unsigned long long)vnet_seed(net));
-    CHECK(!cli->dead && !srv->dead);
-    if (cli->dead || srv->dead)
-        printf("    session died: %s\n", cli->dead ? cli->dead_reason : srv->dead_reason);
+           vnet_result_str(res), (unsigned long long)cs->fec.recovered,
+           (unsigned long long)ss->fec.recovered, (unsigned long long)cs->kcp.retrans_segs,
+           (unsigned long long)ss->kcp.retrans_segs, (unsigned long long)vnet_seed(net));
+    CHECK(!tunnel_is_dead(cli->t) && !tunnel_is_dead(srv->t));
+    if (tunnel_is_dead(cli->t) || tunnel_is_dead(srv->t))
+        printf("    session died: %s\n", tunnel_is_dead(cli->t) ? tunnel_dead_reason(cli->t)
+                                                                : tunnel_dead_reason(srv->t));
     CHECK_EQ(res, VNET_DONE);
     CHECK_EQ(cli->streams_done, NSTREAMS);
     CHECK_EQ(srv->streams_done, NSTREAMS);
@@ -323,10 +261,10 @@ static void run_stack(const struct stack_params *p, uint64_t seed)
         }
     }
     if (p->ds > 0 && p->loss > 0)
-        CHECK(cs.fec.recovered + ss.fec.recovered > 0);
+        CHECK(cs->fec.recovered + ss->fec.recovered > 0);
     /* Nothing was refused but duplicates, which the secure mode counts as replays. */
     const struct crypt_stats *ccs = crypt_get_stats(cc), *scs = crypt_get_stats(sc);
-    CHECK_EQ(cs.in_errs + ss.in_errs, ccs->in_replays + scs->in_replays);
+    CHECK_EQ(cs->in_errs + ss->in_errs, ccs->in_replays + scs->in_replays);
     CHECK_EQ(ccs->in_csum_errors + scs->in_csum_errors + ccs->in_auth_errors + scs->in_auth_errors, 0);
     if (test_failures())
         printf("    replay with SIM_SEED=%llu\n", (unsigned long long)vnet_seed(net));

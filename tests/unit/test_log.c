@@ -259,3 +259,15 @@ TEST(log_core_adapter_logs_at_debug)
     CHECK(strstr(buf, "hidden") == NULL);
     unlink(path);
 }
+
+TEST(log_limit_passes_once_per_period)
+{
+    struct log_limit l = {0};
+    CHECK(log_limit_pass(&l, 5000, 10000));   /* the first line always passes */
+    CHECK(!log_limit_pass(&l, 5001, 10000));
+    CHECK(!log_limit_pass(&l, 14999, 10000));
+    CHECK(log_limit_pass(&l, 15000, 10000));  /* a full period later */
+    CHECK(!log_limit_pass(&l, 20000, 10000));
+    CHECK(log_limit_pass(&l, 90000, 10000));
+    CHECK_EQ(l.last_ms, 90000);
+}

@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: MIT */
+/* libev shell: the TCP side of one stream (see stream.h). */
+#include "common/stream.h"
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/net.h"
+#include "common/sess.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static void stream_rio_cb(EV_P_ ev_io *w, int revents);
+static void stream_linger_cb(EV_P_ ev_timer *w, int revents);
+static void stream_wio_cb(EV_P_ ev_io *w, int revents);
+
+static struct stream *stream_new(struct sess *s, uint32_t sid, int fd)
+{
+    struct stream *st = calloc(1, sizeof(*st));
+    if (!st || ring_init(&st->out, STREAM_RING) != 0) {
+        free(st);
+        return NULL;
+    }
+    st->s = s;
+    st->sid = sid;
+    st->fd = fd;
+    ev_io_init(&st->rio, stream_rio_cb, fd, EV_READ);
+    ev_io_init(&st->wio, stream_wio_cb, fd, EV_WRITE);
+    ev_timer_init(&st->linger, stream_linger_cb, STREAM_CLOSE_WAIT_S, 0.0);
+    st->next = s->streams;
+    if (s->streams)
+        s->streams->prev = st;
+    s->streams = st;
+    s->nstreams++;
+    return st;
+}
+
+void stream_free(struct stream *st, const char *why)
+{
+    struct sess *s = st->s;
+    struct ev_loop *loop = s->sh->loop;
+    ev_io_stop(EV_A_ &st->rio);
+    ev_io_stop(EV_A_ &st->wio);
+    ev_timer_stop(EV_A_ &st->linger);
+    close(st->fd);
+    tunnel_stream_release(s->tun, st->sid);
+    ring_release(&st->out);
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        s->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    s->nstreams--;
+    if (!s->sh->params.quiet)
+        LOG_STREAM("stream: %u closed (%s) on %s", st->sid, why, s->name);
+    free(st);
+}
+
+/* Bytes stream |st| may read from TCP now. */
+static size_t stream_room(const struct stream *st)
+{
+    return tunnel_stream_room(st->s->tun, st->sid, SHELL_TCP_CHUNK);
+}
+
+void stream_resume(struct stream *st)
+{
+    if (st->rd_paused && !st->rd_eof && !st->connecting && stream_room(st) > 0) {
+        st->rd_paused = false;
+        ev_io_start(st->s->sh->loop, &st->rio);
+    }
+}
+
+/* TCP EOF: FIN to the peer, and the other direction gets the close-wait delay. */
+static void stream_read_eof(struct stream *st)
+{
+    struct ev_loop *loop = st->s->sh->loop;
+    ev_io_stop(EV_A_ &st->rio);
+    st->rd_eof = true;
+    ev_timer_start(EV_A_ &st->linger);
+    tunnel_stream_close(st->s->tun, st->sid);
+}
+
+/* Reads from TCP and writes to the tunnel, up to STREAM_TCP_READS chunks while the socket has
+ * more; pauses the reader when the link is full. Returns false if the stream was freed. */
+static bool stream_pull_tcp(struct stream *st)
+{
+    struct sess *s = st->s;
+    struct shell *sh = s->sh;
+    for (int i = 0; i < STREAM_TCP_READS; i++) {
+        size_t room = stream_room(st);
+        if (room == 0) {
+            ev_io_stop(sh->loop, &st->rio);
+            st->rd_paused = true;
+            return true;
+        }
+        ssize_t n = read(st->fd, sh->scratch, room);
+        if (n > 0) {
+            ssize_t w = tunnel_stream_write(s->tun, st->sid, sh->scratch, (size_t)n);
+            if (w != n) {
+                /* room was checked, so only a dead session or stream gets here */
+                stream_free(st, "mux write failed");
+                return false;
+            }
+            if ((size_t)n < room)
+                return true; /* the socket is drained */
+            continue;
+        }
+        if (n == 0) {
+            stream_read_eof(st);
+            return true;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return true;
+        stream_free(st, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* Fills the ring (both spans) from the tunnel, so that one writev moves as much as it can.
+ * Returns true if bytes came. */
+static bool stream_fill_ring(struct stream *st)
+{
+    struct iovec iov[2];
+    bool progress = false;
+    int k = ring_room_iov(&st->out, iov);
+    for (int j = 0; j < k; j++) {
+        ssize_t r = tunnel_stream_read(st->s->tun, st->sid, iov[j].iov_base, iov[j].iov_len);
+        if (r > 0) {
+            ring_produce(&st->out, (size_t)r);
+            progress = true;
+            if ((size_t)r < iov[j].iov_len)
+                break;
+            continue;
+        }
+        if (r == 0 || r == ERR_CLOSED) {
+            st->peer_eof = true;
+            ev_timer_start(st->s->sh->loop, &st->linger);
+        }
+        break;
+    }
+    return progress;
+}
+
+/* Writes the ring to TCP. Returns 1 on progress, 0 without, -1 when the socket would block
+ * (writability watched), -2 after freeing the stream on an error. */
+static int stream_write_ring(struct stream *st)
+{
+    struct iovec iov[2];
+    int k = ring_data_iov(&st->out, iov);
+    ssize_t w = writev(st->fd, iov, k);
+    if (w > 0) {
+        ring_consume(&st->out, (size_t)w);
+        return 1;
+    }
+    if (w == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        ev_io_start(st->s->sh->loop, &st->wio);
+        return -1;
+    }
+    if (w == -1 && errno != EINTR) {
+        stream_free(st, strerror(errno));
+        return -2;
+    }
+    return 0;
+}
+
+bool stream_push_tcp(struct stream *st)
+{
+    struct ev_loop *loop = st->s->sh->loop;
+    if (st->connecting)
+        return true;
+    for (;;) {
+        bool progress = false;
+        if (!st->peer_eof && ring_room(&st->out) > 0)
+            progress = stream_fill_ring(st);
+        if (ring_len(&st->out) > 0) {
+            int rc = stream_write_ring(st);
+            if (rc < 0)
+                return rc == -1;
+            progress |= rc > 0;
+        }
+        if (!progress)
+            break;
+    }
+    if (ring_len(&st->out) == 0)
+        ev_io_stop(EV_A_ &st->wio);
+    if (st->peer_eof && ring_len(&st->out) == 0 && !st->wr_shut) {
+        shutdown(st->fd, SHUT_WR);
+        st->wr_shut = true;
+    }
+    if (st->wr_shut && st->rd_eof) {
+        stream_free(st, "done");
+        return false;
+    }
+    return true;
+}
+
+/* One direction ended STREAM_CLOSE_WAIT_S ago and the other is still open: close both. */
+static void stream_linger_cb(EV_P_ ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct stream *st = container_of(w, struct stream, linger);
+    struct sess *s = st->s;
+    stream_free(st, "close-wait expired");
+    sess_pump(s);
+}
+
+static void stream_rio_cb(EV_P_ ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct stream *st = container_of(w, struct stream, rio);
+    struct sess *s = st->s;
+    if (stream_pull_tcp(st) && st->rd_eof)
+        stream_push_tcp(st); /* may finish the stream */
+    sess_pump(s);
+}
+
+static void stream_wio_cb(EV_P_ ev_io *w, int revents)
+{
+    (void)revents;
+    struct stream *st = container_of(w, struct stream, wio);
+    struct sess *s = st->s;
+    if (st->connecting) {
+        int e = net_sock_error(st->fd);
+        if (e != 0) {
+            LOG_WARN("stream: %u target connect failed: %s", st->sid, strerror(e));
+            stream_free(st, "target refused");
+            sess_pump(s);
+            return;
+        }
+        st->connecting = false;
+        ev_io_stop(EV_A_ w);
+        ev_io_start(EV_A_ &st->rio);
+    }
+    stream_push_tcp(st);
+    sess_pump(s);
+}
+
+int stream_open_local(struct sess *s, int fd)
+{
+    uint32_t sid;
+    int rc = tunnel_stream_open(s->tun, &sid);
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    struct stream *st = stream_new(s, sid, fd);
+    if (!st) {
+        tunnel_stream_release(s->tun, sid);
+        close(fd);
+        return ERR_NOMEM;
+    }
+    ev_io_start(s->sh->loop, &st->rio);
+    if (!s->sh->params.quiet)
+        LOG_STREAM("stream: %u opened on %s", sid, s->name);
+    sess_pump(s);
+    return 0;
+}
+
+int stream_attach(struct sess *s, uint32_t sid, int fd, bool connecting)
+{
+    struct stream *st = stream_new(s, sid, fd);
+    if (!st) {
+        tunnel_stream_release(s->tun, sid);
+        close(fd);
+        return ERR_NOMEM;
+    }
+    st->connecting = connecting;
+    if (connecting)
+        ev_io_start(s->sh->loop, &st->wio);
+    else
+        ev_io_start(s->sh->loop, &st->rio);
+    if (!s->sh->params.quiet)
+        LOG_STREAM("stream: %u accepted on %s", sid, s->name);
+    return 0;
+}

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/* libev shell: the TCP side of one stream of a session. */
+#ifndef KTUN_STREAM_H
+#define KTUN_STREAM_H
+
+#include "common/ring.h"
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * Back-pressure: a TCP socket is read only while the tunnel's send queue has room
+ * (tunnel_stream_room), so a full KCP send window stops reading TCP; a stream's data is taken
+ * from the tunnel only while its TCP socket takes the bytes, so a TCP peer that stops reading
+ * fills the tunnel's receive budget and closes the KCP receive window instead of growing
+ * memory.
+ */
+
+/* Per-stream ring of bytes on their way to the TCP socket. */
+#define STREAM_RING 16384
+/* Once one direction of a stream has ended, the other may go on this long (seconds) before
+ * both are closed. smux has no reset: a FIN is all the peer learns when an application goes
+ * away, so a half-closed stream must not live forever (newer kcptun's --closewait). */
+#define STREAM_CLOSE_WAIT_S 30.0
+/* TCP reads per readiness event while the socket has more (fewer loop turns and sends). */
+#define STREAM_TCP_READS 4
+
+struct sess;
+
+/* One TCP connection carried as one tunnel stream. */
+struct stream {
+    struct sess *s;              /* owning session */
+    struct stream *prev, *next;  /* session's stream list */
+    uint32_t sid;                /* mux stream id */
+    int fd;                      /* TCP socket */
+    ev_io rio, wio;              /* TCP readable / writable */
+    ev_timer linger;             /* close-wait once one direction has ended */
+    struct ring out;             /* stream data waiting for the TCP socket */
+    bool connecting;             /* server: the dial is in progress */
+    bool rd_paused;              /* TCP reads stopped for want of link room */
+    bool rd_eof;                 /* TCP EOF seen, FIN sent */
+    bool peer_eof;               /* the peer's FIN was read from mux */
+    bool wr_shut;                /* TCP write side shut down after peer_eof */
+};
+
+/* Opens a new stream on |s| for the connected TCP socket |fd| (client). Returns 0, or an
+ * ERR_* from tunnel_stream_open (then |fd| is closed). */
+int stream_open_local(struct sess *s, int fd);
+
+/* Attaches TCP socket |fd| to the already accepted stream |sid| (server). |connecting|: the
+ * non-blocking connect is still in progress. Returns 0 or ERR_NOMEM (fd closed, stream
+ * released). */
+int stream_attach(struct sess *s, uint32_t sid, int fd, bool connecting);
+
+/* Frees the stream: watchers, socket, tunnel stream (FIN unless sent), ring. |why| is logged. */
+void stream_free(struct stream *st, const char *why);
+
+/* Moves stream data from the tunnel to TCP until either side blocks. Returns false if the
+ * stream was freed (finished or failed). */
+bool stream_push_tcp(struct stream *st);
+
+/* Restarts TCP reads paused for want of room, if the stream has room now. */
+void stream_resume(struct stream *st);
+
+#endif

@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: MIT */
+/* Pure core: one tunnel session (link + compression + mux) without sockets, clocks or loops. */
+#ifndef KTUN_TUNNEL_H
+#define KTUN_TUNNEL_H
+
+#include "common/link.h"
+#include "common/mux.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * A tunnel is what kcptun calls a session: one KCP conversation carrying smux streams,
+ * optionally through snappy framing.
+ *
+ *   stream bytes --tunnel_stream_write--> mux frames --> comp encoder --> link_send
+ *       --> output(datagram)                                                 (sending)
+ *   tunnel_input(datagram) --> link --> link_recv --> comp decoder --> mux_input
+ *       --> on_deliver --> tunnel_stream_read --> stream bytes               (receiving)
+ *
+ * The caller (a libev shell, the simulator, a test) owns every address, socket, transport
+ * and timer: the core sees datagrams and a millisecond clock |now_ms| that never goes back.
+ * Where a datagram came from and where output goes is the caller's business; so is the
+ * mapping from datagrams to tunnels (tunnel_route helps a listener with kcp-go's rules).
+ *
+ * Driving a tunnel:
+ *   - tunnel_input / tunnel_input_payload for each datagram received, then one tunnel_pump
+ *     for the batch;
+ *   - tunnel_tick at tunnel_next_deadline, then tunnel_pump;
+ *   - tunnel_pump after local events too (a stream was written, opened or released).
+ * tunnel_pump moves received bytes up to mux (calling on_deliver so the caller can read its
+ * streams), lets paused writers go on (on_writable), flushes the link, and reports the tunnel's death: once tunnel_is_dead is true
+ * the caller frees the tunnel (it sends nothing more; kcptun sessions end silently).
+ *
+ * A tunnel dies when mux closes the session (a protocol error, the keepalive check: no frame
+ * from the peer for one keepalive timeout while the receive budget has room) or when the
+ * snappy stream from the peer is corrupt. A KCP segment that exhausted its retransmissions
+ * does not kill the tunnel (kcptun relies on the keepalive as well).
+ *
+ * Receive budget: tunnels of one process may share a struct tunnel_budget. While the bytes
+ * buffered for streams of all tunnels sharing it reach its limit, a tunnel stops taking
+ * bytes from KCP (so KCP's receive window closes towards the peer) and marks itself
+ * stalled. Once the buffered total drops below the limit, the caller calls tunnel_unstall on
+ * every stalled tunnel and pumps it. Each tunnel also has mux's own budget (--smuxbuf).
+ *
+ * Callbacks run inside tunnel_* calls; they may call tunnel_stream_* but never tunnel_input,
+ * tunnel_tick, tunnel_pump or tunnel_free of the same tunnel.
+ */
+
+/* tunnel_stream_room reports nothing below this much room (a read is not worth doing). */
+#define TUNNEL_MIN_ROOM 2048u
+/* Bytes taken from KCP at a time (kept until mux consumes them). */
+#define TUNNEL_RX_BUF 16384u
+
+/* Process-wide receive budget shared by tunnels (see above). Zero-initialise it and set
+ * |limit| (bytes, 0 for none); the tunnels keep |used| and |nstalled| up to date. */
+struct tunnel_budget {
+    uint64_t limit;    /* stream bytes buffered by all tunnels before they stop reading KCP */
+    uint64_t used;     /* stream bytes buffered now by all tunnels sharing it */
+    size_t nstalled;   /* tunnels stalled for want of budget */
+};
+
+/* True while the tunnels sharing |b| buffer |limit| bytes or more (false for NULL). */
+bool tunnel_budget_over(const struct tunnel_budget *b);
+
+struct tunnel_config {
+    struct link_config link; /* KCP + FEC settings */
+    struct mux_config mux;   /* smux settings */
+    bool nocomp;             /* no snappy framing between mux and KCP */
+};
+
+/* Sends one sealed datagram (|len| bytes, borrowed for the call) towards the peer. */
+typedef void tunnel_output_fn(void *user, const uint8_t *dgram, size_t len);
+/* A stream event for stream |sid|. */
+typedef void tunnel_stream_fn(void *user, uint32_t sid);
+/* The tunnel has new stream data buffered (or stream ends): read the streams now. */
+typedef void tunnel_event_fn(void *user);
+/* One line worth a warning in the log (a corrupt compressed stream). */
+typedef void tunnel_log_fn(void *user, const char *msg);
+
+struct tunnel_callbacks {
+    tunnel_output_fn *output;        /* required */
+    /* The peer opened stream |sid|. The callee owns it and must eventually call
+     * tunnel_stream_release. NULL: every such stream is released at once (the client). */
+    tunnel_stream_fn *on_stream_open;
+    /* Called by tunnel_pump after it moved received bytes up to mux: the caller reads its
+     * streams (tunnel_stream_read). Reading frees budget, so it may be called several times
+     * per pump. May be NULL. */
+    tunnel_event_fn *on_deliver;
+    /* Called by tunnel_pump, before it flushes the link, when the tunnel is alive and
+     * tunnel_send_room is at least TUNNEL_MIN_ROOM: sources paused for want of room may go
+     * on. May be NULL. */
+    tunnel_event_fn *on_writable;
+    tunnel_log_fn *log;              /* may be NULL */
+};
+
+struct tunnel_stats {
+    uint64_t bytes_sent;      /* bytes handed to KCP (framing included) */
+    uint64_t bytes_received;  /* bytes taken from KCP */
+    struct link_stats link;   /* KCP, FEC and datagram counters */
+    struct mux_stats mux;     /* stream counters */
+};
+
+struct tunnel;
+
+/* Creates a tunnel for conversation |conv|. |cfg| and |cb| are copied; |crypt| and |budget|
+ * (may be NULL) are borrowed and must outlive the tunnel; |user| goes to every callback;
+ * |now_ms| starts the keepalive clocks. Returns NULL with *|err| (may be NULL) set to an
+ * ERR_* of link_new or ERR_NOMEM. */
+struct tunnel *tunnel_new(uint32_t conv, const struct tunnel_config *cfg, bool is_client,
+                          struct crypt *crypt, struct tunnel_budget *budget,
+                          const struct tunnel_callbacks *cb, void *user, uint64_t now_ms,
+                          int *err);
+
+/* Frees |t| and its streams, giving its share of the budget back; sends nothing. NULL is
+ * allowed. */
+void tunnel_free(struct tunnel *t);
+
+/* Feeds one raw datagram (opened in place, so |dgram| is modified). Returns link_input's
+ * result (drops are counted in the link's stats). Call tunnel_pump after the batch. */
+int tunnel_input(struct tunnel *t, uint8_t *dgram, size_t len, uint64_t now_ms);
+
+/* Feeds a payload the caller already opened with crypt_open (a listener does, to route). */
+int tunnel_input_payload(struct tunnel *t, const uint8_t *payload, size_t len, uint64_t now_ms);
+
+/* Runs the timers due at |now_ms| (KCP retransmissions, keepalive NOP and check). Call
+ * tunnel_pump afterwards. */
+void tunnel_tick(struct tunnel *t, uint64_t now_ms);
+
+/* Moves received data up to mux (on_deliver) and sends what is due. Returns false once the
+ * tunnel is dead (then free it). A call from inside a callback of the same tunnel does
+ * nothing. */
+bool tunnel_pump(struct tunnel *t, uint64_t now_ms);
+
+/* Absolute time of the next tunnel_tick with work to do, UINT64_MAX if none. */
+uint64_t tunnel_next_deadline(const struct tunnel *t, uint64_t now_ms);
+
+/* Clears the tunnel's stalled mark (see the receive budget above). Returns true if it was
+ * stalled: pump it soon. */
+bool tunnel_unstall(struct tunnel *t);
+/* True while the tunnel waits for the shared budget. */
+bool tunnel_is_stalled(const struct tunnel *t);
+
+/* True once the tunnel died; tunnel_dead_reason says why (a static string, NULL if alive). */
+bool tunnel_is_dead(const struct tunnel *t);
+const char *tunnel_dead_reason(const struct tunnel *t);
+
+/* Marks the tunnel dead with |reason| (static) unless it already died. */
+void tunnel_kill(struct tunnel *t, const char *reason);
+
+uint32_t tunnel_conv(const struct tunnel *t);
+/* Updates the secure crypt mode's wall-clock offset (see link_set_wall_offset). */
+void tunnel_set_wall_offset(struct tunnel *t, int64_t wall_offset_ms);
+/* Copies the counters into |*out|. */
+void tunnel_get_stats(const struct tunnel *t, struct tunnel_stats *out);
+/* Number of live streams. */
+size_t tunnel_stream_count(const struct tunnel *t);
+
+/* ---- streams ------------------------------------------------------------------------ */
+
+/* Opens a stream (SYN) and stores its id in |*sid|. Returns 0 or an ERR_* of
+ * mux_stream_open. */
+int tunnel_stream_open(struct tunnel *t, uint32_t *sid);
+
+/* Bytes stream |sid| may write now without growing the link's send queue past its room:
+ * 0 while that room is under TUNNEL_MIN_ROOM or the v2 stream window is closed, else at
+ * most |cap|. A source that gets 0 pauses until tunnel_send_room is back to TUNNEL_MIN_ROOM. */
+size_t tunnel_stream_room(const struct tunnel *t, uint32_t sid, size_t cap);
+
+/* Bytes all streams together may still write (0 once the session died). */
+size_t tunnel_send_room(const struct tunnel *t);
+
+/* As mux_stream_write, mux_stream_read, mux_stream_close (half-close: FIN) and
+ * mux_stream_release. */
+ssize_t tunnel_stream_write(struct tunnel *t, uint32_t sid, const uint8_t *data, size_t len);
+ssize_t tunnel_stream_read(struct tunnel *t, uint32_t sid, uint8_t *buf, size_t cap);
+int tunnel_stream_close(struct tunnel *t, uint32_t sid);
+int tunnel_stream_release(struct tunnel *t, uint32_t sid);
+
+/* ---- routing (listeners) ------------------------------------------------------------ */
+
+enum tunnel_route {
+    TUNNEL_ROUTE_FEED,    /* feed it to the existing tunnel */
+    TUNNEL_ROUTE_NEW,     /* no tunnel yet: create one for the returned conv, then feed it */
+    TUNNEL_ROUTE_REPLACE, /* the peer restarted: free the tunnel, create one for the conv */
+    TUNNEL_ROUTE_DROP,    /* drop and count it as an input error */
+    TUNNEL_ROUTE_IGNORE,  /* drop silently (FEC parity for no tunnel) */
+};
+
+/* kcp-go's listener rules for an opened payload from a peer address whose tunnel is |t|
+ * (NULL if none): parity feeds the existing tunnel and never opens one; the tunnel's own
+ * conv feeds it; another conv replaces the tunnel only when its first segment has sn 0 (the
+ * client restarted on the same address), else it is dropped; an unparsable payload is
+ * dropped. Stores the payload's conv in |*conv|. */
+enum tunnel_route tunnel_route(const struct tunnel *t, const uint8_t *payload, size_t len,
+                               uint32_t *conv);
+
+#endif
