@@ -10,10 +10,18 @@
 #   tests/tools/*.c          -> build/tools/<name>, one program per file
 
 CC      ?= cc
+# ---- build flags ------------------------------------------------------------------------------
+# CFLAGS, CPPFLAGS and LDFLAGS belong to the user (`make CFLAGS='-O0 -g'` replaces only the
+# optimisation and debug choice); what the build needs is kept apart in KTUN_* and always used.
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -D_GNU_SOURCE -MMD -MP -I. -pthread -ffunction-sections -fdata-sections
+KTUN_CFLAGS := -std=gnu11 -D_GNU_SOURCE -MMD -MP -I. -pthread -ffunction-sections -fdata-sections \
+               -ffile-prefix-map=$(CURDIR)/=
+KTUN_LDFLAGS :=
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
            -Wwrite-strings -Wformat=2 -Wvla -Wundef
+# The pure cores (no sockets, clocks or libev; see scripts/check-layering.sh) are also held
+# to implicit-conversion warnings; the shell (libev, sockets, the process) is not.
+CORE_WARN := -Wconversion -Wsign-conversion
 ifeq ($(WERROR),1)
 WARN    += -Werror
 endif
@@ -24,19 +32,27 @@ LDLIBS  := -lev -lsodium -lisal -lsnappy -lgcrypt -lcjson -lm -pthread
 # shared (getaddrinfo, NSS), and so do libisal and libcjson (Debian ships no .a for them).
 # scripts/link-hot.ld puts the code and data they run in one block (see there), and packed
 # relative relocations (DT_RELR) shrink the relocation table ld.so reads at startup.
+# `make STATIC=0` links them like the tests instead: shared libraries, default layout.
+STATIC  ?= 1
+ifeq ($(STATIC),1)
 BIN_LDSCRIPT:= scripts/link-hot.ld
 BIN_LDFLAGS := -static-libgcc -Wl,--gc-sections -Wl,--as-needed -Wl,-z,pack-relative-relocs \
                -Wl,-T,$(BIN_LDSCRIPT)
 BIN_LDLIBS  := -Wl,-Bstatic -lev -lsodium -lsnappy -lstdc++ -lgcrypt -lgpg-error -Wl,-Bdynamic \
                -lisal -lcjson -lm -pthread
+else
+BIN_LDSCRIPT:=
+BIN_LDFLAGS := -Wl,--gc-sections -Wl,--as-needed
+BIN_LDLIBS  := $(LDLIBS)
+endif
 
 BUILD   := build
 ifneq ($(SANITIZE),)
 BUILD   := build-san
-CFLAGS  += -fsanitize=$(SANITIZE) -fno-sanitize-recover=undefined -fno-omit-frame-pointer -DNO_POOL
-LDFLAGS += -fsanitize=$(SANITIZE)
+KTUN_CFLAGS += -fsanitize=$(SANITIZE) -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+               -DNO_POOL
+KTUN_LDFLAGS += -fsanitize=$(SANITIZE)
 endif
-
 # Build profiles and options (see also "install" below):
 #   PROFILE=size  -Os, link-time optimisation and section GC, for routers (build-size/bin/)
 #   GCRYPT=0      without libgcrypt: AES-CFB and PBKDF2-HMAC-SHA1 of our own (crypto/aes.c,
@@ -45,8 +61,9 @@ endif
 # Builds other than the default one put their binaries in $(BUILD)/bin/.
 ifeq ($(PROFILE),size)
 BUILD   := build-size
-CFLAGS  += -Os -flto=auto -fno-asynchronous-unwind-tables -fno-unwind-tables -DKTUN_SIZE_PROFILE
-LDFLAGS += -Os -flto=auto
+PROFILE_CFLAGS  := -Os -flto=auto -fno-asynchronous-unwind-tables -fno-unwind-tables
+PROFILE_LDFLAGS := -Os -flto=auto
+KTUN_CFLAGS += -DKTUN_SIZE_PROFILE
 ifeq ($(origin AR),default)
 AR      := $(if $(filter %gcc,$(CC)),$(CC)-ar,gcc-ar)
 endif
@@ -55,8 +72,24 @@ $(error PROFILE=$(PROFILE): only "size" is known)
 endif
 ifeq ($(GCRYPT),0)
 BUILD   := $(BUILD)-nogcrypt
-CFLAGS  += -DKTUN_NO_GCRYPT
+KTUN_CFLAGS += -DKTUN_NO_GCRYPT
 BIN_LDLIBS := $(filter-out -lgcrypt -lgpg-error,$(BIN_LDLIBS))
+endif
+
+# A profile's optimisation flags come last, so that they win over the default CFLAGS.
+ALL_CFLAGS  = $(KTUN_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(PROFILE_CFLAGS)
+ALL_LDFLAGS = $(KTUN_LDFLAGS) $(LDFLAGS) $(PROFILE_LDFLAGS)
+
+# Objects depend on a stamp holding the flags they were built with: it is rewritten only when
+# the flags change, so a new CFLAGS, CC, SANITIZE, PROFILE or STATIC rebuilds everything, and
+# nothing else does.
+FLAGS_STAMP := $(BUILD)/flags.stamp
+FLAGS_NOW   := $(CC) $(ALL_CFLAGS) $(CORE_WARN) | $(ALL_LDFLAGS) | $(STATIC)
+ifneq ($(MAKECMDGOALS),clean)
+ifneq ($(file <$(FLAGS_STAMP)),$(FLAGS_NOW))
+$(shell mkdir -p $(BUILD))
+$(file >$(FLAGS_STAMP),$(FLAGS_NOW))
+endif
 endif
 
 ifeq ($(V),1)
@@ -67,6 +100,11 @@ endif
 
 LIB_SRCS    := $(wildcard common/*.c fec/*.c crypto/*.c)
 MULTI_SRCS  := $(wildcard ktun/*.c)
+# Layers (checked by scripts/check-layering.sh): the shell does I/O, the cores do not. A new
+# file under common/ is a core unless listed here.
+SHELL_SRCS  := $(addprefix common/,config.c fwrule.c log.c net.c rawtcp.c sess.c shell.c snmp.c \
+                                    stream.c)
+CORE_SRCS   := $(filter-out $(SHELL_SRCS),$(LIB_SRCS))
 CLIENT_SRCS := $(wildcard client/*.c)
 SERVER_SRCS := $(wildcard server/*.c)
 TEST_ALL    := $(wildcard tests/*.c tests/unit/*.c tests/sim/*.c)
@@ -90,10 +128,16 @@ TOOLS    := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 .SECONDARY:
 all: $(BINS) $(TOOLS)
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(WARN) -c $< -o $@
+
+$(call obj,$(CORE_SRCS)): WARN += $(CORE_WARN)
+
+$(FLAGS_STAMP):
+	@mkdir -p $(dir $@)
+	$(file >$@,$(FLAGS_NOW))
 
 $(LIB): $(call obj,$(LIB_SRCS))
 	@mkdir -p $(dir $@)
@@ -102,27 +146,27 @@ $(LIB): $(call obj,$(LIB_SRCS))
 bin/ktun-client $(BUILD)/bin/ktun-client: $(call obj,$(CLIENT_SRCS)) $(LIB) $(BIN_LDSCRIPT)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $(BIN_LDFLAGS) -o $@ $(filter-out $(BIN_LDSCRIPT),$^) $(BIN_LDLIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) $(BIN_LDFLAGS) -o $@ $(filter-out $(BIN_LDSCRIPT),$^) $(BIN_LDLIBS)
 
 bin/ktun-server $(BUILD)/bin/ktun-server: $(call obj,$(SERVER_SRCS)) $(LIB) $(BIN_LDSCRIPT)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $(BIN_LDFLAGS) -o $@ $(filter-out $(BIN_LDSCRIPT),$^) $(BIN_LDLIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) $(BIN_LDFLAGS) -o $@ $(filter-out $(BIN_LDSCRIPT),$^) $(BIN_LDLIBS)
 
 $(TEST_BIN): $(call obj,$(TEST_SRCS) $(SUPPORT_SRCS)) $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BENCH_BIN): $(call obj,$(BENCH_SRCS) $(SUPPORT_SRCS)) $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 tools: $(TOOLS)
 
@@ -134,15 +178,15 @@ SHLIB      := $(BUILD)/libktun.so
 .PHONY: libktun.so
 libktun.so: $(SHLIB)
 
-$(BUILD)/pic/%.o: %.c
+$(BUILD)/pic/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $< (pic)")
-	$(Q)$(CC) $(CFLAGS) $(WARN) -fPIC -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(WARN) -fPIC -c $< -o $@
 
 $(SHLIB): $(patsubst %.c,$(BUILD)/pic/%.o,$(SHLIB_SRCS))
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-soname,libktun.so -Wl,-z,defs -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libktun.so -Wl,-z,defs -o $@ $^ $(LDLIBS)
 
 # `make test` also runs the Python binding's tests (scripts/run-tests.sh; in a sanitizer build
 # with the sanitizer runtimes preloaded into the interpreter).
@@ -158,11 +202,15 @@ bench: $(BENCH_BIN)
 
 check: test
 
+# `make print-VAR` prints a variable (scripts/check-layering.sh reads CORE_SRCS this way).
+print-%:
+	@echo $($*)
+
 deps:
 	scripts/deps.sh
 
 clean:
-	rm -rf build build-san build-size build-nogcrypt build-size-nogcrypt bin
+	rm -rf build build-san build-size build-nogcrypt build-size-nogcrypt build-cov bin $(BUILD)
 
 -include $(shell find $(sort build build-san $(BUILD)) -name '*.d' 2>/dev/null)
 
@@ -187,7 +235,7 @@ test: $(FUZZ_REPLAY)
 $(BUILD)/fuzz-replay/%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Library objects get coverage instrumentation (fuzzer-no-link); the harness links libFuzzer.
 $(FUZZ_BUILD)/lib/%.o: %.c
@@ -222,15 +270,15 @@ clean: fuzz-clean
 MULTI_OBJS := $(call obj,$(MULTI_SRCS)) \
               $(patsubst %.c,$(BUILD)/multi/%.o,$(CLIENT_SRCS) $(SERVER_SRCS))
 
-$(BUILD)/multi/%.o: %.c
+$(BUILD)/multi/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $< (multi-call)")
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -DKTUN_MULTICALL -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(WARN) -DKTUN_MULTICALL -c $< -o $@
 
 bin/ktun $(BUILD)/bin/ktun: $(MULTI_OBJS) $(LIB) $(BIN_LDSCRIPT)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $(BIN_LDFLAGS) -o $@ $(filter-out $(BIN_LDSCRIPT),$^) $(BIN_LDLIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) $(BIN_LDFLAGS) -o $@ $(filter-out $(BIN_LDSCRIPT),$^) $(BIN_LDLIBS)
 
 KTUN_BIN := $(filter %/ktun,$(BINS))
 

@@ -246,8 +246,13 @@ int shell_init(struct shell *sh, struct ev_loop *loop, const struct sess_params 
 
 void shell_run(struct shell *sh)
 {
+    ev_run(sh->loop, 0);
+    shell_stop(sh);
+}
+
+void shell_stop(struct shell *sh)
+{
     struct ev_loop *loop = sh->loop;
-    ev_run(EV_A_ 0);
     if (sh->hooks.shutdown)
         sh->hooks.shutdown(sh);
     while (sh->sessions)

@@ -109,9 +109,12 @@ int shell_init(struct shell *sh, struct ev_loop *loop, const struct sess_params 
                bool is_client, struct crypt *crypt, const struct shell_hooks *hooks,
                const char *snmplog, int snmpperiod);
 
-/* Runs the loop until SIGINT/SIGTERM (or ev_break), then closes every session and stops the
- * watchers. */
+/* Runs the loop until SIGINT/SIGTERM (or ev_break), then shell_stop. */
 void shell_run(struct shell *sh);
+
+/* Shuts down: the role's shutdown hook, every session closed, queued datagrams sent, the
+ * counters logged, the shell's watchers stopped. The loop itself is the caller's. */
+void shell_stop(struct shell *sh);
 
 /* Current totals: the shell's own counters plus every live session's counters. */
 void shell_snmp(const struct shell *sh, struct snmp *out);
