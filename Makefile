@@ -183,6 +183,8 @@ $(BUILD)/pic/%.o: %.c $(FLAGS_STAMP)
 	@$(if $(Q),echo "  CC      $< (pic)")
 	$(Q)$(CC) $(ALL_CFLAGS) $(WARN) -fPIC -c $< -o $@
 
+$(patsubst %.c,$(BUILD)/pic/%.o,$(CORE_SRCS)): WARN += $(CORE_WARN)
+
 $(SHLIB): $(patsubst %.c,$(BUILD)/pic/%.o,$(SHLIB_SRCS))
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
