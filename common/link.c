@@ -85,7 +85,7 @@ static bool kcp_packet_is_control(const uint8_t *pkt, size_t len)
 
 /* With FEC on, a packet of ACKs and probes goes out as a plain KCP packet: parity over it
  * would rebuild it long after it matters (KCP repeats the news in later packets anyway), and
- * kcp-go tells the two kinds apart per packet (PROTOCOL.md, receiver pipeline). Data packets
+ * kcp-go tells the two kinds apart per packet (docs/protocol.md, FEC layer). Data packets
  * fill the FEC groups; KCP learns each packet's group for its FEC hold. */
 static void kcp_output(void *user, const uint8_t *pkt, size_t len)
 {

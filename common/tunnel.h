@@ -37,7 +37,7 @@
  * A tunnel dies when mux closes the session (a protocol error, the keepalive check: no frame
  * from the peer for one keepalive timeout while the receive budget has room) or when the
  * snappy stream from the peer is corrupt. A KCP segment that exhausted its retransmissions
- * does not kill the tunnel (kcptun relies on the keepalive as well).
+ * does not by itself end the tunnel: the keepalive check does.
  *
  * Receive budget: tunnels of one process may share a struct tunnel_budget. While the bytes
  * buffered for streams of all tunnels sharing it reach its limit, a tunnel stops taking

@@ -52,6 +52,17 @@ wait_log() {
     fail "$1: no '$2' in its log"
 }
 
+# wait_until TENTHS CMD...: runs CMD every 0.1 s until it succeeds (returns 0) or TENTHS tries
+# failed (returns 1). For waits whose outcome a later check judges.
+wait_until() {
+    local n=$1; shift
+    for _ in $(seq "$n"); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 # start_echo NAME: starts the echo server; sets ECHO to its address.
 start_echo() {
     spawn "$1" python3 "$STREAMS" echo --listen 127.0.0.1:0 --duration 600

@@ -95,7 +95,7 @@ out=$(timeout 60 python3 "$STREAMS" check --connect "127.0.0.1:$CP3" --bytes 400
       --streams 2 --duration 50)
 echo "$out"
 grep -q 'failed=0' <<<"$out" || fail "secure mode"
-sleep 2.2
+wait_log client3 'expired, closing it in' 50
 out=$(timeout 60 python3 "$STREAMS" check --connect "127.0.0.1:$CP3" --bytes 100000 --duration 50)
 grep -q 'failed=0' <<<"$out" || fail "secure mode after expiry"
 wait_log client3 'closed .*(scavenged)' 50

@@ -116,13 +116,15 @@ spid=$LASTPID
 wait_log srv-fd 'server: listening'
 start_client cli-fd "$cp" "$sp" "${ARGS[@]}" --quiet
 cpid=$LASTPID
+fd_base=$(fds "$spid")
 out=$(timeout 60 bash -c "$(declare -f many); many 127.0.0.1:$cp 100 1")
 echo "$out"
 ok=$(field "$out" ok)
 [ "$ok" -ge 20 ] && [ "$ok" -lt 100 ] || fail "server fds: want some but not all 100 through"
 kill -0 "$spid" 2>/dev/null || fail "server fds: the server died"
 grep -m 1 'Too many open files' "$tmp/srv-fd.log" || fail "server fds: no log line"
-sleep 1
+fds_freed() { [ "$(fds "$spid")" -le $((fd_base + 2)) ]; }
+wait_until 100 fds_freed || echo "server fds: $(fds "$spid") still open (base $fd_base)"
 out=$(timeout 30 bash -c "$(declare -f many); many 127.0.0.1:$cp 20 0")
 echo "after: $out"
 [ "$(field "$out" ok)" -eq 20 ] || fail "server fds: no recovery once fds were free"

@@ -30,7 +30,8 @@ for mode in aes xsalsa20-poly1305; do
     echo "$out"
     grep -q 'failed=0' <<<"$out" || fail "$mode: transfer under valgrind"
     kill -USR1 "$SPID" "$CPID"
-    sleep 0.5
+    wait_until 100 grep -q 'snmp: Bytes' "$tmp/srv-$mode.log"
+    wait_until 100 grep -q 'snmp: Bytes' "$tmp/cli-$mode.log"
     stop_pid "$CPID"; crc=$?
     stop_pid "$SPID"; src=$?
     for f in "$tmp/vg-cli-$mode.txt" "$tmp/vg-srv-$mode.txt"; do
