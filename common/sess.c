@@ -115,6 +115,22 @@ static void sess_attach(struct shell *sh, struct sess *s)
     sh->base.v[SNMP_MAX_CONN] = MAX(sh->base.v[SNMP_MAX_CONN], (uint64_t)sh->nsess);
 }
 
+/* The tunnel core of |s|, with the shell's callbacks and the process's parameters. */
+static struct tunnel *sess_tunnel_new(struct sess *s, uint64_t now, int *err)
+{
+    struct shell *sh = s->sh;
+    struct tunnel_callbacks cb = {
+        .output = sess_output_cb,
+        .on_stream_open = sh->hooks.stream_accept ? sess_stream_open_cb : NULL,
+        .on_deliver = sess_deliver_cb,
+        .on_writable = sess_writable_cb,
+        .log = sess_log_cb,
+    };
+    sh->params.tun.link.wall_offset_ms = shell_wall_offset_ms();
+    return tunnel_new(s->conv, &sh->params.tun, sh->is_client, sh->crypt, &sh->budget, &cb, s,
+                      now, err);
+}
+
 struct sess *sess_new(struct shell *sh, size_t size, struct net_udp *udp, bool own_fd,
                       const struct net_addr *peer, uint32_t conv)
 {
@@ -135,16 +151,7 @@ struct sess *sess_new(struct shell *sh, size_t size, struct net_udp *udp, bool o
     s->created_ms = now;
     snprintf(s->name, sizeof(s->name), "conv %u peer %s", conv,
              net_addr_str(peer, as, sizeof(as)));
-    struct tunnel_callbacks cb = {
-        .output = sess_output_cb,
-        .on_stream_open = sh->hooks.stream_accept ? sess_stream_open_cb : NULL,
-        .on_deliver = sess_deliver_cb,
-        .on_writable = sess_writable_cb,
-        .log = sess_log_cb,
-    };
-    sh->params.tun.link.wall_offset_ms = shell_wall_offset_ms();
-    s->tun = tunnel_new(conv, &sh->params.tun, sh->is_client, sh->crypt, &sh->budget, &cb, s,
-                        now, &err);
+    s->tun = sess_tunnel_new(s, now, &err);
     if (!s->tun)
         goto fail;
     ev_init(&s->timer, sess_timer_cb);
