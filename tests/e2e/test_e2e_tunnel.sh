@@ -98,7 +98,7 @@ grep -q 'failed=0' <<<"$out" || fail "secure mode"
 wait_log client3 'expired, closing it in' 50
 out=$(timeout 60 python3 "$STREAMS" check --connect "127.0.0.1:$CP3" --bytes 100000 --duration 50)
 grep -q 'failed=0' <<<"$out" || fail "secure mode after expiry"
-wait_log client3 'closed .*(scavenged)' 50
+wait_log client3 'closed .*(scavenged)' 150
 [ "$(grep -c 'sess: opened' "$tmp/client3.log")" -eq 2 ] || fail "want a second session"
 [ "$(grep -c 'sess: opened' "$tmp/server3.log")" -eq 2 ] || fail "server: want 2 sessions"
 
