@@ -54,7 +54,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     SUDO=
     [ "$(id -u)" -eq 0 ] || SUDO=sudo
     echo "cross: installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" \
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+        -o DPkg::Lock::Timeout=300 "${missing[@]}" \
         >/dev/null || fail "apt-get install ${missing[*]}"
 fi
 

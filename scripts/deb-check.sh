@@ -15,7 +15,7 @@ set -u
 cd "$(dirname "$0")/.."
 KEEP=
 [ "${1:-}" = --keep ] && KEEP=$2
-[ "$(id -u)" -eq 0 ] || { echo "deb-check: needs root (dpkg -i)"; exit 2; }
+[ "$(id -u)" -eq 0 ] || { echo "deb-check: needs root (it installs the package)"; exit 2; }
 # Packaging tools, installed when missing (like scripts/deps.sh, with apt-get).
 missing=()
 for p in dpkg-dev debhelper lintian; do
@@ -23,7 +23,8 @@ for p in dpkg-dev debhelper lintian; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "deb-check: installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        -o DPkg::Lock::Timeout=300 "${missing[@]}" \
         >/dev/null || { echo "deb-check: apt-get install failed"; exit 2; }
 fi
 if dpkg-query -W -f='${Status}' ktun 2>/dev/null | grep -q 'install ok'; then
@@ -33,7 +34,7 @@ fi
 tmp=$(mktemp -d)
 installed=
 cleanup() {
-    [ -n "$installed" ] && dpkg --purge ktun >/dev/null 2>&1
+    [ -n "$installed" ] && apt-get purge -y -q -o DPkg::Lock::Timeout=300 ktun >/dev/null 2>&1
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -60,9 +61,12 @@ dpkg-deb -c "$compat" | grep -q './usr/bin/kcptun-client -> ktun' || fail "compa
 dpkg-deb -f "$compat" Conflicts | grep -q kcptun || fail "compat: no Conflicts: kcptun"
 dpkg-deb -f "$deb" Depends | grep -q libisal || fail "Depends lacks libisal"
 
-echo "== dpkg -i"
+# apt-get installs the .deb as dpkg -i does, and waits for the dpkg lock (another apt-get
+# may run beside this script, e.g. scripts/cross.sh in CI).
+echo "== install ($(basename "$deb"))"
 installed=1
-dpkg -i "$deb" >"$tmp/dpkg.log" 2>&1 || { cat "$tmp/dpkg.log"; fail "dpkg -i"; }
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    -o DPkg::Lock::Timeout=300 "$deb" >"$tmp/dpkg.log" 2>&1 || { cat "$tmp/dpkg.log"; fail "install"; }
 for f in /usr/bin/ktun /usr/share/man/man1/ktun-client.1.gz /lib/systemd/system/ktun-server.service \
          /etc/ktun/client.json /etc/ktun/server.json; do
     [ -e "$f" ] || fail "not installed: $f"
@@ -100,8 +104,8 @@ if command -v kcptun-client >/dev/null && ! [ "$(readlink -f "$(command -v kcptu
         --key deb-check --crypt aes --mode fast3 || fail "kcptun-client -> ktun-server"
 fi
 
-echo "== dpkg --purge"
-dpkg --purge ktun >/dev/null 2>&1 || fail "dpkg --purge"
+echo "== purge"
+apt-get purge -y -q -o DPkg::Lock::Timeout=300 ktun >/dev/null 2>&1 || fail "apt-get purge ktun"
 installed=
 [ -e /usr/bin/ktun ] || [ -e /etc/ktun/server.json ] && fail "files left after purge"
 echo "deb-check: ok ($(($(date +%s) - t0)) s)"
