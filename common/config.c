@@ -1193,8 +1193,10 @@ struct qpp *config_qpp_new(const struct config *cfg, char *err, size_t errlen)
 
 void config_version(enum config_role role, FILE *out)
 {
-    fprintf(out, "%s version %s (wire-compatible with kcptun 20210922)\n",
-            config_prog_name(role), KTUN_VERSION);
+    /* First three words as kcptun prints them ("kcptun version X"), for scripts and LuCI
+     * apps that parse the version of a binary they call kcptun. */
+    fprintf(out, "kcptun version %s (%s %s, speaks the wire of kcptun 20210922 to %s)\n",
+            KTUN_KCPTUN_VERSION, config_prog_name(role), KTUN_VERSION, KTUN_KCPTUN_VERSION);
 }
 
 void config_log_summary(const struct config *cfg)

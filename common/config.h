@@ -48,6 +48,9 @@
 #define KTUN_VERSION "0.1.0"
 #endif
 
+/* The newest kcptun release whose wire ktun speaks: what -v reports as "kcptun version". */
+#define KTUN_KCPTUN_VERSION "20260208"
+
 #define CONFIG_ADDR_MAX 320  /* host:port or Unix socket path, NUL included */
 #define CONFIG_KEY_MAX 512   /* pre-shared key, NUL included */
 #define CONFIG_NAME_MAX 32   /* crypt and mode names */

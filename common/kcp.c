@@ -502,6 +502,11 @@ void kcp_set_pacing(struct kcp *k, bool on, uint64_t now_ms)
     ops->start(k, now_ms);
 }
 
+void kcp_set_rate_limit(struct kcp *k, uint64_t bytes_per_s)
+{
+    pace_set_rate_cap(&k->pace, (double)bytes_per_s / 1000.0);
+}
+
 void kcp_set_fec_hold(struct kcp *k, uint32_t hold_min)
 {
     k->fec_hold_min = hold_min;

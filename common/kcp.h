@@ -125,6 +125,9 @@ int kcp_set_mtu(struct kcp *k, size_t mtu);
  * RepeatSegs). Off (default): kcp-go behaviour. Switching restarts the estimates at
  * |now_ms|. */
 void kcp_set_pacing(struct kcp *k, bool on, uint64_t now_ms);
+/* Caps the pacing rate at |bytes_per_s| (kcptun --ratelimit; 0 = no cap). Only paced sending
+ * honours it (kcp_set_pacing on). */
+void kcp_set_rate_limit(struct kcp *k, uint64_t bytes_per_s);
 /* ktun FEC hold (not in kcp-go; the wire format is unchanged). The caller's output path tells
  * the engine, through kcp_set_fec_group, which FEC group the packet under construction will
  * join. A segment sent in group g is then fast- or early-retransmitted only once a segment

@@ -155,6 +155,7 @@ struct link *link_new(uint32_t conv, const struct link_config *cfg, struct crypt
     if (kcp_set_window(l->kcp, cfg->sndwnd, cfg->rcvwnd) != 0)
         goto out;
     kcp_set_ack_nodelay(l->kcp, cfg->ack_nodelay);
+    kcp_set_rate_limit(l->kcp, cfg->rate_limit);
     kcp_set_pacing(l->kcp, cfg->pace, 0);
     kcp_set_ack_repeat(l->kcp, cfg->pace);
     if (fec_on && !cfg->no_fec_hold)
@@ -213,6 +214,8 @@ int link_peek(const uint8_t *payload, size_t len, uint32_t *conv, uint32_t *sn,
     size_t off = 0;
     *is_parity = false;
     if (fec_is_fec_packet(payload, len)) {
+        if (rd_u16le(payload + 4) == FEC_TYPE_OOB)
+            return ERR_PROTO; /* kcp-go out-of-band: opens no session, never reaches KCP */
         if (rd_u16le(payload + 4) == FEC_TYPE_PARITY) {
             *is_parity = true;
             return 0;

@@ -45,6 +45,7 @@ struct link_config {
     bool message_mode;     /* false (kcptun): KCP stream mode */
     bool pace;             /* ktun pacing (kcp_set_pacing); false: kcp-go's fixed windows */
     bool no_fec_hold;      /* true: no FEC hold (kcp_set_fec_hold), kcp-go's fast retransmit */
+    uint64_t rate_limit;   /* bytes/s cap on the pacer (kcptun --ratelimit), 0 = none */
     int64_t wall_offset_ms; /* wall clock minus now_ms, for the secure crypt mode */
     link_log_fn *log;      /* may be NULL */
     void *log_user;
@@ -87,7 +88,7 @@ int link_input_payload(struct link *l, const uint8_t *payload, size_t len, uint6
 
 /* Reads the routing facts of an opened payload: for FEC parity sets
  * *|is_parity| and nothing else; otherwise the conv and sn of the first KCP segment. Returns 0,
- * or ERR_PROTO if the payload is too short to hold them. */
+ * or ERR_PROTO if the payload is too short to hold them or is an out-of-band (0xF3) packet. */
 int link_peek(const uint8_t *payload, size_t len, uint32_t *conv, uint32_t *sn,
               bool *is_parity);
 

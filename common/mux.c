@@ -31,6 +31,7 @@ struct mux_stream {
     struct mux_stream *hnext; /* hash chain */
     uint32_t sid;             /* stream id */
     bool fin_sent;            /* our FIN went out */
+    bool fin_pending;         /* our FIN waits in the close-wait queue (writes refused) */
     bool fin_recv;            /* the peer's FIN arrived */
     bool want_write;          /* a v2 write was cut short by the window */
     struct mux_chunk *head;   /* oldest receive chunk */
@@ -64,6 +65,13 @@ struct mux_rx {
     struct mux_chunk *chunk;   /* BODY: target chunk (linked in the stream) */
 };
 
+/* A FIN held back by close_wait_ms (kcptun --closewait); outlives a released stream. */
+struct mux_fin {
+    struct mux_fin *next;      /* FIFO: due times ascend, as the delay is constant */
+    uint32_t sid;              /* stream */
+    uint64_t due_ms;           /* when it leaves */
+};
+
 struct mux {
     struct mux_config cfg;     /* validated copy */
     struct mux_callbacks cb;   /* copy */
@@ -82,6 +90,9 @@ struct mux {
     struct mux_rx rx;          /* parser */
     struct mux_stats st;       /* counters */
     uint8_t *txbuf;            /* header + max_frame_size payload */
+    struct mux_fin *fin_head;  /* close-wait queue, oldest first */
+    struct mux_fin *fin_tail;  /* newest */
+    size_t fin_count;          /* entries */
 };
 
 int mux_frame_parse(const uint8_t *p, size_t len, struct mux_frame_hdr *h)
@@ -112,6 +123,7 @@ void mux_config_default(struct mux_config *cfg)
     cfg->keepalive_timeout_ms = 30000;
     cfg->max_frame_size = 32768;
     cfg->max_streams = 65536;
+    cfg->close_wait_ms = 0;
     cfg->qpp = NULL;
 }
 
@@ -319,6 +331,11 @@ void mux_free(struct mux *m)
     }
     free(m->table);
     free(m->txbuf);
+    while (m->fin_head) {
+        struct mux_fin *f = m->fin_head;
+        m->fin_head = f->next;
+        free(f);
+    }
     free(m);
 }
 
@@ -553,9 +570,50 @@ ssize_t mux_input(struct mux *m, const uint8_t *data, size_t len, uint64_t now_m
 
 uint64_t mux_next_deadline(const struct mux *m)
 {
-    if (m->closed || m->cfg.keepalive_interval_ms == 0)
+    if (m->closed)
         return UINT64_MAX;
-    return MIN(m->next_ping_ms, m->next_check_ms);
+    uint64_t t = m->fin_head ? m->fin_head->due_ms : UINT64_MAX;
+    if (m->cfg.keepalive_interval_ms == 0)
+        return t;
+    return MIN(t, MIN(m->next_ping_ms, m->next_check_ms));
+}
+
+/* Sends the held-back FINs that are due. */
+static void fin_queue_run(struct mux *m, uint64_t now_ms)
+{
+    while (m->fin_head && m->fin_head->due_ms <= now_ms && !m->closed) {
+        struct mux_fin *f = m->fin_head;
+        m->fin_head = f->next;
+        if (!m->fin_head)
+            m->fin_tail = NULL;
+        m->fin_count--;
+        struct mux_stream *s = stream_find(m, f->sid);
+        if (s) {
+            s->fin_pending = false;
+            s->fin_sent = true;
+        }
+        send_frame(m, MUX_CMD_FIN, f->sid, NULL, 0); /* also for a stream released meanwhile */
+        free(f);
+    }
+}
+
+/* Takes stream |sid|'s entry out of the close-wait queue (its FIN is about to leave now). */
+static void fin_queue_remove(struct mux *m, uint32_t sid)
+{
+    struct mux_fin *prev = NULL;
+    for (struct mux_fin *f = m->fin_head; f; prev = f, f = f->next) {
+        if (f->sid != sid)
+            continue;
+        if (prev)
+            prev->next = f->next;
+        else
+            m->fin_head = f->next;
+        if (m->fin_tail == f)
+            m->fin_tail = prev;
+        m->fin_count--;
+        free(f);
+        return;
+    }
 }
 
 /* Moves |*at| past |now_ms| in whole |period| steps (a late tick fires once, like a Go ticker). */
@@ -570,8 +628,9 @@ int mux_tick(struct mux *m, uint64_t now_ms)
 {
     if (m->closed)
         return ERR_CLOSED;
-    if (m->cfg.keepalive_interval_ms == 0)
-        return 0;
+    fin_queue_run(m, now_ms);
+    if (m->closed || m->cfg.keepalive_interval_ms == 0)
+        return m->closed ? ERR_CLOSED : 0;
     if (now_ms >= m->next_ping_ms) {
         advance(&m->next_ping_ms, m->cfg.keepalive_interval_ms, now_ms);
         m->st.nop_out++;
@@ -681,7 +740,7 @@ static int64_t stream_window(const struct mux_stream *s)
 size_t mux_stream_writable(const struct mux *m, uint32_t sid)
 {
     const struct mux_stream *s = stream_find(m, sid);
-    if (!is_live(m, s) || s->fin_sent)
+    if (!is_live(m, s) || s->fin_sent || s->fin_pending)
         return 0;
     if (m->cfg.version != 2)
         return SIZE_MAX;
@@ -692,7 +751,7 @@ size_t mux_stream_writable(const struct mux *m, uint32_t sid)
 ssize_t mux_stream_write(struct mux *m, uint32_t sid, const uint8_t *data, size_t len)
 {
     struct mux_stream *s = stream_find(m, sid);
-    if (!is_live(m, s) || s->fin_sent)
+    if (!is_live(m, s) || s->fin_sent || s->fin_pending)
         return ERR_CLOSED;
     if (len == 0)
         return 0;
@@ -727,8 +786,37 @@ int mux_stream_close(struct mux *m, uint32_t sid)
         return ERR_CLOSED;
     if (s->fin_sent)
         return 0;
+    if (s->fin_pending) {
+        fin_queue_remove(m, sid);
+        s->fin_pending = false;
+    }
     s->fin_sent = true;
     return send_frame(m, MUX_CMD_FIN, sid, NULL, 0);
+}
+
+int mux_stream_close_wait(struct mux *m, uint32_t sid, uint64_t now_ms)
+{
+    struct mux_stream *s = stream_find(m, sid);
+    if (!is_live(m, s))
+        return ERR_CLOSED;
+    if (s->fin_sent || s->fin_pending)
+        return 0;
+    size_t cap = m->cfg.max_streams ? m->cfg.max_streams : 65536;
+    struct mux_fin *f = NULL;
+    if (m->cfg.close_wait_ms && m->fin_count < cap)
+        f = malloc(sizeof(*f));
+    if (!f)
+        return mux_stream_close(m, sid); /* no delay asked for, or no room to hold it */
+    *f = (struct mux_fin){NULL, sid, now_ms + m->cfg.close_wait_ms};
+    if (m->fin_tail)
+        m->fin_tail->next = f;
+    else
+        m->fin_head = f;
+    m->fin_tail = f;
+    m->fin_count++;
+    s->fin_pending = true;
+    m->st.fins_delayed++;
+    return 0;
 }
 
 int mux_stream_release(struct mux *m, uint32_t sid)
@@ -736,7 +824,7 @@ int mux_stream_release(struct mux *m, uint32_t sid)
     struct mux_stream *s = stream_find(m, sid);
     if (!s)
         return ERR_CLOSED;
-    bool need_fin = !s->fin_sent && !m->closed;
+    bool need_fin = !s->fin_sent && !s->fin_pending && !m->closed; /* a pending FIN stays due */
     stream_remove(m, s);
     m->st.streams_closed++;
     if (need_fin)

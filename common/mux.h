@@ -92,6 +92,8 @@ struct mux_config {
     uint32_t keepalive_timeout_ms; /* dead-peer check period (30000 in kcptun) */
     uint32_t max_frame_size;       /* PSH payload limit when sending (32768), 1..65535 */
     uint32_t max_streams;          /* live streams allowed (ktun limit); 0 = unlimited */
+    uint32_t close_wait_ms;        /* mux_stream_close_wait holds FIN back this long (kcptun
+                                      --closewait); 0 = at once */
     const struct qpp *qpp;         /* kcptun --QPP: pads (borrowed, outlive the session);
                                       NULL = off. Every stream's PSH payload is substituted,
                                       one keystream per stream and direction. */
@@ -158,6 +160,7 @@ struct mux_stats {
     uint64_t rx_alloc;          /* bytes currently allocated for receive buffers (with overhead) */
     uint64_t rx_alloc_peak;     /* maximum of rx_alloc */
     uint64_t last_rx_ms;        /* now_ms of the last mux_input call that completed a header */
+    uint64_t fins_delayed;      /* FINs held back by close_wait_ms */
 };
 
 struct mux;
@@ -217,7 +220,17 @@ size_t mux_stream_writable(const struct mux *m, uint32_t sid);
  * still receives until released. Returns 0, or ERR_CLOSED (unknown stream or dead session). */
 int mux_stream_close(struct mux *m, uint32_t sid);
 
-/* Forgets stream |sid|: sends FIN unless already sent (and the session is alive), discards
+/* Half-close after the close-wait (kcptun --closewait): as mux_stream_close, but the FIN leaves
+ * close_wait_ms after |now_ms| (from mux_tick; mux_next_deadline includes it). Writes are
+ * refused from now on; reading goes on. Releasing the stream meanwhile keeps the FIN due (it
+ * then goes out for the forgotten id); mux_stream_close sends it at once. kcptun's server waits
+ * 30 s before its FIN, because a peer on smux >= 1.5.54 that has already sent its own FIN
+ * destroys the stream, with data it has not read yet, when ours arrives. With close_wait_ms 0,
+ * or more than max_streams FINs already waiting, the FIN leaves at once. Returns 0, or
+ * ERR_CLOSED (unknown stream or dead session). */
+int mux_stream_close_wait(struct mux *m, uint32_t sid, uint64_t now_ms);
+
+/* Forgets stream |sid|: sends FIN unless already sent or pending (and the session is alive), discards
  * unread data (returning its budget) and frees the stream; later frames for |sid| are dropped.
  * This is smux's Stream.Close. Returns 0, or ERR_CLOSED if |sid| is not a live stream. */
 int mux_stream_release(struct mux *m, uint32_t sid);

@@ -20,7 +20,9 @@ static const double probe_gain[PACE_CYCLE] = {1.25, 0.75, 1, 1, 1, 1, 1, 1};
 
 void pace_init(struct pace *p, uint32_t mss, uint32_t ack_delay_ms, uint64_t now_ms)
 {
+    double cap = p->rate_cap;
     memset(p, 0, sizeof(*p));
+    p->rate_cap = cap;
     p->phase = PACE_STARTUP;
     p->mss = mss ? mss : 1;
     p->ack_delay_ms = ack_delay_ms;
@@ -80,8 +82,13 @@ void pace_set_app_limited(struct pace *p, bool app_limited, size_t inflight_byte
 
 void pace_charge(struct pace *p, size_t len)
 {
-    if (p->bw > 0)
+    if (p->bw > 0 || p->rate_cap > 0)
         p->tokens -= (double)len;
+}
+
+void pace_set_rate_cap(struct pace *p, double bytes_per_ms)
+{
+    p->rate_cap = bytes_per_ms > 0 ? bytes_per_ms : 0;
 }
 
 static void bw_refresh(struct pace *p)
@@ -240,7 +247,17 @@ static double raw_rate(const struct pace *p)
     return gain * p->bw;
 }
 
+static double pace_rate_estimated(const struct pace *p);
+
 double pace_rate(const struct pace *p)
+{
+    double rate = pace_rate_estimated(p);
+    if (p->rate_cap > 0 && (rate <= 0 || rate > p->rate_cap))
+        return p->rate_cap;
+    return rate;
+}
+
+static double pace_rate_estimated(const struct pace *p)
 {
     if (p->bw <= 0)
         return 0;

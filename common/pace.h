@@ -83,9 +83,11 @@ struct pace {
     bool app_limited;                 /* the last admission stopped for want of data */
     uint64_t app_limited_until;       /* delivered count that ends the application-limited
                                        * round (0: not application-limited) */
+    double rate_cap;                  /* bytes/ms the rate never exceeds (--ratelimit); 0 none */
 };
 
-/* Starts estimation for segments of |mss| bytes whose peer delays ACKs up to |ack_delay_ms|. */
+/* Starts estimation for segments of |mss| bytes whose peer delays ACKs up to |ack_delay_ms|.
+ * |p| is zeroed memory or a struct pace initialised before (its rate cap is kept). */
 void pace_init(struct pace *p, uint32_t mss, uint32_t ack_delay_ms, uint64_t now_ms);
 
 /* Sets the in-flight cap used before the first rate sample (|bytes|, at least
@@ -131,7 +133,11 @@ uint64_t pace_next_ms(const struct pace *p, uint64_t now_ms);
  * min_rtt, at least PACE_QUEUE_MIN_MS, above min_rtt plus the peer's ACK delay). */
 bool pace_queue_building(const struct pace *p);
 
-/* Current pacing rate in bytes per ms (0: not yet estimated, unpaced). */
+/* Caps the pacing rate at |bytes_per_ms| (0: no cap), also before the first estimate: kcptun's
+ * --ratelimit. Kept by pace_init. */
+void pace_set_rate_cap(struct pace *p, double bytes_per_ms);
+
+/* Current pacing rate in bytes per ms (0: not yet estimated and no cap, unpaced). */
 double pace_rate(const struct pace *p);
 
 #endif

@@ -40,7 +40,7 @@ bool fec_is_fec_packet(const uint8_t *pkt, size_t len)
     if (len < FEC_PARITY_OFFSET)
         return false;
     uint16_t type = rd_u16le(pkt + 4);
-    return type == FEC_TYPE_DATA || type == FEC_TYPE_PARITY;
+    return type == FEC_TYPE_DATA || type == FEC_TYPE_PARITY || type == FEC_TYPE_OOB;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -332,7 +332,7 @@ static void msg_add_uint(char **p, char *end, uint32_t v)
 /* Turns recovery off for good after a contradiction, reporting it once. */
 static void enter_mismatch(struct fec_decoder *dec, uint32_t seqid, bool is_data)
 {
-    char msg[200], *p = msg, *end = msg + sizeof(msg);
+    char msg[400], *p = msg, *end = msg + sizeof(msg);
     dec->stats.mismatch++;
     if (dec->mismatch)
         return;
@@ -352,7 +352,9 @@ static void enter_mismatch(struct fec_decoder *dec, uint32_t seqid, bool is_data
         msg_add(&p, end, " (seqid ");
         msg_add_uint(&p, end, seqid);
         msg_add(&p, end, is_data ? " is data" : " is parity");
-        msg_add(&p, end, "); recovery disabled, use the same --ds/--ps on both ends");
+        msg_add(&p, end, "); recovery disabled: use the same --ds/--ps on both ends (a kcptun "
+                         "peer of 2024-01-05..2024-08-28, kcp-go 5.6.6-5.6.15, shifts its "
+                         "groups after idle gaps: then nothing is wrong, data still passes)");
     }
     dec->log(dec->log_user, msg);
 }
@@ -578,6 +580,10 @@ int fec_decoder_input(struct fec_decoder *dec, const uint8_t *pkt, size_t len, u
         return ERR_TOOBIG;
     if (!fec_is_fec_packet(pkt, len)) {
         deliver(user, pkt, len, false);
+        return 0;
+    }
+    if (rd_u16le(pkt + 4) == FEC_TYPE_OOB) {
+        dec->stats.oob++; /* unreliable side channel kcptun never uses: not for KCP */
         return 0;
     }
     uint32_t seqid = rd_u32le(pkt);

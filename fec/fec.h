@@ -29,6 +29,14 @@
  * proven mismatch: recovery stops for good (data packets still go up), the mismatch counter
  * grows and the log callback is called once.
  *
+ * Newer senders. kcp-go 5.6.6 and later skip a group's parity when the data shards came
+ * slowly (idle gaps): such data-only groups are normal here (data goes up by type, a group
+ * missing data and parity just ages out of the window). kcp-go 5.6.6 .. 5.6.15 (kcptun
+ * 2024-01-05 .. 2024-08-28) also do not advance the seqid past the skipped parity, so their
+ * groups drift against ours by ps per skip: the first such packet contradicts the local layout
+ * and recovery stops for that session as above (data still goes up, parity never does), the
+ * log line naming this cause too. Type 0x00F3 (out of band) is counted and dropped.
+ *
  * Differences from kcp-go 5.6.1, all on the safe side: no recovery under an unproven or
  * mismatched layout (see above; kcp-go also builds a (1,1) decoder when local FEC is off);
  * the last 64 finished groups are remembered, so late or duplicated shards of theirs do not
@@ -47,6 +55,7 @@
 #define FEC_MIN_PACKET 24         /* kcp-go drops shorter FEC-layer packets (IKCP_OVERHEAD) */
 #define FEC_TYPE_DATA 0xf1
 #define FEC_TYPE_PARITY 0xf2
+#define FEC_TYPE_OOB 0xf3         /* kcp-go >= 5.6.60 out-of-band: counted and dropped */
 #define FEC_MAX_SHARDS 256        /* ds + ps limit */
 #define FEC_RX_MULTI 3            /* decoder window: FEC_RX_MULTI * (ds + ps) packets */
 #define FEC_EXPIRE_MS 60000       /* decoder entries older than this are dropped */
@@ -58,6 +67,7 @@ struct fec_stats {
     uint64_t recovered;     /* FECRecovered: recovered packets the layer above accepted */
     uint64_t short_shards;  /* FECShortShards: data packets pushed out of the window */
     uint64_t mismatch;      /* FECMismatch (ktun): packets contradicting our (ds, ps) */
+    uint64_t oob;           /* OOBPackets: type 0xF3 packets (dropped, kcptun never sends) */
 };
 
 /* Receives each FEC-layer packet the encoder emits (|pkt| borrowed for the call). Returns
@@ -78,8 +88,9 @@ struct fec_encoder;
 struct fec_decoder;
 
 /* True if FEC-layer packet |pkt| of |len| bytes carries an FEC header: LE16 at offset 4 is
- * 0x00F1 or 0x00F2 (a KCP packet has cmd 81..84 and frg there, which never matches). Decided
- * per packet, whatever the local ds/ps. */
+ * 0x00F1, 0x00F2 or 0x00F3 (a KCP packet has cmd 81..84 and frg there, which never matches).
+ * Decided per packet, whatever the local ds/ps. 0x00F3 is kcp-go's out-of-band packet
+ * (v5.6.60+: FF FF FF FF | F3 00 | size | conv | payload), never sent by kcptun. */
 bool fec_is_fec_packet(const uint8_t *pkt, size_t len);
 
 /* Creates an encoder for |data_shards| / |parity_shards|. If either is <= 0, FEC is off and

@@ -448,6 +448,8 @@ TEST(config_help_and_version)
         fclose(f);
         CHECK(strstr(text, config_prog_name((enum config_role)r)) != NULL);
         CHECK(strstr(text, KTUN_VERSION) != NULL);
+        /* the version line reads like kcptun's: "kcptun version X ..." */
+        CHECK(strstr(text, "\nkcptun version " KTUN_KCPTUN_VERSION " (") != NULL);
         for (size_t i = 0; i < sizeof(flag_cases) / sizeof(flag_cases[0]); i++) {
             char flag[64], flag2[64];
             snprintf(flag, sizeof(flag), "--%s ", flag_cases[i].name);
