@@ -85,7 +85,7 @@ stop_pid "$SPID" || fail "server exit status"
 
 echo "== role dispatch"
 "$KTUN" client --help | head -1 | grep -q 'Usage: ktun-client' || fail "ktun client --help"
-"$KTUN" server --version | grep -q 'ktun-server version' || fail "ktun server --version"
+"$KTUN" server --version | grep -q '^kcptun version [0-9]* (ktun-server ' || fail "ktun server --version"
 cp "$KTUN" "$tmp/server_linux_amd64"
 "$tmp/server_linux_amd64" --help | head -1 | grep -q 'Usage: ktun-server' || fail "release name"
 "$KTUN" --help | grep -q 'ktun client' || fail "ktun --help"
