@@ -116,6 +116,7 @@ struct kcp {
     uint32_t rcv_nxt;          /* next sn expected in order */
     uint32_t snd_wnd;
     uint32_t rcv_wnd;
+    uint32_t rcv_wnd_max;      /* receive window growth limit (kcp_set_rcv_growth); 0: fixed */
     uint32_t rmt_wnd;          /* peer's free receive slots, from its last regular segment */
     uint32_t cwnd;             /* congestion window, segments */
     uint32_t ssthresh;
@@ -505,6 +506,11 @@ void kcp_set_pacing(struct kcp *k, bool on, uint64_t now_ms)
 void kcp_set_rate_limit(struct kcp *k, uint64_t bytes_per_s)
 {
     pace_set_rate_cap(&k->pace, (double)bytes_per_s / 1000.0);
+}
+
+void kcp_set_rcv_growth(struct kcp *k, uint32_t max_wnd)
+{
+    k->rcv_wnd_max = max_wnd > 0xffff ? 0xffff : max_wnd;
 }
 
 void kcp_set_fec_hold(struct kcp *k, uint32_t hold_min)
@@ -1565,10 +1571,29 @@ static bool parse_data(struct kcp *k, const struct kcp_seg_hdr *h, const uint8_t
     return false;
 }
 
+/* Receive window growth (kcp_set_rcv_growth): a PUSH in the last quarter of the window shows
+ * a peer whose data in flight (holes included) is about to be limited by our window while we
+ * keep up with reading (a receive queue filled by a slow reader leaves no room for that):
+ * the window doubles, up to rcv_wnd_max. It never shrinks. The peer sees the new size in the
+ * next segment's wnd field, so it grows once per round trip at most, like TCP's receive
+ * buffer autotuning, following what the path carries rather than a configured size. */
+static void rcv_grow(struct kcp *k, uint32_t sn)
+{
+    if (k->rcv_wnd >= k->rcv_wnd_max)
+        return;
+    if (seq_diff(sn, k->rcv_nxt) < (int32_t)(k->rcv_wnd - k->rcv_wnd / 4))
+        return;
+    uint32_t wnd = k->rcv_wnd * 2 < k->rcv_wnd_max ? k->rcv_wnd * 2 : k->rcv_wnd_max;
+    if (rcv_ring_reserve(k, wnd) == 0)
+        k->rcv_wnd = wnd;
+}
+
 static void parse_push(struct kcp *k, const struct kcp_seg_hdr *h, const uint8_t *data,
                        bool regular, uint64_t now_ms)
 {
     bool repeat = true;
+    if (seq_diff(h->sn, k->rcv_nxt + k->rcv_wnd) < 0)
+        rcv_grow(k, h->sn);
     if (seq_diff(h->sn, k->rcv_nxt + k->rcv_wnd) < 0) {
         ack_push(k, h->sn, h->ts, now_ms);
         if (seq_diff(h->sn, k->rcv_nxt) >= 0)

@@ -128,6 +128,11 @@ void kcp_set_pacing(struct kcp *k, bool on, uint64_t now_ms);
 /* Caps the pacing rate at |bytes_per_s| (kcptun --ratelimit; 0 = no cap). Only paced sending
  * honours it (kcp_set_pacing on). */
 void kcp_set_rate_limit(struct kcp *k, uint64_t bytes_per_s);
+/* ktun receive window growth (not in kcp-go; the wire format is unchanged): the receive window
+ * doubles whenever the peer's data reaches its last quarter while the application keeps up
+ * with reading, up to |max_wnd| segments (at most 65535, the wnd field); it never shrinks.
+ * A kcp-go sender honours the larger window up to its own snd_wnd. 0 (default): fixed. */
+void kcp_set_rcv_growth(struct kcp *k, uint32_t max_wnd);
 /* ktun FEC hold (not in kcp-go; the wire format is unchanged). The caller's output path tells
  * the engine, through kcp_set_fec_group, which FEC group the packet under construction will
  * join. A segment sent in group g is then fast- or early-retransmitted only once a segment

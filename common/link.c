@@ -158,6 +158,10 @@ struct link *link_new(uint32_t conv, const struct link_config *cfg, struct crypt
     kcp_set_rate_limit(l->kcp, cfg->rate_limit);
     kcp_set_pacing(l->kcp, cfg->pace, 0);
     kcp_set_ack_repeat(l->kcp, cfg->pace);
+    if (cfg->pace && cfg->rcv_budget > 0) {
+        int64_t segs = cfg->rcv_budget / (int64_t)kcp_mss(l->kcp);
+        kcp_set_rcv_growth(l->kcp, segs > 0xffff ? 0xffff : (uint32_t)segs);
+    }
     if (fec_on && !cfg->no_fec_hold)
         kcp_set_fec_hold(l->kcp, (uint32_t)(cfg->data_shards + cfg->parity_shards));
     rc = 0;

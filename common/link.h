@@ -46,6 +46,8 @@ struct link_config {
     bool pace;             /* ktun pacing (kcp_set_pacing); false: kcp-go's fixed windows */
     bool no_fec_hold;      /* true: no FEC hold (kcp_set_fec_hold), kcp-go's fast retransmit */
     uint64_t rate_limit;   /* bytes/s cap on the pacer (kcptun --ratelimit), 0 = none */
+    int64_t rcv_budget;    /* with pace: bytes the receive window may grow to (--bufbudget;
+                            * kcp_set_rcv_growth); 0: rcvwnd stays fixed */
     int64_t wall_offset_ms; /* wall clock minus now_ms, for the secure crypt mode */
     link_log_fn *log;      /* may be NULL */
     void *log_user;

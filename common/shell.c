@@ -24,6 +24,7 @@ void sess_params_from_config(const struct config *cfg, struct sess_params *p)
     lc->mtu = (size_t)cfg->mtu;
     lc->sndwnd = cfg->sndwnd;
     lc->rcvwnd = cfg->rcvwnd;
+    lc->rcv_budget = cfg->bufbudget;
     lc->nodelay = cfg->nodelay;
     lc->interval_ms = cfg->interval_ms;
     lc->resend = cfg->resend;

@@ -1216,3 +1216,47 @@ TEST(kcp_pacing_time_based_loss_detection)
     kcp_free(k);
     free(c);
 }
+
+/* The receive window doubles when the peer's data reaches its last quarter while the reader
+ * keeps up, up to the limit, and is advertised in the next segment; a full receive queue (a
+ * slow reader) makes it grow no further. */
+TEST(kcp_receive_window_grows_with_the_peer)
+{
+    struct capture *c = cap_new();
+    struct kcp *k = kcp_new(1, cap_output, c);
+    REQUIRE(k && c);
+    kcp_set_nodelay(k, 1, 10, 2, 1);
+    kcp_set_window(k, 32, 16);
+    kcp_set_rcv_growth(k, 40);
+    uint8_t pkt[64], d[8] = "payload", out[64];
+    size_t n = make_seg(pkt, 1, KCP_CMD_PUSH, 64, 100, 11, 0, d, 8); /* sn 11 < 12: no */
+    CHECK_EQ(kcp_input(k, pkt, n, true, 100), 0);
+    kcp_flush(k, 110);
+    struct kcp_seg_hdr h[8];
+    REQUIRE(cap_segments(c, c->n - 1, h, 8) >= 1);
+    CHECK_EQ(h[0].wnd, 16);
+    n = make_seg(pkt, 1, KCP_CMD_PUSH, 64, 100, 12, 0, d, 8); /* the last quarter: doubles */
+    CHECK_EQ(kcp_input(k, pkt, n, true, 120), 0);
+    kcp_flush(k, 130);
+    REQUIRE(cap_segments(c, c->n - 1, h, 8) >= 1);
+    CHECK_EQ(h[0].wnd, 32);
+    n = make_seg(pkt, 1, KCP_CMD_PUSH, 64, 100, 30, 0, d, 8); /* again: 40 at most */
+    CHECK_EQ(kcp_input(k, pkt, n, true, 140), 0);
+    kcp_flush(k, 150);
+    REQUIRE(cap_segments(c, c->n - 1, h, 8) >= 1);
+    CHECK_EQ(h[0].wnd, 40);
+    /* sn 0..39 in order, none read: the queue fills the window, nothing grows any more */
+    for (uint32_t sn = 0; sn < 40; sn++) {
+        n = make_seg(pkt, 1, KCP_CMD_PUSH, 64, 100, sn, 0, d, 8);
+        CHECK_EQ(kcp_input(k, pkt, n, true, 160), 0);
+    }
+    kcp_set_rcv_growth(k, 1000);
+    n = make_seg(pkt, 1, KCP_CMD_PUSH, 64, 100, 41, 0, d, 8);
+    CHECK_EQ(kcp_input(k, pkt, n, true, 170), 0);
+    kcp_flush(k, 180);
+    REQUIRE(cap_segments(c, c->n - 1, h, 8) >= 1);
+    CHECK_EQ(h[0].wnd, 0);
+    CHECK(kcp_recv(k, out, sizeof(out)) > 0);
+    kcp_free(k);
+    free(c);
+}
