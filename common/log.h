@@ -67,6 +67,9 @@ void log_write(enum log_level level, const char *fmt, ...) __attribute__((format
  * or odd input, which stays out of the info level. */
 void log_core_debug(void *user, const char *msg);
 
+/* Period of the rate-limited warnings (a peer over a limit, say): one line per 10 s. */
+#define LOG_REPEAT_MS 10000u
+
 /* Rate limit for one kind of repeated warning: zero-initialise it, then write the line only
  * when log_limit_pass says so. */
 struct log_limit {

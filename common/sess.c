@@ -200,7 +200,7 @@ static void sess_log_refused(struct sess *s, uint64_t now)
     struct tunnel_stats ts;
     tunnel_get_stats(s->tun, &ts);
     uint64_t refused = ts.mux.streams_refused;
-    if (refused == s->refused_logged || !log_limit_pass(&s->refused_log, now, 10000))
+    if (refused == s->refused_logged || !log_limit_pass(&s->refused_log, now, LOG_REPEAT_MS))
         return;
     LOG_WARN("sess: %s: --maxstreams %u reached: refused %llu stream(s) opened by the peer",
              s->name, s->sh->params.tun.mux.max_streams,

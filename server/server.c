@@ -102,7 +102,7 @@ static struct sess *server_new_sess(struct server *sv, struct net_udp *u,
     if (sv->sh.nsess >= (size_t)sv->cfg->maxsessions) {
         sv->sh.base.v[SNMP_IN_ERRS]++;
         sv->sessions_refused++;
-        if (log_limit_pass(&sv->refused_log, shell_now_ms(), 10000)) {
+        if (log_limit_pass(&sv->refused_log, shell_now_ms(), LOG_REPEAT_MS)) {
             char as[NET_ADDR_STRLEN];
             LOG_WARN("server: --maxsessions %d reached: refused a session from %s (%llu refused "
                      "so far)", sv->cfg->maxsessions, net_addr_str(from, as, sizeof(as)),
