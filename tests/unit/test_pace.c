@@ -29,7 +29,7 @@ static uint64_t round_trip(struct pace *p, uint64_t t, int segs, uint64_t gap, u
  * request/response traffic far below it, and keeps pacing at least that fast. */
 TEST(pace_app_limited_rounds_keep_the_estimate)
 {
-    struct pace p;
+    struct pace p = {0};
     pace_init(&p, 1000, 10, 0);
     uint64_t t = 1;
     for (int r = 0; r < 12; r++)
@@ -51,7 +51,7 @@ TEST(pace_app_limited_rounds_keep_the_estimate)
  * the cap stays at the initial window and the rate at the initial window over the RTT. */
 TEST(pace_startup_never_shrinks)
 {
-    struct pace p;
+    struct pace p = {0};
     pace_init(&p, 1000, 10, 0);
     pace_set_init_cwnd(&p, 128000);
     CHECK_EQ(pace_cwnd(&p), 128000);
