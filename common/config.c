@@ -107,6 +107,13 @@ static const struct opt_desc opts[] = {
      "per-stream receive buffer (smux v2)"},
     {"keepalive", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(keepalive_s), "SECONDS",
      "seconds between heartbeats (1..30)"},
+    {"framesize", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(framesize), "BYTES",
+     "largest smux frame payload sent (1..65535; newer kcptun: 8192)"},
+    {"closewait", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(closewait_s), "SECONDS",
+     "delay our FIN this long after the local side ends (kcptun v20260208's server uses 30 "
+     "so that its smux >= 1.5.54 clients do not drop unread data)"},
+    {"ratelimit", NULL, 0, ROLE_ALL, OPT_I64, SEC_MAIN, FIELD(ratelimit), "BYTES/S",
+     "cap on each KCP session's sending rate, 0 = none (needs pacing)"},
     {"QPP", NULL, 0, ROLE_ALL, OPT_BOOL, SEC_MAIN, FIELD(qpp), NULL,
      "kcptun's Quantum Permutation Pad: substitute every stream byte (both ends must agree)"},
     {"QPPCount", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(qppcount), "N",
@@ -276,6 +283,9 @@ void config_defaults(struct config *cfg, enum config_role role)
     cfg->smuxbuf = 4194304;
     cfg->streambuf = 2097152;
     cfg->keepalive_s = 10;
+    cfg->framesize = 32768;
+    cfg->closewait_s = 0;
+    cfg->ratelimit = 0;
     cfg->qpp = false;
     cfg->qppcount = QPP_COUNT_DEFAULT;
     strcpy(cfg->qppvariant, qpp_variant_name(QPP_VARIANT_DEFAULT));
@@ -1022,6 +1032,14 @@ static int validate_smux(const struct config *cfg, char *err, size_t errlen)
     if (cfg->streambuf > cfg->smuxbuf)
         return fail(err, errlen, "--streambuf: %d is larger than --smuxbuf %d (smux refuses it)",
                     cfg->streambuf, cfg->smuxbuf);
+    if (check_range("--framesize", cfg->framesize, 1, 65535, "smux's frame length field", err,
+                    errlen) < 0 ||
+        check_range("--closewait", cfg->closewait_s, 0, 3600, NULL, err, errlen) < 0 ||
+        check_range("--ratelimit", cfg->ratelimit, 0, (int64_t)1 << 40, "bytes per second",
+                    err, errlen) < 0)
+        return ERR_INVAL;
+    if (cfg->ratelimit > 0 && cfg->nopace)
+        return fail(err, errlen, "--ratelimit: caps ktun's pacer, which --nopace turns off");
     enum qpp_variant v;
     if (qpp_variant_parse(cfg->qppvariant, &v) < 0)
         return fail(err, errlen,
@@ -1226,6 +1244,8 @@ void config_log_summary(const struct config *cfg)
     LOG_INFO("sockbuf: %d", cfg->sockbuf);
     LOG_INFO("smuxbuf: %d streambuf: %d", cfg->smuxbuf, cfg->streambuf);
     LOG_INFO("keepalive: %d", cfg->keepalive_s);
+    LOG_INFO("framesize: %d closewait: %d ratelimit: %lld", cfg->framesize, cfg->closewait_s,
+             (long long)cfg->ratelimit);
     if (cfg->qpp) {
         LOG_INFO("QPP: true, QPPCount: %d, variant %s", cfg->qppcount, cfg->qppvariant);
         if (strlen(cfg->key) < 211)

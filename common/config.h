@@ -36,7 +36,8 @@
  * keys of the other role (kcptun ignores them; newer kcptun versions add keys), --pprof
  * (server; there is no Go profiler to start), the built-in default key.
  *
- * Newer kcptun releases (JSON keys as theirs): --crypt aes-128-gcm and null, --QPP ("qpp"),
+ * Newer kcptun releases (JSON keys as theirs): --crypt aes-128-gcm and null, --framesize,
+ * --closewait, --ratelimit, --QPP ("qpp"),
  * --QPPCount ("qpp-count"); ktun adds --QPPVariant ("qpp-variant": A, B or C, default C =
  * kcptun v20251222 and later, see crypto/qpp.h) to talk to older QPP builds.
  *
@@ -111,6 +112,9 @@ struct config {
     int streambuf;                    /* per-stream receive buffer (v2 window), bytes */
     int keepalive_s;                  /* NOP interval; the peer's timeout is 30 s */
     /* newer kcptun */
+    int framesize;                    /* --framesize: largest smux PSH payload sent, 1..65535 */
+    int closewait_s;                  /* --closewait: seconds before our FIN after local EOF */
+    int64_t ratelimit;                /* --ratelimit: bytes/s per KCP session, 0 = none */
     bool qpp;                         /* --QPP: per-stream byte substitution (crypto/qpp.h) */
     int qppcount;                     /* --QPPCount: number of pads, 1..65535 */
     char qppvariant[CONFIG_NAME_MAX]; /* --QPPVariant: pad variant A, B or C (qpp_variant_parse) */

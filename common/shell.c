@@ -32,6 +32,7 @@ void sess_params_from_config(const struct config *cfg, struct sess_params *p)
     lc->ack_nodelay = cfg->acknodelay;
     lc->pace = !cfg->nopace;
     lc->no_fec_hold = cfg->nofechold;
+    lc->rate_limit = cfg->ratelimit > 0 ? (uint64_t)cfg->ratelimit : 0;
     lc->message_mode = false;
     lc->wall_offset_ms = shell_wall_offset_ms(); /* refreshed on every session timer */
     lc->log = log_core_debug;
@@ -43,6 +44,8 @@ void sess_params_from_config(const struct config *cfg, struct sess_params *p)
     mc->max_stream_buffer = (uint32_t)cfg->streambuf;
     mc->keepalive_interval_ms = (uint32_t)cfg->keepalive_s * 1000;
     mc->max_streams = cfg->maxstreams > 0 ? (uint32_t)cfg->maxstreams : 0;
+    mc->max_frame_size = (uint32_t)cfg->framesize;
+    mc->close_wait_ms = (uint32_t)cfg->closewait_s * 1000u;
     p->tun.nocomp = cfg->nocomp;
     p->sockbuf = cfg->sockbuf;
     p->dscp = cfg->dscp;

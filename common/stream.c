@@ -76,14 +76,18 @@ void stream_resume(struct stream *st)
     }
 }
 
-/* TCP EOF: FIN to the peer, and the other direction gets the close-wait delay. */
+/* TCP EOF: FIN to the peer (after --closewait), and the other direction gets the close-wait
+ * delay on top of it. */
 static void stream_read_eof(struct stream *st)
 {
     struct ev_loop *loop = st->s->sh->loop;
     ev_io_stop(EV_A_ &st->rio);
     st->rd_eof = true;
+    double fin_wait = st->s->sh->params.tun.mux.close_wait_ms / 1e3;
+    ev_timer_stop(EV_A_ &st->linger); /* may run already for the peer's FIN: restart it */
+    ev_timer_set(&st->linger, STREAM_CLOSE_WAIT_S + fin_wait, 0.0);
     ev_timer_start(EV_A_ &st->linger);
-    tunnel_stream_close(st->s->tun, st->sid);
+    tunnel_stream_close_wait(st->s->tun, st->sid, shell_now_ms());
 }
 
 /* Reads from TCP and writes to the tunnel, up to STREAM_TCP_READS chunks while the socket has

@@ -379,6 +379,11 @@ int tunnel_stream_close(struct tunnel *t, uint32_t sid)
     return mux_stream_close(t->mux, sid);
 }
 
+int tunnel_stream_close_wait(struct tunnel *t, uint32_t sid, uint64_t now_ms)
+{
+    return mux_stream_close_wait(t->mux, sid, now_ms);
+}
+
 int tunnel_stream_release(struct tunnel *t, uint32_t sid)
 {
     return mux_stream_release(t->mux, sid);

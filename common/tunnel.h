@@ -177,6 +177,8 @@ size_t tunnel_send_room(const struct tunnel *t);
 ssize_t tunnel_stream_write(struct tunnel *t, uint32_t sid, const uint8_t *data, size_t len);
 ssize_t tunnel_stream_read(struct tunnel *t, uint32_t sid, uint8_t *buf, size_t cap);
 int tunnel_stream_close(struct tunnel *t, uint32_t sid);
+/* As mux_stream_close_wait: the half-close whose FIN waits the configured close-wait. */
+int tunnel_stream_close_wait(struct tunnel *t, uint32_t sid, uint64_t now_ms);
 int tunnel_stream_release(struct tunnel *t, uint32_t sid);
 
 /* ---- routing (listeners) ------------------------------------------------------------ */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # ktun-client -> ktun-server on loopback with the wire of newer kcptun releases: --crypt
-# aes-128-gcm (FEC on) and null (FEC off), and --QPP with each pad variant. Each tunnel carries
+# aes-128-gcm (FEC on) and null (FEC off), --QPP with each pad variant, --framesize,
+# --closewait (the server's delayed FIN) and --ratelimit. Each tunnel carries
 # an echo check both ways and a one-way download (sha256): an echo cannot tell one-sided QPP
 # from none, a download can. A key mismatch under QPP must corrupt the download.
 set -u
@@ -48,6 +49,46 @@ check_method null --key e2e-new --crypt null --ds 0 --ps 0 --nocomp
 check_method qppC --key e2e-new --crypt aes-128-gcm --QPP --smuxver 2
 check_method qppB --key e2e-new --crypt aes --QPP --QPPCount 7 --QPPVariant B
 check_method qppA --key e2e-new --crypt none --QPP --QPPVariant A --nocomp
+
+echo "== --framesize 1000 on the client, 65535 on the server"
+sp=$(free_port); cp=$(free_port)
+start_server s-fs "$sp" "$ECHO" --key e2e-new --framesize 65535 --smuxver 2
+start_client c-fs "$cp" "$sp" --key e2e-new --framesize 1000 --smuxver 2
+out=$(timeout 60 python3 "$STREAMS" check --connect "127.0.0.1:$cp" --bytes 2000000 --duration 50)
+grep -q 'failed=0' <<<"$out" || fail "framesize"
+
+echo "== --closewait 2 on the server: its FIN follows the target's EOF 2 s later"
+sp=$(free_port); cp=$(free_port)
+start_server s-cw "$sp" "$ECHO" --key e2e-new --closewait 2
+start_client c-cw "$cp" "$sp" --key e2e-new
+took=$(timeout 30 python3 - "$cp" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"x" * 100000)
+s.shutdown(socket.SHUT_WR)
+t0 = time.time(); got = 0
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    got += len(b)
+print("%d %.2f" % (got, time.time() - t0))
+PY
+)
+echo "echoed bytes, seconds to EOF: $took"
+[ "${took% *}" = 100000 ] || fail "closewait: echo incomplete ($took)"
+python3 -c "import sys; sys.exit(0 if float('${took#* }') >= 1.8 else 1)" || fail "closewait: EOF too early"
+
+echo "== --ratelimit 1000000 on the server: 3 MB take at least 2 s"
+sp=$(free_port); cp=$(free_port)
+start_server s-rl "$sp" "127.0.0.1:$WP" --key e2e-new --ratelimit 1000000
+start_client c-rl "$cp" "$sp" --key e2e-new
+t0=$(date +%s.%N)
+got=$(timeout 60 curl -s --max-time 50 "http://127.0.0.1:$cp/blob" | sha256sum | cut -d' ' -f1)
+t1=$(date +%s.%N)
+[ "$got" = "$want" ] || fail "ratelimit: download sha256"
+echo "3 MB at --ratelimit 1000000: $(python3 -c "print('%.2f s' % ($t1 - $t0))")"
+python3 -c "import sys; sys.exit(0 if $t1 - $t0 >= 2.0 else 1)" || fail "ratelimit not applied"
 
 echo "== QPP with a different key on the server: the download must not match"
 # The crypt layer must still open, so the keys differ only for QPP: crypt null carries no key.

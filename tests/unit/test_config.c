@@ -1057,3 +1057,32 @@ TEST(config_tcp_and_tcp_auto)
     CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--tcp=sometimes"), ERR_INVAL);
     CHECK(strstr(err, "--tcp") != NULL);
 }
+
+TEST(config_newer_kcptun_framesize_closewait_ratelimit)
+{
+    struct config cfg;
+    char err[CONFIG_ERR_MAX], path[64];
+
+    CHECK_EQ(parse_valid(&cfg, CONFIG_SERVER, err, "--framesize", "8192", "--closewait", "30",
+                         "--ratelimit", "1000000"),
+             0);
+    CHECK_EQ(cfg.framesize, 8192);
+    CHECK_EQ(cfg.closewait_s, 30);
+    CHECK_EQ(cfg.ratelimit, 1000000);
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--framesize", "0"), ERR_INVAL);
+    CHECK(strstr(err, "--framesize") != NULL && one_line(err));
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--framesize", "65536"), ERR_INVAL);
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--closewait", "-1"), ERR_INVAL);
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--ratelimit", "-1"), ERR_INVAL);
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--ratelimit", "5", "--nopace"), ERR_INVAL);
+    CHECK(strstr(err, "--nopace") != NULL);
+    write_temp(path, sizeof(path),
+               "{\"key\": \"k\", \"framesize\": 4096, \"closewait\": 5, \"ratelimit\": 777}");
+    REQUIRE(path[0]);
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "-c", path), 0);
+    CHECK_EQ(cfg.framesize, 4096);
+    CHECK_EQ(cfg.closewait_s, 5);
+    CHECK_EQ(cfg.ratelimit, 777);
+    CHECK_EQ(cfg.warnings[0], '\0');
+    unlink(path);
+}
