@@ -10,7 +10,10 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <strings.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/fwrule.h"
@@ -114,6 +117,8 @@ static const struct opt_desc opts[] = {
      "so that its smux >= 1.5.54 clients do not drop unread data)"},
     {"ratelimit", NULL, 0, ROLE_ALL, OPT_I64, SEC_MAIN, FIELD(ratelimit), "BYTES/S",
      "cap on each KCP session's sending rate, 0 = none (needs pacing)"},
+    {"__android_vpn", NULL, 'V', ROLE_C, OPT_BOOL, SEC_KTUN, FIELD(android_vpn), NULL,
+     "shadowsocks-android VPN mode (needs its socket protection: refused)"},
     {"QPP", NULL, 0, ROLE_ALL, OPT_BOOL, SEC_MAIN, FIELD(qpp), NULL,
      "kcptun's Quantum Permutation Pad: substitute every stream byte (both ends must agree)"},
     {"QPPCount", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(qppcount), "N",
@@ -640,6 +645,10 @@ int config_parse_args(struct config *cfg, int argc, char **argv, char *err, size
         return rc;
     if (cfg->config_file[0] && config_load_json(cfg, cfg->config_file, err, errlen) < 0)
         return ERR_INVAL;
+    if (config_apply_sip003(cfg, getenv("SS_REMOTE_HOST"), getenv("SS_REMOTE_PORT"),
+                            getenv("SS_LOCAL_HOST"), getenv("SS_LOCAL_PORT"),
+                            getenv("SS_PLUGIN_OPTIONS"), err, errlen) < 0)
+        return ERR_INVAL;
     if (config_apply_mode(cfg, err, errlen) < 0)
         return ERR_INVAL;
     if (cfg->role == CONFIG_SERVER && cfg->pprof)
@@ -647,6 +656,149 @@ int config_parse_args(struct config *cfg, int argc, char **argv, char *err, size
     if (strcmp(cfg->key, DEFAULT_KEY) == 0)
         add_warning(cfg, "--key: using kcptun's built-in default key; set --key or KCPTUN_KEY");
     return CONFIG_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Shadowsocks plugin mode (SIP003) */
+
+/* Writes "host:port" into |out|, bracketing IPv6 literals. */
+static int join_addr(char *out, size_t cap, const char *host, size_t host_len, const char *port,
+                     const char *what, char *err, size_t errlen)
+{
+    bool v6 = memchr(host, ':', host_len) != NULL;
+    int n = snprintf(out, cap, "%s%.*s%s:%s", v6 ? "[" : "", (int)host_len, host, v6 ? "]" : "",
+                     port);
+    if (n < 0 || (size_t)n >= cap)
+        return fail(err, errlen, "%s: address too long", what);
+    return 0;
+}
+
+/* The address to use from SS_REMOTE_HOST, which shadowsocks-libev fills with every server host
+ * joined by '|': the server listens on the wildcard if the list has one ("0.0.0.0|::" becomes
+ * the dual-stack [::]), else on the first; the client dials the first. */
+static int remote_addr(struct config *cfg, const char *hosts, const char *port, char *out,
+                       size_t cap, char *err, size_t errlen)
+{
+    const char *first = hosts;
+    size_t first_len = strcspn(hosts, "|");
+    if (first_len == 0)
+        return fail(err, errlen, "SS_REMOTE_HOST: empty host in '%s'", hosts);
+    if (cfg->role == CONFIG_SERVER) {
+        bool v4_any = false, v6_any = false;
+        int n = 0;
+        for (const char *h = hosts; *h;) {
+            size_t len = strcspn(h, "|");
+            v4_any |= len == 7 && memcmp(h, "0.0.0.0", 7) == 0;
+            v6_any |= len == 2 && memcmp(h, "::", 2) == 0;
+            n++;
+            h += len + (h[len] == '|');
+        }
+        if (v6_any)
+            return join_addr(out, cap, "::", 2, port, "SS_REMOTE_HOST", err, errlen);
+        if (v4_any)
+            return join_addr(out, cap, "0.0.0.0", 7, port, "SS_REMOTE_HOST", err, errlen);
+        if (n > 1)
+            add_warning(cfg, "SS_REMOTE_HOST: listening on %.*s only (of '%s')", (int)first_len,
+                        first, hosts);
+    }
+    return join_addr(out, cap, first, first_len, port, "SS_REMOTE_HOST", err, errlen);
+}
+
+int config_sip003_parse(const char *text, char keys[][CONFIG_OPTION_KEY_MAX],
+                        char vals[][CONFIG_PATH_MAX], int max, char *err, size_t errlen)
+{
+    int n = 0;
+    const char *p = text;
+    while (*p) {
+        if (n == max)
+            return fail(err, errlen, "SS_PLUGIN_OPTIONS: more than %d options", max);
+        char *out = keys[n];
+        size_t len = 0, cap = CONFIG_OPTION_KEY_MAX;
+        bool in_key = true, has_value = false;
+        for (; *p && *p != ';'; p++) {
+            char c = *p;
+            if (c == '\\') {
+                if (!p[1])
+                    return fail(err, errlen, "SS_PLUGIN_OPTIONS: '\\' at the end");
+                c = *++p;
+            } else if (c == '=' && in_key) {
+                out[len] = '\0';
+                in_key = false;
+                has_value = true;
+                out = vals[n];
+                len = 0;
+                cap = CONFIG_PATH_MAX;
+                continue;
+            }
+            if (len + 1 >= cap)
+                return fail(err, errlen, "SS_PLUGIN_OPTIONS: option %d is too long", n + 1);
+            out[len++] = c;
+        }
+        out[len] = '\0';
+        if (!keys[n][0])
+            return fail(err, errlen, "SS_PLUGIN_OPTIONS: empty option name (option %d)", n + 1);
+        if (!has_value)
+            strcpy(vals[n], "1"); /* a bare key means true */
+        n++;
+        if (*p == ';')
+            p++;
+    }
+    return n;
+}
+
+int config_apply_sip003(struct config *cfg, const char *remote_host, const char *remote_port,
+                        const char *local_host, const char *local_port, const char *options,
+                        char *err, size_t errlen)
+{
+    if (!remote_host || !*remote_host || !remote_port || !*remote_port || !local_host ||
+        !*local_host)
+        return 0; /* not started as a plugin */
+    if (!local_port || !*local_port)
+        return fail(err, errlen, "SS_LOCAL_PORT: not set (shadowsocks plugin mode needs all "
+                                 "of SS_REMOTE_HOST, SS_REMOTE_PORT, SS_LOCAL_HOST, "
+                                 "SS_LOCAL_PORT)");
+    cfg->sip003 = true;
+    char remote[CONFIG_ADDR_MAX], local[CONFIG_ADDR_MAX];
+    if (remote_addr(cfg, remote_host, remote_port, remote, sizeof(remote), err, errlen) < 0 ||
+        join_addr(local, sizeof(local), local_host, strlen(local_host), local_port,
+                  "SS_LOCAL_HOST", err, errlen) < 0)
+        return ERR_INVAL;
+    if (cfg->role == CONFIG_CLIENT) {
+        strcpy(cfg->localaddr, local);
+        strcpy(cfg->remoteaddr, remote);
+    } else {
+        strcpy(cfg->listen, remote);
+        strcpy(cfg->target, local);
+    }
+    if (!options || !*options)
+        return 0;
+    static char keys[64][CONFIG_OPTION_KEY_MAX];
+    static char vals[64][CONFIG_PATH_MAX];
+    int n = config_sip003_parse(options, keys, vals, 64, err, errlen);
+    if (n < 0)
+        return ERR_INVAL;
+    for (int i = 0; i < n; i++) {
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++)
+            seen = strcmp(keys[i], keys[j]) == 0; /* the first of repeated keys wins */
+        if (seen)
+            continue;
+        bool other;
+        int k = find_opt(keys[i], strlen(keys[i]), cfg->role, &other);
+        if (k < 0 && other) {
+            add_warning(cfg, "SS_PLUGIN_OPTIONS: %s is not a %s option; ignored", keys[i],
+                        config_prog_name(cfg->role));
+            continue;
+        }
+        const struct opt_desc *o = k >= 0 ? &opts[k] : NULL;
+        if (!o || !o->name || o->type == OPT_FILE || o->type == OPT_HELP ||
+            o->type == OPT_VERSION)
+            return fail(err, errlen, "SS_PLUGIN_OPTIONS: unknown option '%s'", keys[i]);
+        char why[CONFIG_ERR_MAX];
+        if (set_from_text(cfg, o, vals[i], why, sizeof(why)) < 0)
+            return fail(err, errlen, "SS_PLUGIN_OPTIONS: %s", why);
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1038,6 +1190,9 @@ static int validate_smux(const struct config *cfg, char *err, size_t errlen)
         check_range("--ratelimit", cfg->ratelimit, 0, (int64_t)1 << 40, "bytes per second",
                     err, errlen) < 0)
         return ERR_INVAL;
+    if (cfg->android_vpn)
+        return fail(err, errlen, "-V/__android_vpn: Android VPN mode needs the protect_path "
+                                 "socket hand-over, which ktun does not implement");
     if (cfg->ratelimit > 0 && cfg->nopace)
         return fail(err, errlen, "--ratelimit: caps ktun's pacer, which --nopace turns off");
     enum qpp_variant v;
@@ -1224,6 +1379,9 @@ void config_log_summary(const struct config *cfg)
     LOG_INFO("version: %s %s", config_prog_name(cfg->role), KTUN_VERSION);
     if (cfg->config_file[0])
         LOG_INFO("config file: %s", cfg->config_file);
+    if (cfg->sip003)
+        LOG_INFO("shadowsocks plugin mode (SIP003): addresses from SS_*, options from "
+                 "SS_PLUGIN_OPTIONS");
     LOG_INFO("smux version: %d", cfg->smuxver);
     LOG_INFO("listening on: %s", client ? cfg->localaddr : cfg->listen);
     if (client)
@@ -1302,6 +1460,12 @@ int config_setup(struct config *cfg, enum config_role role, int argc, char **arg
     }
     log_set_level((enum log_level)cfg->loglevel);
     log_set_quiet(cfg->quiet);
+    if (cfg->sip003) {
+        /* A plugin must not outlive its shadowsocks host (SIP003). */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() == 1)
+            return 1; /* the host died before the line above */
+    }
     config_log_summary(cfg);
     return CONFIG_RUN;
 }

@@ -115,6 +115,8 @@ struct config {
     int framesize;                    /* --framesize: largest smux PSH payload sent, 1..65535 */
     int closewait_s;                  /* --closewait: seconds before our FIN after local EOF */
     int64_t ratelimit;                /* --ratelimit: bytes/s per KCP session, 0 = none */
+    bool android_vpn;                 /* -V / __android_vpn (refused by config_validate) */
+    bool sip003;                      /* started as a shadowsocks plugin (SS_* environment) */
     bool qpp;                         /* --QPP: per-stream byte substitution (crypto/qpp.h) */
     int qppcount;                     /* --QPPCount: number of pads, 1..65535 */
     char qppvariant[CONFIG_NAME_MAX]; /* --QPPVariant: pad variant A, B or C (qpp_variant_parse) */
@@ -144,7 +146,7 @@ void config_defaults(struct config *cfg, enum config_role role);
 
 /* Parses |argc|/|argv| (argv[0] is the program name) over |cfg|, which must hold
  * config_defaults() for its role: KCPTUN_KEY, then the flags, then the -c JSON file, then the
- * mode table. Uses getopt_long_only (resets its global state; argv is not reordered).
+ * shadowsocks plugin environment (config_apply_sip003), then the mode table. Uses getopt_long_only (resets its global state; argv is not reordered).
  * Returns CONFIG_OK, CONFIG_HELP or CONFIG_VERSION (the caller prints and exits 0), or
  * ERR_INVAL with a one-line reason naming the flag, key or file in |err| (|errlen| bytes).
  * Does not range-check values: call config_validate() next. */
@@ -176,6 +178,27 @@ bool config_target_is_unix(const struct config *cfg);
 
 /* True if |name| is a crypt method ktun knows (kcptun's thirteen plus xsalsa20-poly1305). */
 bool config_crypt_is_known(const char *name);
+
+#define CONFIG_OPTION_KEY_MAX 64 /* SIP003 option names */
+
+/* Splits a SIP003 option string ("key=value;key;k\\;ey=v\\=al") into at most |max| pairs:
+ * '\\' makes the next byte literal, a key without '=' gets the value "1". Returns the number
+ * of pairs, or ERR_INVAL with a one-line reason (empty key, '\\' at the end, too long). */
+int config_sip003_parse(const char *opts, char keys[][CONFIG_OPTION_KEY_MAX],
+                        char vals[][CONFIG_PATH_MAX], int max, char *err, size_t errlen);
+
+/* Shadowsocks plugin mode (SIP003): when |remote_host|, |remote_port| and |local_host| are
+ * all non-empty (the SS_* variables), derives the addresses (client: localaddr = local,
+ * remoteaddr = remote; server: listen = remote, target = local; IPv6 bracketed; a
+ * '|'-separated SS_REMOTE_HOST as shadowsocks-libev passes it: the client dials the first
+ * host, the server listens on the wildcard if one is listed, else on the first), then applies
+ * |options| with the long flag names as keys (the first of repeated keys wins). Sets
+ * cfg->sip003. Returns 0 (also when not in plugin mode) or ERR_INVAL with a one-line reason:
+ * SS_LOCAL_PORT missing, a malformed option string, an unknown option or a bad value. Keys of
+ * the other role are ignored with a warning. config_parse_args calls it after the JSON file. */
+int config_apply_sip003(struct config *cfg, const char *remote_host, const char *remote_port,
+                        const char *local_host, const char *local_port, const char *options,
+                        char *err, size_t errlen);
 
 struct qpp;
 /* Builds the QPP pads of |cfg| (--key as the seed, --QPPCount, --QPPVariant; cfg->qpp must
