@@ -26,6 +26,10 @@
  * its expiry (checked every second, like kcptun's scavenger).
  */
 
+/* --remoteaddr that does not resolve (a router starting before its DNS): retried after 1 s,
+ * then twice as long each time, up to this many seconds. */
+#define CLIENT_RESOLVE_MAX_S 60.0
+
 /* A session of the client: the shell's session plus its --conn slot and expiry. */
 struct client_sess {
     struct sess s;          /* first: the shell allocates the wrapper */
@@ -39,10 +43,27 @@ static struct client_sess *csess(struct sess *s)
     return container_of(s, struct client_sess, s);
 }
 
+/* A configuration read on SIGHUP, kept until exit: sessions made under it may still use its
+ * crypt object. */
+struct client_reload {
+    struct config cfg;
+    struct crypt *crypt;        /* its own crypt object if --key or --crypt changed, or NULL */
+    struct crypt_rng *rng;
+    struct client_reload *next;
+};
+
 struct client {
     struct shell sh;            /* loop, sessions, counters */
     const struct config *cfg;   /* validated configuration (borrowed) */
-    struct net_addr remote;     /* server UDP address */
+    struct net_addr remote;     /* server UDP address, last resolved (port: MIN of a range) */
+    bool remote_ok;             /* |remote| holds a resolved address */
+    char remote_base[CONFIG_ADDR_MAX + 16]; /* --remoteaddr, a range's "host:MIN" */
+    uint16_t port_lo, port_hi;  /* -r host:MIN-MAX: a random port per session (0: no range) */
+    ev_timer resolve_timer;     /* retries while --remoteaddr never resolved */
+    ev_timer hop_timer;         /* --hop */
+    struct client_reload *reloads; /* configurations read on SIGHUP, newest first */
+    double resolve_backoff;     /* seconds until the next retry */
+    struct log_limit resolve_log; /* one line about failed lookups per 10 s */
     int lfd;                    /* TCP listener */
     ev_io accept_io;            /* listener readable */
     ev_timer scavenge_timer;    /* 1 s scavenger, with --autoexpire only */
@@ -54,41 +75,109 @@ struct client {
     uint64_t rr;                /* accepted connections, for round-robin */
 };
 
-static struct client_sess *client_start_sess(struct client *c, int slot, struct net_udp *udp);
+static struct client_sess *client_start_sess(struct client *c, int slot, struct net_udp *udp,
+                                             const struct net_addr *peer);
+
+/* Resolves --remoteaddr again (dynamic DNS: the address may have changed). On failure the
+ * last good address stays. Returns true if an address is known. */
+static bool client_resolve(struct client *c)
+{
+    char err[NET_ERR_LEN], as[NET_ADDR_STRLEN], bs[NET_ADDR_STRLEN];
+    struct net_addr a;
+    if (net_resolve(c->remote_base, false, &a, err) != 0) {
+        if (log_limit_pass(&c->resolve_log, shell_now_ms(), 10000))
+            LOG_WARN("client: --remoteaddr: %s%s", err,
+                     c->remote_ok ? " (keeping the last address)" : "");
+        return c->remote_ok;
+    }
+    if (c->remote_ok && !net_addr_equal(&a, &c->remote))
+        LOG_INFO("client: --remoteaddr %s now resolves to %s (was %s)", c->remote_base,
+                 net_addr_str(&a, as, sizeof(as)), net_addr_str(&c->remote, bs, sizeof(bs)));
+    else if (!c->remote_ok)
+        LOG_INFO("client: --remoteaddr %s resolved to %s", c->remote_base,
+                 net_addr_str(&a, as, sizeof(as)));
+    c->remote = a;
+    c->remote_ok = true;
+    return true;
+}
+
+static void client_resolve_cb(EV_P_ ev_timer *w, int revents)
+{
+    (void)revents;
+    struct client *c = container_of(w, struct client, resolve_timer);
+    if (c->remote_ok || client_resolve(c))
+        return;
+    c->resolve_backoff = MIN(c->resolve_backoff * 2, CLIENT_RESOLVE_MAX_S);
+    ev_timer_set(w, c->resolve_backoff, 0.0);
+    ev_timer_start(EV_A_ w);
+}
+
+/* The server address of a new session: resolved again, and a random port of a range. */
+static bool client_session_peer(struct client *c, struct net_addr *out)
+{
+    if (!client_resolve(c))
+        return false;
+    *out = c->remote;
+    if (c->port_lo)
+        net_addr_set_port(out, (uint16_t)(c->port_lo +
+                                          randombytes_uniform((uint32_t)(c->port_hi -
+                                                                         c->port_lo) + 1)));
+    return true;
+}
+
+/* --hop: every session moves to another random port of the range. */
+static void client_hop_cb(EV_P_ ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct client *c = container_of(w, struct client, hop_timer);
+    uint32_t span = (uint32_t)(c->port_hi - c->port_lo) + 1;
+    for (struct sess *s = c->sh.sessions; s; s = s->next) {
+        struct net_addr to = s->peer;
+        uint32_t cur = (uint32_t)(net_addr_port(&to) - c->port_lo);
+        uint32_t pick = (cur + 1 + randombytes_uniform(span - 1)) % span; /* never |cur| */
+        net_addr_set_port(&to, (uint16_t)(c->port_lo + pick));
+        sess_hop(s, &to);
+    }
+}
 
 static struct client_sess *client_new_sess(struct client *c, int slot)
 {
     char err[NET_ERR_LEN];
+    struct net_addr peer;
+    if (!client_session_peer(c, &peer))
+        return NULL;
     struct net_udp udp;
     if (c->cfg->tcp) {
-        struct rawtcp *t = c->cfg->tcp_auto ? rawtcp_dial_auto(&c->remote, c->cfg->sockbuf, err)
-                                            : rawtcp_dial(&c->remote, c->cfg->sockbuf, err);
+        struct rawtcp *t = c->cfg->tcp_auto ? rawtcp_dial_auto(&peer, c->cfg->sockbuf, err)
+                                            : rawtcp_dial(&peer, c->cfg->sockbuf, err);
         if (!t) {
             LOG_ERROR("client: %s", err);
             return NULL;
         }
         net_udp_init_raw(&udp, t);
-        return client_start_sess(c, slot, &udp);
+        return client_start_sess(c, slot, &udp, &peer);
     }
-    int fd = net_udp_socket(c->remote.ss.ss_family, NULL, err);
+    int fd = net_udp_socket(peer.ss.ss_family, NULL, err);
     if (fd < 0) {
         LOG_ERROR("client: %s", err);
         return NULL;
     }
     if (c->cfg->sockbuf > 0 && net_set_sockbuf(fd, c->cfg->sockbuf, err) != 0)
         LOG_WARN("client: %s", err);
-    if (c->cfg->dscp > 0 && net_set_dscp(fd, c->remote.ss.ss_family, c->cfg->dscp, err) != 0)
+    if (c->cfg->dscp > 0 && net_set_dscp(fd, peer.ss.ss_family, c->cfg->dscp, err) != 0)
         LOG_WARN("client: %s", err);
     net_udp_init(&udp, fd, true, true);
-    return client_start_sess(c, slot, &udp);
+    return client_start_sess(c, slot, &udp, &peer);
 }
 
-/* A session over |udp| (which it then owns) in --conn slot |slot|. */
-static struct client_sess *client_start_sess(struct client *c, int slot, struct net_udp *udp)
+/* A session over |udp| (which it then owns) to |peer| in --conn slot |slot|. */
+static struct client_sess *client_start_sess(struct client *c, int slot, struct net_udp *udp,
+                                             const struct net_addr *peer)
 {
     uint32_t conv;
     randombytes_buf(&conv, sizeof(conv));
-    struct sess *s = sess_new(&c->sh, sizeof(struct client_sess), udp, true, &c->remote, conv);
+    struct sess *s = sess_new(&c->sh, sizeof(struct client_sess), udp, true, peer, conv);
     if (!s)
         return NULL;
     struct client_sess *cs = csess(s);
@@ -214,12 +303,105 @@ static void client_sess_gone(struct shell *sh, struct sess *s)
         c->slots[cs->slot] = NULL;
 }
 
+/* SIGHUP: the command line and -c read again. New sessions take everything (also a new
+ * --key or --crypt, --remoteaddr, --hop); live sessions keep their KCP, FEC, smux and crypt
+ * settings; log level, --quiet, --bufbudget, --autoexpire and the --hop schedule apply at
+ * once. A configuration that does not validate, or that changes what only a restart can,
+ * is logged and ignored. */
+static void client_reload(struct shell *sh)
+{
+    struct client *c = container_of(sh, struct client, sh);
+    struct ev_loop *loop = sh->loop;
+    char err[CONFIG_ERR_MAX + CONFIG_PATH_MAX], ro[256];
+    struct client_reload *r = calloc(1, sizeof(*r));
+    if (!r)
+        return;
+    r->cfg.role = CONFIG_CLIENT;
+    if (config_reload(&r->cfg, err, sizeof(err)) != 0) {
+        LOG_WARN("reload: %s; the running configuration stays", err);
+        free(r);
+        return;
+    }
+    config_restart_only(c->cfg, &r->cfg, ro, sizeof(ro));
+    if (ro[0]) {
+        LOG_WARN("reload: %s cannot change without a restart; the running configuration stays",
+                 ro);
+        free(r);
+        return;
+    }
+    const struct config *n = &r->cfg;
+    if (strcmp(n->key, c->cfg->key) != 0 || strcmp(n->crypt, c->cfg->crypt) != 0) {
+        r->crypt = shell_crypt_new(n, CRYPT_ROLE_CLIENT, &r->rng);
+        if (!r->crypt) {
+            LOG_WARN("reload: the new --crypt/--key cannot be used; the running configuration "
+                     "stays");
+            free(r);
+            return;
+        }
+    }
+    char base[sizeof(c->remote_base)];
+    uint16_t lo, hi;
+    config_port_range(n->remoteaddr, base, sizeof(base), &lo, &hi);
+    if (strcmp(base, c->remote_base) != 0) {
+        strcpy(c->remote_base, base);
+        c->remote_ok = false;
+        if (!client_resolve(c)) {
+            c->resolve_backoff = 1.0;
+            ev_timer_stop(EV_A_ &c->resolve_timer);
+            ev_timer_set(&c->resolve_timer, c->resolve_backoff, 0.0);
+            ev_timer_start(EV_A_ &c->resolve_timer);
+        }
+    }
+    c->port_lo = lo;
+    c->port_hi = hi;
+    shell_reconfigure(sh, n, r->crypt);
+    ev_timer_stop(EV_A_ &c->hop_timer);
+    if (n->hop_s > 0) {
+        ev_timer_set(&c->hop_timer, n->hop_s, n->hop_s);
+        ev_timer_start(EV_A_ &c->hop_timer);
+    }
+    if (n->autoexpire_s != c->cfg->autoexpire_s) {
+        for (struct sess *s = sh->sessions; s; s = s->next) {
+            struct client_sess *cs = csess(s);
+            if (cs->slot >= 0)
+                cs->expire_ms = n->autoexpire_s > 0
+                                    ? s->created_ms + (uint64_t)n->autoexpire_s * 1000
+                                    : 0;
+        }
+    }
+    if (n->autoexpire_s > 0 && !ev_is_active(&c->scavenge_timer))
+        ev_timer_start(EV_A_ &c->scavenge_timer);
+    r->next = c->reloads;
+    c->reloads = r;
+    c->cfg = n;
+    LOG_INFO("reload: configuration read again; new sessions use it%s",
+             r->crypt ? " (with the new --crypt/--key)" : "");
+}
+
+/* A session's path looked dead: the server's name is resolved again (dynamic DNS), and the
+ * session keeps its port of the server. */
+static void client_path_change(struct shell *sh, struct sess *s)
+{
+    struct client *c = container_of(sh, struct client, sh);
+    if (!client_resolve(c) || c->remote.ss.ss_family != s->peer.ss.ss_family)
+        return;
+    struct net_addr to = c->remote;
+    net_addr_set_port(&to, net_addr_port(&s->peer));
+    if (!net_addr_equal(&to, &s->peer)) {
+        char as[NET_ADDR_STRLEN];
+        LOG_INFO("client: %s: the server is now at %s", s->name, net_addr_str(&to, as, sizeof(as)));
+        s->peer = to;
+    }
+}
+
 static void client_shutdown(struct shell *sh)
 {
     struct client *c = container_of(sh, struct client, sh);
     ev_io_stop(sh->loop, &c->accept_io);
     ev_timer_stop(sh->loop, &c->accept_retry);
     ev_timer_stop(sh->loop, &c->scavenge_timer);
+    ev_timer_stop(sh->loop, &c->resolve_timer);
+    ev_timer_stop(sh->loop, &c->hop_timer);
 }
 
 int client_run(const struct config *cfg)
@@ -241,14 +423,19 @@ int client_run(const struct config *cfg)
     c->cfg = cfg;
     c->lfd = -1;
     c->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (net_resolve(cfg->remoteaddr, false, &c->remote, err) != 0) {
-        LOG_ERROR("client: --remoteaddr: %s", err);
+    if (config_port_range(cfg->remoteaddr, c->remote_base, sizeof(c->remote_base), &c->port_lo,
+                          &c->port_hi) < 0) {
+        LOG_ERROR("client: --remoteaddr: bad port range '%s'", cfg->remoteaddr);
         goto out;
     }
-    if (cfg->tcp && rawtcp_prepare(c->remote.ss.ss_family, err) != 0) {
-        LOG_ERROR("client: %s", err);
-        rc = 2;
-        goto out;
+    if (cfg->tcp) {
+        /* the raw socket's family: the server's if its name resolves already */
+        int family = client_resolve(c) ? c->remote.ss.ss_family : AF_INET;
+        if (rawtcp_prepare(family, err) != 0) {
+            LOG_ERROR("client: %s", err);
+            rc = 2;
+            goto out;
+        }
     }
     crypt = shell_crypt_new(cfg, CRYPT_ROLE_CLIENT, &rng);
     if (!crypt)
@@ -265,7 +452,12 @@ int client_run(const struct config *cfg)
         LOG_ERROR("client: %s", err);
         goto out;
     }
-    struct shell_hooks hooks = {.sess_gone = client_sess_gone, .shutdown = client_shutdown};
+    struct shell_hooks hooks = {
+        .sess_gone = client_sess_gone,
+        .shutdown = client_shutdown,
+        .reload = client_reload,
+        .path_change = client_path_change,
+    };
     struct ev_loop *loop = EV_DEFAULT;
     shell_init(&c->sh, loop, &params, true, crypt, &hooks, cfg->snmplog, cfg->snmpperiod_s);
     ev_io_init(&c->accept_io, client_accept_cb, c->lfd, EV_READ);
@@ -274,9 +466,21 @@ int client_run(const struct config *cfg)
     ev_init(&c->accept_retry, client_accept_retry_cb);
     if (cfg->autoexpire_s > 0)
         ev_timer_start(EV_A_ &c->scavenge_timer);
+    ev_init(&c->resolve_timer, client_resolve_cb);
+    ev_timer_init(&c->hop_timer, client_hop_cb, cfg->hop_s, cfg->hop_s);
+    if (cfg->hop_s > 0)
+        ev_timer_start(EV_A_ &c->hop_timer);
+    c->resolve_backoff = 1.0;
+    if (!client_resolve(c)) {
+        LOG_WARN("client: retrying --remoteaddr with backoff (up to every %.0f s); connections "
+                 "are refused until it resolves", CLIENT_RESOLVE_MAX_S);
+        ev_timer_set(&c->resolve_timer, c->resolve_backoff, 0.0);
+        ev_timer_start(EV_A_ &c->resolve_timer);
+    }
     char ls[NET_ADDR_STRLEN], rs[NET_ADDR_STRLEN];
-    LOG_INFO("client: listening on %s, server %s", net_addr_str(&local, ls, sizeof(ls)),
-             net_addr_str(&c->remote, rs, sizeof(rs)));
+    LOG_INFO("client: listening on %s, server %s%s", net_addr_str(&local, ls, sizeof(ls)),
+             c->remote_ok ? net_addr_str(&c->remote, rs, sizeof(rs)) : cfg->remoteaddr,
+             c->port_lo ? " (a random port of the range per session)" : "");
     shell_run(&c->sh);
     ev_loop_destroy(EV_A);
     rc = 0;
@@ -286,6 +490,13 @@ out:
     if (c->spare_fd >= 0)
         close(c->spare_fd);
     free(c->slots);
+    while (c->reloads) {
+        struct client_reload *r = c->reloads;
+        c->reloads = r->next;
+        crypt_free(r->crypt);
+        crypt_rng_free(r->rng);
+        free(r);
+    }
     free(c);
     crypt_free(crypt);
     crypt_rng_free(rng);

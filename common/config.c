@@ -68,9 +68,9 @@ static const struct opt_desc opts[] = {
     {"localaddr", NULL, 'l', ROLE_C, OPT_STR, SEC_MAIN, FIELD(localaddr), "ADDR",
      "local TCP listen address"},
     {"remoteaddr", NULL, 'r', ROLE_C, OPT_STR, SEC_MAIN, FIELD(remoteaddr), "ADDR",
-     "kcp server address"},
+     "kcp server address; host:MIN-MAX picks a random port of the range per session"},
     {"listen", NULL, 'l', ROLE_S, OPT_STR, SEC_MAIN, FIELD(listen), "ADDR",
-     "kcp server listen address"},
+     "kcp server listen address; :MIN-MAX binds every port of the range"},
     {"target", NULL, 't', ROLE_S, OPT_STR, SEC_MAIN, FIELD(target), "ADDR",
      "target host:port, or a Unix socket path starting with / or ."},
     {"key", NULL, 0, ROLE_ALL, OPT_STR, SEC_MAIN, FIELD(key), "KEY",
@@ -160,6 +160,9 @@ static const struct opt_desc opts[] = {
      "send as kcp-go does (fixed windows, bursts) instead of pacing at the measured rate"},
     {"nofechold", NULL, 0, ROLE_ALL, OPT_BOOL, SEC_KTUN, FIELD(nofechold), NULL,
      "fast-retransmit as kcp-go does, without giving FEC parity the chance to rebuild"},
+    {"hop", NULL, 0, ROLE_C, OPT_INT, SEC_KTUN, FIELD(hop_s), "SECONDS",
+     "move each session to another random port of the -r range this often (secure mode, "
+     "ktun server with -l :MIN-MAX); 0 = off"},
     {"loglevel", NULL, 0, ROLE_ALL, OPT_LEVEL, SEC_KTUN, FIELD(loglevel), "LEVEL",
      "error, warn, info or debug"},
     {"help", NULL, 'h', ROLE_ALL, OPT_HELP, SEC_MAIN, NOFIELD, NULL, "show help"},
@@ -284,6 +287,7 @@ void config_defaults(struct config *cfg, enum config_role role)
     cfg->conn = 1;
     cfg->autoexpire_s = 0;
     cfg->scavengettl_s = 600;
+    cfg->hop_s = 0;
     cfg->smuxver = 1;
     cfg->smuxbuf = 4194304;
     cfg->streambuf = 2097152;
@@ -1087,21 +1091,65 @@ int config_parse_addr(const char *s, char *host, size_t hostlen, char *port, siz
     return 0;
 }
 
+int config_port_range(const char *s, char *base, size_t basecap, uint16_t *lo, uint16_t *hi)
+{
+    *lo = *hi = 0;
+    const char *colon = s ? strrchr(s, ':') : NULL;
+    const char *dash = colon ? strchr(colon + 1, '-') : NULL;
+    if (!dash) {
+        if (!s || strlen(s) >= basecap)
+            return ERR_INVAL;
+        strcpy(base, s);
+        return 0;
+    }
+    const char *a = colon + 1, *b = dash + 1;
+    size_t alen = (size_t)(dash - a), blen = strlen(b);
+    if (alen == 0 || alen > 5 || blen == 0 || blen > 5 || strspn(a, "0123456789") != alen ||
+        strspn(b, "0123456789") != blen)
+        return ERR_INVAL;
+    long x = strtol(a, NULL, 10), y = strtol(b, NULL, 10);
+    if (x < 1 || y > 65535 || x > y || (size_t)(dash - s) >= basecap)
+        return ERR_INVAL;
+    memcpy(base, s, (size_t)(dash - s));
+    base[dash - s] = '\0';
+    *lo = (uint16_t)x;
+    *hi = (uint16_t)y;
+    return 1;
+}
+
 bool config_target_is_unix(const struct config *cfg)
 {
     return cfg->target[0] == '/' || cfg->target[0] == '.';
 }
 
 /* Validates address |s| given by |flag|; |connect| refuses port 0 (only a listener may ask
- * the kernel for an ephemeral port). */
-static int check_addr(const char *flag, const char *s, bool connect, char *err, size_t errlen)
+ * the kernel for an ephemeral port). A port range MIN-MAX is allowed where |max_range| > 0,
+ * with at most that many ports. */
+static int check_addr_range(const char *flag, const char *s, bool connect, unsigned max_range,
+                            char *err, size_t errlen)
 {
+    char base[CONFIG_ADDR_MAX + 16];
+    uint16_t lo, hi;
+    int rc = max_range ? config_port_range(s, base, sizeof(base), &lo, &hi) : 0;
+    if (rc < 0)
+        return fail(err, errlen, "%s: address '%s': bad port range (want host:MIN-MAX, "
+                    "1 <= MIN <= MAX <= 65535)", flag, s);
+    if (rc > 0 && (unsigned)(hi - lo) + 1 > max_range)
+        return fail(err, errlen, "%s: address '%s': port range of %u ports, at most %u", flag,
+                    s, (unsigned)(hi - lo) + 1, max_range);
+    if (rc > 0)
+        s = base;
     char host[CONFIG_ADDR_MAX], port[32], why[CONFIG_ERR_MAX];
     if (config_parse_addr(s, host, sizeof(host), port, sizeof(port), why, sizeof(why)) < 0)
         return fail(err, errlen, "%s: %s", flag, why);
     if (connect && strspn(port, "0") == strlen(port))
         return fail(err, errlen, "%s: address '%s': port 0 cannot be connected to", flag, s);
     return 0;
+}
+
+static int check_addr(const char *flag, const char *s, bool connect, char *err, size_t errlen)
+{
+    return check_addr_range(flag, s, connect, 0, err, errlen);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1119,18 +1167,31 @@ static int check_range(const char *flag, int64_t v, int64_t lo, int64_t hi, cons
 static int validate_client(const struct config *cfg, char *err, size_t errlen)
 {
     if (check_addr("--localaddr", cfg->localaddr, false, err, errlen) < 0 ||
-        check_addr("--remoteaddr", cfg->remoteaddr, true, err, errlen) < 0 ||
+        check_addr_range("--remoteaddr", cfg->remoteaddr, true, 65535, err, errlen) < 0 ||
         check_range("--conn", cfg->conn, 1, 65535, NULL, err, errlen) < 0 ||
         check_range("--autoexpire", cfg->autoexpire_s, 0, INT_MAX, "0 disables", err,
                     errlen) < 0 ||
-        check_range("--scavengettl", cfg->scavengettl_s, 0, INT_MAX, NULL, err, errlen) < 0)
+        check_range("--scavengettl", cfg->scavengettl_s, 0, INT_MAX, NULL, err, errlen) < 0 ||
+        check_range("--hop", cfg->hop_s, 0, 86400, "0 disables", err, errlen) < 0)
         return ERR_INVAL;
+    if (cfg->hop_s > 0) {
+        char base[CONFIG_ADDR_MAX + 16];
+        uint16_t lo, hi;
+        if (config_port_range(cfg->remoteaddr, base, sizeof(base), &lo, &hi) != 1 || lo == hi)
+            return fail(err, errlen, "--hop: needs a port range of two ports or more in "
+                        "--remoteaddr (host:MIN-MAX)");
+        if (strcmp(cfg->crypt, "xsalsa20-poly1305") != 0)
+            return fail(err, errlen, "--hop: needs --crypt xsalsa20-poly1305 (a ktun server "
+                        "follows a session to another port only in the secure mode)");
+        if (cfg->tcp)
+            return fail(err, errlen, "--hop: not with --tcp (a fake TCP flow has one port)");
+    }
     return 0;
 }
 
 static int validate_server(const struct config *cfg, char *err, size_t errlen)
 {
-    if (check_addr("--listen", cfg->listen, false, err, errlen) < 0)
+    if (check_addr_range("--listen", cfg->listen, false, CONFIG_LISTEN_PORTS_MAX, err, errlen) < 0)
         return ERR_INVAL;
     if (config_target_is_unix(cfg)) {
         if (strlen(cfg->target) > 107)
@@ -1431,12 +1492,56 @@ void config_log_summary(const struct config *cfg)
     }
 }
 
+static int saved_argc;
+static char **saved_argv;
+
+int config_reload(struct config *out, char *err, size_t errlen)
+{
+    if (!saved_argv)
+        return fail(err, errlen, "no command line to read again");
+    enum config_role role = out->role;
+    config_defaults(out, role);
+    int rc = config_parse_args(out, saved_argc, saved_argv, err, errlen);
+    if (rc > 0)
+        return fail(err, errlen, "--help or --version on the command line");
+    if (rc == CONFIG_OK)
+        rc = config_validate(out, err, errlen);
+    return rc;
+}
+
+void config_restart_only(const struct config *a, const struct config *b, char *out, size_t cap)
+{
+    struct {
+        const char *flag;
+        bool differ;
+    } f[] = {
+        {"--localaddr", strcmp(a->localaddr, b->localaddr) != 0},
+        {"--listen", strcmp(a->listen, b->listen) != 0},
+        {"--key", a->role == CONFIG_SERVER && strcmp(a->key, b->key) != 0},
+        {"--crypt", a->role == CONFIG_SERVER && strcmp(a->crypt, b->crypt) != 0},
+        {"--conn", a->conn != b->conn},
+        {"--log", strcmp(a->log, b->log) != 0},
+        {"--snmplog", strcmp(a->snmplog, b->snmplog) != 0 || a->snmpperiod_s != b->snmpperiod_s},
+        {"--tcp", a->tcp != b->tcp},
+        {"--QPP", a->qpp != b->qpp || a->qppcount != b->qppcount ||
+                      strcmp(a->qppvariant, b->qppvariant) != 0 ||
+                      (a->qpp && strcmp(a->key, b->key) != 0)},
+    };
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+        if (f[i].differ && n < cap)
+            n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? ", " : "", f[i].flag);
+}
+
 int config_setup(struct config *cfg, enum config_role role, int argc, char **argv)
 {
     char err[CONFIG_ERR_MAX + CONFIG_PATH_MAX];
     const char *prog = config_prog_name(role);
     int rc;
 
+    saved_argc = argc;
+    saved_argv = argv;
     config_defaults(cfg, role);
     rc = config_parse_args(cfg, argc, argv, err, sizeof(err));
     if (rc == CONFIG_HELP) {

@@ -106,6 +106,7 @@ struct config {
     int conn;                         /* parallel KCP sessions */
     int autoexpire_s;                 /* session accepts new streams this long; 0 = forever */
     int scavengettl_s;                /* expired session lives on this long */
+    int hop_s;                        /* --hop: sessions change server port this often; 0 = off */
     /* smux */
     int smuxver;                      /* 1 or 2 */
     int smuxbuf;                      /* session receive buffer, bytes */
@@ -173,6 +174,15 @@ int config_validate(const struct config *cfg, char *err, size_t errlen);
 int config_parse_addr(const char *s, char *host, size_t hostlen, char *port, size_t portlen,
                       char *err, size_t errlen);
 
+/* Most ports a server's --listen range may bind (one UDP socket each). */
+#define CONFIG_LISTEN_PORTS_MAX 1024
+
+/* kcptun's port ranges: if |s| is "host:MIN-MAX", writes "host:MIN" to |base| (|basecap|
+ * bytes), MIN and MAX to |*lo| and |*hi| and returns 1; otherwise copies |s| to |base|, sets
+ * both to 0 and returns 0. Returns ERR_INVAL for a malformed range (not 1 <= MIN <= MAX <=
+ * 65535) or a short |base|. No lookups. */
+int config_port_range(const char *s, char *base, size_t basecap, uint16_t *lo, uint16_t *hi);
+
 /* True if the server's target is a Unix socket path (it starts with '/' or '.'). */
 bool config_target_is_unix(const struct config *cfg);
 
@@ -223,5 +233,15 @@ void config_log_summary(const struct config *cfg);
  * "<prog>: <reason>" to stderr. Returns CONFIG_RUN to go on, or the exit status: 0 after
  * help/version, 2 for a usage or configuration error. */
 int config_setup(struct config *cfg, enum config_role role, int argc, char **argv);
+
+/* SIGHUP: parses the command line config_setup saw again (KCPTUN_KEY and the -c file are read
+ * anew) into |out| and validates it. Returns 0, or ERR_INVAL with a one-line reason in |err|
+ * (also when config_setup never ran). */
+int config_reload(struct config *out, char *err, size_t errlen);
+
+/* Writes to |out| (|cap| bytes) the flags whose values differ between |a| and |b| and that
+ * a running process cannot take over (addresses, --crypt/--key on the server, --conn, --log,
+ * --snmplog, --tcp), comma-separated; "" when there is none. */
+void config_restart_only(const struct config *a, const struct config *b, char *out, size_t cap);
 
 #endif

@@ -167,6 +167,23 @@ uint32_t net_addr_hash(const struct net_addr *a)
     return h;
 }
 
+void net_addr_set_port(struct net_addr *a, uint16_t port)
+{
+    if (a->ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)(void *)&a->ss)->sin_port = htons(port);
+    else if (a->ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)(void *)&a->ss)->sin6_port = htons(port);
+}
+
+uint16_t net_addr_port(const struct net_addr *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)(const void *)&a->ss)->sin_port);
+    if (a->ss.ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)(const void *)&a->ss)->sin6_port);
+    return 0;
+}
+
 int net_set_nonblock(int fd, char *err)
 {
     int fl = fcntl(fd, F_GETFL);

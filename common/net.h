@@ -40,6 +40,10 @@ bool net_addr_equal(const struct net_addr *a, const struct net_addr *b);
 /* Hash of family, address and port (for session tables). */
 uint32_t net_addr_hash(const struct net_addr *a);
 
+/* Sets / returns the port of an IPv4 or IPv6 address (host byte order; 0 for others). */
+void net_addr_set_port(struct net_addr *a, uint16_t port);
+uint16_t net_addr_port(const struct net_addr *a);
+
 /* Makes |fd| non-blocking. Returns 0 or ERR_INVAL. */
 int net_set_nonblock(int fd, char *err);
 

@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* ---- tunnel callbacks ----------------------------------------------------------------- */
@@ -15,6 +16,12 @@
 static void sess_output_cb(void *user, const uint8_t *dgram, size_t len)
 {
     struct sess *s = user;
+    struct sess_hold *h = s->hold;
+    if (h && h->n < SESS_HOLD_MAX && len <= NET_DGRAM_MAX) {
+        memcpy(h->data[h->n], dgram, len);
+        h->len[h->n++] = len;
+        return;
+    }
     shell_send_dgram(s->sh, s->udp, dgram, len, &s->peer);
 }
 
@@ -50,13 +57,68 @@ static void sess_log_cb(void *user, const char *msg)
 
 /* ---- events --------------------------------------------------------------------------- */
 
+/* When the path counts as dead (see SESS_PATH_RTOS), or UINT64_MAX if nothing is
+ * outstanding or the session does not watch its path. */
+static uint64_t sess_path_deadline(const struct sess *s)
+{
+    size_t avail, wait;
+    if (!s->path_watch)
+        return UINT64_MAX;
+    tunnel_progress(s->tun, &avail, &wait);
+    if (wait == 0)
+        return UINT64_MAX;
+    uint64_t after = MAX((uint64_t)tunnel_rto(s->tun) * SESS_PATH_RTOS, SESS_PATH_MIN_MS);
+    return s->path_rx_ms + after;
+}
+
+/* Client: nothing came back on this path for a few RTOs with data outstanding. Moves the
+ * session to a new UDP socket, or closes it once SESS_PATH_TRIES moves went unanswered. */
+static void sess_path_dead(struct sess *s, uint64_t now)
+{
+    struct shell *sh = s->sh;
+    struct ev_loop *loop = sh->loop;
+    uint64_t silent = now - s->path_rx_ms;
+    if (s->path_tries >= SESS_PATH_TRIES) {
+        LOG_WARN("sess: %s: no answer on %u new paths either: the server restarted or is "
+                 "unreachable, closing the session", s->name, s->path_tries);
+        tunnel_kill(s->tun, "server gone");
+        return;
+    }
+    if (sh->hooks.path_change)
+        sh->hooks.path_change(sh, s);
+    char err[NET_ERR_LEN];
+    int fd = net_udp_socket(s->peer.ss.ss_family, NULL, err);
+    s->path_rx_ms = now;
+    s->path_tries++;
+    if (fd < 0) {
+        LOG_WARN("sess: %s: nothing from the server for %llu ms; no new socket: %s", s->name,
+                 (unsigned long long)silent, err);
+        return;
+    }
+    if (sh->params.sockbuf > 0)
+        net_set_sockbuf(fd, sh->params.sockbuf, err);
+    if (sh->sb_udp == s->udp)
+        shell_flush_dgrams(sh);
+    ev_io_stop(EV_A_ &s->udp_io);
+    close(s->own_udp.fd);
+    net_udp_init(&s->own_udp, fd, true, true);
+    ev_io_set(&s->udp_io, fd, EV_READ);
+    ev_io_start(EV_A_ &s->udp_io);
+    LOG_INFO("sess: %s: nothing from the server for %llu ms with data outstanding: new UDP "
+             "socket (a new source port), try %u of %u", s->name, (unsigned long long)silent,
+             s->path_tries, SESS_PATH_TRIES);
+}
+
 static void sess_timer_cb(EV_P_ ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
     struct sess *s = container_of(w, struct sess, timer);
+    uint64_t now = shell_now_ms();
     tunnel_set_wall_offset(s->tun, shell_wall_offset_ms());
-    tunnel_tick(s->tun, shell_now_ms());
+    tunnel_tick(s->tun, now);
+    if (now >= sess_path_deadline(s))
+        sess_path_dead(s, now);
     if (sess_pump(s))
         shell_flush_dgrams(s->sh);
 }
@@ -71,11 +133,18 @@ static void sess_udp_input(struct sess *s, uint8_t *p, size_t len, const struct 
     if (!s->peer_locked) {
         s->peer = *from;
         s->peer_locked = true;
-    } else if (!net_addr_equal(&s->peer, from)) {
+    } else if (!net_addr_equal(&s->peer, from) &&
+               !(s->prev_until_ms && shell_now_ms() < s->prev_until_ms &&
+                 net_addr_equal(&s->prev_peer, from))) {
         sh->base.v[SNMP_IN_ERRS]++;
         return;
     }
-    sess_input_raw(s, p, len);
+    if (tunnel_input(s->tun, p, len, shell_now_ms()) == 0 && s->path_watch) {
+        if (s->path_tries)
+            LOG_INFO("sess: %s: the server answers on the new path", s->name);
+        s->path_rx_ms = shell_now_ms();
+        s->path_tries = 0;
+    }
 }
 
 static void sess_udp_cb(EV_P_ ev_io *w, int revents)
@@ -149,6 +218,9 @@ struct sess *sess_new(struct shell *sh, size_t size, struct net_udp *udp, bool o
     s->peer_locked = !own_fd;
     s->conv = conv;
     s->created_ms = now;
+    roam_init(&s->roam, crypt_is_authenticated(sh->crypt) ? ROAM_MODE_SECURE : ROAM_MODE_COMPAT);
+    s->path_watch = own_fd && sh->is_client && crypt_is_authenticated(sh->crypt);
+    s->path_rx_ms = now;
     snprintf(s->name, sizeof(s->name), "conv %u peer %s", conv,
              net_addr_str(peer, as, sizeof(as)));
     s->tun = sess_tunnel_new(s, now, &err);
@@ -177,14 +249,79 @@ void sess_input_raw(struct sess *s, uint8_t *dgram, size_t len)
 
 void sess_input_payload(struct sess *s, const uint8_t *payload, size_t len)
 {
-    tunnel_input_payload(s->tun, payload, len, shell_now_ms());
+    struct roam_scan scan;
+    roam_scan(payload, len, s->conv, &scan);
+    if (tunnel_input_payload(s->tun, payload, len, shell_now_ms()) == 0)
+        roam_observe(&s->roam, &scan);
+}
+
+enum roam_verdict sess_input_candidate(struct sess *s, const uint8_t *payload, size_t len,
+                                       bool authenticated, struct sess_hold *h)
+{
+    uint64_t now = shell_now_ms();
+    struct roam_facts f = {.authenticated = authenticated};
+    roam_scan(payload, len, s->conv, &f.scan);
+    size_t avail0, wait0, avail1, wait1;
+    tunnel_progress(s->tun, &avail0, &wait0);
+    h->n = 0;
+    s->hold = h;
+    int rc = tunnel_input_payload(s->tun, payload, len, now);
+    s->hold = NULL;
+    tunnel_progress(s->tun, &avail1, &wait1);
+    f.advanced = avail1 > avail0 || wait1 < wait0;
+    enum roam_verdict v = roam_decide(&s->roam, &f, now);
+    if (rc == 0)
+        roam_observe(&s->roam, &f.scan);
+    return v;
+}
+
+void sess_hold_release(struct sess *s, struct sess_hold *h, struct net_udp *probe_udp,
+                       const struct net_addr *probe_to)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        shell_send_dgram(s->sh, s->udp, h->data[i], h->len[i], &s->peer);
+        if (probe_to && i < ROAM_PROBE_MAX_DGRAMS)
+            shell_send_dgram(s->sh, probe_udp, h->data[i], h->len[i], probe_to);
+    }
+    h->n = 0;
+}
+
+void sess_hop(struct sess *s, const struct net_addr *to)
+{
+    uint64_t now = shell_now_ms();
+    char as[NET_ADDR_STRLEN];
+    s->prev_peer = s->peer;
+    s->prev_until_ms = now + SESS_HOP_GRACE_MS;
+    s->peer = *to;
+    s->hops++;
+    snprintf(s->name, sizeof(s->name), "conv %u peer %s", s->conv,
+             net_addr_str(to, as, sizeof(as)));
+    if (log_limit_pass(&s->hop_log, now, 60000))
+        LOG_INFO("sess: %s: hopped to this server port (hop %llu)", s->name,
+                 (unsigned long long)s->hops);
+}
+
+void sess_set_peer(struct sess *s, struct net_udp *udp, const struct net_addr *peer)
+{
+    char from[NET_ADDR_STRLEN], to[NET_ADDR_STRLEN];
+    net_addr_str(&s->peer, from, sizeof(from));
+    net_addr_str(peer, to, sizeof(to));
+    s->peer = *peer;
+    s->udp = udp;
+    snprintf(s->name, sizeof(s->name), "conv %u peer %s", s->conv, to);
+    if (log_limit_pass(&s->move_log, shell_now_ms(), 10000)) {
+        LOG_INFO("sess: conv %u: peer moved from %s to %s (move %llu, %llu since the last line)",
+                 s->conv, from, to, (unsigned long long)s->roam.moves,
+                 (unsigned long long)(s->roam.moves - s->moves_logged));
+        s->moves_logged = s->roam.moves;
+    }
 }
 
 static void sess_arm_timer(struct sess *s)
 {
     struct ev_loop *loop = s->sh->loop;
     uint64_t now = shell_now_ms();
-    uint64_t d = tunnel_next_deadline(s->tun, now);
+    uint64_t d = MIN(tunnel_next_deadline(s->tun, now), sess_path_deadline(s));
     ev_timer_stop(EV_A_ &s->timer);
     if (d == UINT64_MAX)
         return;

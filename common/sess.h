@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "common/net.h"
+#include "common/roam.h"
 #include "common/shell.h"
 #include "common/stream.h"
 #include "common/tunnel.h"
@@ -26,6 +27,27 @@
  */
 
 /* One session: the tunnel, its UDP path, its timer and its streams. */
+/* Client, secure mode (the server follows a new address, docs/roaming.md): with data or a
+ * keepalive outstanding and nothing from the server for SESS_PATH_RTOS retransmission
+ * timeouts (at least SESS_PATH_MIN_MS), the session moves to a new UDP socket (a new source
+ * port); after SESS_PATH_TRIES such moves without an answer the server is taken for gone
+ * (restarted, or unreachable) and the session is closed at once, so that new connections
+ * get a new session instead of waiting for the keepalive. */
+#define SESS_PATH_RTOS 3u
+#define SESS_PATH_MIN_MS 1000u
+#define SESS_PATH_TRIES 2u
+/* Client --hop: datagrams from the previous server port are still taken this long. */
+#define SESS_HOP_GRACE_MS 3000u
+
+/* Datagrams a session emitted while a candidate from a new address was fed (server roaming,
+ * docs/roaming.md): they go where the rule decides. */
+#define SESS_HOLD_MAX 32
+struct sess_hold {
+    size_t n;                               /* datagrams held */
+    size_t len[SESS_HOLD_MAX];
+    uint8_t data[SESS_HOLD_MAX][NET_DGRAM_MAX];
+};
+
 struct sess {
     struct shell *sh;                 /* process */
     struct sess *prev, *next;         /* shell list */
@@ -44,6 +66,18 @@ struct sess {
     bool in_pump;                     /* re-entrancy guard of sess_pump */
     uint64_t refused_logged;          /* peer streams refused (--maxstreams) already logged */
     struct log_limit refused_log;     /* one such line per 10 s */
+    struct roam roam;                 /* server: following the peer to a new address */
+    bool path_watch;                  /* client, secure mode: replace a dead path */
+    uint64_t path_rx_ms;              /* client: last datagram from the server, or the
+                                         last path change */
+    unsigned path_tries;              /* client: path changes since the server last answered */
+    struct net_addr prev_peer;        /* client --hop: the server port before the last hop */
+    uint64_t prev_until_ms;           /* ... accepted until then */
+    uint64_t hops;                    /* client --hop: port changes */
+    struct log_limit hop_log;         /* one line about hops per 60 s */
+    struct sess_hold *hold;           /* set while a candidate is fed: output is held there */
+    struct log_limit move_log;        /* server: one line about moves per 10 s */
+    uint64_t moves_logged;            /* roam.moves already logged */
     char name[NET_ADDR_STRLEN + 24];  /* "conv 1234 peer 1.2.3.4:5" for logs */
 };
 
@@ -65,6 +99,27 @@ void sess_input_payload(struct sess *s, const uint8_t *payload, size_t len);
 /* Moves data after input or local events, re-arms the timer, and frees the session if it
  * died. Call once after a batch of sess_input_* calls. Returns false if |s| was freed. */
 bool sess_pump(struct sess *s);
+
+/* Server roaming (docs/roaming.md). Feeds |payload|, which came from an address other than the
+ * session's peer and carries the session's conv, with the session's output held in |h|,
+ * and returns the rule's verdict. |authenticated|: the crypt verified the datagram. The
+ * caller then applies a ROAM_MOVE (sess_set_peer, its own address table) and calls
+ * sess_hold_release. */
+enum roam_verdict sess_input_candidate(struct sess *s, const uint8_t *payload, size_t len,
+                                       bool authenticated, struct sess_hold *h);
+
+/* Sends what |h| holds to the session's peer; with |probe_to|, the first
+ * ROAM_PROBE_MAX_DGRAMS also to |probe_to| over |probe_udp|. Empties |h|. */
+void sess_hold_release(struct sess *s, struct sess_hold *h, struct net_udp *probe_udp,
+                       const struct net_addr *probe_to);
+
+/* Client --hop: sends to |to| (another port of the server) from now on; datagrams from the
+ * previous port are still taken for SESS_HOP_GRACE_MS. */
+void sess_hop(struct sess *s, const struct net_addr *to);
+
+/* Makes |peer| (reached over |udp|) the session's reply address and logs the move (at most
+ * one line per 10 s per session). */
+void sess_set_peer(struct sess *s, struct net_udp *udp, const struct net_addr *peer);
 
 /* Closes the session and frees it: every stream, the watchers, the socket if owned, the
  * tunnel. Logs |reason|. |s| is invalid afterwards. */

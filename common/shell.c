@@ -180,11 +180,26 @@ static void sig_stop_cb(EV_P_ ev_signal *w, int revents)
 static void sig_hup_cb(EV_P_ ev_signal *w, int revents)
 {
     (void)loop;
-    (void)w;
     (void)revents;
     char err[256];
     if (log_reopen(err, sizeof(err)) != 0)
         LOG_WARN("shell: cannot reopen the log: %s", err);
+    struct shell *sh = container_of(w, struct shell, sig_hup);
+    if (sh->hooks.reload)
+        sh->hooks.reload(sh);
+}
+
+void shell_reconfigure(struct shell *sh, const struct config *cfg, struct crypt *crypt)
+{
+    const struct qpp *qpp = sh->params.tun.mux.qpp; /* built by the role from --key: kept */
+    sess_params_from_config(cfg, &sh->params);
+    sh->params.tun.mux.qpp = qpp;
+    if (crypt)
+        sh->crypt = crypt;
+    sh->budget.limit = sh->params.bufbudget > 0 ? (uint64_t)sh->params.bufbudget : 0;
+    log_set_level((enum log_level)cfg->loglevel);
+    log_set_quiet(cfg->quiet);
+    shell_wake_stalled(sh);
 }
 
 static void sig_usr1_cb(EV_P_ ev_signal *w, int revents)

@@ -76,6 +76,11 @@ struct shell_hooks {
     void (*sess_gone)(struct shell *sh, struct sess *s);
     /* SIGINT/SIGTERM: close listeners; the shell then closes every session. */
     void (*shutdown)(struct shell *sh);
+    /* SIGHUP, after the log was reopened: read the configuration again (may be NULL). */
+    void (*reload)(struct shell *sh);
+    /* Client: |s| is about to move to a new UDP socket (its path looked dead); the hook may
+     * update s->peer, e.g. with the server's name resolved again (may be NULL). */
+    void (*path_change)(struct shell *sh, struct sess *s);
 };
 
 /* The process: loop, shared crypt, parameters, session list, counters, signals. */
@@ -108,6 +113,11 @@ struct shell {
 int shell_init(struct shell *sh, struct ev_loop *loop, const struct sess_params *params,
                bool is_client, struct crypt *crypt, const struct shell_hooks *hooks,
                const char *snmplog, int snmpperiod);
+
+/* SIGHUP reload of the shell's part of |cfg| (validated): sessions created from now on use
+ * its parameters (KCP, FEC, smux, compression; with |crypt| if not NULL, the crypt object,
+ * borrowed like the first); the log level, --quiet and --bufbudget apply at once. */
+void shell_reconfigure(struct shell *sh, const struct config *cfg, struct crypt *crypt);
 
 /* Runs the loop until SIGINT/SIGTERM (or ev_break), then shell_stop. */
 void shell_run(struct shell *sh);

@@ -175,6 +175,17 @@ int tunnel_input_payload(struct tunnel *t, const uint8_t *payload, size_t len, u
     return link_input_payload(t->link, payload, len, now_ms);
 }
 
+void tunnel_progress(const struct tunnel *t, size_t *recv_avail, size_t *wait_snd)
+{
+    *recv_avail = link_recv_avail(t->link);
+    *wait_snd = link_wait_snd(t->link);
+}
+
+uint32_t tunnel_rto(const struct tunnel *t)
+{
+    return link_rto(t->link);
+}
+
 /* Offers |len| bytes to mux. Returns how many it took (0 when its receive budget is spent),
  * or -1 after marking the tunnel dead. */
 static ssize_t tunnel_feed_mux(struct tunnel *t, const uint8_t *p, size_t len, uint64_t now)

@@ -155,6 +155,12 @@ uint32_t tunnel_conv(const struct tunnel *t);
 void tunnel_set_wall_offset(struct tunnel *t, int64_t wall_offset_ms);
 /* Copies the counters into |*out|. */
 void tunnel_get_stats(const struct tunnel *t, struct tunnel_stats *out);
+/* What grows when the session advances (docs/roaming.md): |*recv_avail| in-order bytes
+ * received and not yet taken from KCP, |*wait_snd| segments waiting for acknowledgement
+ * (shrinks as the peer acknowledges). Compare before and after one tunnel_input. */
+void tunnel_progress(const struct tunnel *t, size_t *recv_avail, size_t *wait_snd);
+/* KCP's current retransmission timeout in ms. */
+uint32_t tunnel_rto(const struct tunnel *t);
 /* Number of live streams. */
 size_t tunnel_stream_count(const struct tunnel *t);
 

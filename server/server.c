@@ -18,37 +18,63 @@
 #include <unistd.h>
 
 /*
- * kcp-go's listener policy: one UDP socket; sessions keyed by the peer's
- * address. A datagram for a known address feeds its session if it is parity or carries the
+ * kcp-go's listener policy, per listening socket (one per port of a --listen range, plus the
+ * fake-TCP one): sessions keyed by the listener and the peer's address. A datagram for a known address feeds its session if it is parity or carries the
  * session's conv; another conv replaces the session only when its sn is 0 (the client
  * restarted on the same port); anything else is dropped. An unknown address gets a new
  * session unless the packet is parity-only or --maxsessions sessions exist. Dead peers are
  * reclaimed by the smux keepalive check (30 s without a frame), as in kcptun.
+ *
+ * ktun's additions (docs/roaming.md): a datagram whose conv belongs to a live session but that
+ * comes from another listener or address is a roaming candidate for that session, not a new
+ * session; and a datagram of an unknown session that is not its start (first sn not 0) opens
+ * nothing and is not answered, so that a client of a previous run notices the restart.
  */
 
 #define SERVER_BUCKETS 1024
 
-/* A session of the server: the shell's session plus its address-table chain. */
+/* A session of the server: the shell's session plus its address- and conv-table chains. */
 struct server_sess {
     struct sess s;              /* first: the shell allocates the wrapper */
     struct server_sess *hnext;  /* next session in the same address bucket */
+    struct server_sess *cnext;  /* next session in the same conv bucket */
+};
+
+struct server;
+
+/* One UDP listening socket (one per port of a --listen range). */
+struct server_listener {
+    struct server *sv;
+    struct net_udp udp;
+    ev_io io;                            /* readable */
+};
+
+/* A configuration read on SIGHUP, kept until exit (its strings may be in use). */
+struct server_reload {
+    struct config cfg;
+    struct server_reload *next;
 };
 
 struct server {
     struct shell sh;                     /* loop, sessions, counters */
     const struct config *cfg;            /* validated configuration (borrowed) */
-    struct net_udp udp;                  /* UDP listener */
-    ev_io udp_io;                        /* listener readable */
+    struct server_listener *ls;          /* UDP listeners, one per port */
+    size_t nls;                          /* length of |ls| */
     struct net_udp tcp;                  /* fake-TCP listener (--tcp), fd -1 without */
     ev_io tcp_io;                        /* its descriptor readable */
     struct net_addr target;              /* TCP target (unless a Unix path) */
     bool target_resolved;                /* |target| holds the resolved address */
     bool target_unix;                    /* cfg->target is a Unix socket path */
     struct server_sess *table[SERVER_BUCKETS]; /* sessions by peer address */
+    struct server_sess *convs[SERVER_BUCKETS]; /* sessions by conv (roaming) */
+    struct sess_hold hold;               /* output held while a candidate is fed */
     struct sess *touched[NET_BATCH];     /* sessions fed by the current batch */
     int ntouched;                        /* entries of |touched| */
     uint64_t sessions_refused;           /* new peers refused by --maxsessions */
     struct log_limit refused_log;        /* one line about it per 10 s */
+    uint64_t orphans;                    /* datagrams of unknown sessions past their start */
+    struct log_limit orphan_log;         /* one line about them per 10 s */
+    struct server_reload *reloads;       /* configurations read on SIGHUP, newest first */
 };
 
 static struct server_sess **server_bucket(struct server *sv, const struct net_addr *a)
@@ -65,13 +91,37 @@ static struct sess *server_find(struct server *sv, const struct net_udp *u,
     return NULL;
 }
 
+static struct server_sess **server_conv_bucket(struct server *sv, uint32_t conv)
+{
+    return &sv->convs[(conv * 2654435761u) % SERVER_BUCKETS];
+}
+
+static struct sess *server_find_conv(struct server *sv, uint32_t conv)
+{
+    for (struct server_sess *s = *server_conv_bucket(sv, conv); s; s = s->cnext)
+        if (s->s.conv == conv)
+            return &s->s;
+    return NULL;
+}
+
+static void server_unlink_addr(struct server *sv, struct server_sess *ss)
+{
+    for (struct server_sess **pp = server_bucket(sv, &ss->s.peer); *pp; pp = &(*pp)->hnext) {
+        if (*pp == ss) {
+            *pp = ss->hnext;
+            break;
+        }
+    }
+}
+
 static void server_sess_gone(struct shell *sh, struct sess *s)
 {
     struct server *sv = container_of(sh, struct server, sh);
     struct server_sess *ss = container_of(s, struct server_sess, s);
-    for (struct server_sess **pp = server_bucket(sv, &s->peer); *pp; pp = &(*pp)->hnext) {
+    server_unlink_addr(sv, ss);
+    for (struct server_sess **pp = server_conv_bucket(sv, s->conv); *pp; pp = &(*pp)->cnext) {
         if (*pp == ss) {
-            *pp = ss->hnext;
+            *pp = ss->cnext;
             break;
         }
     }
@@ -117,7 +167,49 @@ static struct sess *server_new_sess(struct server *sv, struct net_udp *u,
     struct server_sess **b = server_bucket(sv, from);
     ss->hnext = *b;
     *b = ss;
+    b = server_conv_bucket(sv, conv);
+    ss->cnext = *b;
+    *b = ss;
     return s;
+}
+
+/* Roaming (docs/roaming.md): |p| from |from| on listener |u| carries the conv of live session
+ * |s|, whose peer is elsewhere. Feeds it and lets the rule move the session, probe |from| or
+ * do neither. */
+static void server_candidate(struct server *sv, struct sess *s, struct net_udp *u,
+                             const struct net_addr *from, const uint8_t *p, size_t len)
+{
+    struct server_sess *ss = container_of(s, struct server_sess, s);
+    enum roam_verdict v = sess_input_candidate(s, p, len, true, &sv->hold);
+    if (v == ROAM_MOVE) {
+        server_unlink_addr(sv, ss);
+        sess_set_peer(s, u, from);
+        struct server_sess **b = server_bucket(sv, from);
+        ss->hnext = *b;
+        *b = ss;
+    }
+    sess_hold_release(s, &sv->hold, u, v == ROAM_PROBE ? from : NULL);
+    server_touch(sv, s);
+}
+
+/* A datagram of no known session from |from|: true if it may open one (its first segment is
+ * the session's first, sn 0). Otherwise it is counted and left unanswered. */
+static bool server_may_open(struct server *sv, const struct net_addr *from, const uint8_t *p,
+                            size_t len)
+{
+    uint32_t conv, sn = 0;
+    bool parity;
+    if (link_peek(p, len, &conv, &sn, &parity) != 0 || sn == 0)
+        return true;
+    sv->sh.base.v[SNMP_IN_ERRS]++;
+    sv->orphans++;
+    if (log_limit_pass(&sv->orphan_log, shell_now_ms(), 10000)) {
+        char as[NET_ADDR_STRLEN];
+        LOG_INFO("server: datagrams of a session this server does not know, from %s (a client "
+                 "of an earlier run?): not answered, %llu so far",
+                 net_addr_str(from, as, sizeof(as)), (unsigned long long)sv->orphans);
+    }
+    return false;
 }
 
 /* Routes one opened payload from |from| on listener |u|. */
@@ -126,16 +218,33 @@ static void server_route(struct server *sv, struct net_udp *u, const struct net_
 {
     uint32_t conv = 0;
     struct sess *s = server_find(sv, u, from);
+    struct sess *other;
     switch (tunnel_route(s ? s->tun : NULL, p, len, &conv)) {
     case TUNNEL_ROUTE_DROP:
+        /* another session's conv from the address of a stale one (a NAT reused the port) */
+        other = s ? server_find_conv(sv, conv) : NULL;
+        if (other && other != s) {
+            server_candidate(sv, other, u, from, p, len);
+            return;
+        }
         sv->sh.base.v[SNMP_IN_ERRS]++;
         return;
     case TUNNEL_ROUTE_IGNORE:
         return; /* parity never opens a session */
     case TUNNEL_ROUTE_REPLACE:
         sess_close(s, "conv replaced");
-        /* fall through */
+        s = server_new_sess(sv, u, from, conv);
+        if (!s)
+            return;
+        break;
     case TUNNEL_ROUTE_NEW:
+        s = server_find_conv(sv, conv);
+        if (s) {
+            server_candidate(sv, s, u, from, p, len);
+            return;
+        }
+        if (!server_may_open(sv, from, p, len))
+            return;
         s = server_new_sess(sv, u, from, conv);
         if (!s)
             return;
@@ -183,8 +292,8 @@ static void server_udp_cb(EV_P_ ev_io *w, int revents)
 {
     (void)loop;
     (void)revents;
-    struct server *sv = container_of(w, struct server, udp_io);
-    server_rx(sv, &sv->udp);
+    struct server_listener *l = container_of(w, struct server_listener, io);
+    server_rx(l->sv, &l->udp);
 }
 
 static void server_tcp_cb(EV_P_ ev_io *w, int revents)
@@ -223,21 +332,97 @@ static void server_stream_accept(struct shell *sh, struct sess *s, uint32_t sid)
 static void server_shutdown(struct shell *sh)
 {
     struct server *sv = container_of(sh, struct server, sh);
-    ev_io_stop(sh->loop, &sv->udp_io);
+    for (size_t i = 0; i < sv->nls; i++)
+        ev_io_stop(sh->loop, &sv->ls[i].io);
     if (sv->tcp.fd >= 0)
         ev_io_stop(sh->loop, &sv->tcp_io);
+}
+
+/* SIGHUP: the command line and -c read again. New sessions take KCP, FEC, smux and
+ * compression changes; --target applies to new streams; --maxsessions, the log level,
+ * --quiet and --bufbudget at once. --listen, --key and --crypt need a restart (one listener
+ * opens every datagram with one crypt object). A configuration that does not validate, or
+ * that changes what only a restart can, is logged and ignored. */
+static void server_reload(struct shell *sh)
+{
+    struct server *sv = container_of(sh, struct server, sh);
+    char err[CONFIG_ERR_MAX + CONFIG_PATH_MAX], ro[256];
+    struct server_reload *r = calloc(1, sizeof(*r));
+    if (!r)
+        return;
+    r->cfg.role = CONFIG_SERVER;
+    if (config_reload(&r->cfg, err, sizeof(err)) != 0) {
+        LOG_WARN("reload: %s; the running configuration stays", err);
+        free(r);
+        return;
+    }
+    config_restart_only(sv->cfg, &r->cfg, ro, sizeof(ro));
+    if (ro[0]) {
+        LOG_WARN("reload: %s cannot change without a restart; the running configuration stays",
+                 ro);
+        free(r);
+        return;
+    }
+    bool new_target = strcmp(r->cfg.target, sv->cfg->target) != 0;
+    r->next = sv->reloads;
+    sv->reloads = r;
+    sv->cfg = &r->cfg;
+    shell_reconfigure(sh, sv->cfg, NULL);
+    if (new_target) {
+        sv->target_unix = config_target_is_unix(sv->cfg);
+        sv->target_resolved = false;
+        if (!sv->target_unix && server_resolve_target(sv, err) != 0)
+            LOG_WARN("server: --target: %s (retried for every stream)", err);
+    }
+    LOG_INFO("reload: configuration read again; new sessions use it");
+}
+
+/* Binds one UDP socket per port of --listen (kcptun's -l :MIN-MAX binds each port itself).
+ * Returns 0, or -1 after logging why. */
+static int server_listen(struct server *sv, const struct net_addr *base, uint16_t lo,
+                         uint16_t hi)
+{
+    const struct config *cfg = sv->cfg;
+    char err[NET_ERR_LEN];
+    size_t n = lo ? (size_t)(hi - lo) + 1 : 1;
+    sv->ls = calloc(n, sizeof(*sv->ls));
+    if (!sv->ls) {
+        LOG_ERROR("server: out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct net_addr a = *base;
+        if (lo)
+            net_addr_set_port(&a, (uint16_t)(lo + i));
+        int fd = net_udp_socket(a.ss.ss_family, &a, err);
+        if (fd < 0) {
+            LOG_ERROR("server: %s", err);
+            return -1;
+        }
+        struct server_listener *l = &sv->ls[sv->nls++];
+        l->sv = sv;
+        net_udp_init(&l->udp, fd, true, true);
+        if (cfg->sockbuf > 0 && net_set_sockbuf(fd, cfg->sockbuf, err) != 0 && i == 0)
+            LOG_WARN("server: %s", err);
+        if (cfg->dscp > 0 && net_set_dscp(fd, a.ss.ss_family, cfg->dscp, err) != 0 && i == 0)
+            LOG_WARN("server: %s", err);
+    }
+    return 0;
 }
 
 int server_run(const struct config *cfg)
 {
     char err[NET_ERR_LEN];
     struct net_addr listen_addr;
+    char listen_base[CONFIG_ADDR_MAX + 16];
+    uint16_t port_lo, port_hi;
     struct crypt *crypt = NULL;
     struct crypt_rng *rng = NULL;
     struct qpp *qpp = NULL;
     struct server *sv = NULL;
     int rc = 1;
-    if (net_resolve(cfg->listen, true, &listen_addr, err) != 0) {
+    if (config_port_range(cfg->listen, listen_base, sizeof(listen_base), &port_lo, &port_hi) < 0 ||
+        net_resolve(listen_base, true, &listen_addr, err) != 0) {
         LOG_ERROR("server: --listen: %s", err);
         return 1;
     }
@@ -245,7 +430,6 @@ int server_run(const struct config *cfg)
     if (!sv)
         return 1;
     sv->cfg = cfg;
-    sv->udp.fd = -1;
     sv->tcp.fd = -1;
     sv->target_unix = config_target_is_unix(cfg);
     if (!sv->target_unix && server_resolve_target(sv, err) != 0)
@@ -262,16 +446,8 @@ int server_run(const struct config *cfg)
     crypt = shell_crypt_new(cfg, CRYPT_ROLE_SERVER, &rng);
     if (!crypt)
         goto out;
-    int ufd = net_udp_socket(listen_addr.ss.ss_family, &listen_addr, err);
-    if (ufd < 0) {
-        LOG_ERROR("server: %s", err);
+    if (server_listen(sv, &listen_addr, port_lo, port_hi) != 0)
         goto out;
-    }
-    net_udp_init(&sv->udp, ufd, true, true);
-    if (cfg->sockbuf > 0 && net_set_sockbuf(sv->udp.fd, cfg->sockbuf, err) != 0)
-        LOG_WARN("server: %s", err);
-    if (cfg->dscp > 0 && net_set_dscp(sv->udp.fd, listen_addr.ss.ss_family, cfg->dscp, err) != 0)
-        LOG_WARN("server: %s", err);
     struct sess_params params;
     sess_params_from_config(cfg, &params);
     if (cfg->qpp && !(params.tun.mux.qpp = qpp = config_qpp_new(cfg, err, sizeof(err)))) {
@@ -282,25 +458,38 @@ int server_run(const struct config *cfg)
         .stream_accept = server_stream_accept,
         .sess_gone = server_sess_gone,
         .shutdown = server_shutdown,
+        .reload = server_reload,
     };
     struct ev_loop *loop = EV_DEFAULT;
     shell_init(&sv->sh, loop, &params, false, crypt, &hooks, cfg->snmplog, cfg->snmpperiod_s);
-    ev_io_init(&sv->udp_io, server_udp_cb, sv->udp.fd, EV_READ);
-    ev_io_start(EV_A_ &sv->udp_io);
+    for (size_t i = 0; i < sv->nls; i++) {
+        ev_io_init(&sv->ls[i].io, server_udp_cb, sv->ls[i].udp.fd, EV_READ);
+        ev_io_start(EV_A_ &sv->ls[i].io);
+    }
     if (sv->tcp.fd >= 0) {
         ev_io_init(&sv->tcp_io, server_tcp_cb, sv->tcp.fd, EV_READ);
         ev_io_start(EV_A_ &sv->tcp_io);
     }
     char ls[NET_ADDR_STRLEN];
-    LOG_INFO("server: listening on %s%s, target %s", net_addr_str(&listen_addr, ls, sizeof(ls)),
+    char range[32] = "";
+    if (port_lo)
+        snprintf(range, sizeof(range), ", ports %u-%u", port_lo, port_hi);
+    LOG_INFO("server: listening on %s%s%s, target %s",
+             net_addr_str(&listen_addr, ls, sizeof(ls)), range,
              sv->tcp.fd >= 0 ? " (UDP and fake TCP)" : "", cfg->target);
     shell_run(&sv->sh);
     ev_loop_destroy(EV_A);
     rc = 0;
 out:
-    if (sv->udp.fd >= 0)
-        close(sv->udp.fd);
+    for (size_t i = 0; i < sv->nls; i++)
+        close(sv->ls[i].udp.fd);
+    free(sv->ls);
     net_udp_close(&sv->tcp);
+    while (sv->reloads) {
+        struct server_reload *r = sv->reloads;
+        sv->reloads = r->next;
+        free(r);
+    }
     free(sv);
     crypt_free(crypt);
     crypt_rng_free(rng);

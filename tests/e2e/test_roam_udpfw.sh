@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # udpfw's roaming modes on loopback: --rebind gives the client a new upstream source port on
 # schedule and really drops replies to the old one; --replay sends captured client datagrams
-# from other addresses and counts what comes back to them. No root; a few seconds.
+# from other addresses and counts what comes back to them; --kill-flows drops the flows seen
+# so far for good. No root; a few seconds.
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -46,6 +47,7 @@ field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 echo "== bad flags exit 2"
 for args in "--listen 127.0.0.1:0 --echo --rebind 1" "--listen 127.0.0.1:0 --echo --replay 5" \
             "--listen 127.0.0.1:0 --upstream 127.0.0.1:9 --rebind 0" \
+            "--listen 127.0.0.1:0 --echo --kill-flows 1" \
             "--listen 127.0.0.1:0 --upstream 127.0.0.1:9 --replay 5 --replay-socks 0" \
             "--listen 127.0.0.1:0 --upstream 127.0.0.1:9 --replay 1.5" \
             "--listen 127.0.0.1:0 --upstream 127.0.0.1:9 --replay 5 --replay-rate x"; do
@@ -111,4 +113,17 @@ rp_pid=$PID
 stop "$rp_pid" rp2; r=$(stats rp2 replay:); echo "$r"
 [ "$(field sent "$r")" = 0 ] || fail "replayed a datagram younger than --replay-age"
 
+echo "== --kill-flows 0.5: a flow dies for good, a new source port works"
+start echo4 "$FW" --listen 127.0.0.1:0 --echo --duration 30
+start kf "$FW" --listen 127.0.0.1:0 --upstream "$ADDR" --kill-flows 0.5 --duration 30
+kf_pid=$PID
+line=$("$BLAST" rr --udp -c "$ADDR" --count 50 --interval 20 --wait 300 --duration 20)
+echo "$line"
+got=$(field received "$line")
+[ "$got" -ge 15 ] && [ "$got" -le 35 ] || fail "want the replies of the first 0.5 s only"
+line=$("$BLAST" rr --udp -c "$ADDR" --count 10 --interval 10 --wait 300 --duration 20)
+[ "$(field received "$line")" -ge 5 ] || fail "a new flow should work until the next kill"
+stop "$kf_pid" kf; cl=$(stats kf clients:); echo "$cl"
+[ "$(field flows_killed "$cl")" -ge 1 ] && [ "$(field dead_drops "$cl")" -ge 10 ] ||
+    fail "no flow killed"
 echo "udpfw roaming modes: all checks passed"

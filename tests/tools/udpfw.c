@@ -17,6 +17,9 @@
  * UDPFW_CAPTURE seen going up) to the upstream from --replay-socks other source addresses,
  * at --replay-rate per second, each at least --replay-age ms after it was captured; whatever
  * comes back to those addresses is counted (replay_replies: a server that answered a replayer).
+ * --kill-flows SEC drops, every SEC seconds, every client flow seen so far for good, both ways
+ * (a middlebox that lost or throttles them); a client that changes its source port gets a new
+ * flow that works.
  *
  * Needs no root. Plain ppoll loop; every run can be bounded with --duration.
  */
@@ -62,6 +65,7 @@ enum {
     OPT_REPLAY_RATE,
     OPT_REPLAY_SOCKS,
     OPT_REPLAY_AGE,
+    OPT_KILL_FLOWS,
 };
 
 struct dir_cfg {
@@ -97,6 +101,7 @@ struct client {
     int fd;                       /* connected socket to upstream, -1 if unused */
     uint32_t gen;                 /* bumped when the slot is reused */
     uint64_t last_ns;             /* last activity, for the idle timeout */
+    bool dead;                    /* --kill-flows: everything of this flow is dropped */
 };
 
 struct pkt {
@@ -122,6 +127,7 @@ struct config {
     double idle_timeout_s;
     double duration_s;    /* 0 = run until a signal */
     double rebind_s;      /* new upstream socket per client every this many seconds, 0 = never */
+    double kill_flows_s;  /* every this many seconds all flows so far die, 0 = never */
     long replay_count;    /* captured datagrams to replay, 0 = none */
     double replay_rate;   /* replays per second */
     long replay_socks;    /* distinct source addresses of the replays */
@@ -143,6 +149,8 @@ struct fw {
     uint64_t clients_seen;  /* client slots created (each a distinct source address) */
     uint64_t rebinds;       /* upstream sockets replaced by --rebind */
     uint64_t rebind_errors; /* replacements that failed (the old socket is kept) */
+    uint64_t flows_killed;  /* flows dropped by --kill-flows */
+    uint64_t dead_drops;    /* datagrams dropped because their flow was killed */
     struct capture {
         uint64_t at_ns;     /* when it went up */
         size_t len;         /* 0 = empty */
@@ -224,6 +232,7 @@ static void usage(FILE *f)
             "      --replay-rate PPS   replays per second (1000)\n"
             "      --replay-socks K    distinct source addresses of the replays (4)\n"
             "      --replay-age MS     replay only datagrams captured at least MS ago (0)\n"
+            "      --kill-flows SEC    every SEC seconds, drop every flow seen so far for good\n"
             "Prints \"listening HOST:PORT\" on stdout once bound (port 0 picks one).\n");
 }
 
@@ -254,6 +263,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         {"replay-rate", required_argument, NULL, OPT_REPLAY_RATE},
         {"replay-socks", required_argument, NULL, OPT_REPLAY_SOCKS},
         {"replay-age", required_argument, NULL, OPT_REPLAY_AGE},
+        {"kill-flows", required_argument, NULL, OPT_KILL_FLOWS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -338,7 +348,9 @@ static int parse_args(int argc, char **argv, struct config *cfg)
             *(c == OPT_IDLE ? &cfg->idle_timeout_s : &cfg->duration_s) = one;
             break;
         case OPT_REBIND:
-            if (tk_parse_double(optarg, 0.01, 1e7, &cfg->rebind_s))
+        case OPT_KILL_FLOWS:
+            if (tk_parse_double(optarg, 0.01, 1e7,
+                                c == OPT_REBIND ? &cfg->rebind_s : &cfg->kill_flows_s))
                 return tk_bad_opt("udpfw", name, optarg);
             break;
         case OPT_REPLAY:
@@ -375,8 +387,8 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         fprintf(stderr, "udpfw: need --listen and exactly one of --upstream, --echo\n");
         return -1;
     }
-    if (cfg->echo && (cfg->rebind_s > 0 || cfg->replay_count > 0)) {
-        fprintf(stderr, "udpfw: --rebind and --replay need --upstream\n");
+    if (cfg->echo && (cfg->rebind_s > 0 || cfg->replay_count > 0 || cfg->kill_flows_s > 0)) {
+        fprintf(stderr, "udpfw: --rebind, --replay and --kill-flows need --upstream\n");
         return -1;
     }
     return 0;
@@ -496,6 +508,7 @@ static void client_close(struct fw *fw, int i)
         close(cl->fd);
     cl->fd = -1;
     cl->addr_len = 0;
+    cl->dead = false;
     cl->gen++;
 }
 
@@ -668,6 +681,10 @@ static void read_client(struct fw *fw, int ci)
         }
         uint64_t now = tk_now_ns();
         fw->clients[ci].last_ns = now;
+        if (fw->clients[ci].dead) {
+            fw->dead_drops++;
+            continue;
+        }
         enqueue(fw, UDPFW_DOWN, ci, fw->buf, (size_t)n, now);
     }
 }
@@ -687,6 +704,10 @@ static void read_listen(struct fw *fw)
         int ci = client_get(fw, &from, from_len, now);
         if (ci < 0) {
             fw->no_socket++;
+            continue;
+        }
+        if (fw->clients[ci].dead) {
+            fw->dead_drops++;
             continue;
         }
         if (fw->cfg->replay_count > 0)
@@ -709,9 +730,10 @@ static void print_stats(const struct fw *fw, FILE *f)
     }
     fprintf(f,
             "clients: evictions=%" PRIu64 " no_socket=%" PRIu64 " queued=%zu seen=%" PRIu64
-            " rebinds=%" PRIu64 " rebind_errors=%" PRIu64 "\n",
+            " rebinds=%" PRIu64 " rebind_errors=%" PRIu64 " flows_killed=%" PRIu64
+            " dead_drops=%" PRIu64 "\n",
             fw->evictions, fw->no_socket, fw->heap.len, fw->clients_seen, fw->rebinds,
-            fw->rebind_errors);
+            fw->rebind_errors, fw->flows_killed, fw->dead_drops);
     if (fw->cfg->replay_count > 0)
         fprintf(f,
                 "replay: sent=%" PRIu64 " errors=%" PRIu64 " replay_replies=%" PRIu64
@@ -780,6 +802,8 @@ static int run(struct fw *fw)
     uint64_t end = cfg->duration_s > 0 ? start + (uint64_t)(cfg->duration_s * 1e9) : UINT64_MAX;
     uint64_t rebind_every = (uint64_t)(cfg->rebind_s * 1e9);
     uint64_t next_rebind = rebind_every ? start + rebind_every : UINT64_MAX;
+    uint64_t kill_every = (uint64_t)(cfg->kill_flows_s * 1e9);
+    uint64_t next_kill = kill_every ? start + kill_every : UINT64_MAX;
     uint64_t replay_next = start;
     bool replaying = cfg->replay_count > 0;
     while (!got_stop) {
@@ -797,7 +821,17 @@ static int run(struct fw *fw)
             if (next_rebind <= now)
                 next_rebind = now + rebind_every;
         }
+        if (now >= next_kill) {
+            for (int i = 0; i < cfg->max_clients; i++)
+                if (fw->clients[i].addr_len && !fw->clients[i].dead) {
+                    fw->clients[i].dead = true;
+                    fw->flows_killed++;
+                }
+            next_kill = MAX(next_kill + kill_every, now + 1);
+        }
         uint64_t cap = MIN(200 * NS_PER_MS, end - now);
+        if (next_kill != UINT64_MAX)
+            cap = MIN(cap, next_kill - now);
         if (next_rebind != UINT64_MAX)
             cap = MIN(cap, next_rebind - now);
         if (replaying) {

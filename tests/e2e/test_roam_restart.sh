@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The client's side of roaming (docs/roaming.md), secure mode, end to end on loopback:
+# 1. a middlebox that drops a flow for good (udpfw --kill-flows) every few seconds: the
+#    client notices the silence, moves the session to a new UDP socket and every message
+#    still comes back once; with aes (the server might be kcptun) the client keeps its socket;
+# 2. the server restarts under a live connection: the client closes the dead session within
+#    seconds and a new connection works; prints "roam-restart: ... new_conn_s=".
+source "$(dirname "$0")/lib.sh"
+FW=$TOOLS/udpfw
+BLAST=$TOOLS/tcpblast
+for t in "$FW" "$BLAST"; do
+    [ -x "$t" ] || { echo "missing $t (run make tools)"; exit 1; }
+done
+field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
+now() { date +%s.%N; }
+
+spawn echo "$BLAST" echo -l 127.0.0.1:0 --duration 120
+wait_log echo '^listening '
+ECHO=$(sed -n 's/^listening //p' "$tmp/echo.log")
+
+echo "== flows killed every 4 s, secure mode: the client changes its source port"
+sp=$(free_port); cp=$(free_port)
+sec=(--crypt xsalsa20-poly1305 --key roam-restart --mode fast3)
+start_server srv "$sp" "$ECHO" "${sec[@]}"
+spawn kf "$FW" --listen 127.0.0.1:0 --upstream "127.0.0.1:$sp" --kill-flows 4 --duration 60
+wait_log kf '^listening '
+RELAY=$(sed -n 's/^listening //p' "$tmp/kf.log")
+start_client cli "$cp" "${RELAY##*:}" "${sec[@]}"
+line=$("$BLAST" rr -c "127.0.0.1:$cp" --count 300 --interval 50 --size 64 --wait 5000 \
+    --duration 40)
+echo "roam-restart: killed flows, secure: $line"
+n=$(grep -c 'new UDP socket' "$tmp/cli.log")
+echo "client path changes: $n"
+[ "$n" -ge 3 ] || fail "want a new socket after each of the 3 flow kills"
+[ "$(field received "$line")" = 300 ] && [ "$(field dups "$line")" = 0 ] &&
+    [ "$(field bad "$line")" = 0 ] || fail "messages lost across path changes"
+le "$(field max_ms "$line")" 5000 || fail "a path change took more than 5 s"
+
+echo "== the same with aes: the client keeps its socket (the server may be kcptun)"
+sp=$(free_port); cp=$(free_port)
+aes=(--crypt aes --key roam-restart --mode fast3)
+start_server srv2 "$sp" "$ECHO" "${aes[@]}"
+spawn kf2 "$FW" --listen 127.0.0.1:0 --upstream "127.0.0.1:$sp" --kill-flows 1 --duration 60
+wait_log kf2 '^listening '
+RELAY=$(sed -n 's/^listening //p' "$tmp/kf2.log")
+start_client cli2 "$cp" "${RELAY##*:}" "${aes[@]}"
+"$BLAST" rr -c "127.0.0.1:$cp" --count 60 --interval 50 --size 64 --wait 500 --duration 5 \
+    >/dev/null
+grep -q 'new UDP socket' "$tmp/cli2.log" && fail "aes client changed its socket"
+
+echo "== the server restarts under a live connection (secure mode)"
+sp=$(free_port); cp=$(free_port)
+start_server srv3 "$sp" "$ECHO" "${sec[@]}"
+srv3=$LASTPID
+start_client cli3 "$cp" "$sp" "${sec[@]}"
+"$BLAST" rr -c "127.0.0.1:$cp" --count 2000 --interval 50 --size 64 --wait 1000 \
+    --duration 60 >"$tmp/old.rr" 2>&1 &
+old=$!
+pids+=("$old")
+sleep 2
+stop_pid "$srv3"
+t0=$(now)
+start_server srv3b "$sp" "$ECHO" "${sec[@]}"
+ok=
+for _ in $(seq 60); do
+    line=$("$BLAST" rr -c "127.0.0.1:$cp" --count 3 --interval 10 --size 64 --wait 700 \
+        --duration 2 2>/dev/null)
+    if [ "$(field received "$line")" = 3 ]; then ok=1; break; fi
+    sleep 0.2
+done
+t1=$(now)
+[ -n "$ok" ] || fail "no new connection worked within a minute of the restart"
+new_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+# the old connection must have been closed, not left hanging
+for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$old" 2>/dev/null && fail "the old connection still hangs"
+old_s=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+echo "roam-restart: server restart, secure: new_conn_s=$new_s old_closed_within_s=$old_s"
+le "$new_s" 10 || fail "a new connection took $new_s s after the restart"
+echo "roam-restart: all checks passed"
