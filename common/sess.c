@@ -100,7 +100,7 @@ static void sess_path_dead(struct sess *s, uint64_t now)
     if (sh->sb_udp == s->udp)
         shell_flush_dgrams(sh);
     ev_io_stop(EV_A_ &s->udp_io);
-    close(s->own_udp.fd);
+    net_udp_close(&s->own_udp);
     net_udp_init(&s->own_udp, fd, true, true);
     ev_io_set(&s->udp_io, fd, EV_READ);
     ev_io_start(EV_A_ &s->udp_io);
@@ -219,7 +219,8 @@ struct sess *sess_new(struct shell *sh, size_t size, struct net_udp *udp, bool o
     s->conv = conv;
     s->created_ms = now;
     roam_init(&s->roam, crypt_is_authenticated(sh->crypt) ? ROAM_MODE_SECURE : ROAM_MODE_COMPAT);
-    s->path_watch = own_fd && sh->is_client && crypt_is_authenticated(sh->crypt);
+    /* a fake-TCP flow cannot change its port this way (--tcp) */
+    s->path_watch = own_fd && sh->is_client && !udp->raw && crypt_is_authenticated(sh->crypt);
     s->path_rx_ms = now;
     snprintf(s->name, sizeof(s->name), "conv %u peer %s", conv,
              net_addr_str(peer, as, sizeof(as)));
