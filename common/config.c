@@ -1522,7 +1522,7 @@ void config_restart_only(const struct config *a, const struct config *b, char *o
         {"--conn", a->conn != b->conn},
         {"--log", strcmp(a->log, b->log) != 0},
         {"--snmplog", strcmp(a->snmplog, b->snmplog) != 0 || a->snmpperiod_s != b->snmpperiod_s},
-        {"--tcp", a->tcp != b->tcp},
+        {"--tcp", a->tcp != b->tcp || a->tcp_auto != b->tcp_auto},
         {"--QPP", a->qpp != b->qpp || a->qppcount != b->qppcount ||
                       strcmp(a->qppvariant, b->qppvariant) != 0 ||
                       (a->qpp && strcmp(a->key, b->key) != 0)},
