@@ -562,3 +562,71 @@ ssize_t crypt_open(struct crypt *c, uint8_t *buf, size_t len, uint64_t now_ms,
     *payload = buf + crypt_head_len(c);
     return n;
 }
+
+/* ---- mismatch probe ------------------------------------------------------------------- */
+
+/* Methods tried by the probe: every method derived from kcptun's PBKDF2 key, in the table's
+ * order ("null" is judged apart; the secure mode's Argon2id key is not derived). */
+struct crypt_probe {
+    size_t n;
+    struct crypt *c[ARRAY_SIZE(methods)];
+    uint8_t buf[CRYPT_MAX_DATAGRAM];
+};
+
+static void probe_rng(void *user, uint8_t *buf, size_t len)
+{
+    (void)user;
+    memset(buf, 0, len); /* the probe only opens */
+}
+
+struct crypt_probe *crypt_probe_new(const char *password)
+{
+    uint8_t key[CRYPT_KEY_LEN];
+    struct crypt_probe *p = calloc(1, sizeof(*p));
+    if (!p || crypt_derive_key(password, key) < 0) {
+        free(p);
+        return NULL;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(methods); i++) {
+        if (methods[i].kind == KIND_SECURE || methods[i].kind == KIND_NULL)
+            continue;
+        struct crypt *c = crypt_new_key(methods[i].name, key, probe_rng, NULL, NULL);
+        if (c)
+            p->c[p->n++] = c;
+    }
+    sodium_memzero(key, sizeof(key));
+    return p;
+}
+
+void crypt_probe_free(struct crypt_probe *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n; i++)
+        crypt_free(p->c[i]);
+    free(p);
+}
+
+/* True if |p| (|len| bytes) looks like a bare FEC-layer or KCP packet: kcptun's "null". */
+static bool looks_bare(const uint8_t *p, size_t len)
+{
+    if (len < 24)
+        return false;
+    uint16_t type = rd_u16le(p + 4);
+    if (type == 0xf1 || type == 0xf2)
+        return len >= 8 + 24 || type == 0xf2;
+    return p[4] >= 81 && p[4] <= 84 && rd_u32le(p + 20) <= len - 24;
+}
+
+const char *crypt_probe_identify(struct crypt_probe *p, const uint8_t *dgram, size_t len)
+{
+    if (len > sizeof(p->buf))
+        return NULL;
+    for (size_t i = 0; i < p->n; i++) {
+        const uint8_t *payload;
+        memcpy(p->buf, dgram, len);
+        if (crypt_open(p->c[i], p->buf, len, 0, &payload) >= 0)
+            return crypt_method(p->c[i]);
+    }
+    return looks_bare(dgram, len) ? "null" : NULL;
+}

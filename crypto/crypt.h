@@ -181,6 +181,19 @@ ssize_t crypt_seal(struct crypt *c, uint8_t *buf, size_t payload_len, size_t cap
 ssize_t crypt_open(struct crypt *c, uint8_t *buf, size_t len, uint64_t now_ms,
                    const uint8_t **payload);
 
+/* Mismatch probe: names the --crypt method a datagram that failed to open does open with
+ * under a given key. Holds one object per kcptun method keyed from |password| (one PBKDF2
+ * run); NULL if out of memory. Free with crypt_probe_free (NULL is fine). */
+struct crypt_probe;
+struct crypt_probe *crypt_probe_new(const char *password);
+void crypt_probe_free(struct crypt_probe *p);
+
+/* Tries every kcptun method (aes ... none, aes-128-gcm) on a copy of |dgram| (|len| bytes) and
+ * returns the name of the first that opens it (CRC32 or GCM tag), "null" if the bytes look
+ * like a bare FEC/KCP packet, or NULL: no method opens it under this key (a different --key,
+ * or not kcptun at all). A CRC match by chance has odds of 2^-32 per method. Pure: no I/O. */
+const char *crypt_probe_identify(struct crypt_probe *p, const uint8_t *dgram, size_t len);
+
 /* The drop and accept counters of |c|. */
 const struct crypt_stats *crypt_get_stats(const struct crypt *c);
 

@@ -75,6 +75,13 @@ struct server {
     uint64_t orphans;                    /* datagrams of unknown sessions past their start */
     struct log_limit orphan_log;         /* one line about them per 10 s */
     struct server_reload *reloads;       /* configurations read on SIGHUP, newest first */
+    /* datagrams that do not open: one explaining line per LOG_REPEAT_MS */
+    struct log_limit badcrypt_log;       /* when the next line may be prepared */
+    struct crypt_probe *probe;           /* tries the other methods (made on first need) */
+    bool want_sample;                    /* keep the next datagram of |sample_from| */
+    uint64_t sample_since;               /* when want_sample was set */
+    struct net_addr sample_from;         /* the peer whose datagrams fail */
+    uint8_t sample[NET_DGRAM_MAX];       /* its datagram as received */
 };
 
 static struct server_sess **server_bucket(struct server *sv, const struct net_addr *a)
@@ -256,6 +263,40 @@ static void server_route(struct server *sv, struct net_udp *u, const struct net_
     server_touch(sv, s);
 }
 
+/* A datagram from |from| did not open (|orig|: its bytes as received, if kept). Explains it
+ * in one line per LOG_REPEAT_MS: which --crypt method opens it under our --key, if any. The
+ * bytes are gone after a failed open, so the first failure asks for the next datagram of the
+ * same peer to be kept (KCP resends soon); that one is probed. */
+static void server_open_failed(struct server *sv, const struct net_addr *from,
+                               const uint8_t *orig, size_t len, uint64_t now)
+{
+    const struct config *cfg = sv->cfg;
+    if (!orig) {
+        if ((!sv->want_sample || now - sv->sample_since > LOG_REPEAT_MS) &&
+            log_limit_pass(&sv->badcrypt_log, now, LOG_REPEAT_MS)) {
+            sv->want_sample = true;
+            sv->sample_since = now;
+            sv->sample_from = *from;
+        }
+        return;
+    }
+    sv->want_sample = false;
+    if (!sv->probe && !(sv->probe = crypt_probe_new(cfg->key)))
+        return;
+    const char *m = crypt_probe_identify(sv->probe, orig, len);
+    char as[NET_ADDR_STRLEN];
+    net_addr_str(from, as, sizeof(as));
+    if (m)
+        LOG_WARN("server: datagrams from %s do not open with --crypt %s; they open with "
+                 "--crypt %s under this --key: use the same --crypt on both ends (%llu dropped "
+                 "so far)", as, cfg->crypt, m,
+                 (unsigned long long)crypt_get_stats(sv->sh.crypt)->in_csum_errors);
+    else
+        LOG_WARN("server: datagrams from %s open with no --crypt method under this --key: the "
+                 "peer uses a different --key (or is not a kcptun client) (%llu dropped so far)",
+                 as, (unsigned long long)crypt_get_stats(sv->sh.crypt)->in_csum_errors);
+}
+
 /* Reads the datagrams waiting on listener |u| (UDP or fake TCP). */
 static void server_rx(struct server *sv, struct net_udp *u)
 {
@@ -273,9 +314,16 @@ static void server_rx(struct server *sv, struct net_udp *u)
             const uint8_t *payload;
             sh->base.v[SNMP_IN_PKTS]++;
             sh->base.v[SNMP_IN_BYTES] += len;
+            bool keep = sv->want_sample && len <= sizeof(sv->sample) &&
+                        net_addr_equal(from, &sv->sample_from);
+            if (keep)
+                memcpy(sv->sample, p, len);
             ssize_t plen = crypt_open(sh->crypt, p, len, wall_ms, &payload);
-            if (plen < 0)
-                continue; /* counted by the crypt (InCsumErrors) */
+            if (plen < 0) {
+                /* counted by the crypt (InCsumErrors); explained now and then */
+                server_open_failed(sv, from, keep ? sv->sample : NULL, len, shell_now_ms());
+                continue;
+            }
             server_route(sv, u, from, payload, (size_t)plen);
         }
         for (int i = 0; i < sv->ntouched; i++)
@@ -490,6 +538,7 @@ out:
         sv->reloads = r->next;
         free(r);
     }
+    crypt_probe_free(sv->probe);
     free(sv);
     crypt_free(crypt);
     crypt_rng_free(rng);

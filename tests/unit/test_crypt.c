@@ -752,3 +752,47 @@ TEST(crypt_null_is_bare)
     free(dgram);
     cJSON_Delete(root);
 }
+
+/* The mismatch probe names the method a datagram opens with under the key, else nothing. */
+TEST(crypt_probe_names_the_method)
+{
+    struct crypt_probe *p = crypt_probe_new(password);
+    REQUIRE(p);
+    const char *const *names = crypt_method_names();
+    int checked = 0;
+    for (; *names; names++) {
+        if (strcmp(*names, CRYPT_SECURE_METHOD) == 0)
+            continue;
+        struct test_rng r = {.seed = 77};
+        struct crypt *tx = crypt_new(*names, password, test_rng_fill, &r, NULL);
+        REQUIRE(tx);
+        uint8_t buf[200];
+        size_t head = crypt_head_len(tx);
+        /* a KCP PUSH with 40 bytes of data, as a peer's first datagram */
+        uint8_t kcp[64] = {0x11, 0x22, 0x33, 0x44, 81, 0, 0, 1};
+        kcp[20] = 40;
+        memcpy(buf + head, kcp, sizeof(kcp));
+        ssize_t n = crypt_seal(tx, buf, sizeof(kcp), sizeof(buf), NOW_MS);
+        REQUIRE(n > 0);
+        const char *got = crypt_probe_identify(p, buf, (size_t)n);
+        if (!got || strcmp(got, *names) != 0)
+            test_fail(__FILE__, __LINE__, "sealed with %s, probe says %s", *names,
+                      got ? got : "(none)");
+        /* the same datagram under another key opens with nothing */
+        struct crypt_probe *other = crypt_probe_new("a different key");
+        REQUIRE(other);
+        got = crypt_probe_identify(other, buf, (size_t)n);
+        if (strcmp(*names, "none") == 0 || strcmp(*names, "null") == 0)
+            CHECK(got != NULL); /* no key involved */
+        else if (got)
+            test_fail(__FILE__, __LINE__, "%s under another key: probe says %s", *names, got);
+        crypt_probe_free(other);
+        crypt_free(tx);
+        checked++;
+    }
+    CHECK(checked >= 10);
+    uint8_t junk[100];
+    memset(junk, 0xA5, sizeof(junk));
+    CHECK(crypt_probe_identify(p, junk, sizeof(junk)) == NULL);
+    crypt_probe_free(p);
+}
