@@ -174,6 +174,7 @@ struct flush_ctx {
     uint64_t now_ms;
     uint32_t resend;      /* fast retransmit threshold (UINT32_MAX = off) */
     uint32_t new_count;   /* segments admitted by this flush */
+    uint32_t rto_slack;   /* the send policy's extra wait for first transmissions */
     uint64_t change;      /* fast + early retransmits */
     uint64_t lost;
     uint64_t deadline;    /* earliest resend_ms seen */
@@ -211,7 +212,8 @@ struct kcp_send_ops {
     bool (*may_admit)(struct kcp *k, uint64_t now_ms);
     void (*admitted)(struct kcp *k, const struct kcp_seg *s);
     void (*admit_done)(struct kcp *k);
-    /* flush_segment: extra wait before a first transmission times out, ms. */
+    /* flush, once admission is done: extra wait before this flush's first transmissions
+     * time out, ms. */
     uint32_t (*rto_slack)(const struct kcp *k);
     /* flush_segment: whether an early retransmission may go while nothing new was sent. */
     bool (*early_ok)(const struct kcp *k);
@@ -777,7 +779,7 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
     if (s->xmit == 0) {
         send = true;
         s->rto = k->rx_rto;
-        s->resend_ms = c->now_ms + s->rto + k->send->rto_slack(k);
+        s->resend_ms = c->now_ms + s->rto + c->rto_slack;
     } else if (s->fastack >= c->resend && !held && k->send->lost_by_time(k, s, c->now_ms)) {
         send = true;
         s->fastack = 0;
@@ -887,6 +889,7 @@ static void flush(struct kcp *k, bool ack_only, uint64_t now_ms)
     struct flush_ctx c = {.now_ms = now_ms, .resend = k->resend ? k->resend : UINT32_MAX};
     struct kcp_seg *first_new = admit_new(k, cwnd, &c.new_count, now_ms);
     c.hold = k->hold->active(k);
+    c.rto_slack = k->send->rto_slack(k);
     flush_data(k, &h, first_new, &c);
     out_packet(k);
     k->send->after_data(k, &h, first_new);
