@@ -97,7 +97,7 @@ struct kcp {
     uint32_t resend;           /* fast retransmit threshold, 0 = off */
     bool nocwnd;               /* congestion control disabled */
     const struct kcp_send_ops *send; /* sending policy (kcp_set_pacing) */
-    const struct kcp_hold_ops *hold; /* retransmission hold (kcp_set_fec_hold) */
+    const struct kcp_hold_ops *hold; /* retransmission hold (kcp_set_fec_hold); NULL: none */
     struct pace pace;          /* the paced policy's estimates */
     /* paced policy: loss evidence per number of copies c sent with a first transmission:
      * segments resolved (acknowledged) and those of them that needed a retransmission */
@@ -193,12 +193,11 @@ struct flush_ctx {
  *    from transmissions, ACKs and RTT samples, and what it adds after a flush's data.
  *    send_fixed is kcp-go's fixed window; send_paced is ktun's pacer (common/pace.h);
  *  - the retransmission hold (kcp_set_fec_hold): whether a fast or early retransmission
- *    waits. hold_none is kcp-go's; hold_fec waits for the segment's FEC group.
- * Every hook is set (a policy with nothing to do points at a no-op); each is called from one
- * place of the core, named in its comment.
+ *    waits. No table (NULL) is kcp-go's; hold_fec waits for the segment's FEC group.
+ * A hook a policy leaves NULL does nothing or gives kcp-go's answer (send_room and span are
+ * always set); each is called from the place of the core named in its comment.
  */
 struct kcp_send_ops {
-    const char *name;
     /* kcp_flush with only ACKs to send leaves them for the interval tick or for the next
      * data packet; ack_push flushes them early only in bursts. */
     bool batch_acks;
@@ -238,7 +237,6 @@ struct kcp_send_ops {
 };
 
 struct kcp_hold_ops {
-    const char *name;
     /* flush: before anything is sent. */
     void (*flush_start)(struct kcp *k, uint64_t now_ms);
     /* flush: whether the hold applies to this flush's retransmissions. */
@@ -254,7 +252,7 @@ struct kcp_hold_ops {
 };
 
 static const struct kcp_send_ops send_fixed, send_paced;
-static const struct kcp_hold_ops hold_none, hold_fec;
+static const struct kcp_hold_ops hold_fec;
 
 static int32_t seq_diff(uint32_t later, uint32_t earlier)
 {
@@ -421,7 +419,6 @@ struct kcp *kcp_new(uint32_t conv, kcp_output_fn *output, void *user)
     k->ssthresh = KCP_THRESH_INIT;
     k->rto_deadline = KCP_NEVER;
     k->send = &send_fixed;
-    k->hold = &hold_none;
     if (snd_ring_reserve(k, KCP_WND_DEFAULT) < 0 || rcv_ring_reserve(k, KCP_WND_DEFAULT) < 0) {
         kcp_free(k);
         return NULL;
@@ -502,7 +499,8 @@ void kcp_set_pacing(struct kcp *k, bool on, uint64_t now_ms)
     if (ops == k->send)
         return;
     k->send = ops;
-    ops->start(k, now_ms);
+    if (ops->start)
+        ops->start(k, now_ms);
 }
 
 void kcp_set_rate_limit(struct kcp *k, uint64_t bytes_per_s)
@@ -518,7 +516,7 @@ void kcp_set_rcv_growth(struct kcp *k, uint32_t max_wnd)
 void kcp_set_fec_hold(struct kcp *k, uint32_t hold_min)
 {
     k->fec_hold_min = hold_min;
-    k->hold = hold_min ? &hold_fec : &hold_none;
+    k->hold = hold_min ? &hold_fec : NULL;
 }
 
 void kcp_set_ack_repeat(struct kcp *k, bool on)
@@ -752,12 +750,13 @@ static struct kcp_seg *admit_new(struct kcp *k, uint32_t cwnd, uint32_t *count,
     struct kcp_seg *first = NULL;
     *count = 0;
     while (k->snd_queue.head && seq_diff(k->snd_nxt, k->snd_una + cwnd) < 0) {
-        if (!k->send->may_admit(k, now_ms))
+        if (k->send->may_admit && !k->send->may_admit(k, now_ms))
             break;
         if (snd_ring_reserve(k, k->snd_nxt - k->snd_una + 1) < 0)
             break;
         struct kcp_seg *s = list_pop(&k->snd_queue);
-        k->send->admitted(k, s);
+        if (k->send->admitted)
+            k->send->admitted(k, s);
         k->inflight_bytes += s->len;
         s->sn = k->snd_nxt++;
         k->snd_ring[s->sn & k->snd_mask] = s;
@@ -766,8 +765,20 @@ static struct kcp_seg *admit_new(struct kcp *k, uint32_t cwnd, uint32_t *count,
             first = s;
         (*count)++;
     }
-    k->send->admit_done(k);
+    if (k->send->admit_done)
+        k->send->admit_done(k);
     return first;
+}
+
+/* The send policy's hooks with a kcp-go answer when it leaves them NULL. */
+static bool lost_by_time(const struct kcp *k, const struct kcp_seg *s, uint64_t now_ms)
+{
+    return !k->send->lost_by_time || k->send->lost_by_time(k, s, now_ms);
+}
+
+static uint64_t next_send_ms(const struct kcp *k, uint64_t now_ms)
+{
+    return k->send->next_send_ms ? k->send->next_send_ms(k, now_ms) : KCP_NEVER;
 }
 
 /* Decides whether |s| goes out now (kcp-go's four cases, in its order) and transmits it. */
@@ -780,15 +791,15 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
         send = true;
         s->rto = k->rx_rto;
         s->resend_ms = c->now_ms + s->rto + c->rto_slack;
-    } else if (s->fastack >= c->resend && !held && k->send->lost_by_time(k, s, c->now_ms)) {
+    } else if (s->fastack >= c->resend && !held && lost_by_time(k, s, c->now_ms)) {
         send = true;
         s->fastack = 0;
         s->rto = k->rx_rto;
         s->resend_ms = c->now_ms + s->rto;
         c->change++;
         k->stats.fast_retrans_segs++;
-    } else if (s->fastack > 0 && !held && c->new_count == 0 && k->send->early_ok(k) &&
-               k->send->lost_by_time(k, s, c->now_ms)) {
+    } else if (s->fastack > 0 && !held && c->new_count == 0 &&
+               (!k->send->early_ok || k->send->early_ok(k)) && lost_by_time(k, s, c->now_ms)) {
         send = true;
         s->fastack = 0;
         s->rto = k->rx_rto;
@@ -803,7 +814,8 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
         c->lost++;
     }
     if (send) {
-        k->send->on_xmit(k, s, c->now_ms);
+        if (k->send->on_xmit)
+            k->send->on_xmit(k, s, c->now_ms);
         s->xmit++;
         s->ts = (uint32_t)c->now_ms;
         h->cmd = KCP_CMD_PUSH;
@@ -812,7 +824,8 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
         h->sn = s->sn;
         h->len = s->len;
         put_segment(k, h, s->data);
-        k->hold->on_sent(k, s); /* after put_segment: it may have emitted the last packet */
+        if (k->hold) /* after put_segment: it may have emitted the last packet */
+            k->hold->on_sent(k, s);
         h->frg = 0;
         if (s->xmit >= KCP_DEAD_LINK)
             k->dead = true;
@@ -884,15 +897,17 @@ static void flush(struct kcp *k, bool ack_only, uint64_t now_ms)
     }
     flush_probe(k, &h, now_ms);
 
-    k->hold->flush_start(k, now_ms);
+    if (k->hold)
+        k->hold->flush_start(k, now_ms);
     uint32_t cwnd = k->send->span(k);
     struct flush_ctx c = {.now_ms = now_ms, .resend = k->resend ? k->resend : UINT32_MAX};
     struct kcp_seg *first_new = admit_new(k, cwnd, &c.new_count, now_ms);
-    c.hold = k->hold->active(k);
-    c.rto_slack = k->send->rto_slack(k);
+    c.hold = k->hold && k->hold->active(k);
+    c.rto_slack = k->send->rto_slack ? k->send->rto_slack(k) : 0;
     flush_data(k, &h, first_new, &c);
     out_packet(k);
-    k->send->after_data(k, &h, first_new);
+    if (k->send->after_data)
+        k->send->after_data(k, &h, first_new);
 
     uint64_t retrans = c.change + c.lost;
     k->stats.lost_segs += c.lost;
@@ -907,7 +922,7 @@ void kcp_flush(struct kcp *k, uint64_t now_ms)
      * ACK-only packet per received packet when the caller flushes after every input. */
     if (k->send->batch_acks && !k->ack_nodelay && !k->probe && !k->fast_pending &&
         now_ms < k->rto_deadline && k->rmt_wnd != 0 &&
-        k->send->next_send_ms(k, now_ms) > now_ms) {
+        next_send_ms(k, now_ms) > now_ms) {
         if (now_ms < k->next_flush_ms)
             return;
         k->next_flush_ms = now_ms + k->interval; /* this flush stands for the tick */
@@ -916,12 +931,6 @@ void kcp_flush(struct kcp *k, uint64_t now_ms)
 }
 
 /* ---- sending policy: kcp-go's fixed window ---- */
-
-static void fixed_start(struct kcp *k, uint64_t now_ms)
-{
-    (void)k;
-    (void)now_ms;
-}
 
 /* kcp-go's writer blocks while WaitSnd >= min(snd_wnd, rmt_wnd). */
 static size_t fixed_send_room(const struct kcp *k)
@@ -939,65 +948,6 @@ static uint32_t fixed_span(const struct kcp *k)
     return cwnd;
 }
 
-static bool fixed_may_admit(struct kcp *k, uint64_t now_ms)
-{
-    (void)k;
-    (void)now_ms;
-    return true;
-}
-
-static void fixed_admitted(struct kcp *k, const struct kcp_seg *s)
-{
-    (void)k;
-    (void)s;
-}
-
-static void fixed_admit_done(struct kcp *k)
-{
-    (void)k;
-}
-
-static uint32_t fixed_rto_slack(const struct kcp *k)
-{
-    (void)k;
-    return 0;
-}
-
-static bool fixed_early_ok(const struct kcp *k)
-{
-    (void)k;
-    return true;
-}
-
-static bool fixed_lost_by_time(const struct kcp *k, const struct kcp_seg *s, uint64_t now_ms)
-{
-    (void)k;
-    (void)s;
-    (void)now_ms;
-    return true;
-}
-
-static void fixed_on_xmit(struct kcp *k, struct kcp_seg *s, uint64_t now_ms)
-{
-    (void)k;
-    (void)s;
-    (void)now_ms;
-}
-
-static void fixed_after_data(struct kcp *k, struct kcp_seg_hdr *h, struct kcp_seg *first_new)
-{
-    (void)k;
-    (void)h;
-    (void)first_new;
-}
-
-static uint64_t fixed_next_send_ms(const struct kcp *k, uint64_t now_ms)
-{
-    (void)k;
-    (void)now_ms;
-    return KCP_NEVER;
-}
-
 /* With congestion control on, cwnd starts at 0 and the first flush only raises it to 1 (as
  * in kcp-go), so queued data also needs a tick while cwnd is 0. */
 static bool fixed_wants_tick(const struct kcp *k)
@@ -1006,39 +956,10 @@ static bool fixed_wants_tick(const struct kcp *k)
                                  (!k->nocwnd && k->cwnd == 0));
 }
 
-static void fixed_on_release(struct kcp *k, const struct kcp_seg *s, uint64_t now_ms)
-{
-    (void)k;
-    (void)s;
-    (void)now_ms;
-}
-
-static void fixed_on_rtt(struct kcp *k, uint32_t rtt_ms, uint64_t now_ms)
-{
-    (void)k;
-    (void)rtt_ms;
-    (void)now_ms;
-}
-
 static const struct kcp_send_ops send_fixed = {
-    .name = "fixed",
-    .batch_acks = false,
-    .start = fixed_start,
     .send_room = fixed_send_room,
     .span = fixed_span,
-    .may_admit = fixed_may_admit,
-    .admitted = fixed_admitted,
-    .admit_done = fixed_admit_done,
-    .rto_slack = fixed_rto_slack,
-    .early_ok = fixed_early_ok,
-    .lost_by_time = fixed_lost_by_time,
-    .recover_on_ack = false,
-    .on_xmit = fixed_on_xmit,
-    .after_data = fixed_after_data,
-    .next_send_ms = fixed_next_send_ms,
     .wants_tick = fixed_wants_tick,
-    .on_release = fixed_on_release,
-    .on_rtt = fixed_on_rtt,
 };
 
 /* ---- sending policy: ktun pacing (common/pace.h) ---- */
@@ -1253,12 +1174,6 @@ static uint64_t paced_next_send_ms(const struct kcp *k, uint64_t now_ms)
     return pace_next_ms(&k->pace, now_ms);
 }
 
-static bool paced_wants_tick(const struct kcp *k)
-{
-    (void)k;
-    return false;
-}
-
 /* Whether acknowledged segment |s| counts as lost for the loss estimate: its ACK came after
  * the retransmission time its first transmission set, whatever repaired it (a
  * retransmission, FEC parity, or the next ACK after a lost one): for the latency of a
@@ -1288,7 +1203,6 @@ static void paced_on_rtt(struct kcp *k, uint32_t rtt_ms, uint64_t now_ms)
 }
 
 static const struct kcp_send_ops send_paced = {
-    .name = "paced",
     .batch_acks = true,
     .start = paced_start,
     .send_room = paced_send_room,
@@ -1303,59 +1217,8 @@ static const struct kcp_send_ops send_paced = {
     .on_xmit = paced_on_xmit,
     .after_data = paced_after_data,
     .next_send_ms = paced_next_send_ms,
-    .wants_tick = paced_wants_tick,
     .on_release = paced_on_release,
     .on_rtt = paced_on_rtt,
-};
-
-/* ---- retransmission hold: none (kcp-go) ---- */
-
-static void none_flush_start(struct kcp *k, uint64_t now_ms)
-{
-    (void)k;
-    (void)now_ms;
-}
-
-static bool none_active(const struct kcp *k)
-{
-    (void)k;
-    return false;
-}
-
-static bool none_holds(const struct kcp *k, const struct kcp_seg *s)
-{
-    (void)k;
-    (void)s;
-    return false;
-}
-
-static void none_on_sent(struct kcp *k, struct kcp_seg *s)
-{
-    (void)k;
-    (void)s;
-}
-
-static void none_on_ack(struct kcp *k, const struct kcp_seg *s, uint32_t ts)
-{
-    (void)k;
-    (void)s;
-    (void)ts;
-}
-
-static void none_on_release(struct kcp *k, const struct kcp_seg *s)
-{
-    (void)k;
-    (void)s;
-}
-
-static const struct kcp_hold_ops hold_none = {
-    .name = "none",
-    .flush_start = none_flush_start,
-    .active = none_active,
-    .holds = none_holds,
-    .on_sent = none_on_sent,
-    .on_ack = none_on_ack,
-    .on_release = none_on_release,
 };
 
 /* ---- retransmission hold: FEC groups ----
@@ -1410,7 +1273,6 @@ static void fec_on_release(struct kcp *k, const struct kcp_seg *s)
 }
 
 static const struct kcp_hold_ops hold_fec = {
-    .name = "fec",
     .flush_start = fec_flush_start,
     .active = fec_active,
     .holds = fec_holds,
@@ -1424,9 +1286,10 @@ static const struct kcp_hold_ops hold_fec = {
 uint64_t kcp_next_deadline(const struct kcp *k, uint64_t now_ms)
 {
     uint64_t d = k->rto_deadline;
-    uint64_t p = k->send->next_send_ms(k, now_ms);
+    uint64_t p = next_send_ms(k, now_ms);
     d = d < p ? d : p;
-    if (k->ack_len || k->probe || k->fast_pending || k->send->wants_tick(k))
+    if (k->ack_len || k->probe || k->fast_pending ||
+        (k->send->wants_tick && k->send->wants_tick(k)))
         d = d < k->next_flush_ms ? d : k->next_flush_ms;
     if (k->rmt_wnd == 0) {
         p = k->probe_wait ? k->probe_ms : k->next_flush_ms;
@@ -1443,7 +1306,7 @@ void kcp_tick(struct kcp *k, uint64_t now_ms)
             k->next_flush_ms = now_ms + k->interval;
         flush(k, false, now_ms);
     } else if (now_ms >= k->rto_deadline || (k->rmt_wnd == 0 && now_ms >= k->probe_ms) ||
-               k->send->next_send_ms(k, now_ms) <= now_ms) {
+               next_send_ms(k, now_ms) <= now_ms) {
         flush(k, false, now_ms);
     }
 }
@@ -1455,8 +1318,10 @@ static void inflight_release(struct kcp *k, struct kcp_seg *s, uint64_t now_ms)
 {
     list_unlink(&k->inflight, s);
     k->inflight_bytes -= s->len;
-    k->hold->on_release(k, s);
-    k->send->on_release(k, s, now_ms);
+    if (k->hold)
+        k->hold->on_release(k, s);
+    if (k->send->on_release)
+        k->send->on_release(k, s, now_ms);
     seg_free(k, s);
 }
 
@@ -1494,7 +1359,8 @@ static bool parse_ack(struct kcp *k, uint32_t sn, uint32_t ts, uint64_t now_ms)
     struct kcp_seg **slot = &k->snd_ring[sn & k->snd_mask];
     if (!*slot)
         return true; /* a repeat: it tells nothing new about the segments before it */
-    k->hold->on_ack(k, *slot, ts);
+    if (k->hold)
+        k->hold->on_ack(k, *slot, ts);
     inflight_release(k, *slot, now_ms);
     *slot = NULL;
     if (!k->inflight.head)
@@ -1730,7 +1596,8 @@ int kcp_input(struct kcp *k, const uint8_t *pkt, size_t len, bool regular, uint6
         int32_t rtt = seq_diff((uint32_t)now_ms, latest_ts);
         if (rtt >= 0) {
             update_rtt(k, rtt);
-            k->send->on_rtt(k, (uint32_t)(rtt > KCP_RTT_MAX ? KCP_RTT_MAX : rtt), now_ms);
+            if (k->send->on_rtt)
+                k->send->on_rtt(k, (uint32_t)(rtt > KCP_RTT_MAX ? KCP_RTT_MAX : rtt), now_ms);
         }
     }
     if (seq_diff(k->snd_una, old_una) > 0)
