@@ -21,9 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static void set_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void set_err(char *err, const char *fmt, ...)
+void net_set_err(char *err, const char *fmt, ...)
 {
     if (!err)
         return;
@@ -77,7 +75,7 @@ int net_resolve(const char *hostport, bool passive, struct net_addr *out, char *
 {
     char host[256], port[32];
     if (!hostport || split_hostport(hostport, host, sizeof(host), port, sizeof(port)) != 0) {
-        set_err(err, "bad address '%s' (want host:port)", hostport ? hostport : "");
+        net_set_err(err, "bad address '%s' (want host:port)", hostport ? hostport : "");
         return ERR_INVAL;
     }
     struct addrinfo hints, *res = NULL;
@@ -89,7 +87,7 @@ int net_resolve(const char *hostport, bool passive, struct net_addr *out, char *
         hints.ai_family = passive && host_has_ipv6() ? AF_INET6 : AF_INET;
     int rc = getaddrinfo(node, port, &hints, &res);
     if (rc != 0 || !res) {
-        set_err(err, "cannot resolve '%s': %s", hostport, rc ? gai_strerror(rc) : "no address");
+        net_set_err(err, "cannot resolve '%s': %s", hostport, rc ? gai_strerror(rc) : "no address");
         if (res)
             freeaddrinfo(res);
         return ERR_INVAL;
@@ -188,7 +186,7 @@ int net_set_nonblock(int fd, char *err)
 {
     int fl = fcntl(fd, F_GETFL);
     if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1) {
-        set_err(err, "fcntl(O_NONBLOCK): %s", strerror(errno));
+        net_set_err(err, "fcntl(O_NONBLOCK): %s", strerror(errno));
         return ERR_INVAL;
     }
     return 0;
@@ -206,7 +204,7 @@ int net_udp_socket(int family, const struct net_addr *bind_to, char *err)
 {
     int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1) {
-        set_err(err, "socket(udp): %s", strerror(errno));
+        net_set_err(err, "socket(udp): %s", strerror(errno));
         return ERR_INVAL;
     }
     if (bind_to) {
@@ -216,7 +214,7 @@ int net_udp_socket(int family, const struct net_addr *bind_to, char *err)
         }
         if (bind(fd, (const struct sockaddr *)&bind_to->ss, bind_to->len) == -1) {
             char a[NET_ADDR_STRLEN];
-            set_err(err, "bind(udp %s): %s", net_addr_str(bind_to, a, sizeof(a)),
+            net_set_err(err, "bind(udp %s): %s", net_addr_str(bind_to, a, sizeof(a)),
                     strerror(errno));
             close(fd);
             return ERR_INVAL;
@@ -230,7 +228,7 @@ int net_tcp_listen(const struct net_addr *a, int backlog, char *err)
     char as[NET_ADDR_STRLEN];
     int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1) {
-        set_err(err, "socket(tcp): %s", strerror(errno));
+        net_set_err(err, "socket(tcp): %s", strerror(errno));
         return ERR_INVAL;
     }
     int on = 1, off = 0;
@@ -238,11 +236,11 @@ int net_tcp_listen(const struct net_addr *a, int backlog, char *err)
     if (is_ipv6_wildcard(a))
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
     if (bind(fd, (const struct sockaddr *)&a->ss, a->len) == -1) {
-        set_err(err, "bind(tcp %s): %s", net_addr_str(a, as, sizeof(as)), strerror(errno));
+        net_set_err(err, "bind(tcp %s): %s", net_addr_str(a, as, sizeof(as)), strerror(errno));
         goto fail;
     }
     if (listen(fd, backlog) == -1) {
-        set_err(err, "listen(%s): %s", net_addr_str(a, as, sizeof(as)), strerror(errno));
+        net_set_err(err, "listen(%s): %s", net_addr_str(a, as, sizeof(as)), strerror(errno));
         goto fail;
     }
     return fd;
@@ -261,13 +259,13 @@ int net_tcp_connect(const struct net_addr *a, char *err)
 {
     int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1) {
-        set_err(err, "socket(tcp): %s", strerror(errno));
+        net_set_err(err, "socket(tcp): %s", strerror(errno));
         return ERR_INVAL;
     }
     set_nodelay(fd);
     if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == -1 && errno != EINPROGRESS) {
         char as[NET_ADDR_STRLEN];
-        set_err(err, "connect(%s): %s", net_addr_str(a, as, sizeof(as)), strerror(errno));
+        net_set_err(err, "connect(%s): %s", net_addr_str(a, as, sizeof(as)), strerror(errno));
         close(fd);
         return ERR_INVAL;
     }
@@ -280,18 +278,18 @@ int net_unix_connect(const char *path, char *err)
     memset(&sun, 0, sizeof(sun));
     sun.sun_family = AF_UNIX;
     if (strlen(path) >= sizeof(sun.sun_path)) {
-        set_err(err, "unix socket path too long: %s", path);
+        net_set_err(err, "unix socket path too long: %s", path);
         return ERR_INVAL;
     }
     strcpy(sun.sun_path, path);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1) {
-        set_err(err, "socket(unix): %s", strerror(errno));
+        net_set_err(err, "socket(unix): %s", strerror(errno));
         return ERR_INVAL;
     }
     if (connect(fd, (const struct sockaddr *)&sun, sizeof(sun)) == -1 && errno != EINPROGRESS &&
         errno != EAGAIN) {
-        set_err(err, "connect(%s): %s", path, strerror(errno));
+        net_set_err(err, "connect(%s): %s", path, strerror(errno));
         close(fd);
         return ERR_INVAL;
     }
@@ -318,10 +316,10 @@ int net_tcp_accept(int lfd, struct net_addr *peer, char *err)
         case ENFILE:
         case ENOBUFS:
         case ENOMEM:
-            set_err(err, "accept: %s", strerror(errno));
+            net_set_err(err, "accept: %s", strerror(errno));
             return ERR_LIMIT;
         default:
-            set_err(err, "accept: %s", strerror(errno));
+            net_set_err(err, "accept: %s", strerror(errno));
             return ERR_INVAL;
         }
     }
@@ -342,12 +340,12 @@ int net_set_sockbuf(int fd, int bytes, char *err)
 {
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) == -1 &&
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes)) == -1) {
-        set_err(err, "SO_RCVBUF: %s", strerror(errno));
+        net_set_err(err, "SO_RCVBUF: %s", strerror(errno));
         return ERR_INVAL;
     }
     if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes)) == -1 &&
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes)) == -1) {
-        set_err(err, "SO_SNDBUF: %s", strerror(errno));
+        net_set_err(err, "SO_SNDBUF: %s", strerror(errno));
         return ERR_INVAL;
     }
     return 0;
@@ -356,20 +354,20 @@ int net_set_sockbuf(int fd, int bytes, char *err)
 int net_set_dscp(int fd, int family, int dscp, char *err)
 {
     if (dscp < 0 || dscp > 63) {
-        set_err(err, "dscp %d out of range 0..63", dscp);
+        net_set_err(err, "dscp %d out of range 0..63", dscp);
         return ERR_INVAL;
     }
     int tos = dscp << 2;
     if (family == AF_INET6) {
         if (setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &dscp, sizeof(dscp)) == -1) {
-            set_err(err, "IPV6_TCLASS: %s", strerror(errno));
+            net_set_err(err, "IPV6_TCLASS: %s", strerror(errno));
             return ERR_INVAL;
         }
         setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
         return 0;
     }
     if (setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)) == -1) {
-        set_err(err, "IP_TOS: %s", strerror(errno));
+        net_set_err(err, "IP_TOS: %s", strerror(errno));
         return ERR_INVAL;
     }
     return 0;

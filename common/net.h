@@ -18,6 +18,9 @@
 /* Datagrams moved per recvmmsg/sendmmsg call. */
 #define NET_BATCH 32
 
+/* Writes the printf-style message into |err| (NET_ERR_LEN bytes) unless |err| is NULL. */
+void net_set_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* An address with its length, as the socket calls take it. */
 struct net_addr {
     struct sockaddr_storage ss; /* IPv4 or IPv6 socket address */

@@ -12,8 +12,6 @@
 #include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -78,18 +76,6 @@ struct rawtcp {
     int nout;
     int out_dropped;          /* dropped by flushes of a full queue, not reported yet */
 };
-
-static void set_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void set_err(char *err, const char *fmt, ...)
-{
-    if (!err)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, NET_ERR_LEN, fmt, ap);
-    va_end(ap);
-}
 
 static uint64_t now_ms(void)
 {
@@ -185,7 +171,7 @@ static int raw_socket(int family, int sockbuf, char *err)
 {
     int fd = socket(family, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
     if (fd < 0) {
-        set_err(err, "--tcp: raw socket: %s%s", strerror(errno),
+        net_set_err(err, "--tcp: raw socket: %s%s", strerror(errno),
                 errno == EPERM ? " (needs root or CAP_NET_RAW)" : "");
         return ERR_INVAL;
     }
@@ -199,7 +185,7 @@ static int raw_socket(int family, int sockbuf, char *err)
     if (rc == 0)
         rc = attach_filter(fd, family == AF_INET, 0);
     if (rc != 0) {
-        set_err(err, "--tcp: raw socket options: %s", strerror(errno));
+        net_set_err(err, "--tcp: raw socket options: %s", strerror(errno));
         close(fd);
         return ERR_INVAL;
     }
@@ -232,7 +218,7 @@ int rawtcp_prepare(int family, char *err)
         return 0;
     char why[NET_ERR_LEN];
     if (fwrule_check(family == AF_INET6 ? 6 : 4, why, sizeof(why)) != 0) {
-        set_err(err, "%s", why);
+        net_set_err(err, "%s", why);
         return ERR_INVAL;
     }
     fwrule_clean_stale(family == AF_INET6 ? 6 : 4);
@@ -282,7 +268,7 @@ static int client_connect(struct rawtcp *t, char *err)
     int fam = t->remote.ss.ss_family;
     int fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
     if (fd < 0) {
-        set_err(err, "--tcp: socket: %s", strerror(errno));
+        net_set_err(err, "--tcp: socket: %s", strerror(errno));
         return ERR_INVAL;
     }
     struct net_addr local;
@@ -291,7 +277,7 @@ static int client_connect(struct rawtcp *t, char *err)
     local.len = fam == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (bind(fd, (struct sockaddr *)&local.ss, local.len) != 0 ||
         getsockname(fd, (struct sockaddr *)&local.ss, &local.len) != 0) {
-        set_err(err, "--tcp: bind: %s", strerror(errno));
+        net_set_err(err, "--tcp: bind: %s", strerror(errno));
         close(fd);
         return ERR_INVAL;
     }
@@ -301,7 +287,7 @@ static int client_connect(struct rawtcp *t, char *err)
     t->port = la.port;
     int raw = fam == AF_INET6 ? t->raw6 : t->raw4;
     if (attach_filter(raw, fam == AF_INET, t->port) != 0) {
-        set_err(err, "--tcp: filter: %s", strerror(errno));
+        net_set_err(err, "--tcp: filter: %s", strerror(errno));
         close(fd);
         return ERR_INVAL;
     }
@@ -311,13 +297,13 @@ static int client_connect(struct rawtcp *t, char *err)
               ip, sizeof(ip));
     struct fwrule *rule = fam == AF_INET6 ? &t->rule6 : &t->rule4;
     if (fwrule_add(rule, fam == AF_INET6 ? 6 : 4, t->port, ip, ra.port, why, sizeof(why)) != 0) {
-        set_err(err, "%s", why);
+        net_set_err(err, "%s", why);
         close(fd);
         return ERR_INVAL;
     }
     if (connect(fd, (const struct sockaddr *)&t->remote.ss, t->remote.len) != 0 &&
         errno != EINPROGRESS) {
-        set_err(err, "--tcp: connect: %s", strerror(errno));
+        net_set_err(err, "--tcp: connect: %s", strerror(errno));
         close(fd);
         fwrule_del(rule);
         return ERR_INVAL;
@@ -330,7 +316,7 @@ static int client_connect(struct rawtcp *t, char *err)
     core_init(t);
     if (!tcpraw_flow_add(&t->core, &la, &ra, TCPRAW_CONNECTING, now_ms()) ||
         ep_add(t->ep, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP, EV_CONN) != 0) {
-        set_err(err, "--tcp: out of memory");
+        net_set_err(err, "--tcp: out of memory");
         close(fd);
         fwrule_del(rule);
         return ERR_NOMEM;
@@ -360,7 +346,7 @@ struct rawtcp *rawtcp_dial(const struct net_addr *remote, int sockbuf, char *err
         return NULL;
     struct rawtcp *t = alloc_transport();
     if (!t) {
-        set_err(err, "--tcp: out of memory");
+        net_set_err(err, "--tcp: out of memory");
         return NULL;
     }
     t->family = fam;
@@ -378,7 +364,7 @@ struct rawtcp *rawtcp_dial(const struct net_addr *remote, int sockbuf, char *err
     if (ep_add(t->ep, raw, EPOLLIN, fam == AF_INET6 ? EV_RAW6 : EV_RAW4) != 0 ||
         client_connect(t, err) != 0) {
         if (err && !err[0])
-            set_err(err, "--tcp: epoll: %s", strerror(errno));
+            net_set_err(err, "--tcp: epoll: %s", strerror(errno));
         rawtcp_close(t);
         return NULL;
     }
@@ -395,7 +381,7 @@ struct rawtcp *rawtcp_dial_auto(const struct net_addr *remote, int sockbuf, char
         return NULL;
     struct rawtcp *t = alloc_transport();
     if (!t) {
-        set_err(err, "--tcp: out of memory");
+        net_set_err(err, "--tcp: out of memory");
         return NULL;
     }
     t->family = fam;
@@ -416,7 +402,7 @@ struct rawtcp *rawtcp_dial_auto(const struct net_addr *remote, int sockbuf, char
         t->raw4 = raw;
     if (ep_add(t->ep, raw, EPOLLIN, fam == AF_INET6 ? EV_RAW6 : EV_RAW4) != 0 ||
         ep_add(t->ep, t->ufd, EPOLLIN, EV_UDP) != 0) {
-        set_err(err, "--tcp: epoll: %s", strerror(errno));
+        net_set_err(err, "--tcp: epoll: %s", strerror(errno));
         rawtcp_close(t);
         return NULL;
     }
@@ -572,7 +558,7 @@ struct rawtcp *rawtcp_listen(const struct net_addr *local, int sockbuf, char *er
         return NULL;
     struct rawtcp *t = alloc_transport();
     if (!t) {
-        set_err(err, "--tcp: out of memory");
+        net_set_err(err, "--tcp: out of memory");
         return NULL;
     }
     t->server = true;
@@ -606,12 +592,12 @@ struct rawtcp *rawtcp_listen(const struct net_addr *local, int sockbuf, char *er
     char why[NET_ERR_LEN];
     if ((t->raw4 >= 0 && fwrule_add(&t->rule4, 4, t->port, NULL, 0, why, sizeof(why)) != 0) ||
         (t->raw6 >= 0 && fwrule_add(&t->rule6, 6, t->port, NULL, 0, why, sizeof(why)) != 0)) {
-        set_err(err, "%s", why);
+        net_set_err(err, "%s", why);
         rawtcp_close(t);
         return NULL;
     }
     if (ep_add(t->ep, t->lfd, EPOLLIN, EV_LISTEN) != 0) {
-        set_err(err, "--tcp: epoll: %s", strerror(errno));
+        net_set_err(err, "--tcp: epoll: %s", strerror(errno));
         rawtcp_close(t);
         return NULL;
     }
