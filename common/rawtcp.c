@@ -339,7 +339,9 @@ static void client_maybe_retry(struct rawtcp *t)
     }
 }
 
-struct rawtcp *rawtcp_dial(const struct net_addr *remote, int sockbuf, char *err)
+/* A client transport to |remote| with its raw socket watched; with |autom| (--tcp auto) a UDP
+ * socket as well. The caller makes the connection. */
+static struct rawtcp *client_new(const struct net_addr *remote, int sockbuf, bool autom, char *err)
 {
     int fam = remote->ss.ss_family;
     if (rawtcp_prepare(fam, err) != 0)
@@ -352,6 +354,16 @@ struct rawtcp *rawtcp_dial(const struct net_addr *remote, int sockbuf, char *err
     t->family = fam;
     t->remote = *remote;
     t->sockbuf = sockbuf;
+    t->autom = autom;
+    if (autom) {
+        t->ufd = net_udp_socket(fam, NULL, err);
+        if (t->ufd < 0) {
+            rawtcp_close(t);
+            return NULL;
+        }
+        if (sockbuf > 0)
+            (void)net_set_sockbuf(t->ufd, sockbuf, NULL);
+    }
     int raw = raw_socket(fam, sockbuf, err);
     if (raw < 0) {
         rawtcp_close(t);
@@ -362,9 +374,18 @@ struct rawtcp *rawtcp_dial(const struct net_addr *remote, int sockbuf, char *err
     else
         t->raw4 = raw;
     if (ep_add(t->ep, raw, EPOLLIN, fam == AF_INET6 ? EV_RAW6 : EV_RAW4) != 0 ||
-        client_connect(t, err) != 0) {
-        if (err && !err[0])
-            net_set_err(err, "--tcp: epoll: %s", strerror(errno));
+        (autom && ep_add(t->ep, t->ufd, EPOLLIN, EV_UDP) != 0)) {
+        net_set_err(err, "--tcp: epoll: %s", strerror(errno));
+        rawtcp_close(t);
+        return NULL;
+    }
+    return t;
+}
+
+struct rawtcp *rawtcp_dial(const struct net_addr *remote, int sockbuf, char *err)
+{
+    struct rawtcp *t = client_new(remote, sockbuf, false, err);
+    if (t && client_connect(t, err) != 0) {
         rawtcp_close(t);
         return NULL;
     }
@@ -376,36 +397,9 @@ static bool auto_prefer_tcp;
 
 struct rawtcp *rawtcp_dial_auto(const struct net_addr *remote, int sockbuf, char *err)
 {
-    int fam = remote->ss.ss_family;
-    if (rawtcp_prepare(fam, err) != 0)
+    struct rawtcp *t = client_new(remote, sockbuf, true, err);
+    if (!t)
         return NULL;
-    struct rawtcp *t = alloc_transport();
-    if (!t) {
-        net_set_err(err, "--tcp: out of memory");
-        return NULL;
-    }
-    t->family = fam;
-    t->remote = *remote;
-    t->sockbuf = sockbuf;
-    t->autom = true;
-    t->ufd = net_udp_socket(fam, NULL, err);
-    int raw = t->ufd < 0 ? -1 : raw_socket(fam, sockbuf, err);
-    if (raw < 0) {
-        rawtcp_close(t);
-        return NULL;
-    }
-    if (sockbuf > 0)
-        (void)net_set_sockbuf(t->ufd, sockbuf, NULL);
-    if (fam == AF_INET6)
-        t->raw6 = raw;
-    else
-        t->raw4 = raw;
-    if (ep_add(t->ep, raw, EPOLLIN, fam == AF_INET6 ? EV_RAW6 : EV_RAW4) != 0 ||
-        ep_add(t->ep, t->ufd, EPOLLIN, EV_UDP) != 0) {
-        net_set_err(err, "--tcp: epoll: %s", strerror(errno));
-        rawtcp_close(t);
-        return NULL;
-    }
     t->on_tcp = auto_prefer_tcp;
     t->retry_at = 0; /* the connection is made when fake TCP is first used */
     char rs[NET_ADDR_STRLEN];
