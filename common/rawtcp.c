@@ -705,22 +705,22 @@ static void deliver_cb(void *user, const struct tcpraw_flow *f, const uint8_t *p
         t->unanswered_since = 0;
 }
 
-/* Feeds one raw segment to the core; a server accepts pending connections when the segment's
- * flow is not known yet (its first data may arrive before the accept). */
+/* Feeds one parsed raw segment to the core; a server accepts pending connections when the
+ * segment's flow is not known yet (its first data may arrive before the accept). */
 static void input(struct rawtcp *t, const struct tcpraw_addr *src, const struct tcpraw_addr *dst,
-                  const uint8_t *seg, size_t len)
+                  const struct tcpraw_seg *seg, uint64_t now)
 {
-    enum tcpraw_rx rx = tcpraw_input(&t->core, src, dst, seg, len, now_ms());
+    enum tcpraw_rx rx = tcpraw_input_seg(&t->core, src, dst, seg, now);
     if (rx == TCPRAW_RX_UNKNOWN && t->server) {
         server_accept(t);
-        rx = tcpraw_input(&t->core, src, dst, seg, len, now_ms());
+        rx = tcpraw_input_seg(&t->core, src, dst, seg, now);
     }
-    if (rx == TCPRAW_RX_BAD || rx == TCPRAW_RX_UNKNOWN)
+    if (rx == TCPRAW_RX_UNKNOWN)
         t->st.rx_dropped++;
 }
 
-/* Reads raw packets from |fd| while the batch has room. */
-static void read_raw(struct rawtcp *t, int fd, bool v4)
+/* Reads raw packets from |fd| while the batch has room (|now|: the batch's clock). */
+static void read_raw(struct rawtcp *t, int fd, bool v4, uint64_t now)
 {
     struct net_rbatch *b = t->rb;
     int want = b->slots - b->nmsg;
@@ -755,17 +755,16 @@ static void read_raw(struct rawtcp *t, int fd, bool v4)
     for (int i = 0; i < n; i++) {
         size_t len = msg[i].msg_len;
         struct tcpraw_addr src, dst;
+        struct tcpraw_seg seg;
         if (v4) {
-            struct tcpraw_seg seg;
-            if (tcpraw_parse_ip4(t->pkts[i], len, &src, &dst, &seg) != 0) {
+            if (tcpraw_parse_ip4(t->pkts[i], len, &src, &dst, &seg) != 0)
                 t->st.rx_dropped++;
-                continue;
-            }
-            input(t, &src, &dst, seg.payload - seg.hdr_len, seg.hdr_len + seg.len);
+            else
+                input(t, &src, &dst, &seg, now);
             continue;
         }
         /* IPv6: the TCP segment alone; addresses from the name and the packet info */
-        if (len < 4) {
+        if (tcpraw_parse(t->pkts[i], len, &seg) != 0) {
             t->st.rx_dropped++;
             continue;
         }
@@ -787,9 +786,9 @@ static void read_raw(struct rawtcp *t, int fd, bool v4)
             t->st.rx_dropped++;
             continue;
         }
-        src.port = (uint16_t)(t->pkts[i][0] << 8 | t->pkts[i][1]);
-        dst.port = (uint16_t)(t->pkts[i][2] << 8 | t->pkts[i][3]);
-        input(t, &src, &dst, t->pkts[i], len);
+        src.port = seg.sport;
+        dst.port = seg.dport;
+        input(t, &src, &dst, &seg, now);
     }
 }
 
@@ -858,7 +857,8 @@ int rawtcp_recv_batch(struct rawtcp *t, struct net_rbatch *b)
     b->slot = NET_DGRAM_MAX;
     b->slots = NET_BATCH;
     client_maybe_retry(t);
-    if (t->accept_paused && now_ms() >= t->accept_resume &&
+    uint64_t now = now_ms();
+    if (t->accept_paused && now >= t->accept_resume &&
         ep_add(t->ep, t->lfd, EPOLLIN, EV_LISTEN) == 0)
         t->accept_paused = false;
     t->rb = b;
@@ -873,7 +873,7 @@ int rawtcp_recv_batch(struct rawtcp *t, struct net_rbatch *b)
         switch (kind) {
         case EV_RAW4:
         case EV_RAW6:
-            read_raw(t, fd, kind == EV_RAW4);
+            read_raw(t, fd, kind == EV_RAW4, now);
             break;
         case EV_LISTEN:
             server_accept(t);
@@ -888,12 +888,9 @@ int rawtcp_recv_batch(struct rawtcp *t, struct net_rbatch *b)
     }
     t->rb = NULL;
     (void)rawtcp_flush(t); /* handshake ACKs */
-    if (t->server) {
-        uint64_t now = now_ms();
-        if (now >= t->next_expire) {
-            t->next_expire = now + 1000;
-            tcpraw_expire(&t->core, now, RAWTCP_IDLE_MS, expire_gone, t);
-        }
+    if (t->server && now >= t->next_expire) {
+        t->next_expire = now + 1000;
+        tcpraw_expire(&t->core, now, RAWTCP_IDLE_MS, expire_gone, t);
     }
     return b->nmsg > 0 ? b->nmsg : ERR_AGAIN;
 }

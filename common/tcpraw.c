@@ -285,7 +285,14 @@ enum tcpraw_rx tcpraw_input(struct tcpraw *t, const struct tcpraw_addr *src,
         t->st.rx_bad++;
         return TCPRAW_RX_BAD;
     }
-    if (seg.dport != t->port || src->port != seg.sport || dst->port != seg.dport ||
+    return tcpraw_input_seg(t, src, dst, &seg, now_ms);
+}
+
+enum tcpraw_rx tcpraw_input_seg(struct tcpraw *t, const struct tcpraw_addr *src,
+                                const struct tcpraw_addr *dst, const struct tcpraw_seg *seg,
+                                uint64_t now_ms)
+{
+    if (seg->dport != t->port || src->port != seg->sport || dst->port != seg->dport ||
         src->family != dst->family) {
         t->st.rx_foreign++;
         return TCPRAW_RX_IGNORED;
@@ -297,51 +304,51 @@ enum tcpraw_rx tcpraw_input(struct tcpraw *t, const struct tcpraw_addr *src,
     }
     t->st.rx_segs++;
     f->last_rx_ms = now_ms;
-    if (seg.flags & TCPRAW_RST) {
+    if (seg->flags & TCPRAW_RST) {
         t->st.rx_rst++;
         return TCPRAW_RX_CONTROL;
     }
     if (f->state == TCPRAW_CONNECTING) {
-        if ((seg.flags & (TCPRAW_SYN | TCPRAW_ACK)) != (TCPRAW_SYN | TCPRAW_ACK))
+        if ((seg->flags & (TCPRAW_SYN | TCPRAW_ACK)) != (TCPRAW_SYN | TCPRAW_ACK))
             return TCPRAW_RX_CONTROL;
         /* The SYN-ACK: our next seq is what it acknowledges, our ack its ISN + 1. The
          * kernel's own ACK never leaves (firewall rule): complete the handshake here. */
-        f->snd_seq = seg.ack;
-        f->rcv_next = seg.seq + 1u;
+        f->snd_seq = seg->ack;
+        f->rcv_next = seg->seq + 1u;
         f->have_seq = f->have_ack = true;
         f->state = TCPRAW_OPEN;
         emit(t, f, TCPRAW_ACK, NULL, 0);
         return TCPRAW_RX_CONTROL;
     }
-    if (seg.flags & TCPRAW_SYN) {
-        uint32_t next = seg.seq + 1u;
+    if (seg->flags & TCPRAW_SYN) {
+        uint32_t next = seg->seq + 1u;
         if (!f->have_ack || seq_after(next, f->rcv_next))
             f->rcv_next = next;
         f->have_ack = true;
-        if (seg.flags & TCPRAW_ACK) { /* a retransmitted SYN-ACK: answer it again */
-            if (!f->have_seq || seq_after(seg.ack, f->snd_seq))
-                f->snd_seq = seg.ack;
+        if (seg->flags & TCPRAW_ACK) { /* a retransmitted SYN-ACK: answer it again */
+            if (!f->have_seq || seq_after(seg->ack, f->snd_seq))
+                f->snd_seq = seg->ack;
             f->have_seq = true;
             emit(t, f, TCPRAW_ACK, NULL, 0);
         }
         return TCPRAW_RX_CONTROL;
     }
-    if (seg.flags & TCPRAW_ACK) {
-        if (!f->have_seq || seq_after(seg.ack, f->snd_seq))
-            f->snd_seq = seg.ack;
+    if (seg->flags & TCPRAW_ACK) {
+        if (!f->have_seq || seq_after(seg->ack, f->snd_seq))
+            f->snd_seq = seg->ack;
         f->have_seq = true;
     }
-    if (!(seg.flags & TCPRAW_PSH))
+    if (!(seg->flags & TCPRAW_PSH))
         return TCPRAW_RX_CONTROL;
-    uint32_t end = seg.seq + (uint32_t)seg.len;
+    uint32_t end = seg->seq + (uint32_t)seg->len;
     if (!f->have_ack || seq_after(end, f->rcv_next))
         f->rcv_next = end;
     f->have_ack = true;
-    if (seg.len == 0)
+    if (seg->len == 0)
         return TCPRAW_RX_IGNORED;
     t->st.rx_data++;
     if (t->cb.deliver)
-        t->cb.deliver(t->cb.user, f, seg.payload, seg.len);
+        t->cb.deliver(t->cb.user, f, seg->payload, seg->len);
     return TCPRAW_RX_DATA;
 }
 

@@ -182,6 +182,11 @@ enum tcpraw_rx tcpraw_input(struct tcpraw *t, const struct tcpraw_addr *src,
                             const struct tcpraw_addr *dst, const uint8_t *p, size_t len,
                             uint64_t now_ms);
 
+/* tcpraw_input for a segment the shell parsed already (tcpraw_parse or tcpraw_parse_ip4). */
+enum tcpraw_rx tcpraw_input_seg(struct tcpraw *t, const struct tcpraw_addr *src,
+                                const struct tcpraw_addr *dst, const struct tcpraw_seg *seg,
+                                uint64_t now_ms);
+
 /* Sends datagram |p| (|len| bytes, at most 2048) to |peer| as one PSH|ACK segment. Returns 0,
  * or -1 when there is no open flow of |peer| or its seq/ack are not known yet (dropped and
  * counted, as a lost datagram). */
