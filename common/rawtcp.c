@@ -198,6 +198,7 @@ static int raw_socket(int family, int sockbuf, char *err)
     return fd;
 }
 
+static uint8_t *slot_cb(void *user, const struct tcpraw_flow *f, size_t *cap);
 static void emit_cb(void *user, const struct tcpraw_flow *f, const uint8_t *seg, size_t len);
 static void deliver_cb(void *user, const struct tcpraw_flow *f, const uint8_t *p, size_t len);
 
@@ -208,6 +209,7 @@ static void core_init(struct rawtcp *t)
         seed = now_ms() ^ (uint64_t)getpid() << 20;
     struct tcpraw_cb cb = {t, emit_cb, deliver_cb};
     tcpraw_init(&t->core, t->port, seed, &cb);
+    t->core.slot = slot_cb;
 }
 
 int rawtcp_prepare(int family, char *err)
@@ -655,30 +657,34 @@ static int flush_out(struct rawtcp *t)
     return dropped;
 }
 
-/* Queues a segment of |f|: with an IPv4 header for IPv4 flows (the raw socket has
- * IP_HDRINCL); IPv6 ones name their source in packet info. */
-static void emit_cb(void *user, const struct tcpraw_flow *f, const uint8_t *seg, size_t len)
+/* Where the core builds the next segment of |f|: the free slot of the send queue (flushed
+ * first when full), after room for the IPv4 header on IPv4 flows. */
+static uint8_t *slot_cb(void *user, const struct tcpraw_flow *f, size_t *cap)
 {
     struct rawtcp *t = user;
     if (t->nout == NET_BATCH)
         t->out_dropped += flush_out(t);
-    if (len > RAW_OUT - TCPRAW_IP4_HDR) {
-        t->st.tx_dropped++;
-        t->out_dropped++;
-        return;
-    }
+    size_t hdr = f->peer.family == 4 ? TCPRAW_IP4_HDR : 0;
+    *cap = RAW_OUT - hdr;
+    return t->out[t->nout] + hdr;
+}
+
+/* Queues the segment of |f| that slot_cb placed: with an IPv4 header for IPv4 flows (the raw
+ * socket has IP_HDRINCL); IPv6 ones name their source in packet info. */
+static void emit_cb(void *user, const struct tcpraw_flow *f, const uint8_t *seg, size_t len)
+{
+    struct rawtcp *t = user;
+    (void)seg;
     int i = t->nout++;
     struct sockaddr_in6 *to = &t->out_to[i];
     memset(to, 0, sizeof(*to));
     if (f->peer.family == 4) {
         tcpraw_ip4_header(t->out[i], &f->local, &f->peer, len, ++t->ip_id);
-        memcpy(t->out[i] + TCPRAW_IP4_HDR, seg, len);
         t->out_len[i] = TCPRAW_IP4_HDR + len;
         struct sockaddr_in *s4 = (struct sockaddr_in *)(void *)to;
         s4->sin_family = AF_INET;
         memcpy(&s4->sin_addr, f->peer.ip, 4);
     } else {
-        memcpy(t->out[i], seg, len);
         t->out_len[i] = len;
         to->sin6_family = AF_INET6;
         memcpy(&to->sin6_addr, f->peer.ip, 16);

@@ -265,15 +265,19 @@ static bool seq_after(uint32_t a, uint32_t b)
 static void emit(struct tcpraw *t, const struct tcpraw_flow *f, uint8_t flags,
                  const uint8_t *p, size_t len)
 {
-    size_t n = tcpraw_build(t->buf, sizeof(t->buf), &f->local, &f->peer, f->snd_seq,
-                            f->rcv_next, flags, f->window, p, len);
+    uint8_t *out = t->buf;
+    size_t cap = sizeof(t->buf);
+    if (t->slot)
+        out = t->slot(t->cb.user, f, &cap);
+    size_t n = tcpraw_build(out, cap, &f->local, &f->peer, f->snd_seq, f->rcv_next, flags,
+                            f->window, p, len);
     if (n == 0) {
         t->st.tx_notready++;
         return;
     }
     t->st.tx_segs++;
     if (t->cb.emit)
-        t->cb.emit(t->cb.user, f, t->buf, n);
+        t->cb.emit(t->cb.user, f, out, n);
 }
 
 enum tcpraw_rx tcpraw_input(struct tcpraw *t, const struct tcpraw_addr *src,

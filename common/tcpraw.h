@@ -151,6 +151,9 @@ struct tcpraw {
     size_t nflows;
     struct tcpraw_stats st;
     uint8_t buf[TCPRAW_TCP_HDR + 2048];   /* segment being built */
+    /* Optional (set after tcpraw_init): where the next segment of |f| is built, |*cap| bytes;
+     * cb.emit then gets it in place, so a shell that queues segments copies none. NULL: |buf|. */
+    uint8_t *(*slot)(void *user, const struct tcpraw_flow *f, size_t *cap);
 };
 
 /* Sets up |t| for local port |port|; |seed| seeds the window choice. */
