@@ -23,6 +23,18 @@ static const char *tool(int family)
     return family == 6 ? "ip6tables" : "iptables";
 }
 
+/* Reads what |fd| has into |buf| after its |*n| bytes (|cap| bytes with one kept for the NUL;
+ * what does not fit, or all with |buf| NULL, is read and thrown away). False at EOF or error. */
+static bool read_some(int fd, char *buf, size_t cap, size_t *n)
+{
+    char sink[512];
+    bool keep = buf && *n + 1 < cap;
+    ssize_t r = read(fd, keep ? buf + *n : sink, keep ? cap - 1 - *n : sizeof(sink));
+    if (r > 0 && keep)
+        *n += (size_t)r;
+    return r > 0 || (r < 0 && errno == EINTR);
+}
+
 /* Runs |argv| (argv[0] looked up on PATH) with stdin from /dev/null; stdout goes into |out|
  * (|cap| bytes, NUL-terminated, may be NULL to discard), stderr's first line into |errl|
  * (|errcap| bytes, may be NULL). Returns the exit status, or -1 when it could not run. */
@@ -61,31 +73,13 @@ static int run(const char *const argv[], char *out, size_t cap, char *errl, size
     close(pe[1]);
     size_t n = 0, ne = 0;
     char ebuf[512];
-    char sink[512];
     bool open_o = true, open_e = true;
-    /* read both pipes until both reach EOF (alternating; the outputs are small) */
+    /* read both pipes until both reach EOF (one after the other; the outputs are small) */
     while (open_o || open_e) {
-        if (open_o) {
-            char *dst = out && n + 1 < cap ? out + n : sink;
-            size_t room = out && n + 1 < cap ? cap - 1 - n : sizeof(sink);
-            ssize_t r = read(po[0], dst, room);
-            if (r > 0) {
-                if (dst != sink)
-                    n += (size_t)r;
-            } else if (r == 0 || errno != EINTR) {
-                open_o = false;
-            }
-            continue;
-        }
-        char *dst = ne + 1 < sizeof(ebuf) ? ebuf + ne : sink;
-        size_t room = ne + 1 < sizeof(ebuf) ? sizeof(ebuf) - 1 - ne : sizeof(sink);
-        ssize_t r = read(pe[0], dst, room);
-        if (r > 0) {
-            if (dst != sink)
-                ne += (size_t)r;
-        } else if (r == 0 || errno != EINTR) {
-            open_e = false;
-        }
+        if (open_o)
+            open_o = read_some(po[0], out, cap, &n);
+        else
+            open_e = read_some(pe[0], ebuf, sizeof(ebuf), &ne);
     }
     close(po[0]);
     close(pe[0]);
