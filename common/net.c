@@ -432,8 +432,6 @@ static size_t gro_segment(struct msghdr *h, size_t len)
 
 int net_recv_batch(const struct net_udp *u, struct net_rbatch *b)
 {
-    if (u->raw)
-        return rawtcp_recv_batch(u->raw, b);
     struct mmsghdr msg[NET_BATCH];
     struct iovec iov[NET_BATCH];
     union {
@@ -449,6 +447,8 @@ int net_recv_batch(const struct net_udp *u, struct net_rbatch *b)
         return ERR_NOMEM;
     b->slot = slot;
     b->slots = slots;
+    if (u->raw)
+        return rawtcp_recv_batch(u->raw, b);
     memset(msg, 0, sizeof(msg[0]) * (size_t)slots);
     for (int i = 0; i < slots; i++) {
         iov[i].iov_base = b->arena + (size_t)i * slot;

@@ -848,20 +848,6 @@ static void read_conn(struct rawtcp *t, int fd, uint32_t events)
 
 int rawtcp_recv_batch(struct rawtcp *t, struct net_rbatch *b)
 {
-    b->nmsg = 0;
-    b->it_msg = 0;
-    b->it_off = 0;
-    size_t need = (size_t)NET_BATCH * NET_DGRAM_MAX;
-    if (b->arena_cap < need) {
-        uint8_t *p = malloc(need);
-        if (!p)
-            return ERR_NOMEM;
-        free(b->arena);
-        b->arena = p;
-        b->arena_cap = need;
-    }
-    b->slot = NET_DGRAM_MAX;
-    b->slots = NET_BATCH;
     client_maybe_retry(t);
     uint64_t now = now_ms();
     if (t->accept_paused && now >= t->accept_resume &&

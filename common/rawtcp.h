@@ -67,7 +67,8 @@ struct rawtcp *rawtcp_listen(const struct net_addr *local, int sockbuf, char *er
 int rawtcp_fd(const struct rawtcp *t);
 
 /* Handles what is pending (connections, real-socket reads, raw segments) and fills |b| with
- * received datagrams, like net_recv_batch. Returns their number (> 0) or ERR_AGAIN. */
+ * received datagrams; net_recv_batch calls it with |b| emptied and its NET_BATCH slots of
+ * NET_DGRAM_MAX bytes reserved. Returns their number (> 0) or ERR_AGAIN. */
 int rawtcp_recv_batch(struct rawtcp *t, struct net_rbatch *b);
 
 /* Queues datagram |p| (|len| bytes) for |to| as one segment. Returns 0, or -1 when it was
