@@ -73,6 +73,7 @@ struct rawtcp {
     size_t out_len[NET_BATCH];
     struct sockaddr_in6 out_to[NET_BATCH];  /* a sockaddr_in for IPv4 */
     struct in6_pktinfo out_src[NET_BATCH];  /* IPv6 source */
+    bool out_udp[NET_BATCH];                /* a datagram for the UDP socket (--tcp auto) */
     int nout;
     int out_dropped;          /* dropped by flushes of a full queue, not reported yet */
 };
@@ -427,24 +428,35 @@ static void auto_check(struct rawtcp *t, uint64_t now)
         t->retry_at = 0;
 }
 
-/* Reads UDP datagrams into the batch (--tcp auto). */
+/* Reads UDP datagrams into the free slots of the batch with one recvmmsg (--tcp auto). */
 static void read_udp(struct rawtcp *t)
 {
     struct net_rbatch *b = t->rb;
-    while (b->nmsg < b->slots) {
-        int i = b->nmsg;
-        struct net_addr *from = &b->from[i];
-        from->len = sizeof(from->ss);
-        ssize_t n = recvfrom(t->ufd, b->arena + (size_t)i * b->slot, b->slot, MSG_DONTWAIT,
-                             (struct sockaddr *)&from->ss, &from->len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return;
-        }
-        b->mlen[i] = b->seg[i] = (size_t)n;
-        b->nmsg++;
-        t->st.rx_dgrams++;
+    int first = b->nmsg, want = b->slots - first;
+    if (want <= 0)
+        return;
+    struct mmsghdr msg[NET_BATCH];
+    struct iovec iov[NET_BATCH];
+    memset(msg, 0, sizeof(msg[0]) * (size_t)want);
+    for (int i = 0; i < want; i++) {
+        iov[i].iov_base = b->arena + (size_t)(first + i) * b->slot;
+        iov[i].iov_len = b->slot;
+        msg[i].msg_hdr.msg_iov = &iov[i];
+        msg[i].msg_hdr.msg_iovlen = 1;
+        msg[i].msg_hdr.msg_name = &b->from[first + i].ss;
+        msg[i].msg_hdr.msg_namelen = sizeof(b->from[first + i].ss);
+    }
+    int n;
+    do {
+        n = recvmmsg(t->ufd, msg, (unsigned)want, MSG_DONTWAIT, NULL);
+    } while (n < 0 && errno == EINTR);
+    for (int i = 0; i < n; i++) {
+        b->mlen[first + i] = b->seg[first + i] = msg[i].msg_len;
+        b->from[first + i].len = msg[i].msg_hdr.msg_namelen;
+    }
+    if (n > 0) {
+        b->nmsg += n;
+        t->st.rx_dgrams += (uint64_t)n;
         if (!t->on_tcp)
             t->unanswered_since = 0;
     }
@@ -607,8 +619,8 @@ int rawtcp_fd(const struct rawtcp *t)
     return t->ep;
 }
 
-/* Sends the queued segments: one sendmmsg per run of one family. A segment the kernel refuses
- * is dropped (as lost on the wire) and the rest are tried. Returns the number dropped. */
+/* Sends the queued segments and datagrams: one sendmmsg per run of one socket. One the kernel
+ * refuses is dropped (as lost on the wire) and the rest are tried. Returns the number dropped. */
 static int flush_out(struct rawtcp *t)
 {
     struct mmsghdr msg[NET_BATCH];
@@ -619,10 +631,12 @@ static int flush_out(struct rawtcp *t)
     } ctl[NET_BATCH];
     int dropped = 0, pos = 0;
     while (pos < t->nout) {
-        bool v4 = t->out_to[pos].sin6_family == AF_INET;
+        bool v4 = t->out_to[pos].sin6_family == AF_INET, udp = t->out_udp[pos];
         int n = 0;
         memset(msg, 0, sizeof(msg));
-        for (int i = pos; i < t->nout && (t->out_to[i].sin6_family == AF_INET) == v4; i++, n++) {
+        for (int i = pos; i < t->nout && (t->out_to[i].sin6_family == AF_INET) == v4 &&
+                          t->out_udp[i] == udp;
+             i++, n++) {
             iov[n].iov_base = t->out[i];
             iov[n].iov_len = t->out_len[i];
             struct msghdr *h = &msg[n].msg_hdr;
@@ -630,7 +644,7 @@ static int flush_out(struct rawtcp *t)
             h->msg_iovlen = 1;
             h->msg_name = &t->out_to[i];
             h->msg_namelen = v4 ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-            if (!v4) {
+            if (!v4 && !udp) {
                 memset(&ctl[n], 0, sizeof(ctl[n]));
                 h->msg_control = ctl[n].buf;
                 h->msg_controllen = sizeof(ctl[n].buf);
@@ -641,7 +655,7 @@ static int flush_out(struct rawtcp *t)
                 memcpy(CMSG_DATA(c), &t->out_src[i], sizeof(t->out_src[i]));
             }
         }
-        int fd = v4 ? t->raw4 : t->raw6;
+        int fd = udp ? t->ufd : v4 ? t->raw4 : t->raw6;
         int sent = fd < 0 ? -1 : sendmmsg(fd, msg, (unsigned)n, MSG_DONTWAIT);
         if (sent > 0) {
             pos += sent;
@@ -676,6 +690,7 @@ static void emit_cb(void *user, const struct tcpraw_flow *f, const uint8_t *seg,
     struct rawtcp *t = user;
     (void)seg;
     int i = t->nout++;
+    t->out_udp[i] = false;
     struct sockaddr_in6 *to = &t->out_to[i];
     memset(to, 0, sizeof(*to));
     if (f->peer.family == 4) {
@@ -887,6 +902,25 @@ int rawtcp_recv_batch(struct rawtcp *t, struct net_rbatch *b)
     return b->nmsg > 0 ? b->nmsg : ERR_AGAIN;
 }
 
+/* Queues datagram |p| for |to| on the UDP socket (--tcp auto), sent by the next flush. */
+static int queue_udp(struct rawtcp *t, const uint8_t *p, size_t len, const struct net_addr *to)
+{
+    if (len > NET_DGRAM_MAX || to->len > sizeof(t->out_to[0])) {
+        t->st.tx_dropped++;
+        return -1;
+    }
+    if (t->nout == NET_BATCH)
+        t->out_dropped += flush_out(t);
+    int i = t->nout++;
+    t->out_udp[i] = true;
+    memcpy(t->out[i], p, len);
+    t->out_len[i] = len;
+    memset(&t->out_to[i], 0, sizeof(t->out_to[i]));
+    memcpy(&t->out_to[i], &to->ss, to->len);
+    t->st.tx_dgrams++;
+    return 0;
+}
+
 int rawtcp_send(struct rawtcp *t, const uint8_t *p, size_t len, const struct net_addr *to)
 {
     if (t->autom) {
@@ -894,19 +928,8 @@ int rawtcp_send(struct rawtcp *t, const uint8_t *p, size_t len, const struct net
         auto_check(t, now);
         if (!t->unanswered_since)
             t->unanswered_since = now;
-        if (!t->on_tcp) {
-            ssize_t n;
-            do {
-                n = sendto(t->ufd, p, len, MSG_DONTWAIT, (const struct sockaddr *)&to->ss,
-                           to->len);
-            } while (n < 0 && errno == EINTR);
-            if (n < 0) {
-                t->st.tx_dropped++;
-                return -1;
-            }
-            t->st.tx_dgrams++;
-            return 0;
-        }
+        if (!t->on_tcp)
+            return queue_udp(t, p, len, to);
     }
     client_maybe_retry(t);
     struct tcpraw_addr peer;
