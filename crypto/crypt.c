@@ -196,8 +196,8 @@ bool crypt_method_is_known(const char *method)
     return find_method(method) != NULL;
 }
 
-static int pbkdf2_sha1(const void *pass, size_t pass_len, const char *salt, unsigned long iter,
-                       uint8_t *out, size_t out_len)
+int crypt_pbkdf2_sha1(const void *pass, size_t pass_len, const char *salt, unsigned long iter,
+                      uint8_t *out, size_t out_len)
 {
     /* libgcrypt wants a non-NULL passphrase even when it is empty. */
     static const char empty[1] = "";
@@ -213,7 +213,7 @@ int crypt_derive_key(const char *password, uint8_t out[static CRYPT_KEY_LEN])
     int rc = crypt_lib_init();
     if (rc < 0)
         return rc;
-    return pbkdf2_sha1(password, strlen(password), KDF_SALT, KDF_ITERATIONS, out,
+    return crypt_pbkdf2_sha1(password, strlen(password), KDF_SALT, KDF_ITERATIONS, out,
                        CRYPT_KEY_LEN);
 }
 
@@ -289,7 +289,7 @@ static int setup_kind(struct crypt *c)
         c->xor_table = malloc(XOR_TABLE_LEN);
         if (!c->xor_table)
             return ERR_NOMEM;
-        return pbkdf2_sha1(c->key, CRYPT_KEY_LEN, XOR_SALT, XOR_ITERATIONS, c->xor_table,
+        return crypt_pbkdf2_sha1(c->key, CRYPT_KEY_LEN, XOR_SALT, XOR_ITERATIONS, c->xor_table,
                            XOR_TABLE_LEN);
     case KIND_SECURE:
         c->sec = secure_new(c->key, c->rng, c->rng_user);

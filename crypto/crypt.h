@@ -108,6 +108,11 @@ const char *const *crypt_method_names(void);
 /* Returns true if |method| names a method crypt_new accepts. */
 bool crypt_method_is_known(const char *method);
 
+/* PBKDF2-HMAC-SHA1 of |pass_len| bytes (empty allowed) with the string |salt| into |out_len|
+ * bytes (libgcrypt set up first). Returns 0, or ERR_INVAL if the library refuses. */
+int crypt_pbkdf2_sha1(const void *pass, size_t pass_len, const char *salt, unsigned long iter,
+                      uint8_t *out, size_t out_len);
+
 /* kcptun key derivation: PBKDF2-HMAC-SHA1(|password| bytes, "kcp-go", 4096) into |out|.
  * Returns 0, or ERR_INVAL if the library refuses. */
 int crypt_derive_key(const char *password, uint8_t out[static CRYPT_KEY_LEN]);

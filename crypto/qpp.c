@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "crypto/crypt.h"
 
 #define SEED_SALT "___QUANTUM_PERMUTATION_PAD_SEED_DERIVE___"
 #define SHUFFLE_SALT "___QUANTUM_PERMUTATION_PAD_SHUFFLE_SALT___"
@@ -27,26 +28,6 @@ struct qpp {
     uint8_t (*pad)[256];     /* count permutations */
     uint8_t (*inv)[256];     /* their inverses */
 };
-
-static bool gcry_ok(void)
-{
-    if (!gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P)) {
-        if (!gcry_check_version(GCRYPT_VERSION))
-            return false;
-        gcry_control(GCRYCTL_DISABLE_SECMEM, 0);
-        gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
-    }
-    return true;
-}
-
-static int pbkdf2(const void *pw, size_t pw_len, const char *salt, unsigned long iter,
-                  uint8_t out[CHUNK_LEN])
-{
-    static const char empty[1] = "";
-    gcry_error_t e = gcry_kdf_derive(pw_len ? pw : empty, pw_len, GCRY_KDF_PBKDF2, GCRY_MD_SHA1,
-                                     salt, strlen(salt), iter, CHUNK_LEN, out);
-    return e ? ERR_INVAL : 0;
-}
 
 static void hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
                         uint8_t out[32])
@@ -133,7 +114,7 @@ struct qpp *qpp_new(const void *seed, size_t seed_len, unsigned count, enum qpp_
     gcry_cipher_hd_t aes[MAX_CHUNKS] = {0};
 
     if (count == 0 || count > QPP_COUNT_MAX || (unsigned)variant >= QPP_VARIANT_COUNT ||
-        sodium_init() < 0 || !gcry_ok() || (!seed && seed_len))
+        sodium_init() < 0 || (!seed && seed_len))
         goto out;
     rc = ERR_NOMEM;
     q = calloc(1, sizeof(*q));
@@ -148,7 +129,7 @@ struct qpp *qpp_new(const void *seed, size_t seed_len, unsigned count, enum qpp_
     /* The keystream every stream starts from. */
     rc = ERR_INVAL;
     hmac_sha256(seed, seed_len, PRNG_MSG, strlen(PRNG_MSG), h);
-    if (pbkdf2(h, sizeof(h), PRNG_SALT, 128, derived) < 0)
+    if (crypt_pbkdf2_sha1(h, sizeof(h), PRNG_SALT, 128, derived, CHUNK_LEN) < 0)
         goto out;
     for (unsigned i = 0; i < 4; i++)
         q->s0[i] = rd_le64(derived + 8u * i);
@@ -158,7 +139,7 @@ struct qpp *qpp_new(const void *seed, size_t seed_len, unsigned count, enum qpp_
     const uint8_t *s = seed;
     size_t s_len = seed_len;
     if (seed_len < CHUNK_LEN) {
-        if (pbkdf2(seed, seed_len, SEED_SALT, 128, derived) < 0)
+        if (crypt_pbkdf2_sha1(seed, seed_len, SEED_SALT, 128, derived, CHUNK_LEN) < 0)
             goto out;
         s = derived;
         s_len = CHUNK_LEN;
@@ -168,9 +149,10 @@ struct qpp *qpp_new(const void *seed, size_t seed_len, unsigned count, enum qpp_
         uint8_t pw[CHUNK_LEN];
         for (unsigned j = 0; j < CHUNK_LEN; j++)
             pw[j] = s[(CHUNK_LEN * i + j) % s_len];
-        int r1 = pbkdf2(pw, CHUNK_LEN, SEED_SALT, 1024, chunks[i]);
+        int r1 = crypt_pbkdf2_sha1(pw, CHUNK_LEN, SEED_SALT, 1024, chunks[i], CHUNK_LEN);
         sodium_memzero(pw, sizeof(pw));
-        if (r1 < 0 || pbkdf2(chunks[i], CHUNK_LEN, SHUFFLE_SALT, 128, key) < 0)
+        if (r1 < 0 ||
+            crypt_pbkdf2_sha1(chunks[i], CHUNK_LEN, SHUFFLE_SALT, 128, key, CHUNK_LEN) < 0)
             goto out;
         if (gcry_cipher_open(&aes[i], GCRY_CIPHER_AES256, GCRY_CIPHER_MODE_ECB, 0) ||
             gcry_cipher_setkey(aes[i], key, sizeof(key)))
