@@ -77,18 +77,24 @@ int tcpraw_parse_ip4(const uint8_t *p, size_t len, struct tcpraw_addr *src,
     return 0;
 }
 
-/* One's-complement sum of |len| bytes (big-endian 16-bit words, an odd last byte padded). */
-static uint32_t sum16(uint32_t acc, const uint8_t *p, size_t len)
+/* One's-complement sum of |len| bytes as big-endian 16-bit words (an odd last byte padded),
+ * added to |acc| unfolded. Big-endian 32-bit words sum to the same value modulo 0xffff, with
+ * half the additions; 64 bits hold any segment's sum without a carry lost. */
+static uint64_t sum16(uint64_t acc, const uint8_t *p, size_t len)
 {
-    size_t i = 0;
-    for (; i + 1 < len; i += 2)
-        acc += rd16(p + i);
-    if (i < len)
-        acc += (uint32_t)p[i] << 8;
+    for (; len >= 4; p += 4, len -= 4)
+        acc += rd32(p);
+    if (len >= 2) {
+        acc += rd16(p);
+        p += 2;
+        len -= 2;
+    }
+    if (len)
+        acc += (uint32_t)p[0] << 8;
     return acc;
 }
 
-static uint16_t fold(uint32_t acc)
+static uint16_t fold(uint64_t acc)
 {
     while (acc >> 16)
         acc = (acc & 0xffffu) + (acc >> 16);
@@ -103,21 +109,13 @@ static size_t ip_len(const struct tcpraw_addr *a)
 uint16_t tcpraw_checksum(const struct tcpraw_addr *src, const struct tcpraw_addr *dst,
                          const uint8_t *seg, size_t len)
 {
-    uint32_t acc = 0;
+    uint64_t acc = 0;
     acc = sum16(acc, src->ip, ip_len(src));
     acc = sum16(acc, dst->ip, ip_len(dst));
     /* pseudo-header: zero, protocol 6, TCP length (32 bits for IPv6, 16 for IPv4) */
     acc += 6u;
-    acc += (uint32_t)(len & 0xffffu) + (uint32_t)((len >> 16) & 0xffffu);
-    /* long segments would overflow the 32-bit accumulator only beyond 128 KiB per pass */
-    size_t off = 0;
-    while (off < len) {
-        size_t n = len - off < 65536u ? len - off : 65536u;
-        acc = sum16(acc, seg + off, n);
-        acc = (acc & 0xffffu) + (acc >> 16);
-        off += n;
-    }
-    return fold(acc);
+    acc += (uint64_t)(len & 0xffffu) + (uint64_t)((len >> 16) & 0xffffu);
+    return fold(sum16(acc, seg, len));
 }
 
 size_t tcpraw_build(uint8_t *out, size_t cap, const struct tcpraw_addr *src,
