@@ -648,6 +648,27 @@ int mux_tick(struct mux *m, uint64_t now_ms)
     return m->closed ? ERR_CLOSED : 0;
 }
 
+int mux_ping(struct mux *m)
+{
+    if (m->closed)
+        return ERR_CLOSED;
+    m->st.nop_out++;
+    send_frame(m, MUX_CMD_NOP, 0, NULL, 0);
+    return m->closed ? ERR_CLOSED : 0;
+}
+
+int mux_set_keepalive(struct mux *m, uint32_t interval_ms, uint32_t timeout_ms, uint64_t now_ms)
+{
+    if (interval_ms && timeout_ms < interval_ms)
+        return ERR_INVAL;
+    m->cfg.keepalive_interval_ms = interval_ms;
+    m->cfg.keepalive_timeout_ms = timeout_ms;
+    m->next_ping_ms = now_ms + interval_ms;
+    m->next_check_ms = now_ms + timeout_ms;
+    m->data_ready = false;
+    return 0;
+}
+
 /* ---- streams ---- */
 
 int mux_stream_open(struct mux *m, uint32_t *sid)

@@ -192,6 +192,15 @@ uint64_t mux_next_deadline(const struct mux *m);
  * Returns 0, or ERR_CLOSED if the session is (now) closed. */
 int mux_tick(struct mux *m, uint64_t now_ms);
 
+/* Sends a keepalive NOP now (the peer's KCP gets new data), without moving the keepalive
+ * schedule. Returns 0, or ERR_CLOSED. */
+int mux_ping(struct mux *m);
+
+/* Changes the keepalive of a live session (see mux_config): the next NOP leaves
+ * |interval_ms| after |now_ms| and the next dead-peer check |timeout_ms| after it. Returns 0,
+ * or ERR_INVAL (timeout below interval, as mux_config_validate) leaving the session as it was. */
+int mux_set_keepalive(struct mux *m, uint32_t interval_ms, uint32_t timeout_ms, uint64_t now_ms);
+
 /* True once the session is dead (on_close has been called). */
 bool mux_is_closed(const struct mux *m);
 

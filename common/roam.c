@@ -4,9 +4,16 @@
 
 #include "common/kcp.h"
 #include "common/wire.h"
+#include "crypto/crypt.h"
 #include "fec/fec.h"
 
 #include <string.h>
+
+enum roam_mode roam_mode_of(const struct crypt *c)
+{
+    return c && strcmp(crypt_method(c), CRYPT_SECURE_METHOD) == 0 ? ROAM_MODE_SECURE
+                                                                 : ROAM_MODE_COMPAT;
+}
 
 void roam_init(struct roam *r, enum roam_mode mode)
 {
@@ -107,4 +114,40 @@ const char *roam_verdict_name(enum roam_verdict v)
     default:
         return "ignore";
     }
+}
+
+void roam_path_init(struct roam_path *p, uint64_t now_ms)
+{
+    memset(p, 0, sizeof(*p));
+    p->rx_ms = now_ms;
+}
+
+bool roam_path_answered(struct roam_path *p, uint64_t now_ms)
+{
+    bool was = p->tries > 0;
+    p->answered = true;
+    p->rx_ms = now_ms;
+    p->tries = 0;
+    return was;
+}
+
+uint64_t roam_path_deadline(const struct roam_path *p, bool outstanding, uint32_t rto_ms)
+{
+    if (!outstanding || !p->answered)
+        return UINT64_MAX;
+    uint64_t after = (uint64_t)rto_ms * ROAM_PATH_RTOS;
+    return p->rx_ms + (after > ROAM_PATH_MIN_MS ? after : ROAM_PATH_MIN_MS);
+}
+
+enum roam_path_action roam_path_check(struct roam_path *p, uint64_t now_ms, bool outstanding,
+                                      uint32_t rto_ms)
+{
+    if (now_ms < roam_path_deadline(p, outstanding, rto_ms))
+        return ROAM_PATH_WAIT;
+    if (p->tries >= ROAM_PATH_TRIES)
+        return ROAM_PATH_GONE;
+    p->tries++;
+    p->replaced++;
+    p->rx_ms = now_ms;
+    return ROAM_PATH_REPLACE;
 }

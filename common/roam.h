@@ -80,6 +80,13 @@ struct roam {
     uint64_t ignored;         /* ROAM_IGNORE verdicts */
 };
 
+struct crypt;
+
+/* ROAM_MODE_SECURE for the secure mode only (authenticated and replay-checked); every other
+ * method, aes-128-gcm included (authenticated, but a captured datagram can be replayed), is
+ * ROAM_MODE_COMPAT. */
+enum roam_mode roam_mode_of(const struct crypt *c);
+
 void roam_init(struct roam *r, enum roam_mode mode);
 
 /* Reads the timestamps of the segments of conversation |conv| in the opened payload |p|
@@ -99,5 +106,51 @@ enum roam_verdict roam_decide(struct roam *r, const struct roam_facts *f, uint64
 
 /* "move", "probe" or "ignore". */
 const char *roam_verdict_name(enum roam_verdict v);
+
+/* ---- the client's side: is the path to the server alive? ----------------------------------
+ *
+ * A client whose server follows it (a ktun server: docs/roaming.md section 5) watches each
+ * session's path. While something is outstanding (data or a keepalive waiting for its
+ * acknowledgement) and nothing came from the server for ROAM_PATH_RTOS retransmission
+ * timeouts (at least ROAM_PATH_MIN_MS), the path counts as dead: the client replaces it (a
+ * new UDP socket, so a new source port, or a new fake-TCP connection) and carries on with the
+ * same session. After ROAM_PATH_TRIES replacements without an answer the server is taken for
+ * gone (it restarted and lost the session, or is unreachable): the session is closed at once,
+ * so that its streams end instead of hanging and new connections get a new session.
+ * The retransmission timeout is KCP's, measured on the path, so the silence that counts as
+ * death follows the path's round trip; the rule starts with the server's first answer. */
+#define ROAM_PATH_RTOS 3u
+#define ROAM_PATH_MIN_MS 1000u
+#define ROAM_PATH_TRIES 2u
+
+enum roam_path_action {
+    ROAM_PATH_WAIT,    /* nothing to do before roam_path_deadline */
+    ROAM_PATH_REPLACE, /* replace the path now, keep the session */
+    ROAM_PATH_GONE,    /* the server is gone: close the session */
+};
+
+struct roam_path {
+    bool answered;      /* the server answered at least once (the RTO is measured) */
+    uint64_t rx_ms;     /* last datagram from the server, or the last replacement */
+    unsigned tries;     /* replacements since the server last answered */
+    uint64_t replaced;  /* ROAM_PATH_REPLACE verdicts in all */
+};
+
+void roam_path_init(struct roam_path *p, uint64_t now_ms);
+
+/* A datagram of the session came from the server. Returns true if that answers a replaced
+ * path (worth a log line). */
+bool roam_path_answered(struct roam_path *p, uint64_t now_ms);
+
+/* When roam_path_check has something to do: UINT64_MAX while nothing is outstanding, and
+ * before the server's first answer (a path that never worked is not replaced: the round trip
+ * is unknown, and a server that never answered is no reason to believe a new port helps).
+ * |rto_ms|: the session's current retransmission timeout. */
+uint64_t roam_path_deadline(const struct roam_path *p, bool outstanding, uint32_t rto_ms);
+
+/* The verdict at |now_ms|; a REPLACE restarts the silence count (the new path gets its own
+ * ROAM_PATH_RTOS timeouts). */
+enum roam_path_action roam_path_check(struct roam_path *p, uint64_t now_ms, bool outstanding,
+                                      uint32_t rto_ms);
 
 #endif

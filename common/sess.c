@@ -57,39 +57,41 @@ static void sess_log_cb(void *user, const char *msg)
 
 /* ---- events --------------------------------------------------------------------------- */
 
-/* When the path counts as dead (see SESS_PATH_RTOS), or UINT64_MAX if nothing is
- * outstanding or the session does not watch its path. */
-static uint64_t sess_path_deadline(const struct sess *s)
+/* True if |s| watches its path: a client session over its own UDP socket whose server is
+ * known to be ktun (a kcptun server would not follow a new port; it would take the new
+ * socket's datagrams for a stranger's). */
+static bool sess_path_watched(const struct sess *s)
 {
-    size_t avail, wait;
-    if (!s->path_watch)
-        return UINT64_MAX;
-    tunnel_progress(s->tun, &avail, &wait);
-    if (wait == 0)
-        return UINT64_MAX;
-    uint64_t after = MAX((uint64_t)tunnel_rto(s->tun) * SESS_PATH_RTOS, SESS_PATH_MIN_MS);
-    return s->path_rx_ms + after;
+    return s->path_client && tunnel_peer_is_ktun(s->tun);
 }
 
-/* Client: nothing came back on this path for a few RTOs with data outstanding. Moves the
- * session to a new UDP socket, or closes it once SESS_PATH_TRIES moves went unanswered. */
-static void sess_path_dead(struct sess *s, uint64_t now)
+/* Whether something waits for the server's answer. */
+static bool sess_outstanding(const struct sess *s)
+{
+    size_t avail, wait;
+    tunnel_progress(s->tun, &avail, &wait);
+    return wait > 0;
+}
+
+/* When the path rule has something to do, or UINT64_MAX. */
+static uint64_t sess_path_deadline(const struct sess *s)
+{
+    if (!sess_path_watched(s))
+        return UINT64_MAX;
+    return roam_path_deadline(&s->path, sess_outstanding(s), tunnel_rto(s->tun));
+}
+
+/* Client: moves the session to a new UDP socket, and sends a keepalive at once: new data
+ * that makes the server follow (in kcptun's crypt modes it follows a datagram that advances
+ * the session, docs/roaming.md). */
+static void sess_path_replace(struct sess *s, uint64_t silent)
 {
     struct shell *sh = s->sh;
     struct ev_loop *loop = sh->loop;
-    uint64_t silent = now - s->path_rx_ms;
-    if (s->path_tries >= SESS_PATH_TRIES) {
-        LOG_WARN("sess: %s: no answer on %u new paths either: the server restarted or is "
-                 "unreachable, closing the session", s->name, s->path_tries);
-        tunnel_kill(s->tun, "server gone");
-        return;
-    }
     if (sh->hooks.path_change)
         sh->hooks.path_change(sh, s);
     char err[NET_ERR_LEN];
     int fd = net_udp_socket(s->peer.ss.ss_family, NULL, err);
-    s->path_rx_ms = now;
-    s->path_tries++;
     if (fd < 0) {
         LOG_WARN("sess: %s: nothing from the server for %llu ms; no new socket: %s", s->name,
                  (unsigned long long)silent, err);
@@ -104,9 +106,30 @@ static void sess_path_dead(struct sess *s, uint64_t now)
     net_udp_init(&s->own_udp, fd, true, true);
     ev_io_set(&s->udp_io, fd, EV_READ);
     ev_io_start(EV_A_ &s->udp_io);
+    tunnel_ping(s->tun);
     LOG_INFO("sess: %s: nothing from the server for %llu ms with data outstanding: new UDP "
              "socket (a new source port), try %u of %u", s->name, (unsigned long long)silent,
-             s->path_tries, SESS_PATH_TRIES);
+             s->path.tries, ROAM_PATH_TRIES);
+}
+
+/* Client: the path rule's verdict at |now|. */
+static void sess_path_check(struct sess *s, uint64_t now)
+{
+    if (!sess_path_watched(s))
+        return;
+    uint64_t silent = now - s->path.rx_ms;
+    switch (roam_path_check(&s->path, now, sess_outstanding(s), tunnel_rto(s->tun))) {
+    case ROAM_PATH_REPLACE:
+        sess_path_replace(s, silent);
+        break;
+    case ROAM_PATH_GONE:
+        LOG_WARN("sess: %s: no answer on %u new paths either: the server restarted or is "
+                 "unreachable, closing the session", s->name, s->path.tries);
+        tunnel_kill(s->tun, "server gone");
+        break;
+    case ROAM_PATH_WAIT:
+        break;
+    }
 }
 
 static void sess_timer_cb(EV_P_ ev_timer *w, int revents)
@@ -117,8 +140,7 @@ static void sess_timer_cb(EV_P_ ev_timer *w, int revents)
     uint64_t now = shell_now_ms();
     tunnel_set_wall_offset(s->tun, shell_wall_offset_ms());
     tunnel_tick(s->tun, now);
-    if (now >= sess_path_deadline(s))
-        sess_path_dead(s, now);
+    sess_path_check(s, now);
     if (sess_pump(s))
         shell_flush_dgrams(s->sh);
 }
@@ -139,12 +161,9 @@ static void sess_udp_input(struct sess *s, uint8_t *p, size_t len, const struct 
         sh->base.v[SNMP_IN_ERRS]++;
         return;
     }
-    if (tunnel_input(s->tun, p, len, shell_now_ms()) == 0 && s->path_watch) {
-        if (s->path_tries)
-            LOG_INFO("sess: %s: the server answers on the new path", s->name);
-        s->path_rx_ms = shell_now_ms();
-        s->path_tries = 0;
-    }
+    if (tunnel_input(s->tun, p, len, shell_now_ms()) == 0 && s->path_client &&
+        roam_path_answered(&s->path, shell_now_ms()))
+        LOG_INFO("sess: %s: the server answers on the new path", s->name);
 }
 
 static void sess_udp_cb(EV_P_ ev_io *w, int revents)
@@ -218,10 +237,10 @@ struct sess *sess_new(struct shell *sh, size_t size, struct net_udp *udp, bool o
     s->peer_locked = !own_fd;
     s->conv = conv;
     s->created_ms = now;
-    roam_init(&s->roam, crypt_is_authenticated(sh->crypt) ? ROAM_MODE_SECURE : ROAM_MODE_COMPAT);
+    roam_init(&s->roam, roam_mode_of(sh->crypt));
     /* a fake-TCP flow cannot change its port this way (--tcp) */
-    s->path_watch = own_fd && sh->is_client && !udp->raw && crypt_is_authenticated(sh->crypt);
-    s->path_rx_ms = now;
+    s->path_client = own_fd && sh->is_client && !udp->raw;
+    roam_path_init(&s->path, now);
     snprintf(s->name, sizeof(s->name), "conv %u peer %s", conv,
              net_addr_str(peer, as, sizeof(as)));
     s->tun = sess_tunnel_new(s, now, &err);

@@ -27,15 +27,12 @@
  */
 
 /* One session: the tunnel, its UDP path, its timer and its streams. */
-/* Client, secure mode (the server follows a new address, docs/roaming.md): with data or a
- * keepalive outstanding and nothing from the server for SESS_PATH_RTOS retransmission
- * timeouts (at least SESS_PATH_MIN_MS), the session moves to a new UDP socket (a new source
- * port); after SESS_PATH_TRIES such moves without an answer the server is taken for gone
- * (restarted, or unreachable) and the session is closed at once, so that new connections
- * get a new session instead of waiting for the keepalive. */
-#define SESS_PATH_RTOS 3u
-#define SESS_PATH_MIN_MS 1000u
-#define SESS_PATH_TRIES 2u
+/* Client whose server is ktun (so it follows a new address, docs/roaming.md): with data or a
+ * keepalive outstanding and nothing from the server for a few retransmission timeouts, the
+ * session moves to a new UDP socket (a new source port); after a few such moves without an
+ * answer the server is taken for gone (restarted, or unreachable) and the session is closed
+ * at once, so that new connections get a new session instead of waiting for the keepalive.
+ * The rule and its numbers are roam_path's (common/roam.h). */
 /* Client --hop: datagrams from the previous server port are still taken this long. */
 #define SESS_HOP_GRACE_MS 3000u
 
@@ -67,10 +64,9 @@ struct sess {
     uint64_t refused_logged;          /* peer streams refused (--maxstreams) already logged */
     struct log_limit refused_log;     /* one such line per 10 s */
     struct roam roam;                 /* server: following the peer to a new address */
-    bool path_watch;                  /* client, secure mode: replace a dead path */
-    uint64_t path_rx_ms;              /* client: last datagram from the server, or the
-                                         last path change */
-    unsigned path_tries;              /* client: path changes since the server last answered */
+    bool path_client;                 /* client with its own UDP socket: may replace its path
+                                         once the server is known to be ktun */
+    struct roam_path path;            /* client: is the path alive? */
     struct net_addr prev_peer;        /* client --hop: the server port before the last hop */
     uint64_t prev_until_ms;           /* ... accepted until then */
     uint64_t hops;                    /* client --hop: port changes */

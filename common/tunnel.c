@@ -5,6 +5,7 @@
 #include "common/comp.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "crypto/crypt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@ struct tunnel {
     bool stalled;                 /* waiting for the shared budget */
     bool in_pump;                 /* re-entrancy guard */
     bool dead;                    /* tunnel_pump reports it; the caller frees */
+    bool secure;                  /* the secure crypt mode (only ktun speaks it) */
     const char *dead_reason;      /* why, static */
 };
 
@@ -100,6 +102,7 @@ struct tunnel *tunnel_new(uint32_t conv, const struct tunnel_config *cfg, bool i
     t->cb = *cb;
     t->user = user;
     t->budget = budget;
+    t->secure = crypt && strcmp(crypt_method(crypt), CRYPT_SECURE_METHOD) == 0;
     t->rx = malloc(TUNNEL_RX_BUF);
     if (!t->rx)
         goto fail;
@@ -344,6 +347,22 @@ void tunnel_get_stats(const struct tunnel *t, struct tunnel_stats *out)
     out->bytes_received = t->bytes_received;
     link_get_stats(t->link, &out->link);
     mux_get_stats(t->mux, &out->mux);
+}
+
+bool tunnel_peer_is_ktun(const struct tunnel *t)
+{
+    return t->secure;
+}
+
+int tunnel_ping(struct tunnel *t)
+{
+    return t->dead ? ERR_CLOSED : mux_ping(t->mux);
+}
+
+int tunnel_set_keepalive(struct tunnel *t, uint32_t interval_ms, uint32_t timeout_ms,
+                         uint64_t now_ms)
+{
+    return mux_set_keepalive(t->mux, interval_ms, timeout_ms, now_ms);
 }
 
 size_t tunnel_stream_count(const struct tunnel *t)

@@ -161,6 +161,16 @@ void tunnel_get_stats(const struct tunnel *t, struct tunnel_stats *out);
 void tunnel_progress(const struct tunnel *t, size_t *recv_avail, size_t *wait_snd);
 /* KCP's current retransmission timeout in ms. */
 uint32_t tunnel_rto(const struct tunnel *t);
+/* True when the peer is known to be ktun: the secure crypt mode, which only ktun speaks.
+ * Wire extensions and rules that need a ktun peer (a server that follows a new client
+ * address, docs/roaming.md) are used only then. */
+bool tunnel_peer_is_ktun(const struct tunnel *t);
+/* Sends a keepalive (an smux NOP) now: new data for the peer, which any smux peer accepts.
+ * Returns 0 or ERR_CLOSED. */
+int tunnel_ping(struct tunnel *t);
+/* Changes the keepalive of a live tunnel (see mux_set_keepalive). Returns 0 or ERR_INVAL. */
+int tunnel_set_keepalive(struct tunnel *t, uint32_t interval_ms, uint32_t timeout_ms,
+                         uint64_t now_ms);
 /* Number of live streams. */
 size_t tunnel_stream_count(const struct tunnel *t);
 

@@ -35,7 +35,7 @@
 #define MSG_LEN 64
 #define MSG_EVERY_MS 50
 #define MAX_MSGS 4096
-#define MAX_NATS 10
+#define MAX_NATS 12 /* with the client, server and replayer: VNET_MAX_ENDPOINTS */
 #define CAPTURE 128
 #define HELD_MAX 32
 #define CONV 0x51a7e0u
@@ -47,6 +47,7 @@ struct nat {
     struct world *w;
     int id;
     bool live;      /* forwards down */
+    bool killed;    /* forwards nothing either way (a middlebox dropped the flow for good) */
     uint64_t up, down, down_dead;
 };
 
@@ -71,6 +72,14 @@ struct world {
     uint8_t rxbuf[MSG_LEN];
     size_t rxlen;
     uint32_t bad;         /* echoes out of order, duplicated or corrupt */
+    bool path_rule;       /* the client replaces a dead path (roam_path) */
+    struct roam_path path;
+    uint64_t replaced;    /* path replacements (a new mapping each) */
+    uint64_t replaced_spare; /* replacements asked for with no mapping left */
+    uint64_t gone_ms;     /* when roam_path said the server is gone (0: never) */
+    uint64_t replaced_at_restart; /* replacements before the server restarted */
+    uint32_t rto_at_restart;      /* the client's RTO then */
+    uint32_t rto_at_gone;         /* ... and when it took the server for gone */
     /* server */
     int srv_id;
     struct link *srv;
@@ -81,6 +90,7 @@ struct world {
     size_t nheld;
     uint64_t moved_to_replayer; /* sessions stolen: the reply address became the replayer */
     uint64_t bad_reply_addr;    /* the reply address was ever outside the client's mappings */
+    bool srv_lost;              /* restarted: it knows the session no more and answers nothing */
     /* nats */
     struct nat nats[MAX_NATS];
     int nnats;
@@ -158,21 +168,52 @@ static void cli_deliver(void *user, int from, const uint8_t *pkt, size_t len, ui
     if (len > sizeof(tmp))
         return;
     memcpy(tmp, pkt, len);
-    link_input(w->cli, tmp, len, now);
+    if (link_input(w->cli, tmp, len, now) == 0 && w->path_rule)
+        roam_path_answered(&w->path, now);
     cli_pump(w, now);
 }
 
 static uint64_t cli_deadline(void *user, uint64_t now)
 {
     struct world *w = user;
+    if (w->gone_ms)
+        return VNET_NEVER; /* the session was closed */
     uint64_t d = link_next_deadline(w->cli, now);
+    if (w->path_rule)
+        d = MIN(d, roam_path_deadline(&w->path, link_wait_snd(w->cli) > 0, link_rto(w->cli)));
     return w->sent < w->msgs ? MIN(d, w->next_msg_ms) : d;
+}
+
+/* The client's path rule, as the real session layer applies it: a new mapping for a dead
+ * path, the end of the session when the server is gone. */
+static void cli_path(struct world *w, uint64_t now)
+{
+    if (!w->path_rule || w->gone_ms)
+        return;
+    switch (roam_path_check(&w->path, now, link_wait_snd(w->cli) > 0, link_rto(w->cli))) {
+    case ROAM_PATH_REPLACE:
+        w->replaced++;
+        if (w->cur_nat + 1 < w->nnats)
+            w->cur_nat++;
+        else
+            w->replaced_spare++;
+        break;
+    case ROAM_PATH_GONE:
+        w->gone_ms = now;
+        w->rto_at_gone = link_rto(w->cli);
+        break;
+    case ROAM_PATH_WAIT:
+        break;
+    }
 }
 
 static void cli_tick(void *user, uint64_t now)
 {
     struct world *w = user;
+    if (w->gone_ms)
+        return;
     link_tick(w->cli, now);
+    cli_path(w, now);
     cli_pump(w, now);
 }
 
@@ -189,6 +230,8 @@ static bool is_client_nat(const struct world *w, int id)
 static void srv_out(void *user, const uint8_t *d, size_t len)
 {
     struct world *w = user;
+    if (w->srv_lost)
+        return; /* restarted: the session's state is gone */
     if (w->holding && w->nheld < HELD_MAX && len <= sizeof(w->held[0].data)) {
         w->held[w->nheld].len = len;
         memcpy(w->held[w->nheld++].data, d, len);
@@ -214,7 +257,7 @@ static void srv_deliver(void *user, int from, const uint8_t *pkt, size_t len, ui
     struct world *w = user;
     uint8_t tmp[1500];
     const uint8_t *payload;
-    if (len > sizeof(tmp))
+    if (len > sizeof(tmp) || w->srv_lost)
         return;
     memcpy(tmp, pkt, len);
     /* as the real listener: open first (replays die here in the secure mode), then route */
@@ -267,7 +310,7 @@ static void srv_deliver(void *user, int from, const uint8_t *pkt, size_t len, ui
 static uint64_t srv_deadline(void *user, uint64_t now)
 {
     struct world *w = user;
-    return link_next_deadline(w->srv, now);
+    return w->srv_lost ? VNET_NEVER : link_next_deadline(w->srv, now);
 }
 
 static void srv_tick(void *user, uint64_t now)
@@ -283,6 +326,10 @@ static void nat_deliver(void *user, int from, const uint8_t *pkt, size_t len, ui
 {
     struct nat *n = user;
     struct world *w = n->w;
+    if (n->killed) {
+        n->down_dead += from != w->cli_id;
+        return;
+    }
     if (from == w->cli_id) {
         n->up++;
         if (len <= sizeof(w->cap[0].data)) {
@@ -342,18 +389,23 @@ struct scenario {
     uint64_t replay_age_ms; /* ... each at least this old (0: may race the original) */
     double loss;            /* loss on every link */
     uint32_t delay_ms;      /* one-way delay of every link (client-NAT and NAT-server halves) */
+    bool path_rule;         /* the client replaces a dead path (roam_path) */
+    uint64_t kill_ms;       /* the client's current mapping dies both ways this often */
+    uint64_t restart_ms;    /* the server loses the session at this time (0: never) */
 };
 
 struct result {
     uint32_t sent, echoed, bad;
     uint64_t rtt_max_ms, moves, probes, stolen, bad_reply_addr, replays_sent, replay_replies;
     uint64_t down_dead;
+    uint64_t replaced, replaced_spare, gone_ms, replaced_at_restart;
+    uint32_t rto_at_restart, rto_at_gone;
 };
 
 static bool run_done(void *user)
 {
     struct world *w = user;
-    return w->echoed == w->msgs && !w->replays_left;
+    return (w->echoed == w->msgs && !w->replays_left) || w->gone_ms;
 }
 
 static void nat_add(struct world *w)
@@ -401,6 +453,8 @@ static void run(const struct scenario *sc, uint64_t seed, struct result *res)
     w->rp_id = vnet_add_endpoint(w->net, &rcb, w);
     int rebinds = sc->rebind_ms ? (int)(sc->duration_ms / sc->rebind_ms) : 0;
     int nnats = MIN(sc->racing ? 2 : 1 + rebinds, MAX_NATS);
+    if (sc->path_rule)
+        nnats = MAX_NATS; /* spare mappings for the client's replacements */
     for (int i = 0; i < nnats; i++)
         nat_add(w);
     REQUIRE(w->nats[nnats - 1].id > 0);
@@ -418,8 +472,38 @@ static void run(const struct scenario *sc, uint64_t seed, struct result *res)
     w->replay_age_ms = sc->replay_age_ms;
     w->replay_every_us = sc->replays ? sc->duration_ms * 1000 / sc->replays : 0;
     w->next_replay_us = 1000 * 1000; /* from 1 s on, once something was captured */
+    w->path_rule = sc->path_rule;
+    roam_path_init(&w->path, 0);
 
-    enum vnet_result r = VNET_TIMEOUT;
+    if (sc->kill_ms || sc->restart_ms) {
+        /* flows killed every kill_ms, the server restarted at restart_ms */
+        uint64_t t = 0, end = sc->duration_ms + 30000;
+        enum vnet_result r2 = VNET_TIMEOUT;
+        while (t < end && r2 != VNET_DONE) {
+            uint64_t next = end;
+            if (sc->kill_ms && (t / sc->kill_ms + 1) * sc->kill_ms < sc->duration_ms)
+                next = (t / sc->kill_ms + 1) * sc->kill_ms;
+            if (sc->restart_ms > t && sc->restart_ms < next)
+                next = sc->restart_ms;
+            r2 = vnet_run(w->net, next, run_done, w);
+            t = next;
+            if (r2 == VNET_DONE)
+                break;
+            if (sc->restart_ms && t == sc->restart_ms) {
+                w->srv_lost = true;
+                w->replaced_at_restart = w->replaced;
+                w->rto_at_restart = link_rto(w->cli);
+            }
+            else if (sc->kill_ms && t < sc->duration_ms)
+                w->nats[w->cur_nat].killed = true;
+        }
+        if (r2 != VNET_DONE)
+            printf("  run ended %s at %llu ms, seed %llu\n", vnet_result_str(r2),
+                   (unsigned long long)vnet_now(w->net), (unsigned long long)vnet_seed(w->net));
+        rebinds = -1; /* skip the rebinding loop below */
+    }
+
+    enum vnet_result r = rebinds < 0 ? VNET_DONE : VNET_TIMEOUT;
     for (int k = 1; k <= rebinds + 1; k++) {
         uint64_t until = k <= rebinds ? (uint64_t)k * sc->rebind_ms : sc->duration_ms + 30000;
         r = vnet_run(w->net, until, k <= rebinds ? NULL : run_done, w);
@@ -438,6 +522,15 @@ static void run(const struct scenario *sc, uint64_t seed, struct result *res)
     res->replays_sent = w->replays_sent, res->replay_replies = w->replay_replies;
     for (int i = 0; i < w->nnats; i++)
         res->down_dead += w->nats[i].down_dead;
+    res->replaced = w->replaced, res->replaced_spare = w->replaced_spare;
+    res->gone_ms = w->gone_ms;
+    res->replaced_at_restart = w->replaced_at_restart;
+    res->rto_at_restart = w->rto_at_restart;
+    res->rto_at_gone = w->rto_at_gone;
+    if (sc->path_rule)
+        printf("  path: %llu replaced (%llu without a spare mapping), gone at %llu ms\n",
+               (unsigned long long)w->replaced, (unsigned long long)w->replaced_spare,
+               (unsigned long long)w->gone_ms);
     printf("  %s: sent %u echoed %u bad %u rtt_max %llu ms moves %llu probes %llu stolen %llu "
            "replays %llu replies-to-replayer %llu lost-on-dead-path %llu\n",
            sc->method, res->sent, res->echoed, res->bad, (unsigned long long)res->rtt_max_ms,
@@ -713,4 +806,120 @@ TEST(roam_sim_two_addresses_racing)
         check_stream(&r, 1500);
         CHECK(r.moves > 10);
     }
+}
+
+/* ---- the client's side: dead paths and a restarted server ---- */
+
+TEST(roam_path_rule)
+{
+    struct roam_path p;
+    roam_path_init(&p, 1000);
+    /* before the server's first answer: never a verdict */
+    CHECK_EQ(roam_path_deadline(&p, true, 100), UINT64_MAX);
+    CHECK_EQ(roam_path_check(&p, 1000000, true, 100), ROAM_PATH_WAIT);
+    CHECK(!roam_path_answered(&p, 1000));
+    /* nothing outstanding: never a verdict */
+    CHECK_EQ(roam_path_deadline(&p, false, 100), UINT64_MAX);
+    CHECK_EQ(roam_path_check(&p, 1000000, false, 100), ROAM_PATH_WAIT);
+    /* a short RTO: the floor; a long one: ROAM_PATH_RTOS of them */
+    CHECK_EQ(roam_path_deadline(&p, true, 100), 1000 + ROAM_PATH_MIN_MS);
+    CHECK_EQ(roam_path_deadline(&p, true, 2000), 1000 + 2000 * ROAM_PATH_RTOS);
+    CHECK_EQ(roam_path_check(&p, 1999, true, 100), ROAM_PATH_WAIT);
+    CHECK_EQ(roam_path_check(&p, 2000, true, 100), ROAM_PATH_REPLACE);
+    CHECK_EQ(p.tries, 1);
+    /* the new path gets its own silence count */
+    CHECK_EQ(roam_path_check(&p, 2999, true, 100), ROAM_PATH_WAIT);
+    /* an answer: back to zero, and it says a replaced path was answered */
+    CHECK(roam_path_answered(&p, 2500));
+    CHECK(!roam_path_answered(&p, 2600));
+    CHECK_EQ(p.tries, 0);
+    for (unsigned i = 0; i < ROAM_PATH_TRIES; i++)
+        CHECK_EQ(roam_path_check(&p, 2600 + (i + 1) * ROAM_PATH_MIN_MS, true, 10),
+                 ROAM_PATH_REPLACE);
+    uint64_t t = 2600 + (ROAM_PATH_TRIES + 1) * ROAM_PATH_MIN_MS;
+    CHECK_EQ(roam_path_check(&p, t - 1, true, 10), ROAM_PATH_WAIT);
+    CHECK_EQ(roam_path_check(&p, t, true, 10), ROAM_PATH_GONE);
+    CHECK_EQ(p.replaced, 1 + ROAM_PATH_TRIES);
+}
+
+TEST(roam_mode_of_methods)
+{
+    const char *compat[] = {"aes", "aes-128-gcm", "none", "xor", "salsa20"};
+    for (size_t i = 0; i < sizeof(compat) / sizeof(compat[0]); i++) {
+        struct crypt *c = new_crypt(compat[i], CRYPT_ROLE_SERVER);
+        if (!c)
+            continue; /* a build without that method */
+        CHECK_EQ(roam_mode_of(c), ROAM_MODE_COMPAT);
+        crypt_free(c);
+    }
+    struct crypt *c = new_crypt(CRYPT_SECURE_METHOD, CRYPT_ROLE_SERVER);
+    REQUIRE(c);
+    CHECK_EQ(roam_mode_of(c), ROAM_MODE_SECURE);
+    crypt_free(c);
+}
+
+TEST(roam_sim_path_killed_every_10s)
+{
+    /* A middlebox drops the client's flow for good every 10 s (both ways): the client notices
+     * the silence, moves to a new mapping, and the server follows, in kcptun's modes (the
+     * first datagram on the new path carries new data) as in the secure mode. */
+    const char *methods[] = {"aes", "xsalsa20-poly1305"};
+    for (int i = 0; i < 2; i++) {
+        struct scenario sc = {.method = methods[i], .duration_ms = 60000, .delay_ms = 10,
+                              .path_rule = true, .kill_ms = 10000};
+        struct result r;
+        run(&sc, 11 + (uint64_t)i, &r);
+        check_stream(&r, 2 * ROAM_PATH_MIN_MS);
+        CHECK_EQ(r.replaced, 5); /* one per kill inside the run */
+        CHECK_EQ(r.replaced_spare, 0);
+        CHECK_EQ(r.gone_ms, 0);
+        CHECK(r.moves >= 5);
+    }
+}
+
+TEST(roam_sim_path_killed_lossy_slow)
+{
+    /* the same across link speeds and loss: 5% loss, one-way delays from 2 to 150 ms */
+    const uint32_t delays[] = {2, 40, 150};
+    for (int i = 0; i < 3; i++) {
+        struct scenario sc = {.method = "aes", .duration_ms = 40000, .delay_ms = delays[i],
+                              .loss = 0.05, .path_rule = true, .kill_ms = 10000};
+        struct result r;
+        run(&sc, 21 + (uint64_t)i, &r);
+        CHECK_EQ(r.echoed, r.sent);
+        CHECK_EQ(r.bad, 0);
+        CHECK_EQ(r.stolen, 0);
+        CHECK(r.replaced >= 3);
+        CHECK_EQ(r.replaced_spare, 0);
+        CHECK_EQ(r.gone_ms, 0);
+    }
+}
+
+TEST(roam_sim_server_restart_noticed)
+{
+    /* The server restarts and knows the session no more (a ktun server does not answer a
+     * datagram of an unknown session past its start): the client closes the session after
+     * ROAM_PATH_TRIES unanswered new paths. How long that takes follows the path's RTO (which
+     * answers still in flight at the restart may raise); no path is replaced before it. */
+    const uint32_t delays[] = {2, 25, 100, 250};
+    const char *methods[] = {"aes", "xsalsa20-poly1305"};
+    for (int m = 0; m < 2; m++)
+        for (int i = 0; i < 4; i++) {
+            struct scenario sc = {.method = methods[m], .duration_ms = 30000,
+                                  .delay_ms = delays[i], .loss = 0.01, .path_rule = true,
+                                  .restart_ms = 10000};
+            struct result r;
+            run(&sc, 31 + (uint64_t)(m * 4 + i), &r);
+            CHECK_EQ(r.bad, 0);
+            CHECK_EQ(r.replaced_at_restart, 0);
+            CHECK(r.gone_ms > sc.restart_ms);
+            uint32_t rto = MAX(r.rto_at_restart, r.rto_at_gone);
+            uint64_t window = MAX((uint64_t)ROAM_PATH_MIN_MS, (uint64_t)ROAM_PATH_RTOS * rto);
+            uint64_t bound = (ROAM_PATH_TRIES + 1) * window + MSG_EVERY_MS + 4 * delays[i];
+            printf("  delay %u ms: rto %u-%u ms, gone %llu ms after the restart (bound %llu)\n",
+                   delays[i], r.rto_at_restart, r.rto_at_gone,
+                   (unsigned long long)(r.gone_ms - sc.restart_ms), (unsigned long long)bound);
+            CHECK(r.gone_ms - sc.restart_ms <= bound);
+            CHECK_EQ(r.replaced, ROAM_PATH_TRIES);
+        }
 }
