@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "common/allow.h"
 #include "common/err.h"
 #include "common/fwrule.h"
 #include "common/log.h"
@@ -37,6 +38,7 @@ enum opt_type {
     OPT_BOOL,    /* flag alone = true; "--x=false" form accepted */
     OPT_LEVEL,   /* log level name into an int */
     OPT_FILE,    /* -c: JSON file, loaded after the other flags */
+    OPT_LIST,    /* repeatable: each value appended as one line (JSON: string or array) */
     OPT_HELP,    /* --help, -h */
     OPT_VERSION, /* --version, -v */
 };
@@ -163,6 +165,9 @@ static const struct opt_desc opts[] = {
     {"hop", NULL, 0, ROLE_C, OPT_INT, SEC_KTUN, FIELD(hop_s), "SECONDS",
      "move each session to another random port of the -r range this often (secure mode, "
      "ktun server with -l :MIN-MAX); 0 = off"},
+    {"allow", NULL, 0, ROLE_S, OPT_LIST, SEC_KTUN, FIELD(allow), "HOST:PORTS",
+     "repeatable: a target peers may name besides --target: host:port, a CIDR block, a "
+     "name, *.domain, ports N, N-M or * (docs/forwards.md)"},
     {"loglevel", NULL, 0, ROLE_ALL, OPT_LEVEL, SEC_KTUN, FIELD(loglevel), "LEVEL",
      "error, warn, info or debug"},
     {"help", NULL, 'h', ROLE_ALL, OPT_HELP, SEC_MAIN, NOFIELD, NULL, "show help"},
@@ -405,6 +410,23 @@ static int set_int64(struct config *cfg, const struct opt_desc *o, int64_t v, co
     return 0;
 }
 
+/* Appends |v| as one more line of the list option |o|. */
+static int append_list(struct config *cfg, const struct opt_desc *o, const char *v,
+                       const char *label, char *err, size_t errlen)
+{
+    char *field = (char *)cfg + o->offset;
+    size_t used = strlen(field), n = strlen(v);
+    if (n == 0 || strchr(v, '\n'))
+        return fail(err, errlen, "%s: %s value", label, n ? "multi-line" : "empty");
+    if (used + n + 2 > o->size)
+        return fail(err, errlen, "%s: too many values (%u bytes in all at most)", label,
+                    (unsigned)o->size - 2);
+    memcpy(field + used, v, n);
+    field[used + n] = '\n';
+    field[used + n + 1] = '\0';
+    return 0;
+}
+
 static void set_bool(struct config *cfg, const struct opt_desc *o, bool v)
 {
     memcpy((char *)cfg + o->offset, &v, sizeof(v));
@@ -439,6 +461,8 @@ static int set_from_text(struct config *cfg, const struct opt_desc *o, const cha
     case OPT_STR:
     case OPT_FILE:
         return set_string(cfg, o, v, label, err, errlen);
+    case OPT_LIST:
+        return append_list(cfg, o, v, label, err, errlen);
     case OPT_INT:
     case OPT_I64:
         if (parse_go_int(v, &n) < 0)
@@ -487,7 +511,7 @@ static int find_opt(const char *name, size_t len, enum config_role role, bool *o
 static bool takes_value(const struct opt_desc *o)
 {
     return o->type == OPT_STR || o->type == OPT_INT || o->type == OPT_I64 ||
-           o->type == OPT_LEVEL || o->type == OPT_FILE;
+           o->type == OPT_LEVEL || o->type == OPT_FILE || o->type == OPT_LIST;
 }
 
 /* Explains a stray positional argument |arg| that follows |prev| (may be NULL). */
@@ -893,6 +917,22 @@ static int json_apply(struct config *cfg, const char *path, const cJSON *item, c
                         json_type_name(item));
         set_bool(cfg, o, cJSON_IsTrue(item));
         return 0;
+    case OPT_LIST:
+        /* the file's list replaces the command line's */
+        ((char *)cfg + o->offset)[0] = '\0';
+        if (cJSON_IsString(item))
+            return append_list(cfg, o, item->valuestring, label, err, errlen);
+        if (!cJSON_IsArray(item))
+            return fail(err, errlen, "%s: expected a string or an array of strings, got %s",
+                        label, json_type_name(item));
+        for (const cJSON *v = item->child; v; v = v->next) {
+            if (!cJSON_IsString(v))
+                return fail(err, errlen, "%s: expected an array of strings, found %s", label,
+                            json_type_name(v));
+            if (append_list(cfg, o, v->valuestring, label, err, errlen) < 0)
+                return ERR_INVAL;
+        }
+        return 0;
     case OPT_FILE:
     case OPT_HELP:
     case OPT_VERSION:
@@ -1189,6 +1229,26 @@ static int validate_client(const struct config *cfg, char *err, size_t errlen)
     return 0;
 }
 
+int config_allow_list(const struct config *cfg, struct allow_list *out, char *err,
+                      size_t errlen)
+{
+    struct allow_list tmp = {0}, *l = out ? out : &tmp;
+    char line[CONFIG_LIST_MAX], why[CONFIG_ERR_MAX];
+    int rc = 0;
+    for (const char *p = cfg->allow; *p && rc == 0;) {
+        size_t n = strcspn(p, "\n");
+        memcpy(line, p, n);
+        line[n] = '\0';
+        rc = allow_add(l, line, why, sizeof(why));
+        if (rc < 0)
+            fail(err, errlen, "--allow: %s", why);
+        p += n + (p[n] == '\n');
+    }
+    if (rc < 0 || !out)
+        allow_free(l);
+    return rc < 0 ? ERR_INVAL : 0;
+}
+
 static int validate_server(const struct config *cfg, char *err, size_t errlen)
 {
     if (check_addr_range("--listen", cfg->listen, false, CONFIG_LISTEN_PORTS_MAX, err, errlen) < 0)
@@ -1201,6 +1261,8 @@ static int validate_server(const struct config *cfg, char *err, size_t errlen)
         if (check_addr("--target", cfg->target, true, why, sizeof(why)) < 0)
             return fail(err, errlen, "%s; Unix socket paths start with / or .", why);
     }
+    if (config_allow_list(cfg, NULL, err, errlen) < 0)
+        return ERR_INVAL;
     return check_range("--maxsessions", cfg->maxsessions, 1, 1 << 20, NULL, err, errlen);
 }
 
@@ -1355,6 +1417,7 @@ static void default_text(const struct opt_desc *o, const struct config *d, char 
         break;
     case OPT_BOOL:
     case OPT_FILE:
+    case OPT_LIST:
     case OPT_HELP:
     case OPT_VERSION:
         break;
@@ -1449,6 +1512,11 @@ void config_log_summary(const struct config *cfg)
         LOG_INFO("remote address: %s", cfg->remoteaddr);
     else
         LOG_INFO("target: %s%s", cfg->target, config_target_is_unix(cfg) ? " (unix)" : "");
+    for (const char *p = cfg->allow; !client && *p;) {
+        size_t n = strcspn(p, "\n");
+        LOG_INFO("allow: %.*s", (int)n, p);
+        p += n + (p[n] == '\n');
+    }
     LOG_INFO("encryption: %s", cfg->crypt);
     LOG_INFO("mode: %s, nodelay parameters: %d %d %d %d", cfg->mode, cfg->nodelay,
              cfg->interval_ms, cfg->resend, cfg->nc);

@@ -42,7 +42,8 @@
  * kcptun v20251222 and later, see crypto/qpp.h) to talk to older QPP builds.
  *
  * ktun extras: --crypt xsalsa20-poly1305 (authenticated mode, not kcptun-compatible),
- * --maxsessions (server), --maxstreams, --bufbudget, --loglevel.
+ * --maxsessions (server), --maxstreams, --bufbudget, --loglevel, --allow (server,
+ * repeatable; JSON: a string or an array of strings, docs/forwards.md).
  */
 
 #ifndef KTUN_VERSION
@@ -58,6 +59,7 @@
 #define CONFIG_PATH_MAX 1024 /* file names (--log, --snmplog, -c) */
 #define CONFIG_WARN_MAX 1024 /* collected warnings */
 #define CONFIG_ERR_MAX 256   /* a comfortable size for |err| buffers */
+#define CONFIG_LIST_MAX 4096 /* a repeatable option's values, one per line, NUL included */
 
 enum config_role {
     CONFIG_CLIENT, /* ktun-client: TCP listener -> KCP sessions */
@@ -82,6 +84,7 @@ struct config {
     char remoteaddr[CONFIG_ADDR_MAX]; /* client: server's UDP host:port */
     char listen[CONFIG_ADDR_MAX];     /* server: UDP listen host:port */
     char target[CONFIG_ADDR_MAX];     /* server: TCP host:port, or a Unix socket path */
+    char allow[CONFIG_LIST_MAX];      /* server --allow values, each ending in '\n' */
     /* encryption */
     char key[CONFIG_KEY_MAX];         /* pre-shared secret (never log it) */
     char crypt[CONFIG_NAME_MAX];      /* method name, see config_crypt_is_known() */
@@ -182,6 +185,12 @@ int config_parse_addr(const char *s, char *host, size_t hostlen, char *port, siz
  * both to 0 and returns 0. Returns ERR_INVAL for a malformed range (not 1 <= MIN <= MAX <=
  * 65535) or a short |base|. No lookups. */
 int config_port_range(const char *s, char *base, size_t basecap, uint16_t *lo, uint16_t *hi);
+
+struct allow_list;
+/* Parses the server's --allow values into |out| (appended; NULL: only check them). Returns 0,
+ * or ERR_INVAL with a one-line reason naming --allow in |err|. The -t target is not added. */
+int config_allow_list(const struct config *cfg, struct allow_list *out, char *err,
+                      size_t errlen);
 
 /* True if the server's target is a Unix socket path (it starts with '/' or '.'). */
 bool config_target_is_unix(const struct config *cfg);
