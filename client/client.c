@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/net.h"
 #include "common/rawtcp.h"
+#include "common/resolve.h"
 #include "common/sess.h"
 #include "common/util.h"
 #include "crypto/crypt.h"
@@ -60,6 +61,8 @@ struct client {
     char remote_base[CONFIG_ADDR_MAX + 16]; /* --remoteaddr, a range's "host:MIN" */
     uint16_t port_lo, port_hi;  /* -r host:MIN-MAX: a random port per session (0: no range) */
     ev_timer resolve_timer;     /* retries while --remoteaddr never resolved */
+    struct resolver *resolver;  /* lookups of --remoteaddr, off the loop */
+    char lookup[CONFIG_ADDR_MAX + 16]; /* the name of the lookup in flight */
     ev_timer hop_timer;         /* --hop */
     struct client_reload *reloads; /* configurations read on SIGHUP, newest first */
     double resolve_backoff;     /* seconds until the next retry */
@@ -78,44 +81,106 @@ struct client {
 static struct client_sess *client_start_sess(struct client *c, int slot, struct net_udp *udp,
                                              const struct net_addr *peer);
 
-/* Resolves --remoteaddr again (dynamic DNS: the address may have changed). On failure the
- * last good address stays. Returns true if an address is known. */
-static bool client_resolve(struct client *c)
+/* Takes a resolved address of --remoteaddr. */
+static void client_take_address(struct client *c, const struct net_addr *a)
 {
-    char err[NET_ERR_LEN], as[NET_ADDR_STRLEN], bs[NET_ADDR_STRLEN];
+    char as[NET_ADDR_STRLEN], bs[NET_ADDR_STRLEN];
+    if (c->remote_ok && !net_addr_equal(a, &c->remote))
+        LOG_INFO("client: --remoteaddr %s now resolves to %s (was %s)", c->remote_base,
+                 net_addr_str(a, as, sizeof(as)), net_addr_str(&c->remote, bs, sizeof(bs)));
+    else if (!c->remote_ok)
+        LOG_INFO("client: --remoteaddr %s resolved to %s", c->remote_base,
+                 net_addr_str(a, as, sizeof(as)));
+    c->remote = *a;
+    c->remote_ok = true;
+}
+
+/* Looks --remoteaddr up on the loop's thread: at start only, before any session exists.
+ * Returns true if an address is known. */
+static bool client_resolve_now(struct client *c)
+{
+    char err[NET_ERR_LEN];
     struct net_addr a;
     if (net_resolve(c->remote_base, false, &a, err) != 0) {
         if (log_limit_pass(&c->resolve_log, shell_now_ms(), 10000))
-            LOG_WARN("client: --remoteaddr: %s%s", err,
-                     c->remote_ok ? " (keeping the last address)" : "");
+            LOG_WARN("client: --remoteaddr: %s", err);
         return c->remote_ok;
     }
-    if (c->remote_ok && !net_addr_equal(&a, &c->remote))
-        LOG_INFO("client: --remoteaddr %s now resolves to %s (was %s)", c->remote_base,
-                 net_addr_str(&a, as, sizeof(as)), net_addr_str(&c->remote, bs, sizeof(bs)));
-    else if (!c->remote_ok)
-        LOG_INFO("client: --remoteaddr %s resolved to %s", c->remote_base,
-                 net_addr_str(&a, as, sizeof(as)));
-    c->remote = a;
-    c->remote_ok = true;
+    client_take_address(c, &a);
     return true;
+}
+
+/* Starts looking --remoteaddr up again (dynamic DNS: the address may have changed), off the
+ * loop; the last address serves meanwhile. A lookup already in flight is answer enough. */
+static void client_resolve(struct client *c)
+{
+    if (resolver_busy(c->resolver))
+        return;
+    snprintf(c->lookup, sizeof(c->lookup), "%s", c->remote_base);
+    int rc = resolver_start(c->resolver, c->lookup, false);
+    if (rc != 0 && log_limit_pass(&c->resolve_log, shell_now_ms(), 10000))
+        LOG_WARN("client: --remoteaddr: cannot start a lookup: %s", err_str(rc));
+}
+
+/* Retries after 1 s, then twice as long each time, while no address is known. */
+static void client_resolve_retry(struct client *c)
+{
+    struct ev_loop *loop = c->sh.loop;
+    if (ev_is_active(&c->resolve_timer))
+        return;
+    ev_timer_set(&c->resolve_timer, c->resolve_backoff, 0.0);
+    ev_timer_start(EV_A_ &c->resolve_timer);
+    c->resolve_backoff = MIN(c->resolve_backoff * 2, CLIENT_RESOLVE_MAX_S);
+}
+
+/* A lookup ended. A new address also serves the sessions that do not hear from the server
+ * (never answered yet, or on a replaced path): they keep their port of the server. */
+static void client_resolved(void *user, int rc, const struct net_addr *a, const char *err)
+{
+    struct client *c = user;
+    if (strcmp(c->lookup, c->remote_base) != 0) {
+        client_resolve(c); /* --remoteaddr changed meanwhile (SIGHUP) */
+        return;
+    }
+    if (rc != 0) {
+        if (log_limit_pass(&c->resolve_log, shell_now_ms(), 10000))
+            LOG_WARN("client: --remoteaddr: %s%s", err,
+                     c->remote_ok ? " (keeping the last address)" : "");
+        if (!c->remote_ok)
+            client_resolve_retry(c);
+        return;
+    }
+    bool changed = c->remote_ok && !net_addr_equal(a, &c->remote);
+    client_take_address(c, a);
+    c->resolve_backoff = 1.0;
+    if (!changed)
+        return;
+    for (struct sess *s = c->sh.sessions; s; s = s->next) {
+        if ((s->path.answered && !s->path.tries) || a->ss.ss_family != s->peer.ss.ss_family)
+            continue;
+        struct net_addr to = *a;
+        net_addr_set_port(&to, net_addr_port(&s->peer));
+        char as[NET_ADDR_STRLEN];
+        LOG_INFO("client: %s: the server is now at %s", s->name,
+                 net_addr_str(&to, as, sizeof(as)));
+        s->peer = to;
+    }
 }
 
 static void client_resolve_cb(EV_P_ ev_timer *w, int revents)
 {
+    (void)loop;
     (void)revents;
     struct client *c = container_of(w, struct client, resolve_timer);
-    if (c->remote_ok || client_resolve(c))
-        return;
-    c->resolve_backoff = MIN(c->resolve_backoff * 2, CLIENT_RESOLVE_MAX_S);
-    ev_timer_set(w, c->resolve_backoff, 0.0);
-    ev_timer_start(EV_A_ w);
+    if (!c->remote_ok)
+        client_resolve(c);
 }
 
 /* The server address of a new session: resolved again, and a random port of a range. */
 static bool client_session_peer(struct client *c, struct net_addr *out)
 {
-    if (!client_resolve(c))
+    client_resolve(c);
+    if (!c->remote_ok)
         return false;
     *out = c->remote;
     if (c->port_lo)
@@ -345,12 +410,9 @@ static void client_reload(struct shell *sh)
     if (strcmp(base, c->remote_base) != 0) {
         strcpy(c->remote_base, base);
         c->remote_ok = false;
-        if (!client_resolve(c)) {
-            c->resolve_backoff = 1.0;
-            ev_timer_stop(EV_A_ &c->resolve_timer);
-            ev_timer_set(&c->resolve_timer, c->resolve_backoff, 0.0);
-            ev_timer_start(EV_A_ &c->resolve_timer);
-        }
+        c->resolve_backoff = 1.0;
+        ev_timer_stop(EV_A_ &c->resolve_timer);
+        client_resolve(c);
     }
     c->port_lo = lo;
     c->port_hi = hi;
@@ -378,20 +440,12 @@ static void client_reload(struct shell *sh)
              r->crypt ? " (with the new --crypt/--key)" : "");
 }
 
-/* A session's path looked dead: the server's name is resolved again (dynamic DNS), and the
- * session keeps its port of the server. */
+/* A session's path looked dead: the server's name is looked up again (dynamic DNS); a new
+ * address moves the sessions that do not hear from the server (client_resolved). */
 static void client_path_change(struct shell *sh, struct sess *s)
 {
-    struct client *c = container_of(sh, struct client, sh);
-    if (!client_resolve(c) || c->remote.ss.ss_family != s->peer.ss.ss_family)
-        return;
-    struct net_addr to = c->remote;
-    net_addr_set_port(&to, net_addr_port(&s->peer));
-    if (!net_addr_equal(&to, &s->peer)) {
-        char as[NET_ADDR_STRLEN];
-        LOG_INFO("client: %s: the server is now at %s", s->name, net_addr_str(&to, as, sizeof(as)));
-        s->peer = to;
-    }
+    (void)s;
+    client_resolve(container_of(sh, struct client, sh));
 }
 
 static void client_shutdown(struct shell *sh)
@@ -402,6 +456,8 @@ static void client_shutdown(struct shell *sh)
     ev_timer_stop(sh->loop, &c->scavenge_timer);
     ev_timer_stop(sh->loop, &c->resolve_timer);
     ev_timer_stop(sh->loop, &c->hop_timer);
+    resolver_free(c->resolver);
+    c->resolver = NULL;
 }
 
 int client_run(const struct config *cfg)
@@ -430,7 +486,7 @@ int client_run(const struct config *cfg)
     }
     if (cfg->tcp) {
         /* the raw socket's family: the server's if its name resolves already */
-        int family = client_resolve(c) ? c->remote.ss.ss_family : AF_INET;
+        int family = client_resolve_now(c) ? c->remote.ss.ss_family : AF_INET;
         if (rawtcp_prepare(family, err) != 0) {
             LOG_ERROR("client: %s", err);
             rc = 2;
@@ -459,6 +515,11 @@ int client_run(const struct config *cfg)
         .path_change = client_path_change,
     };
     struct ev_loop *loop = EV_DEFAULT;
+    c->resolver = resolver_new(loop, client_resolved, c);
+    if (!c->resolver) {
+        LOG_ERROR("client: out of memory");
+        goto out;
+    }
     shell_init(&c->sh, loop, &params, true, crypt, &hooks, cfg->snmplog, cfg->snmpperiod_s);
     ev_io_init(&c->accept_io, client_accept_cb, c->lfd, EV_READ);
     ev_io_start(EV_A_ &c->accept_io);
@@ -471,11 +532,10 @@ int client_run(const struct config *cfg)
     if (cfg->hop_s > 0)
         ev_timer_start(EV_A_ &c->hop_timer);
     c->resolve_backoff = 1.0;
-    if (!client_resolve(c)) {
+    if (!c->remote_ok && !client_resolve_now(c)) {
         LOG_WARN("client: retrying --remoteaddr with backoff (up to every %.0f s); connections "
                  "are refused until it resolves", CLIENT_RESOLVE_MAX_S);
-        ev_timer_set(&c->resolve_timer, c->resolve_backoff, 0.0);
-        ev_timer_start(EV_A_ &c->resolve_timer);
+        client_resolve_retry(c);
     }
     char ls[NET_ADDR_STRLEN], rs[NET_ADDR_STRLEN];
     LOG_INFO("client: listening on %s, server %s%s", net_addr_str(&local, ls, sizeof(ls)),
@@ -485,6 +545,7 @@ int client_run(const struct config *cfg)
     ev_loop_destroy(EV_A);
     rc = 0;
 out:
+    resolver_free(c->resolver);
     if (c->lfd >= 0)
         close(c->lfd);
     if (c->spare_fd >= 0)

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/net.h"
 #include "common/rawtcp.h"
+#include "common/resolve.h"
 #include "common/sess.h"
 #include "common/util.h"
 #include "crypto/crypt.h"
@@ -65,6 +66,8 @@ struct server {
     struct net_addr target;              /* TCP target (unless a Unix path) */
     bool target_resolved;                /* |target| holds the resolved address */
     bool target_unix;                    /* cfg->target is a Unix socket path */
+    struct resolver *resolver;           /* lookups of --target after start, off the loop */
+    char lookup[CONFIG_ADDR_MAX];        /* the name of the lookup in flight */
     struct server_sess *table[SERVER_BUCKETS]; /* sessions by peer address */
     struct server_sess *convs[SERVER_BUCKETS]; /* sessions by conv (roaming) */
     struct sess_hold hold;               /* output held while a candidate is fed */
@@ -352,7 +355,7 @@ static void server_tcp_cb(EV_P_ ev_io *w, int revents)
     server_rx(sv, &sv->tcp);
 }
 
-/* Resolves the target (again, if it failed before: kcptun resolves on every dial). */
+/* Resolves the target on the loop's thread: at start only, before any session exists. */
 static int server_resolve_target(struct server *sv, char *err)
 {
     int rc = net_resolve(sv->cfg->target, false, &sv->target, err);
@@ -360,15 +363,48 @@ static int server_resolve_target(struct server *sv, char *err)
     return rc;
 }
 
+/* Starts looking the target up again, off the loop (kcptun resolves on every dial; ktun once
+ * it resolved). Streams are refused until it resolves. */
+static void server_lookup_target(struct server *sv)
+{
+    if (!sv->resolver || resolver_busy(sv->resolver))
+        return;
+    snprintf(sv->lookup, sizeof(sv->lookup), "%s", sv->cfg->target);
+    resolver_start(sv->resolver, sv->lookup, false);
+}
+
+static void server_target_resolved(void *user, int rc, const struct net_addr *a, const char *err)
+{
+    struct server *sv = user;
+    if (strcmp(sv->lookup, sv->cfg->target) != 0 || sv->target_unix) {
+        if (!sv->target_unix)
+            server_lookup_target(sv); /* --target changed meanwhile (SIGHUP) */
+        return;
+    }
+    if (rc != 0) {
+        LOG_WARN("server: --target: %s (looked up again for the next stream)", err);
+        return;
+    }
+    char as[NET_ADDR_STRLEN];
+    sv->target = *a;
+    sv->target_resolved = true;
+    LOG_INFO("server: --target %s resolved to %s", sv->cfg->target,
+             net_addr_str(a, as, sizeof(as)));
+}
+
 static void server_stream_accept(struct shell *sh, struct sess *s, uint32_t sid)
 {
     struct server *sv = container_of(sh, struct server, sh);
     char err[NET_ERR_LEN];
     int fd = ERR_INVAL;
-    if (sv->target_unix)
+    if (sv->target_unix) {
         fd = net_unix_connect(sv->cfg->target, err);
-    else if (sv->target_resolved || server_resolve_target(sv, err) == 0)
+    } else if (sv->target_resolved) {
         fd = net_tcp_connect(&sv->target, err);
+    } else {
+        server_lookup_target(sv);
+        snprintf(err, sizeof(err), "--target does not resolve (yet): looking it up");
+    }
     if (fd < 0) {
         LOG_WARN("server: stream %u on %s: %s", sid, s->name, err);
         tunnel_stream_release(s->tun, sid);
@@ -384,6 +420,8 @@ static void server_shutdown(struct shell *sh)
         ev_io_stop(sh->loop, &sv->ls[i].io);
     if (sv->tcp.fd >= 0)
         ev_io_stop(sh->loop, &sv->tcp_io);
+    resolver_free(sv->resolver);
+    sv->resolver = NULL;
 }
 
 /* SIGHUP: the command line and -c read again. New sessions take KCP, FEC, smux and
@@ -419,8 +457,8 @@ static void server_reload(struct shell *sh)
     if (new_target) {
         sv->target_unix = config_target_is_unix(sv->cfg);
         sv->target_resolved = false;
-        if (!sv->target_unix && server_resolve_target(sv, err) != 0)
-            LOG_WARN("server: --target: %s (retried for every stream)", err);
+        if (!sv->target_unix)
+            server_lookup_target(sv);
     }
     LOG_INFO("reload: configuration read again; new sessions use it");
 }
@@ -509,6 +547,10 @@ int server_run(const struct config *cfg)
         .reload = server_reload,
     };
     struct ev_loop *loop = EV_DEFAULT;
+    if (!(sv->resolver = resolver_new(loop, server_target_resolved, sv))) {
+        LOG_ERROR("server: out of memory");
+        goto out;
+    }
     shell_init(&sv->sh, loop, &params, false, crypt, &hooks, cfg->snmplog, cfg->snmpperiod_s);
     for (size_t i = 0; i < sv->nls; i++) {
         ev_io_init(&sv->ls[i].io, server_udp_cb, sv->ls[i].udp.fd, EV_READ);
@@ -529,6 +571,7 @@ int server_run(const struct config *cfg)
     ev_loop_destroy(EV_A);
     rc = 0;
 out:
+    resolver_free(sv->resolver);
     for (size_t i = 0; i < sv->nls; i++)
         close(sv->ls[i].udp.fd);
     free(sv->ls);
