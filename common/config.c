@@ -168,6 +168,9 @@ static const struct opt_desc opts[] = {
     {"allow", NULL, 0, ROLE_S, OPT_LIST, SEC_KTUN, FIELD(allow), "HOST:PORTS",
      "repeatable: a target peers may name besides --target: host:port, a CIDR block, a "
      "name, *.domain, ports N, N-M or * (docs/forwards.md)"},
+    {"peer", NULL, 0, ROLE_C, OPT_STR, SEC_KTUN, FIELD(peer), "auto|ktun|kcptun",
+     "ktun extensions (docs/extensions.md): auto offers them when a UDP forward or a "
+     "forward target needs a ktun server, or in the secure mode; ktun always; kcptun never"},
     {"loglevel", NULL, 0, ROLE_ALL, OPT_LEVEL, SEC_KTUN, FIELD(loglevel), "LEVEL",
      "error, warn, info or debug"},
     {"help", NULL, 'h', ROLE_ALL, OPT_HELP, SEC_MAIN, NOFIELD, NULL, "show help"},
@@ -308,6 +311,21 @@ void config_defaults(struct config *cfg, enum config_role role)
     cfg->maxsessions = 1024;
     cfg->maxstreams = 4096;
     cfg->bufbudget = (int64_t)256 << 20;
+    strcpy(cfg->peer, "auto");
+}
+
+bool config_needs_ktun_peer(const struct config *cfg)
+{
+    (void)cfg;
+    return false;
+}
+
+bool config_offers_caps(const struct config *cfg)
+{
+    if (cfg->role != CONFIG_CLIENT || strcmp(cfg->peer, "kcptun") == 0)
+        return false;
+    return strcmp(cfg->peer, "ktun") == 0 || strcmp(cfg->crypt, "xsalsa20-poly1305") == 0 ||
+           config_needs_ktun_peer(cfg);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1214,6 +1232,12 @@ static int validate_client(const struct config *cfg, char *err, size_t errlen)
         check_range("--scavengettl", cfg->scavengettl_s, 0, INT_MAX, NULL, err, errlen) < 0 ||
         check_range("--hop", cfg->hop_s, 0, 86400, "0 disables", err, errlen) < 0)
         return ERR_INVAL;
+    if (strcmp(cfg->peer, "auto") != 0 && strcmp(cfg->peer, "ktun") != 0 &&
+        strcmp(cfg->peer, "kcptun") != 0)
+        return fail(err, errlen, "--peer: '%s' is not auto, ktun or kcptun", cfg->peer);
+    if (strcmp(cfg->peer, "kcptun") == 0 && config_needs_ktun_peer(cfg))
+        return fail(err, errlen, "--peer kcptun: UDP forwards and forward targets need a ktun "
+                                 "server");
     if (cfg->hop_s > 0) {
         char base[CONFIG_ADDR_MAX + 16];
         uint16_t lo, hi;

@@ -138,6 +138,8 @@ struct config {
     int maxsessions;                  /* server: concurrent KCP sessions */
     int maxstreams;                   /* streams per session */
     int64_t bufbudget;                /* buffered bytes per process, all sessions */
+    /* ktun extensions (docs/extensions.md) */
+    char peer[CONFIG_NAME_MAX];       /* client --peer: auto, ktun or kcptun */
     /* bookkeeping */
     char config_file[CONFIG_PATH_MAX]; /* -c FILE, "" if none */
     char warnings[CONFIG_WARN_MAX];   /* non-fatal notes, one per line, each ending in '\n' */
@@ -191,6 +193,12 @@ struct allow_list;
  * or ERR_INVAL with a one-line reason naming --allow in |err|. The -t target is not added. */
 int config_allow_list(const struct config *cfg, struct allow_list *out, char *err,
                       size_t errlen);
+/* True if the client's configuration needs a ktun server (UDP forwards, forward targets). */
+bool config_needs_ktun_peer(const struct config *cfg);
+/* True if the client offers ktun capabilities (docs/extensions.md): --peer ktun, or --peer
+ * auto with the secure mode or a configuration that needs a ktun server; never with --peer
+ * kcptun, never on the server (it only answers). */
+bool config_offers_caps(const struct config *cfg);
 
 /* True if the server's target is a Unix socket path (it starts with '/' or '.'). */
 bool config_target_is_unix(const struct config *cfg);

@@ -3,6 +3,7 @@
 #include "common/link.h"
 
 #include "common/err.h"
+#include "common/ext.h"
 #include "common/wire.h"
 #include "crypto/crypt.h"
 
@@ -24,6 +25,12 @@ struct link {
     int group_fill;             /* data shards emitted into the current FEC group */
     uint32_t group;             /* FEC group number told to KCP (kcp_set_fec_group) */
     uint8_t dgram[CRYPT_MAX_DATAGRAM + CRYPT_MAX_TAIL_LEN]; /* sealing scratch */
+    size_t kcp_mtu;             /* largest KCP packet */
+    link_ext_fn *ext_fn;        /* received extension segments, may be NULL */
+    void *ext_user;
+    size_t ext_len;             /* queued record bytes in |ext| */
+    uint8_t *ext;               /* kcp_mtu bytes: queued records */
+    uint8_t *pkt;               /* kcp_mtu bytes: a KCP packet with its extension segment */
 };
 
 void link_config_default(struct link_config *cfg)
@@ -83,13 +90,49 @@ static bool kcp_packet_is_control(const uint8_t *pkt, size_t len)
     return true;
 }
 
+/* Sends a data packet as an FEC data shard; KCP learns each packet's group for its hold. */
+static void fec_data_out(struct link *l, const uint8_t *pkt, size_t len)
+{
+    fec_encoder_encode(l->enc, pkt, len, emit_sealed, l);
+    if (l->fec_on && ++l->group_fill == l->cfg.data_shards) {
+        l->group_fill = 0;
+        kcp_set_fec_group(l->kcp, ++l->group);
+    }
+}
+
+/* Appends the queued records as an extension segment to the |len| bytes at l->pkt and
+ * sends the packet as an FEC data shard. */
+static void ext_out(struct link *l, size_t len)
+{
+    ext_seg_header(l->pkt + len, kcp_conv(l->kcp), l->ext_len);
+    memcpy(l->pkt + len + EXT_SEG_HDR, l->ext, l->ext_len);
+    len += EXT_SEG_HDR + l->ext_len;
+    l->ext_len = 0;
+    l->st.ext_out++;
+    fec_data_out(l, l->pkt, len);
+}
+
+/* Sends the queued records in a packet of their own. */
+static void ext_flush(struct link *l)
+{
+    if (l->ext_len)
+        ext_out(l, 0);
+}
+
 /* With FEC on, a packet of ACKs and probes goes out as a plain KCP packet: parity over it
  * would rebuild it long after it matters (KCP repeats the news in later packets anyway), and
  * kcp-go tells the two kinds apart per packet (docs/protocol.md, FEC layer). Data packets
  * fill the FEC groups; KCP learns each packet's group for its FEC hold. */
+/* Queued extension records ride in the packet KCP emits if it has room (then the packet is
+ * an FEC data shard, whatever it carries). */
 static void kcp_output(void *user, const uint8_t *pkt, size_t len)
 {
     struct link *l = user;
+    if (l->ext_len && len + EXT_SEG_HDR + l->ext_len <= l->kcp_mtu) {
+        memcpy(l->pkt, pkt, len);
+        ext_out(l, len);
+        return;
+    }
     if (!l->fec_on) {
         fec_encoder_encode(l->enc, pkt, len, emit_sealed, l);
         return;
@@ -99,17 +142,26 @@ static void kcp_output(void *user, const uint8_t *pkt, size_t len)
         emit_sealed(l, pkt, len);
         return;
     }
-    fec_encoder_encode(l->enc, pkt, len, emit_sealed, l);
-    if (++l->group_fill == l->cfg.data_shards) {
-        l->group_fill = 0;
-        kcp_set_fec_group(l->kcp, ++l->group);
-    }
+    fec_data_out(l, pkt, len);
 }
 
 static int deliver_kcp(void *user, const uint8_t *pkt, size_t len, bool recovered)
 {
     struct link *l = user;
-    return kcp_input(l->kcp, pkt, len, !recovered, l->now_ms);
+    size_t klen;
+    const uint8_t *body;
+    size_t blen;
+    int erc = ext_split(pkt, len, kcp_conv(l->kcp), &klen, &body, &blen);
+    int rc = klen ? kcp_input(l->kcp, pkt, klen, !recovered, l->now_ms) : 0;
+    if (klen == len)
+        return rc;
+    if (erc != 0 || !l->ext_fn) {
+        l->st.ext_errs++;
+        return klen ? rc : ERR_PROTO;
+    }
+    l->st.ext_in++;
+    l->ext_fn(l->ext_user, body, blen, recovered);
+    return rc;
 }
 
 static void fec_log(void *user, const char *msg)
@@ -150,6 +202,11 @@ struct link *link_new(uint32_t conv, const struct link_config *cfg, struct crypt
         rc = ERR_INVAL;
         goto out;
     }
+    l->kcp_mtu = mtu - reserve;
+    l->ext = malloc(l->kcp_mtu);
+    l->pkt = malloc(l->kcp_mtu);
+    if (!l->ext || !l->pkt)
+        goto out;
     kcp_set_stream(l->kcp, !cfg->message_mode);
     kcp_set_nodelay(l->kcp, cfg->nodelay, cfg->interval_ms, cfg->resend, cfg->nc);
     if (kcp_set_window(l->kcp, cfg->sndwnd, cfg->rcvwnd) != 0)
@@ -182,6 +239,8 @@ void link_free(struct link *l)
     kcp_free(l->kcp);
     fec_encoder_free(l->enc);
     fec_decoder_free(l->dec);
+    free(l->ext);
+    free(l->pkt);
     free(l);
 }
 
@@ -262,10 +321,13 @@ void link_flush(struct link *l, uint64_t now_ms)
 {
     l->now_ms = now_ms;
     kcp_flush(l->kcp, now_ms);
+    ext_flush(l);
 }
 
 uint64_t link_next_deadline(const struct link *l, uint64_t now_ms)
 {
+    if (l->ext_len)
+        return now_ms;
     return kcp_next_deadline(l->kcp, now_ms);
 }
 
@@ -273,6 +335,7 @@ void link_tick(struct link *l, uint64_t now_ms)
 {
     l->now_ms = now_ms;
     kcp_tick(l->kcp, now_ms);
+    ext_flush(l);
 }
 
 void link_set_wall_offset(struct link *l, int64_t wall_offset_ms)
@@ -305,4 +368,26 @@ void link_get_stats(const struct link *l, struct link_stats *out)
     *out = l->st;
     kcp_get_stats(l->kcp, &out->kcp);
     out->fec = *fec_decoder_stats(l->dec);
+}
+
+void link_set_ext(struct link *l, link_ext_fn *fn, void *user)
+{
+    l->ext_fn = fn;
+    l->ext_user = user;
+}
+
+size_t link_ext_room(const struct link *l)
+{
+    return l->kcp_mtu - EXT_SEG_HDR;
+}
+
+int link_ext_queue(struct link *l, const uint8_t *rec, size_t len)
+{
+    if (len > link_ext_room(l))
+        return ERR_TOOBIG;
+    if (l->ext_len + len > link_ext_room(l))
+        ext_flush(l);
+    memcpy(l->ext + l->ext_len, rec, len);
+    l->ext_len += len;
+    return 0;
 }

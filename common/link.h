@@ -64,6 +64,9 @@ struct link_stats {
     uint64_t fec_parity_out;    /* parity datagrams emitted */
     uint64_t plain_ctrl_out;    /* FEC on: ACK/probe-only packets sent without the FEC layer */
     uint64_t seal_errs;         /* packets that could not be sealed (should stay 0) */
+    uint64_t ext_out;           /* extension segments sent (docs/extensions.md) */
+    uint64_t ext_in;            /* extension segments received */
+    uint64_t ext_errs;          /* malformed extension segments dropped */
 };
 
 /* Fills |cfg| with kcptun 20210922's client defaults: FEC 10/3, mtu 1350, windows 128/512,
@@ -125,5 +128,24 @@ uint32_t link_srtt(const struct link *l);
 uint32_t link_rto(const struct link *l);
 /* Copies all counters into |out|. */
 void link_get_stats(const struct link *l, struct link_stats *out);
+
+/* ---- extension segments (ktun ends only, common/ext.h, docs/extensions.md) ------------ */
+
+/* Receives the records of one extension segment (|len| bytes, borrowed for the call);
+ * |recovered|: its packet was rebuilt from FEC parity. */
+typedef void link_ext_fn(void *user, const uint8_t *records, size_t len, bool recovered);
+
+/* Where received extension segments go; without a handler they are dropped (counted in
+ * ext_errs). The KCP segments in front of one always go to KCP. */
+void link_set_ext(struct link *l, link_ext_fn *fn, void *user);
+
+/* Most record bytes one extension segment carries: the KCP packet size minus its header. */
+size_t link_ext_room(const struct link *l);
+
+/* Queues |len| bytes of records (whole records, borrowed) for the peer. They leave in the
+ * next KCP packet that has room for them, or in a packet of their own at the end of the next
+ * link_flush or link_tick; either way as an FEC data shard. Never retransmitted. Returns 0,
+ * or ERR_TOOBIG if |len| exceeds link_ext_room (nothing queued). */
+int link_ext_queue(struct link *l, const uint8_t *rec, size_t len);
 
 #endif

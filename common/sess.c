@@ -49,6 +49,16 @@ static void sess_writable_cb(void *user)
         stream_resume(st);
 }
 
+/* The capability exchange ended (docs/extensions.md). */
+static void sess_caps_cb(void *user)
+{
+    struct sess *s = user;
+    if (tunnel_peer_is_ktun(s->tun))
+        LOG_INFO("sess: %s: ktun peer, extensions 0x%x", s->name, tunnel_peer_caps(s->tun));
+    if (s->sh->hooks.caps)
+        s->sh->hooks.caps(s->sh, s);
+}
+
 static void sess_log_cb(void *user, const char *msg)
 {
     struct sess *s = user;
@@ -213,6 +223,7 @@ static struct tunnel *sess_tunnel_new(struct sess *s, uint64_t now, int *err)
         .on_deliver = sess_deliver_cb,
         .on_writable = sess_writable_cb,
         .log = sess_log_cb,
+        .on_caps = sess_caps_cb,
     };
     sh->params.tun.link.wall_offset_ms = shell_wall_offset_ms();
     return tunnel_new(s->conv, &sh->params.tun, sh->is_client, sh->crypt, &sh->budget, &cb, s,

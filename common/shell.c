@@ -3,6 +3,7 @@
 #include "common/shell.h"
 
 #include "common/config.h"
+#include "common/ext.h"
 #include "common/log.h"
 #include "common/sess.h"
 #include "common/util.h"
@@ -37,6 +38,8 @@ void sess_params_from_config(const struct config *cfg, struct sess_params *p)
     lc->wall_offset_ms = shell_wall_offset_ms(); /* refreshed on every session timer */
     lc->log = log_core_debug;
     lc->log_user = (void *)"link";
+    p->tun.ext_caps = EXT_CAPS_ALL;
+    p->tun.ext_offer = config_offers_caps(cfg);
     struct mux_config *mc = &p->tun.mux;
     mux_config_default(mc);
     mc->version = cfg->smuxver;

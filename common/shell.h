@@ -81,6 +81,8 @@ struct shell_hooks {
     /* Client: |s| is about to move to a new UDP socket (its path looked dead); the hook may
      * update s->peer, e.g. with the server's name resolved again (may be NULL). */
     void (*path_change)(struct shell *sh, struct sess *s);
+    /* The capability exchange of |s| ended (tunnel_peer_is_ktun tells how; may be NULL). */
+    void (*caps)(struct shell *sh, struct sess *s);
 };
 
 /* The process: loop, shared crypt, parameters, session list, counters, signals. */

@@ -3,6 +3,7 @@
 #include "common/tunnel.h"
 
 #include "common/comp.h"
+#include "common/dgram.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "crypto/crypt.h"
@@ -34,6 +35,20 @@ struct tunnel {
     bool dead;                    /* tunnel_pump reports it; the caller frees */
     bool secure;                  /* the secure crypt mode (only ktun speaks it) */
     const char *dead_reason;      /* why, static */
+    /* extensions */
+    uint32_t ext_caps;            /* ours */
+    bool is_client;
+    bool secure;                  /* secure crypt mode: the peer is ktun */
+    enum { CAPS_NONE, CAPS_PENDING, CAPS_KNOWN, CAPS_GAVE_UP } caps_state;
+    bool caps_news;               /* on_caps is due at the next pump */
+    uint32_t peer_caps;           /* both ends' capabilities */
+    unsigned offer_tries;         /* offers sent */
+    uint64_t offer_next_ms;       /* next offer due (CAPS_PENDING) */
+    uint32_t dgram_seq;           /* next datagram record's sequence number */
+    struct dgram_window dgram_win; /* received sequence numbers */
+    uint8_t *hold;                /* records held while the offer is unanswered */
+    size_t hold_len;
+    uint64_t dgram_out, dgram_in, dgram_recovered, dgram_dropped, dgram_toobig;
 };
 
 bool tunnel_budget_over(const struct tunnel_budget *b)
@@ -88,6 +103,176 @@ static void link_out_cb(void *user, const uint8_t *dgram, size_t len)
     t->cb.output(t->user, dgram, len);
 }
 
+/* ---- extensions ----------------------------------------------------------------------- */
+
+static void caps_offer(struct tunnel *t, uint64_t now)
+{
+    uint8_t rec[EXT_REC_HDR + EXT_CAPS_VLEN];
+    size_t n = ext_put_caps(rec, EXT_CAPS_OFFER, t->ext_caps);
+    link_ext_queue(t->link, rec, n);
+    uint32_t wait = MAX(TUNNEL_OFFER_WAIT_MS, link_rto(t->link));
+    t->offer_next_ms = now + ((uint64_t)wait << MIN(t->offer_tries, 3u));
+    t->offer_tries++;
+}
+
+/* Queues the held records once the peer's datagram channel is known, else drops them. */
+static void hold_release(struct tunnel *t)
+{
+    if (!t->hold)
+        return;
+    const uint8_t *p = t->hold, *end = t->hold + t->hold_len;
+    struct ext_rec r;
+    while (ext_next(&p, end, &r) == 1) {
+        size_t n = EXT_REC_HDR + r.len;
+        if (t->peer_caps & EXT_CAP_DGRAM) {
+            link_ext_queue(t->link, r.val - EXT_REC_HDR, n);
+            if (r.type == EXT_DGRAM)
+                t->dgram_out++;
+        } else if (r.type == EXT_DGRAM) {
+            t->dgram_dropped++;
+        }
+    }
+    free(t->hold);
+    t->hold = NULL;
+    t->hold_len = 0;
+}
+
+static void caps_known(struct tunnel *t, uint32_t peer)
+{
+    t->peer_caps = peer & t->ext_caps;
+    t->caps_state = CAPS_KNOWN;
+    t->caps_news = true;
+    hold_release(t);
+}
+
+static void on_dgram_rec(struct tunnel *t, const struct ext_rec *r, bool recovered)
+{
+    struct dgram d;
+    if (!(t->ext_caps & EXT_CAP_DGRAM) || dgram_parse(r, &d) != 0 || !t->cb.on_dgram ||
+        !dgram_window_accept(&t->dgram_win, d.seq)) {
+        t->dgram_dropped++;
+        return;
+    }
+    t->dgram_in++;
+    if (recovered)
+        t->dgram_recovered++;
+    struct tunnel_dgram td = {
+        .flow = d.flow,
+        .target = d.target,
+        .target_len = d.target_len,
+        .data = d.data,
+        .len = d.len,
+        .recovered = recovered,
+    };
+    t->cb.on_dgram(t->user, &td);
+}
+
+static void link_ext_cb(void *user, const uint8_t *body, size_t len, bool recovered)
+{
+    struct tunnel *t = user;
+    const uint8_t *p = body, *end = body + len;
+    struct ext_rec r;
+    uint8_t ver;
+    uint32_t caps, flow;
+    while (!t->dead && ext_next(&p, end, &r) == 1) {
+        switch (r.type) {
+        case EXT_CAPS_OFFER:
+            if (t->is_client || ext_parse_caps(&r, &ver, &caps) != 0)
+                break;
+            if (t->caps_state != CAPS_KNOWN)
+                caps_known(t, caps);
+            uint8_t rec[EXT_REC_HDR + EXT_CAPS_VLEN];
+            link_ext_queue(t->link, rec, ext_put_caps(rec, EXT_CAPS_ANSWER, t->ext_caps));
+            break;
+        case EXT_CAPS_ANSWER:
+            if (t->is_client && t->caps_state != CAPS_NONE && t->caps_state != CAPS_KNOWN &&
+                ext_parse_caps(&r, &ver, &caps) == 0)
+                caps_known(t, caps);
+            break;
+        case EXT_DGRAM:
+            on_dgram_rec(t, &r, recovered);
+            break;
+        case EXT_FLOW_OPEN:
+        case EXT_FLOW_CLOSE:
+            if (t->cb.on_flow && ext_parse_flow(&r, &flow) == 0)
+                t->cb.on_flow(t->user, r.type, flow);
+            break;
+        default:
+            break; /* a later version's record */
+        }
+    }
+}
+
+bool tunnel_peer_is_ktun(const struct tunnel *t)
+{
+    return t->secure || t->caps_state == CAPS_KNOWN;
+}
+
+uint32_t tunnel_peer_caps(const struct tunnel *t)
+{
+    return t->caps_state == CAPS_KNOWN ? t->peer_caps : 0;
+}
+
+bool tunnel_caps_pending(const struct tunnel *t)
+{
+    return t->caps_state == CAPS_PENDING;
+}
+
+size_t tunnel_dgram_max(const struct tunnel *t, size_t target_len)
+{
+    size_t over = dgram_rec_len(target_len, 0);
+    size_t room = link_ext_room(t->link);
+    return room > over ? room - over : 0;
+}
+
+/* Queues one record for the peer (or holds it). */
+static int ext_send(struct tunnel *t, const uint8_t *rec, size_t n, bool is_dgram)
+{
+    if (t->dead)
+        return ERR_CLOSED;
+    if (t->caps_state == CAPS_PENDING && !t->secure) {
+        if (t->hold_len + n > TUNNEL_DGRAM_HOLD)
+            return ERR_LIMIT;
+        if (!t->hold && !(t->hold = malloc(TUNNEL_DGRAM_HOLD)))
+            return ERR_NOMEM;
+        memcpy(t->hold + t->hold_len, rec, n);
+        t->hold_len += n;
+        return 0;
+    }
+    bool ok = t->caps_state == CAPS_KNOWN ? (t->peer_caps & EXT_CAP_DGRAM) != 0
+                                          : t->secure && t->caps_state != CAPS_GAVE_UP;
+    if (!ok)
+        return ERR_PROTO;
+    int rc = link_ext_queue(t->link, rec, n);
+    if (rc == 0 && is_dgram)
+        t->dgram_out++;
+    return rc;
+}
+
+int tunnel_dgram_send(struct tunnel *t, uint32_t flow, const uint8_t *target,
+                      size_t target_len, const uint8_t *data, size_t len)
+{
+    if (target_len > DGRAM_TARGET_MAX || len > tunnel_dgram_max(t, target_len)) {
+        t->dgram_dropped++;
+        t->dgram_toobig++;
+        return ERR_TOOBIG;
+    }
+    uint8_t rec[CRYPT_MAX_DATAGRAM];
+    size_t n = dgram_put(rec, flow, t->dgram_seq, target, target_len, data, len);
+    int rc = ext_send(t, rec, n, true);
+    if (rc == 0)
+        t->dgram_seq++;
+    else
+        t->dgram_dropped++;
+    return rc;
+}
+
+int tunnel_flow_signal(struct tunnel *t, uint8_t type, uint32_t flow)
+{
+    uint8_t rec[EXT_REC_HDR + EXT_FLOW_VLEN];
+    return ext_send(t, rec, ext_put_flow(rec, type, flow), false);
+}
+
 /* ---- life cycle --------------------------------------------------------------------- */
 
 struct tunnel *tunnel_new(uint32_t conv, const struct tunnel_config *cfg, bool is_client,
@@ -109,6 +294,14 @@ struct tunnel *tunnel_new(uint32_t conv, const struct tunnel_config *cfg, bool i
     t->link = link_new(conv, &cfg->link, crypt, link_out_cb, t, &lerr);
     if (!t->link)
         goto fail;
+    link_set_ext(t->link, link_ext_cb, t);
+    t->is_client = is_client;
+    t->secure = crypt_is_authenticated(crypt);
+    t->ext_caps = cfg->ext_caps;
+    if (is_client && cfg->ext_offer) {
+        t->caps_state = CAPS_PENDING;
+        caps_offer(t, now_ms);
+    }
     lerr = ERR_NOMEM;
     struct mux_callbacks mcb = {
         .output = mux_out_cb,
@@ -145,6 +338,7 @@ void tunnel_free(struct tunnel *t)
     mux_free(t->mux);
     comp_encoder_free(t->enc);
     comp_decoder_free(t->dec);
+    free(t->hold);
     free(t->rx);
     free(t);
 }
@@ -295,6 +489,11 @@ bool tunnel_pump(struct tunnel *t, uint64_t now_ms)
         if (!blocked || t->stalled || mux_input_blocked(t->mux))
             break;
     }
+    if (t->caps_news && !t->dead) {
+        t->caps_news = false;
+        if (t->cb.on_caps)
+            t->cb.on_caps(t->user);
+    }
     if (!t->dead && t->cb.on_writable && tunnel_send_room(t) >= TUNNEL_MIN_ROOM)
         t->cb.on_writable(t->user);
     link_flush(t->link, now_ms);
@@ -308,11 +507,25 @@ void tunnel_tick(struct tunnel *t, uint64_t now_ms)
     link_tick(t->link, now_ms);
     if (mux_tick(t->mux, now_ms) != 0)
         tunnel_kill(t, "mux closed");
+    if (t->caps_state == CAPS_PENDING && now_ms >= t->offer_next_ms) {
+        if (t->offer_tries < TUNNEL_OFFER_TRIES) {
+            caps_offer(t, now_ms);
+        } else {
+            t->caps_state = CAPS_GAVE_UP;
+            t->caps_news = true;
+            hold_release(t);
+            if (t->cb.log)
+                t->cb.log(t->user, "no answer to the ktun capability offer: the server is "
+                                   "kcptun or an older ktun; UDP forwards and forward targets "
+                                   "need a ktun server");
+        }
+    }
 }
 
 uint64_t tunnel_next_deadline(const struct tunnel *t, uint64_t now_ms)
 {
-    return MIN(link_next_deadline(t->link, now_ms), mux_next_deadline(t->mux));
+    uint64_t d = MIN(link_next_deadline(t->link, now_ms), mux_next_deadline(t->mux));
+    return t->caps_state == CAPS_PENDING ? MIN(d, t->offer_next_ms) : d;
 }
 
 bool tunnel_unstall(struct tunnel *t)
@@ -345,6 +558,11 @@ void tunnel_get_stats(const struct tunnel *t, struct tunnel_stats *out)
 {
     out->bytes_sent = t->bytes_sent;
     out->bytes_received = t->bytes_received;
+    out->dgram_out = t->dgram_out;
+    out->dgram_in = t->dgram_in;
+    out->dgram_recovered = t->dgram_recovered;
+    out->dgram_dropped = t->dgram_dropped;
+    out->dgram_toobig = t->dgram_toobig;
     link_get_stats(t->link, &out->link);
     mux_get_stats(t->mux, &out->mux);
 }

@@ -69,7 +69,20 @@ struct tunnel_config {
     struct link_config link; /* KCP + FEC settings */
     struct mux_config mux;   /* smux settings */
     bool nocomp;             /* no snappy framing between mux and KCP */
+    /* ktun extensions (docs/extensions.md). A server answers capability offers with
+     * |ext_caps|; a client with |ext_offer| offers |ext_caps| (it must only be set when the
+     * configuration needs a ktun peer, or in the secure mode: a kcptun server never gets one). */
+    uint32_t ext_caps;       /* EXT_CAP_* this end supports */
+    bool ext_offer;          /* client: send a capability offer */
 };
+
+/* Capability offers a client sends before it takes the server for kcptun (or an older
+ * ktun); the first follows the tunnel's creation, the next ones after max(this, RTO) times
+ * 1, 2, 4, then 8 (about 16 s in all). */
+#define TUNNEL_OFFER_TRIES 10
+#define TUNNEL_OFFER_WAIT_MS 250u
+/* Datagrams (bytes of their records) a client holds while its offer is unanswered. */
+#define TUNNEL_DGRAM_HOLD 16384u
 
 /* Sends one sealed datagram (|len| bytes, borrowed for the call) towards the peer. */
 typedef void tunnel_output_fn(void *user, const uint8_t *dgram, size_t len);
@@ -79,6 +92,16 @@ typedef void tunnel_stream_fn(void *user, uint32_t sid);
 typedef void tunnel_event_fn(void *user);
 /* One line worth a warning in the log (a corrupt compressed stream). */
 typedef void tunnel_log_fn(void *user, const char *msg);
+
+/* A received datagram (borrowed for the callback). */
+struct tunnel_dgram {
+    uint32_t flow;           /* flow id chosen by the end that opened the flow */
+    const uint8_t *target;   /* "host:port" (no NUL), |target_len| bytes; NULL if absent */
+    size_t target_len;
+    const uint8_t *data;     /* payload */
+    size_t len;
+    bool recovered;          /* its packet was rebuilt from FEC parity */
+};
 
 struct tunnel_callbacks {
     tunnel_output_fn *output;        /* required */
@@ -94,11 +117,25 @@ struct tunnel_callbacks {
      * on. May be NULL. */
     tunnel_event_fn *on_writable;
     tunnel_log_fn *log;              /* may be NULL */
+    /* Called by tunnel_pump once the peer's capabilities are known, or once the client gave
+     * its offer up (tunnel_peer_is_ktun then stays false). May be NULL. */
+    tunnel_event_fn *on_caps;
+    /* A datagram of the datagram channel arrived (see tunnel_dgram_send). May be NULL:
+     * datagrams are then counted as dropped. */
+    void (*on_dgram)(void *user, const struct tunnel_dgram *d);
+    /* The peer sent EXT_FLOW_OPEN or EXT_FLOW_CLOSE (|type|) for |flow|. May be NULL. */
+    void (*on_flow)(void *user, uint8_t type, uint32_t flow);
 };
 
 struct tunnel_stats {
     uint64_t bytes_sent;      /* bytes handed to KCP (framing included) */
     uint64_t bytes_received;  /* bytes taken from KCP */
+    uint64_t dgram_out;       /* datagrams sent (datagram channel) */
+    uint64_t dgram_in;        /* datagrams delivered */
+    uint64_t dgram_recovered; /* ... of which FEC rebuilt the packet */
+    uint64_t dgram_dropped;   /* datagrams dropped: too big, duplicate, stale, malformed, no
+                               * ktun peer, held too long */
+    uint64_t dgram_toobig;    /* ... of which too big for one packet (never fragmented) */
     struct link_stats link;   /* KCP, FEC and datagram counters */
     struct mux_stats mux;     /* stream counters */
 };
@@ -173,6 +210,36 @@ int tunnel_set_keepalive(struct tunnel *t, uint32_t interval_ms, uint32_t timeou
                          uint64_t now_ms);
 /* Number of live streams. */
 size_t tunnel_stream_count(const struct tunnel *t);
+
+/* ---- ktun extensions (docs/extensions.md) ------------------------------------------- */
+
+/* True when the peer is known to be ktun: in the secure mode (only ktun speaks it) and after
+ * a capability exchange. A kcptun peer is never sent an extension. */
+bool tunnel_peer_is_ktun(const struct tunnel *t);
+/* Capabilities both ends have (EXT_CAP_*): the exchange's result, 0 before it (and for a
+ * kcptun peer). */
+uint32_t tunnel_peer_caps(const struct tunnel *t);
+/* True while the client's capability offer is unanswered and not yet given up. */
+bool tunnel_caps_pending(const struct tunnel *t);
+
+/* Largest datagram payload tunnel_dgram_send takes with a target of |target_len| bytes (0:
+ * none): what one packet carries (the --mtu minus the crypt, FEC, segment and record
+ * headers). */
+size_t tunnel_dgram_max(const struct tunnel *t, size_t target_len);
+
+/* Sends one datagram of flow |flow| (|target|, |target_len| bytes, may be NULL/0: see
+ * docs/extensions.md), unreliably: it leaves with the next packet, protected by FEC, and is
+ * never retransmitted. While the client's offer is unanswered it is held (up to
+ * TUNNEL_DGRAM_HOLD bytes; the secure mode sends at once). Call tunnel_pump afterwards.
+ * Returns 0; ERR_TOOBIG (larger than tunnel_dgram_max, counted, never fragmented); ERR_PROTO
+ * when the peer has no datagram channel (kcptun; counted); ERR_LIMIT when the hold is full
+ * (counted); ERR_CLOSED once the tunnel died. */
+int tunnel_dgram_send(struct tunnel *t, uint32_t flow, const uint8_t *target,
+                      size_t target_len, const uint8_t *data, size_t len);
+
+/* Tells the peer that flow |flow| opened (EXT_FLOW_OPEN, the server: stop repeating the
+ * target) or closed (EXT_FLOW_CLOSE). Same rules as tunnel_dgram_send. */
+int tunnel_flow_signal(struct tunnel *t, uint8_t type, uint32_t flow);
 
 /* ---- streams ------------------------------------------------------------------------ */
 

@@ -280,10 +280,52 @@ def seed_tcpraw(cap):
     write("tcpraw", "ip4", d)
 
 
+def ext_seg(conv, body):
+    """A ktun extension segment (docs/extensions.md) carrying |body| (records)."""
+    return u32(conv) + u8(0xDA) + u8(0) + u16(0) + u32(0) + u32(0xFFFFFFFF) + u32(0) + \
+        u32(len(body)) + body
+
+
+def ext_rec(t, v):
+    return u8(t) + u16(len(v)) + v
+
+
+def dgram_rec(flow, seq, payload, target=b""):
+    v = u32(flow) + u32(seq) + u8(1 if target else 0)
+    if target:
+        v += u8(len(target)) + target
+    return ext_rec(0x10, v + payload)
+
+
+def seed_ext(cap):
+    conv = 0x11223344
+    offer = ext_rec(0x01, u8(1) + u32(3))
+    answer = ext_rec(0x02, u8(1) + u32(3))
+    d1 = dgram_rec(1, 0, b"\x12\x34" * 20, b"127.0.0.1:53")
+    d2 = dgram_rec(1, 1, b"reply")
+    close = ext_rec(0x12, u32(1))
+    opened = ext_rec(0x11, u32(1))
+    push = u32(conv) + u8(81) + u8(0) + u16(128) + u32(5) + u32(0) + u32(0) + u32(3) + b"abc"
+    write("ext", "offer", u32(conv) + u8(0) + rec(ext_seg(conv, offer)))
+    write("ext", "answer", u32(conv) + u8(1) + rec(ext_seg(conv, answer)))
+    write("ext", "dgrams", u32(conv) + u8(0) + rec(ext_seg(conv, offer + d1 + d2)) +
+          rec(ext_seg(conv, d2 + d1 + close)) + rec(ext_seg(conv, opened)))
+    write("ext", "push-then-ext", u32(conv) + u8(1) +
+          rec(push + ext_seg(conv, answer + opened + d2)))
+    run = cap["runs"][0]
+    data = u32(run["convs"][0]) + u8(0)
+    for p in run["packets"][:8]:
+        k = kcp_of(fec_layer(p))
+        if k:
+            data += rec(k)
+    write("ext", "kcptun-packets", data)
+
+
 def main():
     cap = load("binary_capture.json")
     fecv = load("fec_packets.json")
-    targets = sys.argv[1:] or ["kcp", "fec", "crypt", "mux", "link", "comp", "config", "tcpraw"]
+    targets = sys.argv[1:] or ["kcp", "fec", "crypt", "mux", "link", "comp", "config", "tcpraw",
+                                     "ext"]
     for t in targets:
         if t == "kcp":
             seed_kcp(cap, fecv)
@@ -301,6 +343,8 @@ def main():
             seed_config()
         elif t == "tcpraw":
             seed_tcpraw(cap)
+        elif t == "ext":
+            seed_ext(cap)
         else:
             sys.exit("unknown target " + t)
 
