@@ -298,10 +298,6 @@ struct tunnel *tunnel_new(uint32_t conv, const struct tunnel_config *cfg, bool i
     t->is_client = is_client;
     t->secure = crypt_is_authenticated(crypt);
     t->ext_caps = cfg->ext_caps;
-    if (is_client && cfg->ext_offer) {
-        t->caps_state = CAPS_PENDING;
-        caps_offer(t, now_ms);
-    }
     lerr = ERR_NOMEM;
     struct mux_callbacks mcb = {
         .output = mux_out_cb,
@@ -316,6 +312,13 @@ struct tunnel *tunnel_new(uint32_t conv, const struct tunnel_config *cfg, bool i
         t->dec = comp_decoder_new();
         if (!t->enc || !t->dec)
             goto fail;
+    }
+    if (is_client && cfg->ext_offer) {
+        /* the offer rides with a NOP: a listener opens a session only on a first packet
+         * that carries KCP's first segment (sn 0) */
+        t->caps_state = CAPS_PENDING;
+        mux_ping(t->mux);
+        caps_offer(t, now_ms);
     }
     return t;
 fail:
