@@ -624,14 +624,6 @@ static void advance(uint64_t *at, uint64_t period, uint64_t now_ms)
         *at += ((now_ms - *at) / period + 1) * period;
 }
 
-int mux_ping(struct mux *m)
-{
-    if (m->closed)
-        return ERR_CLOSED;
-    m->st.nop_out++;
-    return send_frame(m, MUX_CMD_NOP, 0, NULL, 0);
-}
-
 int mux_tick(struct mux *m, uint64_t now_ms)
 {
     if (m->closed)

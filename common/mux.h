@@ -188,10 +188,6 @@ bool mux_input_blocked(const struct mux *m);
 /* Absolute time (ms) at which mux_tick must next run, or UINT64_MAX if never. */
 uint64_t mux_next_deadline(const struct mux *m);
 
-/* Sends one NOP frame now (a session's first reliable bytes, so that its first packet opens
- * it at a listener). Returns 0 or ERR_CLOSED. */
-int mux_ping(struct mux *m);
-
 /* Runs due timers: sends the keepalive NOP, checks the keepalive timeout (may call on_close).
  * Returns 0, or ERR_CLOSED if the session is (now) closed. */
 int mux_tick(struct mux *m, uint64_t now_ms);

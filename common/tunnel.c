@@ -38,7 +38,6 @@ struct tunnel {
     /* extensions */
     uint32_t ext_caps;            /* ours */
     bool is_client;
-    bool secure;                  /* secure crypt mode: the peer is ktun */
     enum { CAPS_NONE, CAPS_PENDING, CAPS_KNOWN, CAPS_GAVE_UP } caps_state;
     bool caps_news;               /* on_caps is due at the next pump */
     uint32_t peer_caps;           /* both ends' capabilities */
@@ -296,7 +295,6 @@ struct tunnel *tunnel_new(uint32_t conv, const struct tunnel_config *cfg, bool i
         goto fail;
     link_set_ext(t->link, link_ext_cb, t);
     t->is_client = is_client;
-    t->secure = crypt_is_authenticated(crypt);
     t->ext_caps = cfg->ext_caps;
     lerr = ERR_NOMEM;
     struct mux_callbacks mcb = {
@@ -568,11 +566,6 @@ void tunnel_get_stats(const struct tunnel *t, struct tunnel_stats *out)
     out->dgram_toobig = t->dgram_toobig;
     link_get_stats(t->link, &out->link);
     mux_get_stats(t->mux, &out->mux);
-}
-
-bool tunnel_peer_is_ktun(const struct tunnel *t)
-{
-    return t->secure;
 }
 
 int tunnel_ping(struct tunnel *t)

@@ -198,10 +198,6 @@ void tunnel_get_stats(const struct tunnel *t, struct tunnel_stats *out);
 void tunnel_progress(const struct tunnel *t, size_t *recv_avail, size_t *wait_snd);
 /* KCP's current retransmission timeout in ms. */
 uint32_t tunnel_rto(const struct tunnel *t);
-/* True when the peer is known to be ktun: the secure crypt mode, which only ktun speaks.
- * Wire extensions and rules that need a ktun peer (a server that follows a new client
- * address, docs/roaming.md) are used only then. */
-bool tunnel_peer_is_ktun(const struct tunnel *t);
 /* Sends a keepalive (an smux NOP) now: new data for the peer, which any smux peer accepts.
  * Returns 0 or ERR_CLOSED. */
 int tunnel_ping(struct tunnel *t);
@@ -214,7 +210,8 @@ size_t tunnel_stream_count(const struct tunnel *t);
 /* ---- ktun extensions (docs/extensions.md) ------------------------------------------- */
 
 /* True when the peer is known to be ktun: in the secure mode (only ktun speaks it) and after
- * a capability exchange. A kcptun peer is never sent an extension. */
+ * a capability exchange. A kcptun peer is never sent an extension; rules that need a ktun
+ * peer (a client that moves to a new path, docs/roaming.md) are used only then. */
 bool tunnel_peer_is_ktun(const struct tunnel *t);
 /* Capabilities both ends have (EXT_CAP_*): the exchange's result, 0 before it (and for a
  * kcptun peer). */
