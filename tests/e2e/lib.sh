@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
-# Shared helpers for the end-to-end scripts (sourced, not run): binaries, temp dir, process
-# cleanup by PID, free ports, waiting for "listening" log lines.
+# Shared helpers for the end-to-end scripts that run ktun (sourced, not run): the binaries, then
+# tests/e2e/proc.sh (temp dir, processes stopped by PID on every exit path, waits, free ports),
+# then starting echo targets, servers, clients and pairs of them.
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 BUILD=${BUILD:-build}
 if [ "$BUILD" = build ]; then BIN=bin; else BIN=$BUILD/bin; fi
@@ -15,59 +16,12 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-quarantine_size_mb=8}
 for b in "$CLIENT" "$SERVER"; do
     [ -x "$b" ] || { echo "missing $b (run make)"; exit 1; }
 done
-command -v python3 >/dev/null || { echo "python3 not installed"; exit 77; }
-
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    if [ -n "${KEEP_TMP:-}" ]; then echo "logs kept in $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-
-fail() {
-    echo "FAIL: $*"
-    for f in "$tmp"/*.log; do [ -e "$f" ] && { echo "--- $f"; tail -n 15 "$f"; }; done
-    exit 1
-}
-
-source tests/e2e/ports.sh
-
-# spawn NAME CMD...: runs CMD in the background with output in $tmp/NAME.log; sets LASTPID.
-spawn() {
-    local name=$1; shift
-    "$@" >"$tmp/$name.log" 2>&1 &
-    LASTPID=$!
-    pids+=("$LASTPID")
-}
-
-# wait_log NAME PATTERN [TENTHS]: waits until $tmp/NAME.log matches PATTERN (default 10 s).
-wait_log() {
-    local n=${3:-100}
-    for _ in $(seq "$n"); do
-        grep -q -- "$2" "$tmp/$1.log" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    fail "$1: no '$2' in its log"
-}
-
-# wait_until TENTHS CMD...: runs CMD every 0.1 s until it succeeds (returns 0) or TENTHS tries
-# failed (returns 1). For waits whose outcome a later check judges.
-wait_until() {
-    local n=$1; shift
-    for _ in $(seq "$n"); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
-}
+source tests/e2e/proc.sh
 
 # start_echo NAME: starts the echo server; sets ECHO to its address.
 start_echo() {
-    spawn "$1" python3 "$STREAMS" echo --listen 127.0.0.1:0 --duration 600
-    wait_log "$1" '^listening '
-    ECHO=$(sed -n 's/^listening //p' "$tmp/$1.log")
+    start_listener "$1" python3 "$STREAMS" echo --listen 127.0.0.1:0 --duration 600
+    ECHO=$ADDR
 }
 
 # start_server NAME PORT TARGET ARGS...; start_client NAME LPORT RPORT ARGS...
@@ -82,15 +36,46 @@ start_client() {
     wait_log "$name" 'client: listening'
 }
 
-# rss_kb PID: resident set size in KiB.
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+# start_pair SNAME CNAME TARGET ARGS...: a server (log SNAME) in front of TARGET and a client
+# (log CNAME) to it, on free ports, both with ARGS; sets SP, CP (their ports), SPID and CPID.
+start_pair() {
+    local sname=$1 cname=$2 target=$3; shift 3
+    SP=$(free_port); CP=$(free_port)
+    start_server "$sname" "$SP" "$target" "$@"
+    SPID=$LASTPID
+    start_client "$cname" "$CP" "$SP" "$@"
+    CPID=$LASTPID
+}
 
-# stop_pid PID: SIGTERM, wait up to 10 s for a clean exit; returns its exit status.
-stop_pid() {
-    kill -TERM "$1" 2>/dev/null
-    for _ in $(seq 100); do
-        kill -0 "$1" 2>/dev/null || break
-        sleep 0.1
-    done
-    wait "$1"
+# check_streams WHAT PORT SECONDS ARGS...: streams.py check through 127.0.0.1:PORT (ARGS: --bytes,
+# --streams, ...) within SECONDS; prints its line (also left in OUT) and fails naming WHAT
+# unless every stream came back intact.
+check_streams() {
+    local what=$1 port=$2 secs=$3 rc; shift 3
+    OUT=$(timeout "$((secs + 10))" python3 "$STREAMS" check --connect "127.0.0.1:$port" \
+          --duration "$secs" "$@" 2>&1)
+    rc=$?
+    echo "$OUT"
+    [ $rc -eq 0 ] && grep -q 'failed=0' <<<"$OUT" || fail "$what (exit $rc)"
+}
+
+# check_refused WHAT PORT: a connection through 127.0.0.1:PORT must be ended by the tunnel
+# without data (the target refuses); fails naming WHAT otherwise.
+check_refused() {
+    local rc
+    OUT=$(timeout 30 python3 "$STREAMS" refused --connect "127.0.0.1:$2" --duration 20 2>&1)
+    rc=$?
+    echo "$OUT"
+    [ $rc -eq 0 ] && grep -q 'closed' <<<"$OUT" || fail "$1 (exit $rc)"
+}
+
+# start_www NAME BYTES: an HTTP server (python3 -m http.server) on a free port serving
+# /blob, BYTES random bytes; sets WP to its port and WANT to the blob's sha256.
+start_www() {
+    mkdir -p "$tmp/www"
+    head -c "$2" /dev/urandom >"$tmp/www/blob"
+    WANT=$(sha256sum <"$tmp/www/blob" | cut -d' ' -f1)
+    WP=$(free_port)
+    spawn "$1" python3 -m http.server "$WP" --bind 127.0.0.1 --directory "$tmp/www"
+    wait_port t "$WP"
 }
