@@ -32,38 +32,8 @@ for f in "$BIN/ktun-client" "$BIN/ktun-server" "$TOOLS/udpfw" "$TOOLS/tcpblast";
     [ -x "$f" ] || { echo "demo: $f is missing: run 'make' first"; exit 1; }
 done
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-# A port free for TCP and UDP on 127.0.0.1.
-free_port() {
-    local p
-    for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 40000))
-        ss -Hltun 2>/dev/null | awk '{print $5}' | grep -q ":$p\$" || { echo "$p"; return; }
-    done
-    echo "demo: no free port found" >&2
-    exit 1
-}
-spawn() { # NAME CMD...: background process logging to $tmp/NAME.log
-    local name=$1; shift
-    "$@" >"$tmp/$name.log" 2>&1 &
-    pids+=($!)
-    LASTPID=$!
-}
-wait_log() { # NAME PATTERN
-    for _ in $(seq 100); do
-        grep -q -- "$2" "$tmp/$1.log" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "demo: $1 did not start:"; tail -n 5 "$tmp/$1.log"; exit 1
-}
+FAIL_PREFIX="demo: "
+source tests/e2e/proc.sh
 field() { # KEY FILE: value of key=value in the last matching line
     grep -o "$1=[^ ]*" "$2" | tail -n 1 | cut -d= -f2
 }
@@ -96,7 +66,7 @@ echo
 spawn sink "$TOOLS/tcpblast" sink -l "127.0.0.1:$target_port" --conns 1 -n "$bytes" -s 42 -t 300
 wait_log sink '^listening'
 "$TOOLS/tcpblast" send -c "127.0.0.1:$client_port" -n "$bytes" -s 42 -t 300 >"$tmp/send.out" 2>&1
-for _ in $(seq 300); do grep -q '^sink:' "$tmp/sink.log" && break; sleep 0.1; done
+wait_until 300 grep -q '^sink:' "$tmp/sink.log"
 sent=$(field bytes "$tmp/send.out")
 got=$(field bytes "$tmp/sink.log")
 secs=$(field seconds "$tmp/sink.log")
@@ -116,7 +86,8 @@ printf 'messages: %s sent, %s echoed, round trip p50 %s ms, p99 %s ms, max %s ms
 
 # 3. The tunnel's own counters (SIGUSR1 writes them to the log).
 kill -USR1 "$client_pid" "$server_pid"
-sleep 0.3
+wait_log client 'snmp:'
+wait_log server 'snmp:'
 for side in client server; do
     log=$tmp/$side.log
     out=$(snmp OutSegs "$log") re=$(snmp RetransSegs "$log")
@@ -126,7 +97,7 @@ for side in client server; do
         "$(snmp FECRecovered "$log")"
 done
 kill -USR1 "$relay_pid"
-sleep 0.2
+wait_log relay '^down:'
 grep -E '^(up|down)' "$tmp/relay.log" | tail -n 2 | sed 's/^/relay     /'
 echo
 [ "$verify" = ok ] && [ "$got" = "$sent" ]

@@ -28,47 +28,21 @@ done
 [ -n "$CLIENT_CMD" ] && [ -n "$SERVER_CMD" ] || { echo "loopback-check: --client and --server needed" >&2; exit 2; }
 ARGS=("$@")
 [ ${#ARGS[@]} -gt 0 ] || ARGS=(--key loopback-check --crypt aes --mode fast3)
-source tests/e2e/ports.sh
 STREAMS=tests/e2e/streams.py
+FAIL_PREFIX="loopback-check: "
+source tests/e2e/proc.sh
+WAIT=300   # tenths of a second for each program to start: emulated programs start slowly
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() {
-    echo "loopback-check: FAIL: $*"
-    for f in "$tmp"/*.log; do [ -e "$f" ] && { echo "--- $f"; tail -n 15 "$f"; }; done
-    exit 1
-}
-spawn() {
-    local name=$1; shift
-    "$@" >"$tmp/$name.log" 2>&1 &
-    pids+=("$!")
-}
-# wait_log NAME PATTERN: up to 30 s (emulated programs start slowly).
-wait_log() {
-    for _ in $(seq 300); do
-        grep -q -- "$2" "$tmp/$1.log" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    fail "$1: no '$2' in its log"
-}
-
-spawn echo python3 "$STREAMS" echo --listen 127.0.0.1:0 --duration "$((TIMEOUT + 30))"
-wait_log echo '^listening '
-ECHO=$(sed -n 's/^listening //p' "$tmp/echo.log")
+start_listener echo python3 "$STREAMS" echo --listen 127.0.0.1:0 --duration "$((TIMEOUT + 30))"
+ECHO=$ADDR
 SP=$(free_port); CP=$(free_port)
 # shellcheck disable=SC2086
 spawn server $SERVER_CMD -l "127.0.0.1:$SP" -t "$ECHO" "${ARGS[@]}"
 # kcptun logs "listening on:", ktun "server: listening"
-wait_log server 'listening'
+wait_log server 'listening' $WAIT
 # shellcheck disable=SC2086
 spawn client $CLIENT_CMD -l "127.0.0.1:$CP" -r "127.0.0.1:$SP" "${ARGS[@]}"
-wait_log client 'listening'
+wait_log client 'listening' $WAIT
 out=$(timeout "$((TIMEOUT + 10))" python3 "$STREAMS" check --connect "127.0.0.1:$CP" \
       --bytes "$BYTES" --streams "$STREAMS_N" --no-halfclose --duration "$TIMEOUT")
 echo "loopback-check: $out"

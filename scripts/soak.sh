@@ -37,17 +37,14 @@ FW=$TOOLS/udpfw
 ARGS=(--key soak --crypt "$CRYPT" --mode fast3 --quiet)
 
 fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
-rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 
 # the echo target outlives the run (start_echo's stops after 600 s)
-spawn echo python3 "$STREAMS" echo --listen 127.0.0.1:0 --duration $((MINUTES * 60 + 600))
-wait_log echo '^listening '
-ECHO=$(sed -n 's/^listening //p' "$tmp/echo.log")
+start_listener echo python3 "$STREAMS" echo --listen 127.0.0.1:0 --duration $((MINUTES * 60 + 600))
+ECHO=$ADDR
 SP=$(free_port); CP=$(free_port)
-spawn relay "$FW" --listen 127.0.0.1:0 --upstream "127.0.0.1:$SP" --loss "$LOSS" --delay 5 \
-    --jitter 2 --seed 5 --duration $((MINUTES * 60 + 120))
-wait_log relay '^listening '
-FP=$(sed -n 's/^listening 127.0.0.1://p' "$tmp/relay.log")
+start_listener relay "$FW" --listen 127.0.0.1:0 --upstream "127.0.0.1:$SP" --loss "$LOSS" \
+    --delay 5 --jitter 2 --seed 5 --duration $((MINUTES * 60 + 120))
+FP=$PORT
 start_server server "$SP" "$ECHO" "${ARGS[@]}"
 SPID=$LASTPID
 start_client client "$CP" "$FP" "${ARGS[@]}"
@@ -89,7 +86,7 @@ while kill -0 "$WPID" 2>/dev/null; do
     bad=$(grep -c '^round' "$tmp/rounds.log"); bad=$((bad - ok))
     kill -0 "$CPID" 2>/dev/null || fail "the client died"
     kill -0 "$SPID" 2>/dev/null || fail "the server died"
-    line="$t,$(rss "$CPID"),$(fds "$CPID"),$(rss "$SPID"),$(fds "$SPID"),$ok,$bad"
+    line="$t,$(rss_kb "$CPID"),$(fds "$CPID"),$(rss_kb "$SPID"),$(fds "$SPID"),$ok,$bad"
     echo "$line" >>"$CSV"
     echo "soak: $line"
     sleep "$INTERVAL"
@@ -99,7 +96,8 @@ sleep 5
 idle_c1=$(fds "$CPID"); idle_s1=$(fds "$SPID")
 rounds=$(grep -c '^round' "$tmp/rounds.log"); ok=$(grep -c 'failed=0' "$tmp/rounds.log")
 grep -v 'failed=0' "$tmp/rounds.log" | head -n 5
-kill -USR1 "$SPID" "$CPID"; sleep 0.5
+kill -USR1 "$SPID" "$CPID"
+wait_log client 'snmp: BytesSent='
 grep 'snmp: BytesSent=' "$tmp/client.log" | tail -n 1 | tr ' ' '\n' \
     | grep '^BytesSent=\|^RetransSegs=\|^LostSegs=\|^FECRecovered=' | tr '\n' ' '; echo
 stop_pid "$CPID"; crc=$?
