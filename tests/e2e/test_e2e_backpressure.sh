@@ -18,15 +18,12 @@ check_growth() { # NAME BASE NOW
 
 run_case() { # TITLE TARGET_MODE CLIENT_MODE
     echo "== $1"
-    spawn target python3 "$STREAMS" "$2" --listen 127.0.0.1:0 --duration 120
+    start_listener target python3 "$STREAMS" "$2" --listen 127.0.0.1:0 --duration 120
     local tpid=$LASTPID
-    wait_log target '^listening '
-    local target; target=$(sed -n 's/^listening //p' "$tmp/target.log")
-    local sp cp; sp=$(free_port); cp=$(free_port)
-    start_server server "$sp" "$target" "${ARGS[@]}"; local spid=$LASTPID
-    start_client client "$cp" "$sp" "${ARGS[@]}"; local cpid=$LASTPID
+    start_pair server client "$ADDR" "${ARGS[@]}"
+    local spid=$SPID cpid=$CPID
     local cbase sbase; cbase=$(rss_kb "$cpid"); sbase=$(rss_kb "$spid")
-    spawn app python3 "$STREAMS" "$3" --connect "127.0.0.1:$cp" --seconds "$HOLD" --duration 60
+    spawn app python3 "$STREAMS" "$3" --connect "127.0.0.1:$CP" --seconds "$HOLD" --duration 60
     local apid=$LASTPID cmax=0 smax=0
     for _ in $(seq $((HOLD * 5))); do
         sleep 0.2
@@ -40,7 +37,7 @@ run_case() { # TITLE TARGET_MODE CLIENT_MODE
     check_growth server "$sbase" "$smax"
     stop_pid "$cpid" || fail "client exit"
     stop_pid "$spid" || fail "server exit"
-    kill "$tpid" 2>/dev/null
+    stop_pid "$tpid"
 }
 
 run_case "target floods, client application never reads" flood hold

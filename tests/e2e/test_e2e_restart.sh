@@ -9,15 +9,9 @@ LIMIT=${E2E_RESTART_LIMIT_S:-100}
 ARGS=(--key restart --mode fast3 --keepalive 5)
 
 start_echo echo
-SP=$(free_port); CP=$(free_port)
-start_server server "$SP" "$ECHO" "${ARGS[@]}"
-SPID=$LASTPID
-start_client client "$CP" "$SP" "${ARGS[@]}"
-CPID=$LASTPID
-
-out=$(timeout 30 python3 "$STREAMS" check --connect "127.0.0.1:$CP" --bytes 1000000 --duration 20)
-echo "before restart: $out"
-grep -q 'failed=0' <<<"$out" || fail "tunnel before the restart"
+start_pair server client "$ECHO" "${ARGS[@]}"
+echo "before restart:"
+check_streams "tunnel before the restart" "$CP" 20 --bytes 1000000
 
 echo "== restarting the server"
 stop_pid "$SPID" || fail "server exit"

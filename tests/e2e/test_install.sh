@@ -77,9 +77,7 @@ wait_log server 'server: listening'
 spawn client "$P/bin/kcptun-client" -c "$tmp/client.json"
 CPID=$LASTPID
 wait_log client 'client: listening'
-out=$(timeout 60 python3 "$STREAMS" check --connect "127.0.0.1:$CP" --bytes 2000000 --streams 3 --duration 50)
-echo "$out"
-grep -q 'failed=0' <<<"$out" || fail "transfer"
+check_streams "transfer" "$CP" 50 --bytes 2000000 --streams 3
 stop_pid "$CPID" || fail "client exit status"
 stop_pid "$SPID" || fail "server exit status"
 

@@ -10,38 +10,23 @@ source "$(dirname "$0")/lib.sh"
 command -v curl >/dev/null || { echo "curl not installed"; exit 77; }
 
 start_echo echo
-mkdir -p "$tmp/www"
-head -c 3000000 /dev/urandom >"$tmp/www/blob"
-want=$(sha256sum <"$tmp/www/blob" | cut -d' ' -f1)
-WP=$(free_port)
-spawn www python3 -m http.server "$WP" --bind 127.0.0.1 --directory "$tmp/www"
-for _ in $(seq 100); do
-    curl -s -o /dev/null "http://127.0.0.1:$WP/blob" && break
-    sleep 0.1
-done
+start_www www 3000000
 
-# tunnel NAME TARGET ARGS...: starts a server/client pair; sets CP to the client's port.
-tunnel() {
-    local name=$1 target=$2; shift 2
-    local sp cp
-    sp=$(free_port); cp=$(free_port)
-    start_server "s-$name" "$sp" "$target" "$@"
-    start_client "c-$name" "$cp" "$sp" "$@"
-    CP=$cp
+# download WHAT: fetches /blob through the client at $CP; fails naming WHAT unless it is intact.
+download() {
+    local got
+    got=$(timeout 60 curl -s --max-time 50 "http://127.0.0.1:$CP/blob" | sha256sum | cut -d' ' -f1)
+    [ "$got" = "$WANT" ] || fail "$1: download sha256 $got, want $WANT"
 }
 
 # check_method NAME ARGS...: echo check both ways and a download through a fresh tunnel.
 check_method() {
     local name=$1; shift
     echo "== $name: $*"
-    tunnel "$name" "$ECHO" "$@"
-    out=$(timeout 60 python3 "$STREAMS" check --connect "127.0.0.1:$CP" --bytes 2000000 \
-          --streams 3 --duration 50)
-    echo "$out"
-    grep -q 'failed=0' <<<"$out" || fail "$name: echo"
-    tunnel "$name-dl" "127.0.0.1:$WP" "$@"
-    got=$(timeout 60 curl -s --max-time 50 "http://127.0.0.1:$CP/blob" | sha256sum | cut -d' ' -f1)
-    [ "$got" = "$want" ] || fail "$name: download sha256 $got, want $want"
+    start_pair "s-$name" "c-$name" "$ECHO" "$@"
+    check_streams "$name: echo" "$CP" 50 --bytes 2000000 --streams 3
+    start_pair "s-$name-dl" "c-$name-dl" "127.0.0.1:$WP" "$@"
+    download "$name"
 }
 
 check_method gcm --key e2e-new --crypt aes-128-gcm
@@ -54,8 +39,7 @@ echo "== --framesize 1000 on the client, 65535 on the server"
 sp=$(free_port); cp=$(free_port)
 start_server s-fs "$sp" "$ECHO" --key e2e-new --framesize 65535 --smuxver 2
 start_client c-fs "$cp" "$sp" --key e2e-new --framesize 1000 --smuxver 2
-out=$(timeout 60 python3 "$STREAMS" check --connect "127.0.0.1:$cp" --bytes 2000000 --duration 50)
-grep -q 'failed=0' <<<"$out" || fail "framesize"
+check_streams "framesize" "$cp" 50 --bytes 2000000
 
 echo "== --closewait 2 on the server: its FIN follows the target's EOF 2 s later"
 sp=$(free_port); cp=$(free_port)
@@ -80,13 +64,12 @@ echo "echoed bytes, seconds to EOF: $took"
 python3 -c "import sys; sys.exit(0 if float('${took#* }') >= 1.8 else 1)" || fail "closewait: EOF too early"
 
 echo "== --ratelimit 1000000 on the server: 3 MB take at least 2 s"
-sp=$(free_port); cp=$(free_port)
+sp=$(free_port); CP=$(free_port)
 start_server s-rl "$sp" "127.0.0.1:$WP" --key e2e-new --ratelimit 1000000
-start_client c-rl "$cp" "$sp" --key e2e-new
+start_client c-rl "$CP" "$sp" --key e2e-new
 t0=$(date +%s.%N)
-got=$(timeout 60 curl -s --max-time 50 "http://127.0.0.1:$cp/blob" | sha256sum | cut -d' ' -f1)
+download ratelimit
 t1=$(date +%s.%N)
-[ "$got" = "$want" ] || fail "ratelimit: download sha256"
 echo "3 MB at --ratelimit 1000000: $(python3 -c "print('%.2f s' % ($t1 - $t0))")"
 python3 -c "import sys; sys.exit(0 if $t1 - $t0 >= 2.0 else 1)" || fail "ratelimit not applied"
 
@@ -96,5 +79,5 @@ sp=$(free_port); cp=$(free_port)
 start_server s-bad "$sp" "127.0.0.1:$WP" --crypt null --key one --QPP
 start_client c-bad "$cp" "$sp" --crypt null --key two --QPP
 got=$(timeout 30 curl -s --max-time 10 "http://127.0.0.1:$cp/blob" | sha256sum | cut -d' ' -f1)
-[ "$got" != "$want" ] || fail "QPP with different keys delivered the file intact"
+[ "$got" != "$WANT" ] || fail "QPP with different keys delivered the file intact"
 echo "ok"

@@ -55,12 +55,11 @@ else
     spawn sshd "$SSHD" -D -e -f "$tmp/sshd_config"
 fi
 SSHD_PID=$LASTPID
-for _ in $(seq 100); do
-    python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $sport), 1).close()" \
-        2>/dev/null && break
+sshd_up() {
     kill -0 "$SSHD_PID" 2>/dev/null || fail "sshd exited: $(cat "$tmp/sshd.log")"
-    sleep 0.1
-done
+    listens t "$sport"
+}
+wait_until 100 sshd_up || fail "sshd does not listen on port $sport"
 
 # ssh_opts PORT: client options that read nothing from ~/.ssh and trust only our host key.
 ssh_opts() {
@@ -79,15 +78,6 @@ head -c "$((MB * 1048576))" /dev/urandom >"$tmp/up.bin"
 head -c "$((MB * 1048576))" /dev/urandom >"$tmp/down.src"
 sum() { sha256sum "$1" | cut -d' ' -f1; }
 
-# wait_port PROTO PORT: waits until something listens on 127.0.0.1:PORT (t = TCP, u = UDP).
-wait_port() {
-    for _ in $(seq 200); do
-        ss -Hln"$1" "sport = :$2" 2>/dev/null | grep -q . && return 0
-        sleep 0.05
-    done
-    fail "nothing listens on $1 port $2"
-}
-
 run_case() { # TITLE RELAY-ARGS (empty: no relay) TUNNEL-ARGS [ktun|kcptun]
     echo "== $1"
     local sys=${4:-ktun} tag=${5:-} up cp rpid="" t0 t1 t2 line spid cpid
@@ -95,11 +85,10 @@ run_case() { # TITLE RELAY-ARGS (empty: no relay) TUNNEL-ARGS [ktun|kcptun]
     local to=$up
     if [ -n "$2" ]; then
         # shellcheck disable=SC2086
-        spawn relay "$FW" --listen 127.0.0.1:0 --upstream "127.0.0.1:$up" $2 --seed 5 \
-            --duration 120
+        start_listener relay "$FW" --listen 127.0.0.1:0 --upstream "127.0.0.1:$up" $2 \
+            --seed 5 --duration 120
         rpid=$LASTPID
-        wait_log relay '^listening '
-        to=$(sed -n 's/^listening 127.0.0.1://p' "$tmp/relay.log")
+        to=$PORT
     fi
     if [ "$sys" = ktun ]; then
         # shellcheck disable=SC2086
@@ -146,9 +135,9 @@ run_case() { # TITLE RELAY-ARGS (empty: no relay) TUNNEL-ARGS [ktun|kcptun]
         stop_pid "$cpid" || fail "$1: client exit status"
         stop_pid "$spid" || fail "$1: server exit status"
     else
-        kill "$cpid" "$spid"; wait "$cpid" "$spid" 2>/dev/null
+        stop_all "$cpid" "$spid"
     fi
-    if [ -n "$rpid" ]; then kill "$rpid"; wait "$rpid" 2>/dev/null; fi
+    [ -z "$rpid" ] || stop_all "$rpid"
 }
 
 run_case "loopback, fast3, FEC 10/3" "" "--mode fast3 --crypt none --ds 10 --ps 3"

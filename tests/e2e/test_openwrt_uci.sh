@@ -107,7 +107,5 @@ config_foreach s "$4" "$4" "$3"
     spawn "uci-$role" env KCPTUN_KEY="$(cat "$tmp/$role.key")" "$KTUN" "$role" "${args[@]}"
     wait_log "uci-$role" "$role: listening"
 done
-out=$(timeout 60 python3 "$STREAMS" check --connect "127.0.0.1:$CP" --bytes 1000000 --streams 2 --duration 50)
-echo "$out"
-grep -q 'failed=0' <<<"$out" || fail "transfer through the UCI-configured tunnel"
+check_streams "transfer through the UCI-configured tunnel" "$CP" 50 --bytes 1000000 --streams 2
 echo PASS

@@ -11,15 +11,7 @@ for t in ss-server ss-local curl; do
     command -v "$t" >/dev/null || { echo "$t not installed"; exit 77; }
 done
 
-mkdir -p "$tmp/www"
-head -c 3000000 /dev/urandom >"$tmp/www/blob"
-want=$(sha256sum <"$tmp/www/blob" | cut -d' ' -f1)
-WP=$(free_port)
-spawn www python3 -m http.server "$WP" --bind 127.0.0.1 --directory "$tmp/www"
-for _ in $(seq 100); do
-    curl -s -o /dev/null "http://127.0.0.1:$WP/blob" && break
-    sleep 0.1
-done
+start_www www 3000000
 
 OPTS='key=ss-e2e\;key;crypt=aes-128-gcm;mode=fast2;nocomp;smuxver=2'
 SP=$(free_port); LP=$(free_port)
@@ -40,7 +32,7 @@ for _ in $(seq 50); do   # ss-local listens before its plugin does
 done
 got=$(timeout 60 curl -s --max-time 50 --socks5-hostname "127.0.0.1:$LP" \
       "http://127.0.0.1:$WP/blob" | sha256sum | cut -d' ' -f1)
-[ "$got" = "$want" ] || fail "download through shadowsocks: sha256 $got, want $want"
+[ "$got" = "$WANT" ] || fail "download through shadowsocks: sha256 $got, want $WANT"
 grep -q 'sess: opened' "$tmp/ss-server.log" || fail "the ktun plugin carried nothing"
 
 echo "== a bad option: exit 2, one line"
