@@ -5,7 +5,6 @@
 # SIGTERM. Both must exit 0 with no memory error and no definite or indirect leak.
 # Skipped (77) for the sanitizer build (ASan and valgrind do not mix) or without valgrind.
 set -u
-[ -f "$(dirname "$0")/lib.sh" ] || { echo "tests/e2e/lib.sh not there yet"; exit 77; }
 source "$(dirname "$0")/lib.sh"
 [ "$BUILD" = build ] || { echo "sanitizer build: valgrind skipped"; exit 77; }
 command -v valgrind >/dev/null || { echo "valgrind not installed"; exit 77; }
@@ -25,13 +24,10 @@ for mode in aes xsalsa20-poly1305; do
         "$CLIENT" -l "127.0.0.1:$CP" -r "127.0.0.1:$SP" "${ARGS[@]}"
     CPID=$LASTPID
     wait_log "cli-$mode" 'client: listening' 300
-    out=$(timeout 120 python3 "$STREAMS" check --connect "127.0.0.1:$CP" --bytes 262144 \
-          --streams 4 --duration 110)
-    echo "$out"
-    grep -q 'failed=0' <<<"$out" || fail "$mode: transfer under valgrind"
+    check_streams "$mode: transfer under valgrind" "$CP" 110 --bytes 262144 --streams 4
     kill -USR1 "$SPID" "$CPID"
-    wait_until 100 grep -q 'snmp: Bytes' "$tmp/srv-$mode.log"
-    wait_until 100 grep -q 'snmp: Bytes' "$tmp/cli-$mode.log"
+    wait_log "srv-$mode" 'snmp: Bytes'
+    wait_log "cli-$mode" 'snmp: Bytes'
     stop_pid "$CPID"; crc=$?
     stop_pid "$SPID"; src=$?
     for f in "$tmp/vg-cli-$mode.txt" "$tmp/vg-srv-$mode.txt"; do
