@@ -153,7 +153,120 @@ class _Emitter:
                 raise
 
 
-class Kcp(_Emitter):
+def _check_conv(conv):
+    if not isinstance(conv, int) or not 0 <= conv <= 0xFFFFFFFF:
+        raise ValueError("conv must be an integer in 0..2**32-1")
+
+
+def _stats(lock, fn, p, names):
+    """A core's counters as a dict: fn(p, uint64_t[len(names)]) fills them under lock."""
+    arr = ffi.new("uint64_t[]", len(names))
+    with lock:
+        fn(p, arr)
+    return dict(zip(names, arr))
+
+
+class _Api:
+    """The entry points of one engine core (KCP or link) that _Engine calls."""
+
+    def __init__(self, flush, tick, next_deadline, conv, send_room, wait_snd, recv_avail,
+                 is_dead, srtt, rto, stats, stat_names):
+        self.flush, self.tick, self.next_deadline = flush, tick, next_deadline
+        self.conv, self.send_room, self.wait_snd = conv, send_room, wait_snd
+        self.recv_avail, self.is_dead, self.srtt, self.rto = recv_avail, is_dead, srtt, rto
+        self.stats, self.stat_names = stats, stat_names
+
+
+class _Engine(_Emitter):
+    """What Kcp and Link share: timer entry points, the emitted packets, state and counters.
+    A subclass sets ``_api`` (its core's functions), ``_h`` (the core object) and ``_p`` (the
+    binding's wrapper of it), ``_q`` (its packet queue), ``_lock`` and ``_ptr``."""
+
+    _api = None
+
+    def flush(self, now_ms):
+        """Sends what is queued now (data, ACKs, window probes)."""
+        with self._lock:
+            self._api.flush(self._h, _u64(now_ms))
+        self._emit(self._q)
+
+    def tick(self, now_ms):
+        """Timer entry point: runs due retransmissions, probes and interval flushes."""
+        with self._lock:
+            self._api.tick(self._h, _u64(now_ms))
+        self._emit(self._q)
+
+    def update(self, now_ms):
+        """Ticks if something is due at now_ms (safe to call as often as you like)."""
+        now = _u64(now_ms)
+        with self._lock:
+            if self._api.next_deadline(self._h, now) <= now:
+                self._api.tick(self._h, now)
+        self._emit(self._q)
+
+    def next_deadline(self, now_ms):
+        """Absolute ms of the next tick with work to do, or None when idle."""
+        with self._lock:
+            d = self._api.next_deadline(self._h, _u64(now_ms))
+        return None if d == UINT64_MAX else d
+
+    def datagrams(self):
+        """Takes the packets emitted so far (a list of bytes)."""
+        with self._lock:
+            pkts = _take(self._q, True, self._ptr)
+        if self._pending:
+            pkts, self._pending = self._pending + pkts, []
+        return pkts
+
+    def output_batch(self):
+        """Takes the packets emitted so far as one framed blob (LE32 length | packet ...)."""
+        with self._lock:
+            blob = _take_blob(self._q, self._ptr)
+        if self._pending:
+            blob, self._pending = frame_batch(self._pending) + blob, []
+        return blob
+
+    @property
+    def conv(self):
+        with self._lock:
+            return self._api.conv(self._h)
+
+    @property
+    def send_room(self):
+        """Bytes that may still be queued before the window is full (0: stop writing)."""
+        with self._lock:
+            return self._api.send_room(self._h)
+
+    @property
+    def wait_snd(self):
+        with self._lock:
+            return self._api.wait_snd(self._h)
+
+    @property
+    def recv_avail(self):
+        with self._lock:
+            return self._api.recv_avail(self._h)
+
+    @property
+    def is_dead(self):
+        return bool(self._api.is_dead(self._h))
+
+    @property
+    def srtt(self):
+        with self._lock:
+            return self._api.srtt(self._h)
+
+    @property
+    def rto(self):
+        with self._lock:
+            return self._api.rto(self._h)
+
+    def stats(self):
+        """The core's SNMP-style counters as a dict."""
+        return _stats(self._lock, self._api.stats, self._p, self._api.stat_names)
+
+
+class Kcp(_Engine):
     """One KCP engine (kcp-go 5.6.1 behaviour): bytes in, bytes out, time from the caller.
 
     Packets the engine emits are collected; take them with ``datagrams()`` (a list) or
@@ -161,16 +274,19 @@ class Kcp(_Emitter):
     ``output=callable`` to have them handed over after every call that can emit.
     """
 
+    _api = _Api(lib.kcp_flush, lib.kcp_tick, lib.kcp_next_deadline, lib.kcp_conv,
+                lib.kcp_send_room, lib.kcp_wait_snd, lib.kcp_recv_avail, lib.kcp_is_dead,
+                lib.kcp_srtt, lib.kcp_rto, lib.kpy_kcp_stats, _KCP_STATS)
+
     def __init__(self, conv, *, mode=None, mtu=None, sndwnd=None, rcvwnd=None, stream=False,
                  ack_nodelay=False, pacing=False, output=None):
         super().__init__(output)
-        if not isinstance(conv, int) or not 0 <= conv <= 0xFFFFFFFF:
-            raise ValueError("conv must be an integer in 0..2**32-1")
+        _check_conv(conv)
         p = lib.kpy_kcp_new(conv)
         if p == ffi.NULL:
             raise MemoryError("kcp_new failed")
         self._p = ffi.gc(p, lib.kpy_kcp_free)
-        self._k = lib.kpy_kcp_engine(p)
+        self._k = self._h = lib.kpy_kcp_engine(p)
         self._q = lib.kpy_kcp_queue(p)
         self._rq = ffi.gc(lib.kpy_queue_new(), lib.kpy_queue_free)
         if self._rq == ffi.NULL:
@@ -294,99 +410,16 @@ class Kcp(_Emitter):
             raise KtunError(r, "input_batch: bad framing")
         return r
 
-    def flush(self, now_ms):
-        with self._lock:
-            lib.kcp_flush(self._k, _u64(now_ms))
-        self._emit(self._q)
-
-    def tick(self, now_ms):
-        """Timer entry point: runs due retransmissions, probes and interval flushes."""
-        with self._lock:
-            lib.kcp_tick(self._k, _u64(now_ms))
-        self._emit(self._q)
-
-    def update(self, now_ms):
-        """Ticks if something is due at now_ms (safe to call as often as you like)."""
-        now = _u64(now_ms)
-        with self._lock:
-            if lib.kcp_next_deadline(self._k, now) <= now:
-                lib.kcp_tick(self._k, now)
-        self._emit(self._q)
-
-    def next_deadline(self, now_ms):
-        """Absolute ms of the next tick with work to do, or None when idle."""
-        with self._lock:
-            d = lib.kcp_next_deadline(self._k, _u64(now_ms))
-        return None if d == UINT64_MAX else d
-
-    def datagrams(self):
-        """Takes the packets emitted so far (a list of bytes)."""
-        with self._lock:
-            pkts = _take(self._q, True, self._ptr)
-        if self._pending:
-            pkts, self._pending = self._pending + pkts, []
-        return pkts
-
-    def output_batch(self):
-        """Takes the packets emitted so far as one framed blob (LE32 length | packet ...)."""
-        with self._lock:
-            blob = _take_blob(self._q, self._ptr)
-        if self._pending:
-            blob, self._pending = frame_batch(self._pending) + blob, []
-        return blob
-
-    # -- state
-    @property
-    def conv(self):
-        with self._lock:
-            return lib.kcp_conv(self._k)
-
-    @property
-    def send_room(self):
-        """Bytes that may still be queued before the window is full (0: stop writing)."""
-        with self._lock:
-            return lib.kcp_send_room(self._k)
-
-    @property
-    def wait_snd(self):
-        with self._lock:
-            return lib.kcp_wait_snd(self._k)
-
-    @property
-    def recv_avail(self):
-        with self._lock:
-            return lib.kcp_recv_avail(self._k)
-
+    # -- state (more in _Engine)
     @property
     def mss(self):
         with self._lock:
             return lib.kcp_mss(self._k)
 
     @property
-    def rto(self):
-        with self._lock:
-            return lib.kcp_rto(self._k)
-
-    @property
-    def srtt(self):
-        with self._lock:
-            return lib.kcp_srtt(self._k)
-
-    @property
     def cwnd(self):
         with self._lock:
             return lib.kcp_cwnd(self._k)
-
-    @property
-    def is_dead(self):
-        return bool(lib.kcp_is_dead(self._k))
-
-    def stats(self):
-        """kcp-go's SNMP-style counters as a dict."""
-        arr = ffi.new("uint64_t[]", len(_KCP_STATS))
-        with self._lock:
-            lib.kpy_kcp_stats(self._p, arr)
-        return dict(zip(_KCP_STATS, arr))
 
 
 def crypt_methods():
@@ -444,10 +477,7 @@ class Crypt:
             lib.crypt_set_start(self._c, _u64(wall_ms))
 
     def stats(self):
-        arr = ffi.new("uint64_t[]", len(_CRYPT_STATS))
-        with self._lock:
-            lib.kpy_crypt_stats(self._p, arr)
-        return dict(zip(_CRYPT_STATS, arr))
+        return _stats(self._lock, lib.kpy_crypt_stats, self._p, _CRYPT_STATS)
 
 
 def _config_names(which):
@@ -477,7 +507,7 @@ def _apply_config(cfg, setter, names, what, options):
             raise ValueError(f"{what} option {name}={value} out of range")
 
 
-class Link(_Emitter):
+class Link(_Engine):
     """One kcptun session's datagram stack: KCP (stream mode) + Reed-Solomon FEC + crypt.
 
     Defaults are kcptun's client defaults (FEC 10/3, mtu 1350, windows 128/512, mode fast,
@@ -487,11 +517,14 @@ class Link(_Emitter):
     ``crypt`` is a Crypt object or a method name (then ``key`` is used).
     """
 
+    _api = _Api(lib.link_flush, lib.link_tick, lib.link_next_deadline, lib.link_conv,
+                lib.link_send_room, lib.link_wait_snd, lib.link_recv_avail, lib.link_is_dead,
+                lib.link_srtt, lib.link_rto, lib.kpy_link_stats, _LINK_STATS)
+
     def __init__(self, conv, crypt="aes", key="it's a secrect", *, mode=None, output=None,
                  **options):
         super().__init__(output)
-        if not isinstance(conv, int) or not 0 <= conv <= 0xFFFFFFFF:
-            raise ValueError("conv must be an integer in 0..2**32-1")
+        _check_conv(conv)
         if isinstance(crypt, str):
             crypt = Crypt(crypt, key)
         if not isinstance(crypt, Crypt):
@@ -511,7 +544,7 @@ class Link(_Emitter):
         if p == ffi.NULL:
             raise KtunError(err[0], "link_new (check mtu and FEC shard counts)")
         self._p = ffi.gc(p, lib.kpy_link_free)
-        self._l = lib.kpy_link_obj(p)
+        self._l = self._h = lib.kpy_link_obj(p)
         self._q = lib.kpy_link_queue(p)
         self._rq = ffi.gc(lib.kpy_queue_new(), lib.kpy_queue_free)
         self._lock = crypt._lock
@@ -561,91 +594,15 @@ class Link(_Emitter):
                 raise KtunError(n, "recv")
             return _take_blob(self._rq, self._ptr)
 
-    def flush(self, now_ms):
-        with self._lock:
-            lib.link_flush(self._l, _u64(now_ms))
-        self._emit(self._q)
-
-    def tick(self, now_ms):
-        with self._lock:
-            lib.link_tick(self._l, _u64(now_ms))
-        self._emit(self._q)
-
-    def update(self, now_ms):
-        now = _u64(now_ms)
-        with self._lock:
-            if lib.link_next_deadline(self._l, now) <= now:
-                lib.link_tick(self._l, now)
-        self._emit(self._q)
-
-    def next_deadline(self, now_ms):
-        with self._lock:
-            d = lib.link_next_deadline(self._l, _u64(now_ms))
-        return None if d == UINT64_MAX else d
-
     def set_wall_offset(self, wall_offset_ms):
         with self._lock:
             lib.link_set_wall_offset(self._l, int(wall_offset_ms))
-
-    def datagrams(self):
-        with self._lock:
-            pkts = _take(self._q, True, self._ptr)
-        if self._pending:
-            pkts, self._pending = self._pending + pkts, []
-        return pkts
-
-    def output_batch(self):
-        with self._lock:
-            blob = _take_blob(self._q, self._ptr)
-        if self._pending:
-            blob, self._pending = frame_batch(self._pending) + blob, []
-        return blob
 
     def log_messages(self):
         """The latest one-line diagnostic of the stack (e.g. an FEC layout mismatch), or None."""
         msg = ffi.new("const char **")
         n = lib.kpy_link_log(self._p, msg)
         return ffi.string(msg[0]).decode(errors="replace") if n else None
-
-    @property
-    def conv(self):
-        with self._lock:
-            return lib.link_conv(self._l)
-
-    @property
-    def send_room(self):
-        with self._lock:
-            return lib.link_send_room(self._l)
-
-    @property
-    def wait_snd(self):
-        with self._lock:
-            return lib.link_wait_snd(self._l)
-
-    @property
-    def recv_avail(self):
-        with self._lock:
-            return lib.link_recv_avail(self._l)
-
-    @property
-    def is_dead(self):
-        return bool(lib.link_is_dead(self._l))
-
-    @property
-    def srtt(self):
-        with self._lock:
-            return lib.link_srtt(self._l)
-
-    @property
-    def rto(self):
-        with self._lock:
-            return lib.link_rto(self._l)
-
-    def stats(self):
-        arr = ffi.new("uint64_t[]", len(_LINK_STATS))
-        with self._lock:
-            lib.kpy_link_stats(self._p, arr)
-        return dict(zip(_LINK_STATS, arr))
 
 
 # Mux event kinds (python/csrc/pyshim.c).
@@ -801,10 +758,7 @@ class Mux:
         return None if r == ffi.NULL else ffi.string(r).decode()
 
     def stats(self):
-        arr = ffi.new("uint64_t[]", len(_MUX_STATS))
-        with self._lock:
-            lib.kpy_mux_stats(self._p, arr)
-        return dict(zip(_MUX_STATS, arr))
+        return _stats(self._lock, lib.kpy_mux_stats, self._p, _MUX_STATS)
 
 
 class Comp:
