@@ -3,10 +3,12 @@
 
 ABI mode (ffi.dlopen + cdef) needs no C compiler when the package is installed: the C side is
 built once by ktun's Makefile (`make libktun.so`), and this module only declares what it calls.
-The declarations of core functions are copied from ktun's public headers; the test suite checks
-that they still match the headers word for word, so a change of a core signature shows up as a
-test failure instead of a silent ABI mismatch. Structs are never declared: statistics and
-configuration go through python/csrc/pyshim.c's name tables.
+The declarations of core functions are copied from ktun's public headers, and those of the
+binding's own functions from python/csrc/pyshim.c's KPY_API prototypes: an installed package has
+neither file to read them from. tests/test_ffi.py checks that both lists still match their
+sources word for word (and that every function the package calls is declared), so a changed
+signature shows up as a test failure instead of a silent ABI mismatch. Structs are never
+declared: statistics and configuration go through python/csrc/pyshim.c's name tables.
 """
 
 import os
@@ -15,8 +17,8 @@ import pathlib
 import cffi
 
 # Declarations copied from common/kcp.h, common/link.h, common/mux.h, crypto/crypt.h, common/err.h,
-# common/comp.h, crypto/qpp.h
-# (checked against them by tests/test_ffi.py) and the binding's own python/csrc/pyshim.c.
+# common/comp.h, crypto/qpp.h (CORE_CDEF) and python/csrc/pyshim.c's KPY_API prototypes
+# (SHIM_CDEF); tests/test_ffi.py checks both against their sources.
 CORE_CDEF = """
 void kcp_set_nodelay(struct kcp *k, int nodelay, int interval_ms, int resend, int nc);
 int kcp_set_window(struct kcp *k, int sndwnd, int rcvwnd);
