@@ -52,20 +52,28 @@ def echo_conn(c):
         c.close()
 
 
-def cmd_echo(a):
-    if a.listen.startswith("/"):  # a Unix socket path
+def listen(addr, backlog=512):
+    """A listening socket on H:P (IPv4 or IPv6) or a Unix socket path; prints its address as
+    "listening H:P" (or the path), the line the scripts wait for."""
+    if addr.startswith("/"):  # a Unix socket path
         ls = socket.socket(socket.AF_UNIX)
-        ls.bind(a.listen)
-        ls.listen(512)
-        print(f"listening {a.listen}", flush=True)
+        ls.bind(addr)
+        name = addr
     else:
-        host, port = parse_addr(a.listen)
+        host, port = parse_addr(addr)
         ls = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         ls.bind((host, port))
-        ls.listen(512)
         h, p = ls.getsockname()[:2]
-        print(f"listening {h}:{p}", flush=True)
+        name = f"{h}:{p}"
+    ls.listen(backlog)
+    print(f"listening {name}", flush=True)
+    return ls
+
+
+def serve(a, handler):
+    """Accepts connections on --listen for --duration seconds, each handled in a thread."""
+    ls = listen(a.listen)
     ls.settimeout(0.5)
     end = time.time() + a.duration
     while time.time() < end:
@@ -74,8 +82,12 @@ def cmd_echo(a):
         except socket.timeout:
             continue
         c.settimeout(None)
-        threading.Thread(target=echo_conn, args=(c,), daemon=True).start()
+        threading.Thread(target=handler, args=(c,), daemon=True).start()
     return 0
+
+
+def cmd_echo(a):
+    return serve(a, echo_conn)
 
 
 def stream_blocks(seed, n, text):
@@ -166,26 +178,6 @@ def cmd_check(a):
     return 0 if not bad and not alive else 1
 
 
-def serve(a, handler):
-    host, port = parse_addr(a.listen)
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind((host, port))
-    ls.listen(64)
-    print(f"listening {ls.getsockname()[0]}:{ls.getsockname()[1]}", flush=True)
-    ls.settimeout(0.5)
-    end = time.time() + a.duration
-    conns = []
-    while time.time() < end:
-        try:
-            c, _ = ls.accept()
-        except socket.timeout:
-            continue
-        conns.append(c)
-        threading.Thread(target=handler, args=(c,), daemon=True).start()
-    return 0
-
-
 def flood_conn(c):
     blk = random.Random(7).randbytes(CHUNK)
     try:
@@ -200,7 +192,8 @@ def cmd_flood(a):
 
 
 def cmd_stall(a):
-    return serve(a, lambda c: None)
+    held = []   # accepted connections stay open, never read
+    return serve(a, held.append)
 
 
 def cmd_hold(a):
