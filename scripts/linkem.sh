@@ -81,6 +81,9 @@ do_up() {
     fi
     mkdir -p "$STATE"
     rm -f "$STATS" "$LOG"
+    # any failing step below (set -e) takes down what was set up so far: no namespace or
+    # linkem process is left behind by a half-made link
+    trap 'do_down >/dev/null 2>&1' ERR
     for ns in "$NS_A" "$NS_B"; do
         ip netns add "$ns"
         ip -n "$ns" link set lo up
@@ -107,6 +110,7 @@ do_up() {
     grep -q '^ready' "$LOG" || { do_down >/dev/null; die "linkem not ready after 5 s"; }
     ip -n "$NS_A" addr add "$ADDR_A/$PREFIX" dev "$DEV_A"
     ip -n "$NS_B" addr add "$ADDR_B/$PREFIX" dev "$DEV_B"
+    trap - ERR
     echo "linkem: up (pid $pid): a=$ADDR_A (netns $NS_A, $DEV_A)  b=$ADDR_B (netns $NS_B, $DEV_B)"
     local cc
     cc=$(ip netns exec "$NS_A" sysctl -n net.ipv4.tcp_congestion_control)
