@@ -186,26 +186,36 @@ def dropped_mid_transfer():
     checks += 1
 
 
-def threads_share_one_object():
-    global checks
-    k = ktun.Kcp(8, mode="fast3", stream=True)
+def run_threads(work, args):
+    """Runs work(arg) for each arg in a thread of its own; returns what they raised."""
     errors = []
 
-    def worker(n):
+    def guarded(arg):
         try:
-            for i in range(300):
-                k.send(b"t" * 500)
-                k.flush(i)
-                k.datagrams()
-                k.stats()
+            work(arg)
         except Exception as e:  # noqa: BLE001
             errors.append(e)
 
-    ts = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    ts = [threading.Thread(target=guarded, args=(a,)) for a in args]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
+    return errors
+
+
+def threads_share_one_object():
+    global checks
+    k = ktun.Kcp(8, mode="fast3", stream=True)
+
+    def worker(n):
+        for i in range(300):
+            k.send(b"t" * 500)
+            k.flush(i)
+            k.datagrams()
+            k.stats()
+
+    errors = run_threads(worker, range(4))
     assert not errors, errors
 
     # links of one secure-mode Crypt (shared nonce generator and counters) in several threads
@@ -213,19 +223,12 @@ def threads_share_one_object():
     links = [ktun.Link(i, c, mode="fast3") for i in range(4)]
 
     def link_worker(link):
-        try:
-            for i in range(200):
-                link.send(b"s" * 3000)
-                link.flush(i)
-                link.datagrams()
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
+        for i in range(200):
+            link.send(b"s" * 3000)
+            link.flush(i)
+            link.datagrams()
 
-    ts = [threading.Thread(target=link_worker, args=(l,)) for l in links]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    errors = run_threads(link_worker, links)
     assert not errors, errors
     checks += 1
 
