@@ -11,19 +11,31 @@ tmp=$(mktemp -d)
 pids=()
 declare -gA PID_OF=()   # log name -> PID of the process spawn started with that name
 
-# stop_all PID...: SIGTERM, up to 10 s for all of them to exit, then SIGKILL; reaps them.
+# ours PID: PID is still a child of this shell (running, or exited and not yet reaped). A PID
+# whose process ended and was reaped may since belong to someone else: it is never signalled.
+ours() {
+    local st
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    st=${st##*) }           # after "pid (comm) ": state, ppid, ...
+    st=${st#* }
+    [ "${st%% *}" = "$$" ]
+}
+
+# stop_all PID...: SIGTERM to those still ours, up to 10 s for them to exit, then SIGKILL to
+# any left; reaps them.
 stop_all() {
-    local p left
-    [ $# -gt 0 ] || return 0
-    kill -TERM "$@" 2>/dev/null
+    local p live=() left
+    for p in "$@"; do ours "$p" && live+=("$p"); done
+    [ ${#live[@]} -gt 0 ] || return 0
+    kill -TERM "${live[@]}" 2>/dev/null
     for _ in $(seq 100); do
-        left=0
-        for p in "$@"; do kill -0 "$p" 2>/dev/null && { left=1; break; }; done
-        [ $left -eq 0 ] && break
+        left=()
+        for p in "${live[@]}"; do ours "$p" && left+=("$p"); done
+        [ ${#left[@]} -eq 0 ] && break
         sleep 0.1
     done
-    kill -KILL "$@" 2>/dev/null
-    wait "$@" 2>/dev/null
+    [ ${#left[@]} -eq 0 ] || kill -KILL "${left[@]}" 2>/dev/null
+    wait "${live[@]}" 2>/dev/null
 }
 
 cleanup() {
@@ -91,9 +103,9 @@ wait_port() {
 }
 
 # stop_pid PID: SIGTERM, up to 10 s for a clean exit, then SIGKILL; returns its exit status.
-gone() { ! kill -0 "$1" 2>/dev/null; }
+gone() { ! ours "$1"; }
 stop_pid() {
-    kill -TERM "$1" 2>/dev/null
+    ours "$1" && kill -TERM "$1" 2>/dev/null
     wait_until 100 gone "$1" ||
         { echo "pid $1 still running 10 s after SIGTERM: killed"; kill -KILL "$1" 2>/dev/null; }
     wait "$1"
