@@ -81,7 +81,9 @@ stop_server() { kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; server=;
 
 up() {
     echo "+ $LINK up $*"
-    $LINK up "$@" | head -1 || exit 1
+    local out
+    out=$($LINK up "$@") || { echo "$out"; exit 1; }
+    head -1 <<<"$out"
 }
 
 echo "== RTT: delay $DELAY ms each way, nothing else"
