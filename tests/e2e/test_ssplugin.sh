@@ -25,11 +25,11 @@ grep -q 'encryption: aes-128-gcm' "$tmp/ss-server.log" || fail "options not appl
 grep -q 'encryption: aes-128-gcm' "$tmp/ss-local.log" || fail "options not applied on the client"
 
 echo "== 3 MB through ss-local's SOCKS5 port, ktun as the plugin"
-for _ in $(seq 50); do   # ss-local listens before its plugin does
-    curl -s -o /dev/null --max-time 2 --socks5-hostname "127.0.0.1:$LP" \
-        "http://127.0.0.1:$WP/" && break
-    sleep 0.2
-done
+# ss-local listens before its plugin does: wait until a request goes through
+socks_up() {
+    curl -s -o /dev/null --max-time 2 --socks5-hostname "127.0.0.1:$LP" "http://127.0.0.1:$WP/"
+}
+wait_until 50 socks_up || fail "nothing answers through ss-local's SOCKS5 port"
 got=$(timeout 60 curl -s --max-time 50 --socks5-hostname "127.0.0.1:$LP" \
       "http://127.0.0.1:$WP/blob" | sha256sum | cut -d' ' -f1)
 [ "$got" = "$WANT" ] || fail "download through shadowsocks: sha256 $got, want $WANT"
