@@ -98,8 +98,11 @@ def test_next_deadline_and_idle():
 
 
 def test_modes_by_name():
-    for name in ktun.MODES:
+    for name, profile in ktun.MODES.items():
         ktun.Kcp(1, mode=name)
+        # the profile reaches the core: Link reads its configuration back from C
+        cfg = ktun.Link(1, "none", mode=name).config
+        assert (cfg["nodelay"], cfg["interval_ms"], cfg["resend"], cfg["nc"]) == profile, name
     with pytest.raises(ValueError):
         ktun.Kcp(1, mode="warp")
 
