@@ -657,15 +657,20 @@ int mux_ping(struct mux *m)
     return m->closed ? ERR_CLOSED : 0;
 }
 
-int mux_set_keepalive(struct mux *m, uint32_t interval_ms, uint32_t timeout_ms, uint64_t now_ms)
+int mux_set_local(struct mux *m, const struct mux_config *cfg, uint64_t now_ms)
 {
-    if (interval_ms && timeout_ms < interval_ms)
+    if (cfg->keepalive_interval_ms && cfg->keepalive_timeout_ms < cfg->keepalive_interval_ms)
         return ERR_INVAL;
-    m->cfg.keepalive_interval_ms = interval_ms;
-    m->cfg.keepalive_timeout_ms = timeout_ms;
-    m->next_ping_ms = now_ms + interval_ms;
-    m->next_check_ms = now_ms + timeout_ms;
-    m->data_ready = false;
+    if (cfg->keepalive_interval_ms != m->cfg.keepalive_interval_ms ||
+        cfg->keepalive_timeout_ms != m->cfg.keepalive_timeout_ms) {
+        m->cfg.keepalive_interval_ms = cfg->keepalive_interval_ms;
+        m->cfg.keepalive_timeout_ms = cfg->keepalive_timeout_ms;
+        m->next_ping_ms = now_ms + cfg->keepalive_interval_ms;
+        m->next_check_ms = now_ms + cfg->keepalive_timeout_ms;
+        m->data_ready = false;
+    }
+    m->cfg.max_streams = cfg->max_streams;
+    m->cfg.close_wait_ms = cfg->close_wait_ms;
     return 0;
 }
 

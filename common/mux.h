@@ -196,10 +196,12 @@ int mux_tick(struct mux *m, uint64_t now_ms);
  * schedule. Returns 0, or ERR_CLOSED. */
 int mux_ping(struct mux *m);
 
-/* Changes the keepalive of a live session (see mux_config): the next NOP leaves
- * |interval_ms| after |now_ms| and the next dead-peer check |timeout_ms| after it. Returns 0,
- * or ERR_INVAL (timeout below interval, as mux_config_validate) leaving the session as it was. */
-int mux_set_keepalive(struct mux *m, uint32_t interval_ms, uint32_t timeout_ms, uint64_t now_ms);
+/* Applies the settings of |cfg| that the peer never sees to a live session (SIGHUP): the
+ * keepalive (when it changed, the next NOP leaves keepalive_interval_ms after |now_ms| and
+ * the next dead-peer check keepalive_timeout_ms after it), max_streams (streams beyond it stay
+ * until they end) and close_wait_ms (for FINs queued from now on). Returns 0, or ERR_INVAL
+ * (keepalive timeout below the interval, as mux_config_validate) changing nothing. */
+int mux_set_local(struct mux *m, const struct mux_config *cfg, uint64_t now_ms);
 
 /* True once the session is dead (on_close has been called). */
 bool mux_is_closed(const struct mux *m);

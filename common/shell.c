@@ -202,7 +202,22 @@ void shell_reconfigure(struct shell *sh, const struct config *cfg, struct crypt 
     sh->budget.limit = sh->params.bufbudget > 0 ? (uint64_t)sh->params.bufbudget : 0;
     log_set_level((enum log_level)cfg->loglevel);
     log_set_quiet(cfg->quiet);
+    /* what the peer never sees applies to live sessions too: keepalive, --maxstreams,
+     * --closewait */
+    uint64_t now = shell_now_ms();
+    size_t n = 0;
+    for (struct sess *s = sh->sessions, *nx; s; s = nx) {
+        nx = s->next;
+        if (tunnel_set_local(s->tun, &sh->params.tun, now) == 0)
+            n++;
+        sess_pump(s); /* the timer follows the new keepalive */
+    }
+    if (n)
+        LOG_INFO("reload: keepalive %u s, --maxstreams %u, --closewait %u s for %zu live "
+                 "session(s)", cfg->keepalive_s > 0 ? (unsigned)cfg->keepalive_s : 0,
+                 sh->params.tun.mux.max_streams, sh->params.tun.mux.close_wait_ms / 1000, n);
     shell_wake_stalled(sh);
+    shell_flush_dgrams(sh);
 }
 
 static void sig_usr1_cb(EV_P_ ev_signal *w, int revents)

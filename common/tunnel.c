@@ -573,10 +573,9 @@ int tunnel_ping(struct tunnel *t)
     return t->dead ? ERR_CLOSED : mux_ping(t->mux);
 }
 
-int tunnel_set_keepalive(struct tunnel *t, uint32_t interval_ms, uint32_t timeout_ms,
-                         uint64_t now_ms)
+int tunnel_set_local(struct tunnel *t, const struct tunnel_config *cfg, uint64_t now_ms)
 {
-    return mux_set_keepalive(t->mux, interval_ms, timeout_ms, now_ms);
+    return mux_set_local(t->mux, &cfg->mux, now_ms);
 }
 
 size_t tunnel_stream_count(const struct tunnel *t)

@@ -201,9 +201,9 @@ uint32_t tunnel_rto(const struct tunnel *t);
 /* Sends a keepalive (an smux NOP) now: new data for the peer, which any smux peer accepts.
  * Returns 0 or ERR_CLOSED. */
 int tunnel_ping(struct tunnel *t);
-/* Changes the keepalive of a live tunnel (see mux_set_keepalive). Returns 0 or ERR_INVAL. */
-int tunnel_set_keepalive(struct tunnel *t, uint32_t interval_ms, uint32_t timeout_ms,
-                         uint64_t now_ms);
+/* Applies the settings of |cfg| that the peer never sees to a live tunnel (SIGHUP): mux's
+ * keepalive, stream limit and close-wait (mux_set_local). Returns 0 or ERR_INVAL. */
+int tunnel_set_local(struct tunnel *t, const struct tunnel_config *cfg, uint64_t now_ms);
 /* Number of live streams. */
 size_t tunnel_stream_count(const struct tunnel *t);
 
