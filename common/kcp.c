@@ -6,6 +6,7 @@
 #include "common/pace.h"
 #include "common/wire.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,10 @@
 #define KCP_MAX_FRAGMENTS 255
 #define KCP_COPIES_MAX 2 /* pacing: redundant copies per segment at most (3x the load) */
 #define KCP_LOSS_LEVELS (KCP_COPIES_MAX + 1)
+/* Pacing: FEC parity counts the loss evidence tells apart (a group sent with more parity
+ * shards counts as this many: kcp_fec_parity caps its answer here). */
+#define KCP_PARITY_LEVELS 17
+#define KCP_PARITY_UNKNOWN 0xff /* the segment's FEC group has not closed yet */
 /* Pacing: the residual loss probability a segment sent while application-limited may keep
  * after its copies. A message whose segment is lost waits a round trip or more, so this is
  * set by the latency percentile to protect, not by a link: the 99th percentile stays clear of
@@ -69,6 +74,8 @@ struct kcp_seg {
     uint8_t frg;
     uint8_t copies;       /* pacing: redundant copies sent with the first transmission */
     uint64_t first_deadline; /* pacing: retransmission time set by the first transmission */
+    uint32_t group_first; /* FEC group of the first transmission */
+    uint8_t parity;       /* parity shards that group got (KCP_PARITY_UNKNOWN: not closed) */
     uint8_t data[];
 };
 
@@ -99,12 +106,18 @@ struct kcp {
     const struct kcp_send_ops *send; /* sending policy (kcp_set_pacing) */
     const struct kcp_hold_ops *hold; /* retransmission hold (kcp_set_fec_hold); NULL: none */
     struct pace pace;          /* the paced policy's estimates */
-    /* paced policy: loss evidence per number of copies c sent with a first transmission:
-     * segments resolved (acknowledged) and those of them that needed a retransmission */
-    double loss_n[KCP_LOSS_LEVELS];
-    double loss_l[KCP_LOSS_LEVELS];
+    /* paced policy: loss evidence per number of copies c sent with a first transmission and
+     * parity shards j of its FEC group: segments resolved (acknowledged) and those of them
+     * that needed a retransmission */
+    double loss_n[KCP_LOSS_LEVELS][KCP_PARITY_LEVELS];
+    double loss_l[KCP_LOSS_LEVELS][KCP_PARITY_LEVELS];
+    uint32_t fec_ds;           /* data shards per FEC group (kcp_fec_parity); 0: no FEC */
+    uint32_t fec_last_parity;  /* parity shards kcp_fec_parity chose last */
     double loss_p;             /* estimated loss probability of one packet (loss_dirty: stale) */
+    double loss_up;            /* its 95 % upper confidence bound (loss_up_dirty: stale) */
+    double loss_pooled;        /* rate of losses left unrepaired by parity (loss_dirty) */
     bool loss_dirty;
+    bool loss_up_dirty;
     bool reordering_seen;      /* a never-retransmitted segment was acknowledged after a
                                 * later one */
     uint32_t rtt_last;         /* latest RTT sample, ms */
@@ -824,7 +837,11 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
         h->sn = s->sn;
         h->len = s->len;
         put_segment(k, h, s->data);
-        if (k->hold) /* after put_segment: it may have emitted the last packet */
+        if (s->xmit == 1) { /* after put_segment: it may have emitted the last packet */
+            s->group_first = k->fec_group;
+            s->parity = KCP_PARITY_UNKNOWN;
+        }
+        if (k->hold)
             k->hold->on_sent(k, s);
         h->frg = 0;
         if (s->xmit >= KCP_DEAD_LINK)
@@ -1059,57 +1076,210 @@ static void paced_on_xmit(struct kcp *k, struct kcp_seg *s, uint64_t now_ms)
     pace_on_send(&k->pace, &s->mark, now_ms);
 }
 
-/* Loss probability of one packet from the evidence: the maximum-likelihood p for which a
- * segment sent with c copies needed a retransmission with probability p^(c+1). The score
- * below is decreasing in p, so bisection finds its root. */
-static double loss_score(const struct kcp *k, double p)
+/* Probability that at least |j| of |n| packets are lost, each with probability |p|
+ * (binomial tail, summed from its small end: no cancellation for small p), and in *|tj| the
+ * term for exactly j losses. */
+static double binom_tail(uint32_t n, uint32_t j, double p, double *tj)
 {
-    double f = 0, q = p;
-    for (int c = 0; c < KCP_LOSS_LEVELS; c++, q *= p) {
-        double won = k->loss_n[c] - k->loss_l[c];
-        f += (c + 1) * (k->loss_l[c] - (won > 0 ? won : 0) * q / (1 - q));
+    double r = p / (1 - p), t = 1;
+    for (uint32_t i = 0; i < n; i++)
+        t *= 1 - p;
+    for (uint32_t i = 0; i < j; i++)
+        t *= r * (double)(n - i) / (double)(i + 1);
+    *tj = t;
+    double g = 0;
+    for (uint32_t i = j; i <= n && t > 0; i++) {
+        g += t;
+        t *= r * (double)(n - i) / (double)(i + 1);
+    }
+    return g;
+}
+
+/* Probability that a data shard, lost with probability |p| in a group of |ds| data shards
+ * sent with |j| parity shards, is not rebuilt: at least j of the group's other ds + j - 1
+ * shards are lost too. *|dlog| receives p times the derivative of its logarithm over p. */
+static double fec_unrepaired(uint32_t ds, uint32_t j, double p, double *dlog)
+{
+    if (j == 0) {
+        *dlog = 1;
+        return p;
+    }
+    double tj;
+    double g = binom_tail(ds + j - 1, j, p, &tj);
+    /* d/dp P(X >= j) = j / p * P(X = j) for X ~ Bin(n, p) */
+    *dlog = 1 + (g > 0 ? (double)j * tj / g : (double)j);
+    return p * g;
+}
+
+/* Loss probability of one packet from the evidence: the maximum-likelihood p for which a
+ * segment sent with c copies in a FEC group with j parity shards needed a retransmission
+ * with probability p^c x fec_unrepaired(p) (the copies and the group taken as independent).
+ * The score below (p times the derivative of the log-likelihood) falls with p; bisection
+ * finds its root. */
+static double loss_score(const struct kcp *k, double p, bool pooled)
+{
+    double f = 0, pc = 1;
+    for (int c = 0; c < KCP_LOSS_LEVELS; c++, pc *= p) {
+        for (int j = 0; j < KCP_PARITY_LEVELS; j++) {
+            double n = k->loss_n[c][j], l = k->loss_l[c][j];
+            if (n <= 0)
+                continue;
+            double a, q = pc * fec_unrepaired(k->fec_ds, pooled ? 0 : (uint32_t)j, p, &a);
+            double won = n - l;
+            a += c;
+            if (q >= 1)
+                q = 1 - 1e-12;
+            f += a * (l - (won > 0 ? won : 0) * q / (1 - q));
+        }
     }
     return f;
 }
 
-static double loss_estimate(struct kcp *k)
+/* The maximum-likelihood p (loss_score); |pooled|: every parity level taken as none, which
+ * gives the rate of losses that parity left unrepaired (what the copies answer). */
+static double loss_ml(const struct kcp *k, bool pooled)
 {
-    if (!k->loss_dirty)
-        return k->loss_p;
-    k->loss_dirty = false;
     double lost = 0;
     for (int c = 0; c < KCP_LOSS_LEVELS; c++)
-        lost += k->loss_l[c];
+        for (int j = 0; j < KCP_PARITY_LEVELS; j++)
+            lost += k->loss_l[c][j];
+    if (lost <= 0)
+        return 0;
     double lo = 0, hi = 0.5;
-    if (lost > 0) {
-        for (int i = 0; i < 30; i++) {
-            double mid = (lo + hi) / 2;
-            if (loss_score(k, mid) > 0)
-                lo = mid;
-            else
-                hi = mid;
-        }
+    for (int i = 0; i < 30; i++) {
+        double mid = (lo + hi) / 2;
+        if (loss_score(k, mid, pooled) > 0)
+            lo = mid;
+        else
+            hi = mid;
     }
-    k->loss_p = lost > 0 ? (lo + hi) / 2 : 0;
+    return (lo + hi) / 2;
+}
+
+static double loss_estimate(struct kcp *k)
+{
+    if (k->loss_dirty) {
+        k->loss_dirty = false;
+        k->loss_p = loss_ml(k, false);
+        k->loss_pooled = loss_ml(k, true);
+    }
     return k->loss_p;
 }
 
-/* A segment sent with |copies| copies was acknowledged, |lost| if late (see arrived_late). */
-static void loss_record(struct kcp *k, unsigned copies, bool lost)
+/* A segment sent with |copies| copies in a group with |parity| parity shards was
+ * acknowledged, |lost| if late (see arrived_late). A group that had not closed when the
+ * segment was acknowledged gave it no parity. */
+static void loss_record(struct kcp *k, unsigned copies, unsigned parity, bool lost)
 {
     double total = 0;
+    unsigned j = parity == KCP_PARITY_UNKNOWN ? 0
+                 : parity < KCP_PARITY_LEVELS ? parity : KCP_PARITY_LEVELS - 1;
     for (int c = 0; c < KCP_LOSS_LEVELS; c++)
-        total += k->loss_n[c];
+        for (int i = 0; i < KCP_PARITY_LEVELS; i++)
+            total += k->loss_n[c][i];
     if (total >= KCP_LOSS_MEMORY) {
         for (int c = 0; c < KCP_LOSS_LEVELS; c++) {
-            k->loss_n[c] /= 2;
-            k->loss_l[c] /= 2;
+            for (int i = 0; i < KCP_PARITY_LEVELS; i++) {
+                k->loss_n[c][i] /= 2;
+                k->loss_l[c][i] /= 2;
+            }
         }
     }
-    k->loss_n[copies] += 1;
+    k->loss_n[copies][j] += 1;
     if (lost)
-        k->loss_l[copies] += 1;
+        k->loss_l[copies][j] += 1;
     k->loss_dirty = true;
+    k->loss_up_dirty = true;
+}
+
+/* Log-likelihood of the evidence at loss probability |p| (the model of loss_score). */
+static double loss_loglik(const struct kcp *k, double p)
+{
+    double f = 0, pc = 1;
+    for (int c = 0; c < KCP_LOSS_LEVELS; c++, pc *= p) {
+        for (int j = 0; j < KCP_PARITY_LEVELS; j++) {
+            double n = k->loss_n[c][j], l = k->loss_l[c][j];
+            if (n <= 0)
+                continue;
+            double a, q = pc * fec_unrepaired(k->fec_ds, (uint32_t)j, p, &a);
+            double won = n - l;
+            if (q >= 1)
+                q = 1 - 1e-12;
+            if (l > 0)
+                f += l * log(q > 1e-300 ? q : 1e-300);
+            if (won > 0)
+                f += won * log1p(-q);
+        }
+    }
+    return f;
+}
+
+/* The largest loss probability the evidence still supports: the upper end of the likelihood
+ * interval (log-likelihood within 1.92 of its maximum: 95 %). Without evidence 0.5. Parity rests on it: a clean path must show that it is clean
+ * (some thousand segments without a loss) before its groups go without parity, and a quiet
+ * spell under full parity (losses repaired unseen) does not pass for a clean path. */
+static double loss_upper(struct kcp *k)
+{
+    if (!k->loss_up_dirty)
+        return k->loss_up;
+    k->loss_up_dirty = false;
+    double total = 0;
+    for (int c = 0; c < KCP_LOSS_LEVELS; c++)
+        for (int j = 0; j < KCP_PARITY_LEVELS; j++)
+            total += k->loss_n[c][j];
+    double lo = loss_estimate(k), hi = 0.5;
+    if (total <= 0) {
+        k->loss_up = hi;
+        return hi;
+    }
+    double floor = loss_loglik(k, lo) - 1.92;
+    if (loss_loglik(k, hi) >= floor) {
+        k->loss_up = hi;
+        return hi;
+    }
+    for (int i = 0; i < 30; i++) {
+        double mid = (lo + hi) / 2;
+        if (loss_loglik(k, mid) >= floor)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    k->loss_up = (lo + hi) / 2;
+    return k->loss_up;
+}
+
+int kcp_fec_parity(struct kcp *k, int data_shards, int parity_shards, uint32_t span_ms)
+{
+    if (data_shards <= 0 || parity_shards <= 0)
+        return 0;
+    k->fec_ds = (uint32_t)data_shards;
+    int cap = parity_shards < KCP_PARITY_LEVELS - 1 ? parity_shards : KCP_PARITY_LEVELS - 1;
+    if (k->send != &send_paced || !k->rx_srtt)
+        return parity_shards; /* kcp-go's sending, or nothing measured yet */
+    /* an unrepaired loss stalls the stream for a round trip: the packets sent in that round
+     * trip wait behind it, so the residual is divided by their number */
+    double per_rtt = (double)data_shards * k->rx_srtt / (span_ms ? span_ms : 1);
+    double target = KCP_RESIDUAL_LOSS / (per_rtt > 1 ? per_rtt : 1);
+    double p = loss_upper(k), a;
+    int j = 0;
+    while (j < cap && fec_unrepaired(k->fec_ds, (uint32_t)j, p, &a) > target)
+        j++;
+    k->fec_last_parity = (uint32_t)j;
+    return j;
+}
+
+void kcp_fec_group_closed(struct kcp *k, uint32_t group, int parity)
+{
+    uint8_t v = (uint8_t)(parity < KCP_PARITY_LEVELS ? parity : KCP_PARITY_LEVELS - 1);
+    for (struct kcp_seg *s = k->inflight.tail; s; s = s->prev) {
+        if (s->xmit == 0)
+            continue;
+        int32_t d = seq_diff(s->group_first, group);
+        if (d < 0)
+            break;
+        if (d == 0 && s->parity == KCP_PARITY_UNKNOWN)
+            s->parity = v;
+    }
 }
 
 /* Copies per segment: the fewest that bring the residual loss p^(n+1) to KCP_RESIDUAL_LOSS,
@@ -1120,7 +1290,8 @@ static unsigned copies_wanted(struct kcp *k, size_t new_bytes)
 {
     if (pace_queue_building(&k->pace))
         return 0;
-    double p = loss_estimate(k);
+    loss_estimate(k);
+    double p = k->loss_pooled; /* what parity leaves, as before adaptive parity */
     unsigned n = 0;
     for (double r = p; n < KCP_COPIES_MAX && r > KCP_RESIDUAL_LOSS; r *= p)
         n++;
@@ -1190,7 +1361,7 @@ static bool arrived_late(const struct kcp_seg *s, uint64_t now_ms)
 static void paced_on_release(struct kcp *k, const struct kcp_seg *s, uint64_t now_ms)
 {
     pace_on_ack(&k->pace, s->xmit == 1 ? &s->mark : NULL, s->len, k->inflight_bytes, now_ms);
-    loss_record(k, s->copies, arrived_late(s, now_ms));
+    loss_record(k, s->copies, s->parity, arrived_late(s, now_ms));
     k->copy_bytes -= (size_t)s->copies * s->len;
     if (s->xmit == 1 && seq_diff(s->sn, k->fast_hi) < 0)
         k->reordering_seen = true;
@@ -1251,6 +1422,8 @@ static bool fec_active(const struct kcp *k)
 
 static bool fec_holds(const struct kcp *k, const struct kcp_seg *s)
 {
+    if (s->xmit == 1 && s->parity == 0)
+        return false; /* its group was sent without parity: nothing to wait for */
     return seq_diff(k->fec_ready_group, s->group) <= 0;
 }
 

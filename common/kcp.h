@@ -149,6 +149,18 @@ void kcp_set_ack_repeat(struct kcp *k, bool on);
 /* The FEC group number (wrapping, increasing by one per group) that the next packet handed to
  * the output callback will join. Called from the output path, also inside the callback. */
 void kcp_set_fec_group(struct kcp *k, uint32_t group);
+/* ktun adaptive FEC parity (not in kcp-go; sending fewer parity shards than configured is
+ * legal for every receiver, which only recovers less). The number of parity shards, 0 ..
+ * |parity_shards| (at most 16), for a group of |data_shards| data shards whose data took
+ * |span_ms| to send: none if that span exceeds the smoothed RTT (the ACK clock or the
+ * redundant copies repair its losses before parity could arrive), otherwise the fewest that
+ * leave a data shard unrepaired with probability <= 0.001 at the measured loss rate (none on
+ * a clean path). kcp-go's sending, or before the first RTT sample: |parity_shards|. */
+int kcp_fec_parity(struct kcp *k, int data_shards, int parity_shards, uint32_t span_ms);
+/* Tells the engine that FEC group |group| (kcp_set_fec_group) closed with |parity| parity
+ * shards: its segments' loss evidence then counts that protection (and their fast
+ * retransmission is not held for parity that never comes when |parity| is 0). */
+void kcp_fec_group_closed(struct kcp *k, uint32_t group, int parity);
 /* True if pacing is on. */
 bool kcp_pacing(const struct kcp *k);
 /* Stream mode (kcptun): writes are appended to the last unsent segment and frg is always 0.

@@ -23,6 +23,8 @@ struct link {
     size_t head;                /* crypt head bytes */
     bool fec_on;
     int group_fill;             /* data shards emitted into the current FEC group */
+    bool fec_adaptive;          /* parity per group from the measured loss (kcp_fec_parity) */
+    uint64_t group_start_ms;    /* when the current group's first data shard left */
     uint32_t group;             /* FEC group number told to KCP (kcp_set_fec_group) */
     uint8_t dgram[CRYPT_MAX_DATAGRAM + CRYPT_MAX_TAIL_LEN]; /* sealing scratch */
     size_t kcp_mtu;             /* largest KCP packet */
@@ -93,6 +95,16 @@ static bool kcp_packet_is_control(const uint8_t *pkt, size_t len)
 /* Sends a data packet as an FEC data shard; KCP learns each packet's group for its hold. */
 static void fec_data_out(struct link *l, const uint8_t *pkt, size_t len)
 {
+    if (l->group_fill == 0)
+        l->group_start_ms = l->now_ms;
+    if (l->fec_adaptive && l->group_fill + 1 == l->cfg.data_shards) {
+        int ps = l->cfg.parity_shards;
+        int k = kcp_fec_parity(l->kcp, l->cfg.data_shards, ps,
+                               (uint32_t)(l->now_ms - l->group_start_ms));
+        fec_encoder_set_parity(l->enc, k);
+        kcp_fec_group_closed(l->kcp, l->group, k);
+        l->st.fec_parity_skipped += (uint64_t)(ps - k);
+    }
     fec_encoder_encode(l->enc, pkt, len, emit_sealed, l);
     if (l->fec_on && ++l->group_fill == l->cfg.data_shards) {
         l->group_fill = 0;
@@ -186,6 +198,7 @@ struct link *link_new(uint32_t conv, const struct link_config *cfg, struct crypt
 
     bool fec_on = cfg->data_shards > 0 && cfg->parity_shards > 0;
     l->fec_on = fec_on;
+    l->fec_adaptive = fec_on && cfg->pace && !cfg->fec_fixed;
     if (fec_on && cfg->data_shards + cfg->parity_shards > FEC_MAX_SHARDS) {
         rc = ERR_INVAL;
         goto out;

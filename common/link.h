@@ -45,6 +45,8 @@ struct link_config {
     bool message_mode;     /* false (kcptun): KCP stream mode */
     bool pace;             /* ktun pacing (kcp_set_pacing); false: kcp-go's fixed windows */
     bool no_fec_hold;      /* true: no FEC hold (kcp_set_fec_hold), kcp-go's fast retransmit */
+    bool fec_fixed;        /* true: every group gets parity_shards parity shards; false (with
+                            * pace): as many as the measured loss calls for (kcp_fec_parity) */
     uint64_t rate_limit;   /* bytes/s cap on the pacer (kcptun --ratelimit), 0 = none */
     int64_t rcv_budget;    /* with pace: bytes the receive window may grow to (--bufbudget;
                             * kcp_set_rcv_growth); 0: rcvwnd stays fixed */
@@ -62,6 +64,7 @@ struct link_stats {
     uint64_t out_pkts;          /* datagrams emitted */
     uint64_t out_bytes;         /* their bytes */
     uint64_t fec_parity_out;    /* parity datagrams emitted */
+    uint64_t fec_parity_skipped; /* parity shards of closed groups not sent (adaptive FEC) */
     uint64_t plain_ctrl_out;    /* FEC on: ACK/probe-only packets sent without the FEC layer */
     uint64_t seal_errs;         /* packets that could not be sealed (should stay 0) */
     uint64_t ext_out;           /* extension segments sent (docs/extensions.md) */

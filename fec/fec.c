@@ -53,6 +53,7 @@ struct fec_encoder {
     uint32_t paws;       /* seqid wrap point */
     uint32_t next;       /* seqid of the next packet */
     int count;           /* data packets already in the current group */
+    int send_ps;         /* parity shards emitted per group (fec_encoder_set_parity) */
     size_t max_len;      /* longest FEC-layer data packet of the current group */
     struct rs *rs;       /* codec */
     uint8_t *bufs;       /* (ds + ps) packet buffers of FEC_MAX_PACKET bytes */
@@ -71,6 +72,7 @@ struct fec_encoder *fec_encoder_new(int data_shards, int parity_shards)
     size_t total = (size_t)(data_shards + parity_shards);
     enc->ds = data_shards;
     enc->ps = parity_shards;
+    enc->send_ps = parity_shards;
     enc->paws = paws_of((uint32_t)total);
     enc->rs = rs_new(data_shards, parity_shards);
     enc->bufs = malloc(total * FEC_MAX_PACKET);
@@ -112,19 +114,35 @@ void fec_encoder_set_next_seqid(struct fec_encoder *enc, uint32_t seqid)
     enc->max_len = 0;
 }
 
-/* Zero-pads the group's data shards, computes parity and emits the parity packets. */
+void fec_encoder_set_parity(struct fec_encoder *enc, int parity)
+{
+    enc->send_ps = parity < 0 ? 0 : parity > enc->ps ? enc->ps : parity;
+}
+
+/* Zero-pads the group's data shards, computes parity and emits the first send_ps parity
+ * packets; the seqids of the others are skipped. */
 static int encode_parity(struct fec_encoder *enc, fec_emit_fn *emit, void *user)
 {
     int rc = 0;
     size_t shard_len = enc->max_len - FEC_PARITY_OFFSET;
+    if (enc->send_ps == 0) {
+        for (int k = 0; k < enc->ps; k++)
+            enc->next = (enc->next + 1) % enc->paws;
+        enc->count = 0;
+        enc->max_len = 0;
+        return 0;
+    }
     for (int i = 0; i < enc->ds; i++)
         memset(enc->bufs + (size_t)i * FEC_MAX_PACKET + enc->lens[i], 0,
                enc->max_len - enc->lens[i]);
     rs_encode(enc->rs, (const uint8_t *const *)enc->shards, enc->shards + enc->ds, shard_len);
     for (int k = 0; k < enc->ps; k++) {
         uint8_t *p = enc->bufs + (size_t)(enc->ds + k) * FEC_MAX_PACKET;
-        put_u16le(put_u32le(p, enc->next), FEC_TYPE_PARITY);
+        uint32_t seqid = enc->next;
         enc->next = (enc->next + 1) % enc->paws; /* kcp-go wraps only here */
+        if (k >= enc->send_ps)
+            continue;
+        put_u16le(put_u32le(p, seqid), FEC_TYPE_PARITY);
         int r = emit(user, p, enc->max_len);
         if (r < 0 && rc == 0)
             rc = r;

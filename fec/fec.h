@@ -115,6 +115,12 @@ size_t fec_encoder_header_len(const struct fec_encoder *enc);
 int fec_encoder_encode(struct fec_encoder *enc, const uint8_t *kcp_pkt, size_t len,
                        fec_emit_fn *emit, void *user);
 
+/* Parity shards actually emitted for the groups that close from now on: the first
+ * |parity| (clamped to 0 .. ps) of the group's ps. The seqids of the others are skipped all
+ * the same, so every receiver keeps the group layout and sees them as lost (a kcp-go
+ * decoder recovers less, nothing else changes). Default: ps. No effect without FEC. */
+void fec_encoder_set_parity(struct fec_encoder *enc, int parity);
+
 /* Sets the seqid of the next data packet to |seqid| rounded down to a group start (tests:
  * seqid wrap; a fresh encoder starts at 0 like kcp-go). No effect without FEC. */
 void fec_encoder_set_next_seqid(struct fec_encoder *enc, uint32_t seqid);

@@ -348,3 +348,77 @@ TEST(fec_sim_kcp_stream_30pct_loss)
 {
     kcp_over_fec_at_loss(0.30, 2u << 20, 300000);
 }
+
+/* ---- fewer parity shards than configured (adaptive parity) -------------------------- */
+
+struct fp_sink {
+    int n, recovered;
+    uint32_t seqid[64];
+    uint16_t type[64];
+    size_t len[64];
+    uint8_t pkt[64][80];
+};
+
+static int fp_emit(void *user, const uint8_t *pkt, size_t len)
+{
+    struct fp_sink *s = user;
+    if (s->n >= 64 || len > sizeof(s->pkt[0]))
+        return ERR_LIMIT;
+    s->seqid[s->n] = rd_u32le(pkt);
+    s->type[s->n] = rd_u16le(pkt + 4);
+    s->len[s->n] = len;
+    memcpy(s->pkt[s->n], pkt, len);
+    s->n++;
+    return 0;
+}
+
+static int fp_deliver(void *user, const uint8_t *pkt, size_t len, bool recovered)
+{
+    struct fp_sink *s = user;
+    (void)pkt;
+    (void)len;
+    s->n++;
+    s->recovered += recovered;
+    return 0;
+}
+
+/* Groups closed with 1, 0 and 2 of 2 parity shards keep the seqid layout of 4 + 2 (the
+ * skipped seqids are simply absent, as if lost), and the one parity shard sent still
+ * rebuilds a lost data shard at a decoder with the configured layout. */
+TEST(fec_sim_fewer_parity_keeps_layout)
+{
+    struct fec_encoder *enc = fec_encoder_new(4, 2);
+    struct fp_sink *out = calloc(1, sizeof(*out)), *got = calloc(1, sizeof(*got));
+    REQUIRE(enc && out && got);
+    static const int parity[] = {1, 0, 2};
+    uint8_t k[40];
+    for (int g = 0; g < 3; g++) {
+        fec_encoder_set_parity(enc, parity[g]);
+        for (int i = 0; i < 4; i++) {
+            memset(k, 0, sizeof(k));
+            put_u32le(k + 12, (uint32_t)(g * 4 + i)); /* sn */
+            k[4] = KCP_CMD_PUSH;
+            memset(k + 24, 'a' + g * 4 + i, 16);
+            put_u32le(k + 20, 16);
+            CHECK_EQ(fec_encoder_encode(enc, k, sizeof(k), fp_emit, out), 0);
+        }
+    }
+    static const uint32_t want_seq[] = {0, 1, 2, 3, 4, 6, 7, 8, 9, 12, 13, 14, 15, 16, 17};
+    REQUIRE(out->n == 15);
+    for (int i = 0; i < 15; i++) {
+        CHECK_EQ(out->seqid[i], want_seq[i]);
+        CHECK_EQ(out->type[i], want_seq[i] % 6 >= 4 ? FEC_TYPE_PARITY : FEC_TYPE_DATA);
+    }
+    struct fec_decoder *dec = fec_decoder_new(4, 2, NULL, NULL);
+    REQUIRE(dec);
+    for (int i = 0; i < 15; i++)
+        if (i != 1) /* data shard 1 of group 0 lost: its single parity shard rebuilds it */
+            fec_decoder_input(dec, out->pkt[i], out->len[i], 0, fp_deliver, got);
+    CHECK_EQ(got->n, 12);
+    CHECK_EQ(got->recovered, 1);
+    CHECK(!fec_decoder_has_mismatch(dec));
+    fec_decoder_free(dec);
+    fec_encoder_free(enc);
+    free(out);
+    free(got);
+}

@@ -75,11 +75,16 @@ static int cmp_u32(const void *a, const void *b)
 struct rr_result {
     uint32_t p50, p99, max, lost;
     uint64_t copies; /* redundant copies sent by both ends (RedundantSegs) */
+    double wire;     /* bytes into the link (both ways) per message byte delivered (both ways) */
 };
 
+/* How an end sends: kcp-go's way, ktun's with fixed FEC parity, ktun's with adaptive parity. */
+enum rr_mode { RR_KCPGO, RR_KTUN_FIXED, RR_KTUN };
+
 /* |msg|-byte messages every |gap| ms for |secs| over link |lk| (both ways); fast3, FEC 10/3,
- * crypt none; |ktun| picks ktun's sending (pacing, FEC hold, ACK repeat) or kcp-go's. */
-static void rr_run_on(bool ktun, size_t msg, uint64_t gap, const struct vnet_link_cfg *lk,
+ * crypt none; |mode| picks kcp-go's sending or ktun's (pacing, FEC hold, ACK repeat) with
+ * fixed or adaptive parity. */
+static void rr_run_on(enum rr_mode mode, size_t msg, uint64_t gap, const struct vnet_link_cfg *lk,
                       uint64_t secs, uint64_t seed, struct rr_result *out)
 {
     struct rr_result res = {0};
@@ -88,7 +93,8 @@ static void rr_run_on(bool ktun, size_t msg, uint64_t gap, const struct vnet_lin
     struct rr_end *cli = calloc(1, sizeof(*cli)), *srv = calloc(1, sizeof(*srv));
     REQUIRE(net && cli && srv);
     struct link_config lc;
-    sim_link_config(&lc, ktun);
+    sim_link_config(&lc, mode != RR_KCPGO);
+    lc.fec_fixed = mode != RR_KTUN;
     cli->end.pump = srv->end.pump = rr_pump;
     cli->end.deadline = rr_next;
     cli->client = true;
@@ -109,6 +115,9 @@ static void rr_run_on(bool ktun, size_t msg, uint64_t gap, const struct vnet_lin
         res.p99 = cli->lat[(n * 99) / 100];
         res.max = cli->lat[n - 1];
     }
+    struct vnet_link_stats up = vnet_link_stats(net, cli->end.id, srv->end.id);
+    struct vnet_link_stats down = vnet_link_stats(net, srv->end.id, cli->end.id);
+    res.wire = n ? (double)(up.bytes_sent + down.bytes_sent) / (2.0 * n * msg) : 0;
     struct link_stats ls;
     link_get_stats(cli->end.link, &ls);
     res.copies = ls.kcp.redundant_segs;
@@ -122,12 +131,12 @@ static void rr_run_on(bool ktun, size_t msg, uint64_t gap, const struct vnet_lin
 }
 
 /* The committed benchmark's link: 25 ms each way, 50 Mbit/s with a one-BDP queue. */
-static void rr_run(bool ktun, size_t msg, uint64_t gap, double loss, uint64_t secs,
+static void rr_run(enum rr_mode mode, size_t msg, uint64_t gap, double loss, uint64_t secs,
                    uint64_t seed, struct rr_result *out)
 {
     struct vnet_link_cfg lk = {.loss = loss, .delay_ms = 25, .rate_bps = 50000000,
                                .queue_bytes = 312500};
-    rr_run_on(ktun, msg, gap, &lk, secs, seed, out);
+    rr_run_on(mode, msg, gap, &lk, secs, seed, out);
 }
 
 static void rr_compare(size_t msg, uint64_t gap)
@@ -135,8 +144,8 @@ static void rr_compare(size_t msg, uint64_t gap)
     static const double losses[] = {0, 0.01, 0.05, 0.10};
     for (size_t i = 0; i < sizeof(losses) / sizeof(losses[0]); i++) {
         struct rr_result k, g;
-        rr_run(true, msg, gap, losses[i], 60, 21 + i, &k);
-        rr_run(false, msg, gap, losses[i], 60, 21 + i, &g);
+        rr_run(RR_KTUN, msg, gap, losses[i], 60, 21 + i, &k);
+        rr_run(RR_KCPGO, msg, gap, losses[i], 60, 21 + i, &g);
         printf("    sim: rr %zu B / %llu ms, loss %2.0f%%: ktun p50 %u p99 %u max %u ms; "
                "kcp-go sending p50 %u p99 %u max %u ms\n",
                msg, (unsigned long long)gap, losses[i] * 100, k.p50, k.p99, k.max, g.p50, g.p99,
@@ -186,42 +195,61 @@ static void grid_run(size_t msg, uint64_t gap, bool every_point)
     static const double losses[] = {0, 0.01, 0.03, 0.08};
     static const uint32_t jitters[] = {0, 5};
     static const uint64_t rates[] = {5000000, 30000000, 100000000};
-    unsigned i = 0, worse = 0;
-    double ratio_sum = 0, rtt_sum = 0;
-    printf("    grid: %zu B every %llu ms | delay jitter loss rate | ktun p99 | kcp-go p99 | "
-           "ratio | ktun p99/RTT | copies\n", msg, (unsigned long long)gap);
+    unsigned i = 0, worse = 0, worse_fixed = 0, clean_saved = 0;
+    double ratio_sum = 0, rtt_sum = 0, fixed_ratio_sum = 0, wire_sum = 0, wire_fixed_sum = 0;
+    printf("    grid: %zu B every %llu ms | delay jitter loss rate | ktun p99 | ktun fixed-FEC "
+           "p99 | kcp-go p99 | ratio | ktun p99/RTT | copies | wire ktun | wire fixed-FEC | "
+           "wire kcp-go\n", msg, (unsigned long long)gap);
     for (size_t d = 0; d < 4; d++) {
         for (size_t l = 0; l < 4; l++) {
             for (size_t j = 0; j < 2; j++, i++) {
                 struct grid_point g = {delays[d], jitters[j], losses[l], rates[i % 3]};
                 struct vnet_link_cfg lk;
                 grid_link(&g, &lk);
-                struct rr_result k, o;
-                rr_run_on(true, msg, gap, &lk, 30, 100 + i, &k);
-                rr_run_on(false, msg, gap, &lk, 30, 100 + i, &o);
+                struct rr_result k, f, o;
+                rr_run_on(RR_KTUN, msg, gap, &lk, 30, 100 + i, &k);
+                rr_run_on(RR_KTUN_FIXED, msg, gap, &lk, 30, 100 + i, &f);
+                rr_run_on(RR_KCPGO, msg, gap, &lk, 30, 100 + i, &o);
                 uint32_t base = 2 * g.delay;
                 double ratio = o.p99 ? (double)k.p99 / o.p99 : 1;
-                printf("    grid: %3u ms %u ms %2.0f%% %3llu Mbit/s | %4u | %4u | %.2f | %.2f | "
-                       "%llu\n", g.delay, g.jitter, g.loss * 100,
-                       (unsigned long long)(g.rate / 1000000), k.p99, o.p99, ratio,
-                       (double)k.p99 / base, (unsigned long long)k.copies);
+                printf("    grid: %3u ms %u ms %2.0f%% %3llu Mbit/s | %4u | %4u | %4u | %.2f | "
+                       "%.2f | %llu | %.2f | %.2f | %.2f\n", g.delay, g.jitter, g.loss * 100,
+                       (unsigned long long)(g.rate / 1000000), k.p99, f.p99, o.p99, ratio,
+                       (double)k.p99 / base, (unsigned long long)k.copies, k.wire, f.wire,
+                       o.wire);
                 ratio_sum += ratio;
+                fixed_ratio_sum += o.p99 ? (double)f.p99 / o.p99 : 1;
                 rtt_sum += (double)k.p99 / base;
+                wire_sum += k.wire;
+                wire_fixed_sum += f.wire;
                 worse += k.p99 > o.p99;
+                worse_fixed += f.p99 > o.p99;
                 CHECK(k.p50 >= base && o.p50 >= base); /* nothing beats the path */
-                if (g.loss == 0 && g.jitter == 0)
+                if (g.loss == 0 && g.jitter == 0) {
                     CHECK_EQ(k.copies, 0);
+                    CHECK(k.wire <= f.wire); /* parity only once loss is seen */
+                }
                 if (every_point)
                     CHECK(k.p99 <= o.p99);
+                clean_saved += g.loss == 0 && g.jitter == 0 && k.wire < f.wire * 0.95;
             }
         }
     }
     printf("    bench: grid_%zuB_%llums_mean_p99_ratio_to_kcpgo %.3f x\n"
+           "    bench: grid_%zuB_%llums_mean_p99_ratio_to_kcpgo_fixed_fec %.3f x\n"
            "    bench: grid_%zuB_%llums_mean_p99_over_rtt %.3f x\n"
-           "    bench: grid_%zuB_%llums_points_worse_than_kcpgo %u of_%u\n",
+           "    bench: grid_%zuB_%llums_points_worse_than_kcpgo %u of_%u\n"
+           "    bench: grid_%zuB_%llums_points_worse_than_kcpgo_fixed_fec %u of_%u\n"
+           "    bench: grid_%zuB_%llums_mean_wire %.3f bytes_per_byte\n"
+           "    bench: grid_%zuB_%llums_mean_wire_fixed_fec %.3f bytes_per_byte\n",
            msg, (unsigned long long)gap, ratio_sum / i, msg, (unsigned long long)gap,
-           rtt_sum / i, msg, (unsigned long long)gap, worse, i);
+           fixed_ratio_sum / i, msg, (unsigned long long)gap, rtt_sum / i, msg,
+           (unsigned long long)gap, worse, i, msg, (unsigned long long)gap, worse_fixed, i, msg,
+           (unsigned long long)gap, wire_sum / i, msg, (unsigned long long)gap,
+           wire_fixed_sum / i);
     CHECK(ratio_sum / i <= 1.0);
+    /* a clean path proves itself clean within the run at least on the short round trips */
+    CHECK(clean_saved >= 1);
 }
 
 /* The same seed gives the same run: the grid is a deterministic yardstick. */
@@ -231,8 +259,8 @@ TEST(rr_sim_grid_is_reproducible)
     struct vnet_link_cfg lk;
     grid_link(&g, &lk);
     struct rr_result a, b;
-    rr_run_on(true, 64, 20, &lk, 10, 7, &a);
-    rr_run_on(true, 64, 20, &lk, 10, 7, &b);
+    rr_run_on(RR_KTUN, 64, 20, &lk, 10, 7, &a);
+    rr_run_on(RR_KTUN, 64, 20, &lk, 10, 7, &b);
     CHECK_EQ(a.p99, b.p99);
     CHECK_EQ(a.max, b.max);
     CHECK_EQ(a.copies, b.copies);
