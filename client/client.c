@@ -75,6 +75,8 @@ struct client {
     uint64_t refused;           /* connections refused while out of fds */
     bool out_of_fds;            /* in such an episode (logged once at its start and end) */
     struct client_sess **slots; /* --conn slots, NULL when empty */
+    unsigned probe_step;        /* formats tried after the server refused ours (tunnel.h) */
+    bool probe_done;            /* the server answered a probed format, or none was left */
     uint64_t rr;                /* accepted connections, for round-robin */
 };
 
@@ -360,10 +362,55 @@ static void client_scavenge_cb(EV_P_ ev_timer *w, int revents)
     shell_flush_dgrams(&c->sh);
 }
 
+static const char *comp_name(bool nocomp)
+{
+    return nocomp ? "uncompressed" : "compressed";
+}
+
+/* A session died because the server's smux refused it (tunnel_peer_refused): new sessions
+ * try the next format, unless a later one is already being tried. */
+static void client_refused(struct client *c, struct sess *s)
+{
+    struct tunnel_config *tc = &c->sh.params.tun;
+    int ver, nv;
+    bool comp, nn;
+    tunnel_format(s->tun, &ver, &comp);
+    if (c->probe_done || ver != tc->mux.version || comp == tc->nocomp)
+        return;
+    if (!tunnel_next_format(&c->probe_step, c->cfg->smuxver, c->cfg->nocomp, c->cfg->smuxver_set,
+                            c->cfg->nocomp_set, &nv, &nn)) {
+        c->probe_done = true;
+        LOG_WARN("client: the server refused smux v%d %s too, the last format left to try%s: "
+                 "give both ends the same --smuxver and --nocomp (and --QPP)", ver,
+                 comp_name(!comp), c->cfg->smuxver_set || c->cfg->nocomp_set
+                                      ? " (--smuxver/--nocomp given here are not probed)" : "");
+        return;
+    }
+    LOG_WARN("client: the server refused smux v%d %s: new sessions try smux v%d %s", ver,
+             comp_name(!comp), nv, comp_name(nn));
+    tc->mux.version = nv;
+    tc->nocomp = nn;
+}
+
+/* The server answered: after a probe, say what it speaks. */
+static void client_heard(struct shell *sh, struct sess *s)
+{
+    struct client *c = container_of(sh, struct client, sh);
+    int ver;
+    bool comp;
+    if (c->probe_step == 0 || c->probe_done || !tunnel_format(s->tun, &ver, &comp))
+        return;
+    c->probe_done = true;
+    LOG_WARN("client: the server speaks smux v%d %s: give this client --smuxver %d%s to skip "
+             "the probe", ver, comp_name(!comp), ver, comp ? " --nocomp=false" : " --nocomp");
+}
+
 static void client_sess_gone(struct shell *sh, struct sess *s)
 {
     struct client *c = container_of(sh, struct client, sh);
     struct client_sess *cs = csess(s);
+    if (tunnel_peer_refused(s->tun))
+        client_refused(c, s);
     if (cs->slot >= 0 && c->slots[cs->slot] == cs)
         c->slots[cs->slot] = NULL;
 }
@@ -513,6 +560,7 @@ int client_run(const struct config *cfg)
         .shutdown = client_shutdown,
         .reload = client_reload,
         .path_change = client_path_change,
+        .heard = client_heard,
     };
     struct ev_loop *loop = EV_DEFAULT;
     c->resolver = resolver_new(loop, client_resolved, c);

@@ -105,7 +105,7 @@ static const struct opt_desc opts[] = {
     {"sockbuf", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(sockbuf), "BYTES",
      "per-socket buffer"},
     {"smuxver", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(smuxver), "N",
-     "smux version, 1 or 2"},
+     "smux version, 1 or 2 (a server without it takes each client's)"},
     {"smuxbuf", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(smuxbuf), "BYTES",
      "overall de-mux buffer"},
     {"streambuf", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(streambuf), "BYTES",
@@ -414,9 +414,19 @@ static int set_string(struct config *cfg, const struct opt_desc *o, const char *
     return 0;
 }
 
+/* Notes that the user gave a setting the server could otherwise detect per session. */
+static void note_given(struct config *cfg, const struct opt_desc *o)
+{
+    if (o->offset == offsetof(struct config, smuxver))
+        cfg->smuxver_set = true;
+    else if (o->offset == offsetof(struct config, nocomp))
+        cfg->nocomp_set = true;
+}
+
 static int set_int64(struct config *cfg, const struct opt_desc *o, int64_t v, const char *label,
                      const char *text, char *err, size_t errlen)
 {
+    note_given(cfg, o);
     if (o->type == OPT_INT) {
         if (v < INT_MIN || v > INT_MAX)
             return fail(err, errlen, "%s: %s is out of range", label, text);
@@ -447,6 +457,7 @@ static int append_list(struct config *cfg, const struct opt_desc *o, const char 
 
 static void set_bool(struct config *cfg, const struct opt_desc *o, bool v)
 {
+    note_given(cfg, o);
     memcpy((char *)cfg + o->offset, &v, sizeof(v));
 }
 
@@ -1530,7 +1541,10 @@ void config_log_summary(const struct config *cfg)
     if (cfg->sip003)
         LOG_INFO("shadowsocks plugin mode (SIP003): addresses from SS_*, options from "
                  "SS_PLUGIN_OPTIONS");
-    LOG_INFO("smux version: %d", cfg->smuxver);
+    if (!client && !cfg->smuxver_set)
+        LOG_INFO("smux version: each client's (1 or 2; --smuxver forces one)");
+    else
+        LOG_INFO("smux version: %d", cfg->smuxver);
     LOG_INFO("listening on: %s", client ? cfg->localaddr : cfg->listen);
     if (client)
         LOG_INFO("remote address: %s", cfg->remoteaddr);
@@ -1545,7 +1559,10 @@ void config_log_summary(const struct config *cfg)
     LOG_INFO("mode: %s, nodelay parameters: %d %d %d %d", cfg->mode, cfg->nodelay,
              cfg->interval_ms, cfg->resend, cfg->nc);
     LOG_INFO("sndwnd: %d rcvwnd: %d", cfg->sndwnd, cfg->rcvwnd);
-    LOG_INFO("compression: %s", cfg->nocomp ? "false" : "true");
+    if (!client && !cfg->nocomp_set)
+        LOG_INFO("compression: each client's (--nocomp or --nocomp=false forces it)");
+    else
+        LOG_INFO("compression: %s", cfg->nocomp ? "false" : "true");
     LOG_INFO("mtu: %d", cfg->mtu);
     LOG_INFO("datashard: %d parityshard: %d", cfg->datashard, cfg->parityshard);
     LOG_INFO("acknodelay: %s", cfg->acknodelay ? "true" : "false");

@@ -104,6 +104,7 @@ struct config {
     int parityshard;                  /* FEC parity shards (0 = no FEC) */
     int dscp;                         /* DSCP, 6 bits */
     bool nocomp;                      /* no snappy framing */
+    bool nocomp_set;                  /* --nocomp given: forced, not detected (as smuxver_set) */
     int sockbuf;                      /* UDP SO_SNDBUF/SO_RCVBUF, bytes */
     /* client session management */
     int conn;                         /* parallel KCP sessions */
@@ -112,6 +113,8 @@ struct config {
     int hop_s;                        /* --hop: sessions change server port this often; 0 = off */
     /* smux */
     int smuxver;                      /* 1 or 2 */
+    bool smuxver_set;                 /* --smuxver given (flag, JSON or plugin option): a
+                                         server forces it instead of detecting it per session */
     int smuxbuf;                      /* session receive buffer, bytes */
     int streambuf;                    /* per-stream receive buffer (v2 window), bytes */
     int keepalive_s;                  /* NOP interval; the peer's timeout is 30 s */

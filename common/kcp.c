@@ -1713,6 +1713,8 @@ static int input_segment(struct kcp *k, const struct kcp_seg_hdr *h, const uint8
      * field, count it, and still process the rest of the segment as kcp-go would. */
     if (seq_diff(h->una, k->snd_nxt) > 0)
         k->stats.drop[KCP_DROP_UNA]++;
+    else if (h->una == 0 && k->snd_una != 0)
+        k->stats.una_reset++; /* the peer has received nothing of ours: it forgot us */
     else if (parse_una(k, h->una, now_ms) > 0)
         *slid = true;
     switch (h->cmd) {

@@ -90,6 +90,9 @@ struct kcp_stats {
     uint64_t lost_segs;          /* LostSegs: retransmission timeouts */
     uint64_t repeat_segs;        /* RepeatSegs: PUSH already received or outside the window */
     uint64_t in_errors;          /* KCPInErrors: kcp_input calls that returned an error */
+    uint64_t una_reset;          /* segments saying the peer received nothing (una 0) after
+                                  * it had acknowledged our first segments: a peer that
+                                  * dropped our session and took a new one for the conv */
     uint64_t drop[KCP_DROP_COUNT]; /* dropped input by reason */
 };
 

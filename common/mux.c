@@ -129,7 +129,7 @@ void mux_config_default(struct mux_config *cfg)
 
 int mux_config_validate(const struct mux_config *cfg)
 {
-    if (cfg->version != 1 && cfg->version != 2)
+    if (cfg->version != MUX_VERSION_AUTO && cfg->version != 1 && cfg->version != 2)
         return ERR_INVAL;
     if (cfg->max_frame_size == 0 || cfg->max_frame_size > MUX_MAX_PAYLOAD)
         return ERR_INVAL;
@@ -161,6 +161,8 @@ static int send_frame_q(struct mux *m, uint8_t cmd, uint32_t sid, const uint8_t 
 {
     if (m->closed)
         return ERR_CLOSED;
+    if (m->cfg.version == MUX_VERSION_AUTO)
+        m->cfg.version = 1; /* we speak first: kcptun's default decides */
     struct mux_frame_hdr h = {(uint8_t)m->cfg.version, cmd, (uint16_t)len, sid};
     uint8_t *p = mux_frame_put(m->txbuf, &h);
     if (len)
@@ -452,7 +454,10 @@ static void on_header(struct mux *m, uint64_t now_ms)
     m->st.last_rx_ms = now_ms;
     m->data_ready = true;
     rx_reset(m);
+    if (m->cfg.version == MUX_VERSION_AUTO && (h->ver == 1 || h->ver == 2))
+        m->cfg.version = h->ver; /* the peer's first frame decides */
     if (h->ver != m->cfg.version) {
+        m->st.bad_version = h->ver;
         m->st.protocol_errors++;
         mux_fail(m, ERR_PROTO, "invalid protocol version");
         return;
@@ -633,8 +638,10 @@ int mux_tick(struct mux *m, uint64_t now_ms)
         return m->closed ? ERR_CLOSED : 0;
     if (now_ms >= m->next_ping_ms) {
         advance(&m->next_ping_ms, m->cfg.keepalive_interval_ms, now_ms);
-        m->st.nop_out++;
-        send_frame(m, MUX_CMD_NOP, 0, NULL, 0);
+        if (m->cfg.version != MUX_VERSION_AUTO) { /* no NOP in a version the peer may refuse */
+            m->st.nop_out++;
+            send_frame(m, MUX_CMD_NOP, 0, NULL, 0);
+        }
     }
     if (!m->closed && now_ms >= m->next_check_ms) {
         advance(&m->next_check_ms, m->cfg.keepalive_timeout_ms, now_ms);
@@ -652,6 +659,8 @@ int mux_ping(struct mux *m)
 {
     if (m->closed)
         return ERR_CLOSED;
+    if (m->cfg.version == MUX_VERSION_AUTO)
+        return 0; /* no NOP in a version the peer may refuse */
     m->st.nop_out++;
     send_frame(m, MUX_CMD_NOP, 0, NULL, 0);
     return m->closed ? ERR_CLOSED : 0;
@@ -672,6 +681,11 @@ int mux_set_local(struct mux *m, const struct mux_config *cfg, uint64_t now_ms)
     m->cfg.max_streams = cfg->max_streams;
     m->cfg.close_wait_ms = cfg->close_wait_ms;
     return 0;
+}
+
+int mux_version(const struct mux *m)
+{
+    return m->cfg.version;
 }
 
 /* ---- streams ---- */

@@ -84,8 +84,12 @@ int mux_frame_parse(const uint8_t *p, size_t len, struct mux_frame_hdr *h);
 /* Writes the 8-byte header |h| at |p| (8 bytes of room); returns p + 8. */
 uint8_t *mux_frame_put(uint8_t *p, const struct mux_frame_hdr *h);
 
+/* mux_config.version: take the version of the peer's first frame (1 or 2). Until it arrives
+ * the session sends no keepalive; a frame we send first fixes version 1. */
+#define MUX_VERSION_AUTO 0
+
 struct mux_config {
-    int version;                   /* 1 or 2 (--smuxver) */
+    int version;                   /* 1 or 2 (--smuxver), or MUX_VERSION_AUTO */
     uint32_t max_receive_buffer;   /* session receive budget in bytes (--smuxbuf), > 0 */
     uint32_t max_stream_buffer;    /* v2 stream window advertised in UPD (--streambuf) */
     uint32_t keepalive_interval_ms; /* NOP period (--keepalive * 1000); 0 disables keepalive */
@@ -103,8 +107,8 @@ struct mux_config {
  * 32768, max_streams 65536, no QPP. */
 void mux_config_default(struct mux_config *cfg);
 
-/* Checks |cfg| like smux VerifyConfig: version 1 or 2; max_frame_size 1..65535;
- * max_receive_buffer > 0; 0 < max_stream_buffer <= max_receive_buffer <= INT32_MAX; with
+/* Checks |cfg| like smux VerifyConfig: version 1, 2 or MUX_VERSION_AUTO; max_frame_size
+ * 1..65535; max_receive_buffer > 0; 0 < max_stream_buffer <= max_receive_buffer <= INT32_MAX; with
  * keepalive on, keepalive_timeout_ms >= keepalive_interval_ms. Returns 0 or ERR_INVAL. */
 int mux_config_validate(const struct mux_config *cfg);
 
@@ -161,6 +165,7 @@ struct mux_stats {
     uint64_t rx_alloc_peak;     /* maximum of rx_alloc */
     uint64_t last_rx_ms;        /* now_ms of the last mux_input call that completed a header */
     uint64_t fins_delayed;      /* FINs held back by close_wait_ms */
+    uint8_t bad_version;        /* version byte of the frame that failed the version check */
 };
 
 struct mux;
@@ -205,6 +210,10 @@ int mux_set_local(struct mux *m, const struct mux_config *cfg, uint64_t now_ms);
 
 /* True once the session is dead (on_close has been called). */
 bool mux_is_closed(const struct mux *m);
+
+/* The session's smux version: 1 or 2, or MUX_VERSION_AUTO while it waits for the peer's first
+ * frame to decide. */
+int mux_version(const struct mux *m);
 
 /* Opens a stream: sends SYN and stores its id in |*sid|. Returns 0; ERR_LIMIT if max_streams
  * streams are live or the id space is exhausted; ERR_CLOSED; ERR_NOMEM. */

@@ -376,6 +376,22 @@ static void sess_log_refused(struct sess *s, uint64_t now)
     s->refused_logged = refused;
 }
 
+/* The peer's first smux frame: a listener that detects the format says what it found. */
+static void sess_heard(struct sess *s)
+{
+    struct shell *sh = s->sh;
+    int ver;
+    bool comp;
+    s->heard = true;
+    if (!sh->is_client && (sh->params.tun.comp_auto ||
+                           sh->params.tun.mux.version == MUX_VERSION_AUTO) &&
+        tunnel_format(s->tun, &ver, &comp))
+        LOG_INFO("sess: %s: the client speaks smux v%d, %s", s->name, ver,
+                 comp ? "compressed" : "uncompressed (--nocomp)");
+    if (sh->hooks.heard)
+        sh->hooks.heard(sh, s);
+}
+
 bool sess_pump(struct sess *s)
 {
     if (s->in_pump)
@@ -389,6 +405,8 @@ bool sess_pump(struct sess *s)
         return false;
     }
     sess_log_refused(s, now);
+    if (!s->heard && tunnel_peer_heard(s->tun))
+        sess_heard(s);
     sess_arm_timer(s);
     shell_wake_stalled(s->sh);
     return true;

@@ -74,6 +74,7 @@ struct sess {
     struct sess_hold *hold;           /* set while a candidate is fed: output is held there */
     struct log_limit move_log;        /* server: one line about moves per 10 s */
     uint64_t moves_logged;            /* roam.moves already logged */
+    bool heard;                       /* a smux frame from the peer arrived */
     char name[NET_ADDR_STRLEN + 24];  /* "conv 1234 peer 1.2.3.4:5" for logs */
 };
 

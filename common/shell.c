@@ -50,6 +50,11 @@ void sess_params_from_config(const struct config *cfg, struct sess_params *p)
     mc->max_frame_size = (uint32_t)cfg->framesize;
     mc->close_wait_ms = (uint32_t)cfg->closewait_s * 1000u;
     p->tun.nocomp = cfg->nocomp;
+    if (cfg->role == CONFIG_SERVER) { /* what the user did not set, each session detects */
+        if (!cfg->smuxver_set)
+            mc->version = MUX_VERSION_AUTO;
+        p->tun.comp_auto = !cfg->nocomp_set;
+    }
     p->sockbuf = cfg->sockbuf;
     p->dscp = cfg->dscp;
     p->quiet = cfg->quiet;

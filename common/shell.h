@@ -83,6 +83,8 @@ struct shell_hooks {
     void (*path_change)(struct shell *sh, struct sess *s);
     /* The capability exchange of |s| ended (tunnel_peer_is_ktun tells how; may be NULL). */
     void (*caps)(struct shell *sh, struct sess *s);
+    /* The first smux frame from the peer arrived on |s| (once per session; may be NULL). */
+    void (*heard)(struct shell *sh, struct sess *s);
 };
 
 /* The process: loop, shared crypt, parameters, session list, counters, signals. */

@@ -48,6 +48,13 @@ struct tunnel {
     uint8_t *hold;                /* records held while the offer is unanswered */
     size_t hold_len;
     uint64_t dgram_out, dgram_in, dgram_recovered, dgram_dropped, dgram_toobig;
+    bool comp_pending;            /* comp_auto: the peer's first byte has not come yet */
+    bool comp_default;            /* compression if we must speak before the peer */
+    bool comp_forced;             /* compression was configured, not detected */
+    bool ver_forced;              /* the smux version was configured, not detected */
+    bool heard;                   /* a smux frame from the peer arrived */
+    bool peer_refused;            /* died: the peer's smux refused the session */
+    int first_byte;               /* the peer's first byte out of KCP, -1 before it */
 };
 
 bool tunnel_budget_over(const struct tunnel_budget *b)
@@ -71,9 +78,18 @@ static int comp_out_cb(void *user, const uint8_t *p, size_t len)
     return tunnel_link_write(user, p, len);
 }
 
+static bool tunnel_set_comp(struct tunnel *t, bool comp);
+
 static int mux_out_cb(void *user, const uint8_t *frame, size_t len)
 {
     struct tunnel *t = user;
+    if (t->comp_pending) {
+        /* a keepalive before the peer's first byte is not worth guessing its format for */
+        if (len >= 2 && frame[1] == MUX_CMD_NOP)
+            return 0;
+        if (!tunnel_set_comp(t, t->comp_default))
+            return ERR_NOMEM;
+    }
     if (!t->enc)
         return tunnel_link_write(t, frame, len);
     ssize_t n = comp_encode(t->enc, frame, len, comp_out_cb, t);
@@ -89,11 +105,44 @@ static void mux_open_cb(void *user, uint32_t sid)
         mux_stream_release(t->mux, sid); /* the client accepts no streams (kcptun neither) */
 }
 
+static void tunnel_log(struct tunnel *t, const char *msg)
+{
+    if (t->cb.log)
+        t->cb.log(t->user, msg);
+}
+
+/* The hint a listener adds when it forced a setting that it could have detected. */
+static const char *forced_hint(const struct tunnel *t, bool forced)
+{
+    return !t->is_client && forced ? " (without the flag a ktun server accepts both)" : "";
+}
+
+/* The peer's first frame failed smux's version check: say which flag differs. */
+static void explain_version(struct tunnel *t)
+{
+    struct mux_stats st;
+    mux_get_stats(t->mux, &st);
+    int ours = mux_version(t->mux);
+    char msg[256];
+    if (!t->enc && st.bad_version == 0xff && !t->heard)
+        snprintf(msg, sizeof(msg), "the peer compresses (snappy framing) and this end runs "
+                 "--nocomp: give both ends the same --nocomp%s", forced_hint(t, t->comp_forced));
+    else if (st.bad_version == 1 || st.bad_version == 2)
+        snprintf(msg, sizeof(msg), "the peer speaks smux v%u and this end v%d: give both ends the "
+                 "same --smuxver%s", st.bad_version, ours, forced_hint(t, t->ver_forced));
+    else
+        snprintf(msg, sizeof(msg), "the peer's stream is not smux v%d (version byte 0x%02x): a "
+                 "different --nocomp or --smuxver, or not a kcptun peer", ours, st.bad_version);
+    tunnel_log(t, msg);
+}
+
 static void mux_close_cb(void *user, const char *reason)
 {
     struct tunnel *t = user;
     t->dead = true;
     t->dead_reason = reason;
+    if (strcmp(reason, "invalid protocol version") == 0)
+        explain_version(t);
 }
 
 static void link_out_cb(void *user, const uint8_t *dgram, size_t len)
@@ -287,6 +336,12 @@ struct tunnel *tunnel_new(uint32_t conv, const struct tunnel_config *cfg, bool i
     t->user = user;
     t->budget = budget;
     t->secure = crypt && strcmp(crypt_method(crypt), CRYPT_SECURE_METHOD) == 0;
+    t->is_client = is_client;
+    t->first_byte = -1;
+    t->comp_pending = cfg->comp_auto;
+    t->comp_default = !cfg->nocomp;
+    t->comp_forced = !cfg->comp_auto;
+    t->ver_forced = cfg->mux.version != MUX_VERSION_AUTO;
     t->rx = malloc(TUNNEL_RX_BUF);
     if (!t->rx)
         goto fail;
@@ -305,12 +360,8 @@ struct tunnel *tunnel_new(uint32_t conv, const struct tunnel_config *cfg, bool i
     t->mux = mux_new(&cfg->mux, is_client, &mcb, t, now_ms);
     if (!t->mux)
         goto fail;
-    if (!cfg->nocomp) {
-        t->enc = comp_encoder_new();
-        t->dec = comp_decoder_new();
-        if (!t->enc || !t->dec)
-            goto fail;
-    }
+    if (!cfg->comp_auto && !cfg->nocomp && !tunnel_set_comp(t, true))
+        goto fail;
     if (is_client && cfg->ext_offer) {
         /* the offer rides with a NOP: a listener opens a session only on a first packet
          * that carries KCP's first segment (sn 0) */
@@ -342,6 +393,24 @@ void tunnel_free(struct tunnel *t)
     free(t->hold);
     free(t->rx);
     free(t);
+}
+
+/* Fixes the session's compression; false when out of memory (the tunnel is then dead). */
+static bool tunnel_set_comp(struct tunnel *t, bool comp)
+{
+    t->comp_pending = false;
+    if (!comp)
+        return true;
+    t->enc = comp_encoder_new();
+    t->dec = comp_decoder_new();
+    if (t->enc && t->dec)
+        return true;
+    comp_encoder_free(t->enc);
+    comp_decoder_free(t->dec);
+    t->enc = NULL;
+    t->dec = NULL;
+    tunnel_kill(t, "out of memory");
+    return false;
 }
 
 void tunnel_kill(struct tunnel *t, const char *reason)
@@ -410,12 +479,15 @@ static bool tunnel_decode(struct tunnel *t)
 {
     ssize_t r = comp_decoder_input(t->dec, t->rx + t->rx_off, t->rx_len);
     if (r < 0 && r != ERR_AGAIN) {
-        if (t->cb.log) {
-            char msg[128];
-            snprintf(msg, sizeof(msg), "compressed stream corrupt: %s",
-                     comp_fault_str(comp_decoder_fault(t->dec)));
-            t->cb.log(t->user, msg);
-        }
+        enum comp_fault f = comp_decoder_fault(t->dec);
+        char msg[192];
+        if (f == COMP_FAULT_NO_IDENT && (t->first_byte == 1 || t->first_byte == 2))
+            snprintf(msg, sizeof(msg), "the peer sends plain smux (it runs --nocomp) and this end "
+                     "expects snappy framing: give both ends the same --nocomp%s",
+                     forced_hint(t, t->comp_forced));
+        else
+            snprintf(msg, sizeof(msg), "compressed stream corrupt: %s", comp_fault_str(f));
+        tunnel_log(t, msg);
         tunnel_kill(t, "decompression failed");
         return false;
     }
@@ -462,6 +534,12 @@ static bool tunnel_rx(struct tunnel *t, uint64_t now)
         t->bytes_received += (uint64_t)r;
         t->rx_off = 0;
         t->rx_len = (size_t)r;
+        if (t->first_byte < 0) {
+            t->first_byte = t->rx[0];
+            /* the snappy stream identifier chunk starts with 0xff, a smux frame with 1 or 2 */
+            if (t->comp_pending && !tunnel_set_comp(t, t->first_byte == 0xff))
+                return false;
+        }
     }
     return false;
 }
@@ -477,6 +555,74 @@ static void tunnel_account(struct tunnel *t)
     t->rx_counted = st.rx_buffered;
 }
 
+/* Client: has the server's smux refused the session? (see tunnel.h). |timed_out|: the
+ * keepalive check just closed the session. */
+static void check_refused(struct tunnel *t, bool timed_out)
+{
+    if (!t->is_client || t->heard || t->peer_refused || t->bytes_sent == 0)
+        return;
+    struct mux_stats ms;
+    mux_get_stats(t->mux, &ms);
+    if (ms.frames_in > 0) {
+        t->heard = true;
+        return;
+    }
+    struct link_stats ls;
+    link_get_stats(t->link, &ls);
+    if (ls.kcp.in_segs == 0)
+        return; /* nothing from the server at all: not a refusal */
+    char msg[320];
+    if (ls.kcp.una_reset > 0)
+        snprintf(msg, sizeof(msg), "the server acknowledged our first smux frames, then answered "
+                 "as a new session without sending one: its smux closed the session (kcptun does "
+                 "so when --smuxver or --nocomp differ)");
+    else if (timed_out)
+        snprintf(msg, sizeof(msg), "the server's KCP answered but not one smux frame came "
+                 "before the keepalive timeout: its smux refused the session (--smuxver or "
+                 "--nocomp differ; a ktun server logs which)");
+    else
+        return;
+    t->peer_refused = true;
+    tunnel_log(t, msg);
+    tunnel_kill(t, "the server refused our smux");
+}
+
+bool tunnel_peer_heard(const struct tunnel *t)
+{
+    if (t->heard)
+        return true;
+    struct mux_stats ms;
+    mux_get_stats(t->mux, &ms);
+    return ms.frames_in > 0;
+}
+
+bool tunnel_peer_refused(const struct tunnel *t)
+{
+    return t->peer_refused;
+}
+
+bool tunnel_format(const struct tunnel *t, int *smuxver, bool *comp)
+{
+    *smuxver = mux_version(t->mux);
+    *comp = t->enc != NULL;
+    return *smuxver != MUX_VERSION_AUTO && !t->comp_pending;
+}
+
+bool tunnel_next_format(unsigned *step, int smuxver, bool nocomp, bool ver_set, bool comp_set,
+                        int *ver_out, bool *nocomp_out)
+{
+    while (*step < 3) {
+        (*step)++;
+        bool flip_ver = *step != 2, flip_comp = *step != 1;
+        if ((flip_ver && ver_set) || (flip_comp && comp_set))
+            continue;
+        *ver_out = flip_ver ? 3 - smuxver : smuxver;
+        *nocomp_out = flip_comp ? !nocomp : nocomp;
+        return true;
+    }
+    return false;
+}
+
 bool tunnel_pump(struct tunnel *t, uint64_t now_ms)
 {
     if (t->in_pump)
@@ -490,6 +636,8 @@ bool tunnel_pump(struct tunnel *t, uint64_t now_ms)
         if (!blocked || t->stalled || mux_input_blocked(t->mux))
             break;
     }
+    if (!t->dead)
+        check_refused(t, false);
     if (t->caps_news && !t->dead) {
         t->caps_news = false;
         if (t->cb.on_caps)
@@ -506,8 +654,13 @@ bool tunnel_pump(struct tunnel *t, uint64_t now_ms)
 void tunnel_tick(struct tunnel *t, uint64_t now_ms)
 {
     link_tick(t->link, now_ms);
-    if (mux_tick(t->mux, now_ms) != 0)
+    if (mux_tick(t->mux, now_ms) != 0) {
+        struct mux_stats ms;
+        mux_get_stats(t->mux, &ms);
+        if (ms.keepalive_timeouts)
+            check_refused(t, true);
         tunnel_kill(t, "mux closed");
+    }
     if (t->caps_state == CAPS_PENDING && now_ms >= t->offer_next_ms) {
         if (t->offer_tries < TUNNEL_OFFER_TRIES) {
             caps_offer(t, now_ms);

@@ -65,15 +65,33 @@ struct tunnel_budget {
 /* True while the tunnels sharing |b| buffer |limit| bytes or more (false for NULL). */
 bool tunnel_budget_over(const struct tunnel_budget *b);
 
+/*
+ * Auto-detection (a listener that does not force --smuxver / --nocomp, docs/protocol.md):
+ * with comp_auto the first byte that comes out of KCP decides the compression of the session
+ * (0xff, the type of the snappy stream identifier chunk: snappy framing; anything else: plain
+ * smux frames, whose first byte is the version); with mux.version MUX_VERSION_AUTO the
+ * version byte of the first frame decides the smux version. Until the peer's first byte has
+ * arrived the tunnel sends no keepalive, so a peer is never sent a format it may refuse.
+ *
+ * Mismatches: when the peer's first frame does not parse because of a different format, the
+ * tunnel dies and its log callback gets one line naming the flag (--smuxver or --nocomp).
+ * A client also notices a server whose smux closed the session at its first frame (kcptun
+ * does so, silently, on a version or compression mismatch): no smux frame ever arrived, and
+ * the server's KCP either acknowledged data and then answered as a fresh session (una 0,
+ * kcp-go's listener opens a new one for the conv) or acknowledged data and then fell silent
+ * until the keepalive check. Such a tunnel dies with tunnel_peer_refused true; the client
+ * tries the next format of tunnel_next_format for new sessions.
+ */
 struct tunnel_config {
     struct link_config link; /* KCP + FEC settings */
-    struct mux_config mux;   /* smux settings */
+    struct mux_config mux;   /* smux settings (version MUX_VERSION_AUTO: the peer decides) */
     bool nocomp;             /* no snappy framing between mux and KCP */
     /* ktun extensions (docs/extensions.md). A server answers capability offers with
      * |ext_caps|; a client with |ext_offer| offers |ext_caps| (it must only be set when the
      * configuration needs a ktun peer, or in the secure mode: a kcptun server never gets one). */
     uint32_t ext_caps;       /* EXT_CAP_* this end supports */
     bool ext_offer;          /* client: send a capability offer */
+    bool comp_auto;          /* the peer's first byte decides compression (nocomp ignored) */
 };
 
 /* Capability offers a client sends before it takes the server for kcptun (or an older
@@ -188,6 +206,20 @@ const char *tunnel_dead_reason(const struct tunnel *t);
 void tunnel_kill(struct tunnel *t, const char *reason);
 
 uint32_t tunnel_conv(const struct tunnel *t);
+/* The session's format once known: true with the smux version in |*smuxver| and whether
+ * snappy framing is on in |*comp|; false while auto-detection still waits for the peer. */
+bool tunnel_format(const struct tunnel *t, int *smuxver, bool *comp);
+/* True once a smux frame from the peer arrived. */
+bool tunnel_peer_heard(const struct tunnel *t);
+/* True if the tunnel died because the peer's smux refused the session (see above). */
+bool tunnel_peer_refused(const struct tunnel *t);
+/* The client's probe after a refusal: advances |*step| (0 at first) to the next format to try
+ * for new sessions, given the configured |smuxver| and |nocomp| and which of them the user
+ * set (|ver_set|, |comp_set|: those stay). The order is: the other smux version, the other
+ * compression, both. Writes the format to |*ver_out| and |*nocomp_out| and returns true, or
+ * returns false when nothing is left to try. */
+bool tunnel_next_format(unsigned *step, int smuxver, bool nocomp, bool ver_set, bool comp_set,
+                        int *ver_out, bool *nocomp_out);
 /* Updates the secure crypt mode's wall-clock offset (see link_set_wall_offset). */
 void tunnel_set_wall_offset(struct tunnel *t, int64_t wall_offset_ms);
 /* Copies the counters into |*out|. */
