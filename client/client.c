@@ -30,6 +30,10 @@
 /* --remoteaddr that does not resolve (a router starting before its DNS): retried after 1 s,
  * then twice as long each time, up to this many seconds. */
 #define CLIENT_RESOLVE_MAX_S 60.0
+/* A session that heard nothing usable from the server this long after its creation is
+ * explained in the log (tunnel_explain_silence), at most once per CLIENT_SILENT_LOG_MS. */
+#define CLIENT_SILENT_MS 8000u
+#define CLIENT_SILENT_LOG_MS 60000u
 
 /* A session of the client: the shell's session plus its --conn slot and expiry. */
 struct client_sess {
@@ -37,6 +41,7 @@ struct client_sess {
     int slot;               /* --conn slot, -1 once expired */
     uint64_t expire_ms;     /* --autoexpire: no new streams after this (0: never) */
     uint64_t scavenge_ms;   /* close after this once expired (0: not yet) */
+    bool silence_judged;    /* CLIENT_SILENT_MS after creation: checked for silence */
 };
 
 static struct client_sess *csess(struct sess *s)
@@ -75,6 +80,8 @@ struct client {
     uint64_t refused;           /* connections refused while out of fds */
     bool out_of_fds;            /* in such an episode (logged once at its start and end) */
     struct client_sess **slots; /* --conn slots, NULL when empty */
+    ev_timer silence_timer;     /* 1 s: sessions CLIENT_SILENT_MS old are checked */
+    struct log_limit silence_log; /* one silence line per CLIENT_SILENT_LOG_MS */
     unsigned probe_step;        /* formats tried after the server refused ours (tunnel.h) */
     bool probe_done;            /* the server answered a probed format, or none was left */
     uint64_t rr;                /* accepted connections, for round-robin */
@@ -249,6 +256,8 @@ static struct client_sess *client_start_sess(struct client *c, int slot, struct 
         return NULL;
     struct client_sess *cs = csess(s);
     cs->slot = slot;
+    if (!ev_is_active(&c->silence_timer))
+        ev_timer_start(c->sh.loop, &c->silence_timer);
     if (c->cfg->autoexpire_s > 0)
         cs->expire_ms = s->created_ms + (uint64_t)c->cfg->autoexpire_s * 1000;
     return cs;
@@ -405,6 +414,31 @@ static void client_heard(struct shell *sh, struct sess *s)
              "the probe", ver, comp_name(!comp), ver, comp ? " --nocomp=false" : " --nocomp");
 }
 
+static void client_silence_cb(EV_P_ ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct client *c = container_of(w, struct client, silence_timer);
+    uint64_t now = shell_now_ms();
+    bool pending = false;
+    for (struct sess *s = c->sh.sessions; s; s = s->next) {
+        struct client_sess *cs = csess(s);
+        char msg[400];
+        if (cs->silence_judged)
+            continue;
+        if (now - s->created_ms < CLIENT_SILENT_MS) {
+            pending = true;
+            continue;
+        }
+        cs->silence_judged = true;
+        if (tunnel_explain_silence(s->tun, now - s->created_ms, msg, sizeof(msg)) &&
+            log_limit_pass(&c->silence_log, now, CLIENT_SILENT_LOG_MS))
+            LOG_WARN("client: %s: %s", s->name, msg);
+    }
+    if (!pending)
+        ev_timer_stop(EV_A_ w); /* no wake-ups while no session is young */
+}
+
 static void client_sess_gone(struct shell *sh, struct sess *s)
 {
     struct client *c = container_of(sh, struct client, sh);
@@ -503,6 +537,7 @@ static void client_shutdown(struct shell *sh)
     ev_timer_stop(sh->loop, &c->scavenge_timer);
     ev_timer_stop(sh->loop, &c->resolve_timer);
     ev_timer_stop(sh->loop, &c->hop_timer);
+    ev_timer_stop(sh->loop, &c->silence_timer);
     resolver_free(c->resolver);
     c->resolver = NULL;
 }
@@ -576,6 +611,7 @@ int client_run(const struct config *cfg)
     if (cfg->autoexpire_s > 0)
         ev_timer_start(EV_A_ &c->scavenge_timer);
     ev_init(&c->resolve_timer, client_resolve_cb);
+    ev_timer_init(&c->silence_timer, client_silence_cb, 1.0, 1.0);
     ev_timer_init(&c->hop_timer, client_hop_cb, cfg->hop_s, cfg->hop_s);
     if (cfg->hop_s > 0)
         ev_timer_start(EV_A_ &c->hop_timer);

@@ -587,6 +587,29 @@ static void check_refused(struct tunnel *t, bool timed_out)
     tunnel_kill(t, "the server refused our smux");
 }
 
+bool tunnel_explain_silence(const struct tunnel *t, uint64_t age_ms, char *buf, size_t cap)
+{
+    struct link_stats ls;
+    link_get_stats(t->link, &ls);
+    if (ls.kcp.in_segs > 0 || ls.out_pkts == 0)
+        return false;
+    unsigned s = (unsigned)(age_ms / 1000);
+    unsigned long long out = (unsigned long long)ls.out_pkts, in = (unsigned long long)ls.in_pkts;
+    if (ls.in_pkts == 0)
+        snprintf(buf, cap, "nothing came back from the server in %u s (%llu datagrams sent): it is "
+                 "down or not at this address and port, a firewall drops the UDP (or --tcp "
+                 "differs), or it does not share --key and --crypt (kcptun drops such "
+                 "datagrams silently; a ktun server logs which)", s, out);
+    else if (ls.in_errs >= ls.in_pkts)
+        snprintf(buf, cap, "the server answers, but none of its %llu datagrams opens here in %u s: "
+                 "--key or --crypt differ", in, s);
+    else
+        snprintf(buf, cap, "the server answers, but its %llu datagrams carry no KCP segment of "
+                 "this session in %u s: --datashard/--parityshard differ (FEC on one end only)",
+                 in, s);
+    return true;
+}
+
 bool tunnel_peer_heard(const struct tunnel *t)
 {
     if (t->heard)

@@ -209,6 +209,14 @@ uint32_t tunnel_conv(const struct tunnel *t);
 /* The session's format once known: true with the smux version in |*smuxver| and whether
  * snappy framing is on in |*comp|; false while auto-detection still waits for the peer. */
 bool tunnel_format(const struct tunnel *t, int *smuxver, bool *comp);
+/* Client: what a session that heard nothing usable from the server after |age_ms| can mean.
+ * Returns false when there is nothing to explain (the server's KCP answered, or nothing was
+ * sent); otherwise writes one line to |buf| (|cap| bytes) naming the likely causes and flags:
+ * no datagram came back (server down, wrong address or port, a firewall, --tcp, or a
+ * different --key/--crypt, which servers drop without an answer), datagrams
+ * came back that do not open (--key or --crypt), or ones that open and carry no KCP segment
+ * for us (--datashard/--parityshard: FEC on one end only). */
+bool tunnel_explain_silence(const struct tunnel *t, uint64_t age_ms, char *buf, size_t cap);
 /* True once a smux frame from the peer arrived. */
 bool tunnel_peer_heard(const struct tunnel *t);
 /* True if the tunnel died because the peer's smux refused the session (see above). */

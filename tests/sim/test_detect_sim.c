@@ -434,3 +434,52 @@ TEST(detect_next_format_order_and_forced_flags)
     step = 0;
     CHECK(!tunnel_next_format(&step, 1, false, true, true, &v, &nc));
 }
+
+static bool at_9s(void *user)
+{
+    const struct duo *d = user;
+    return vnet_now(d->net) >= 9000;
+}
+
+/* What a client that hears nothing usable can tell: nothing came back (server gone, or
+ * another key: the server answers nothing it cannot open); and nothing to say about a server
+ * that answers, also with FEC on one end only (kcp-go and ktun decode FEC packets whatever
+ * their own setting, so --datashard/--parityshard may differ). */
+TEST(detect_sim_silence_explained)
+{
+    enum { SILENT, KEY, FEC, FINE };
+    static const char *const want[] = {"nothing came back", "--key", NULL, NULL};
+    for (int k = SILENT; k <= FINE; k++) {
+        struct duo d;
+        REQUIRE(duo_init(&d, 950 + (uint64_t)k));
+        e_config(&d.cli, 1, false, false);
+        e_config(&d.srv, MUX_VERSION_AUTO, false, true);
+        if (k == SILENT) {
+            struct vnet_link_cfg lost = {.loss = 1.0};
+            vnet_link_set(d.net, d.cli.id, d.srv.id, &lost);
+        }
+        if (k == KEY) {
+            int err = 0;
+            crypt_free(d.sc);
+            d.srv.crypt = d.sc = crypt_new("aes", "another key", crypt_rng_sodium, NULL, &err);
+            REQUIRE(d.sc);
+            crypt_set_role(d.sc, CRYPT_ROLE_SERVER);
+        }
+        if (k == FEC) {
+            d.cli.cfg.link.data_shards = 0, d.cli.cfg.link.parity_shards = 0;
+            d.srv.cfg.link.data_shards = 10, d.srv.cfg.link.parity_shards = 3;
+        }
+        REQUIRE(cli_go(&d.cli, 0x5000u + (uint32_t)k, 3000, 0));
+        vnet_run(d.net, 9000, at_9s, &d);
+        char msg[400] = "";
+        bool said = tunnel_explain_silence(d.cli.t, 9000, msg, sizeof(msg));
+        CHECK_EQ(said, want[k] != NULL);
+        if (want[k])
+            CHECK(strstr(msg, want[k]) != NULL);
+        else
+            CHECK_EQ(d.srv.got, 3000);
+        if (test_failures())
+            printf("    case %d: '%s'\n", k, msg);
+        duo_free(&d);
+    }
+}
