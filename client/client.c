@@ -34,6 +34,8 @@
  * explained in the log (tunnel_explain_silence), at most once per CLIENT_SILENT_LOG_MS. */
 #define CLIENT_SILENT_MS 8000u
 #define CLIENT_SILENT_LOG_MS 60000u
+/* A session closed earlier is judged when it is gone if it lived this long. */
+#define CLIENT_SILENT_MIN_MS 2000u
 
 /* A session of the client: the shell's session plus its --conn slot and expiry. */
 struct client_sess {
@@ -414,6 +416,17 @@ static void client_heard(struct shell *sh, struct sess *s)
              "the probe", ver, comp_name(!comp), ver, comp ? " --nocomp=false" : " --nocomp");
 }
 
+/* Logs what the silence of |s| can mean, if it heard nothing usable (once per session, one
+ * line per CLIENT_SILENT_LOG_MS in all). */
+static void client_judge_silence(struct client *c, struct client_sess *cs, uint64_t now)
+{
+    char msg[400];
+    cs->silence_judged = true;
+    if (tunnel_explain_silence(cs->s.tun, now - cs->s.created_ms, msg, sizeof(msg)) &&
+        log_limit_pass(&c->silence_log, now, CLIENT_SILENT_LOG_MS))
+        LOG_WARN("client: %s: %s", cs->s.name, msg);
+}
+
 static void client_silence_cb(EV_P_ ev_timer *w, int revents)
 {
     (void)loop;
@@ -423,17 +436,13 @@ static void client_silence_cb(EV_P_ ev_timer *w, int revents)
     bool pending = false;
     for (struct sess *s = c->sh.sessions; s; s = s->next) {
         struct client_sess *cs = csess(s);
-        char msg[400];
         if (cs->silence_judged)
             continue;
         if (now - s->created_ms < CLIENT_SILENT_MS) {
             pending = true;
             continue;
         }
-        cs->silence_judged = true;
-        if (tunnel_explain_silence(s->tun, now - s->created_ms, msg, sizeof(msg)) &&
-            log_limit_pass(&c->silence_log, now, CLIENT_SILENT_LOG_MS))
-            LOG_WARN("client: %s: %s", s->name, msg);
+        client_judge_silence(c, cs, now);
     }
     if (!pending)
         ev_timer_stop(EV_A_ w); /* no wake-ups while no session is young */
@@ -445,6 +454,10 @@ static void client_sess_gone(struct shell *sh, struct sess *s)
     struct client_sess *cs = csess(s);
     if (tunnel_peer_refused(s->tun))
         client_refused(c, s);
+    uint64_t now = shell_now_ms();
+    /* closed young (its path looked dead, or a shutdown) but old enough to judge */
+    if (!cs->silence_judged && now - s->created_ms >= CLIENT_SILENT_MIN_MS)
+        client_judge_silence(c, cs, now);
     if (cs->slot >= 0 && c->slots[cs->slot] == cs)
         c->slots[cs->slot] = NULL;
 }
