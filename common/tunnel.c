@@ -54,6 +54,7 @@ struct tunnel {
     bool ver_forced;              /* the smux version was configured, not detected */
     bool heard;                   /* a smux frame from the peer arrived */
     bool peer_refused;            /* died: the peer's smux refused the session */
+    bool reset_pinged;            /* a NOP went out to confirm a una_reset */
     int first_byte;               /* the peer's first byte out of KCP, -1 before it */
 };
 
@@ -572,7 +573,15 @@ static void check_refused(struct tunnel *t, bool timed_out)
     if (ls.kcp.in_segs == 0)
         return; /* nothing from the server at all: not a refusal */
     char msg[320];
-    if (ls.kcp.una_reset > 0)
+    if (ls.kcp.una_reset == 1 && !t->reset_pinged) {
+        /* one such segment may be a late one of the session's start (the server got our sn 1
+         * before sn 0): a NOP now is answered with una 0 again only by a server that really
+         * took us for a new session */
+        t->reset_pinged = true;
+        mux_ping(t->mux);
+        return;
+    }
+    if (ls.kcp.una_reset > 1)
         snprintf(msg, sizeof(msg), "the server acknowledged our first smux frames, then answered "
                  "as a new session without sending one: its smux closed the session (kcptun does "
                  "so when --smuxver or --nocomp differ)");

@@ -78,7 +78,9 @@ bool tunnel_budget_over(const struct tunnel_budget *b);
  * A client also notices a server whose smux closed the session at its first frame (kcptun
  * does so, silently, on a version or compression mismatch): no smux frame ever arrived, and
  * the server's KCP either acknowledged data and then answered as a fresh session (una 0,
- * kcp-go's listener opens a new one for the conv) or acknowledged data and then fell silent
+ * kcp-go's listener opens a new one for the conv; confirmed by the answer to a NOP sent on
+ * the first such segment, which a late datagram of the session's start may also be) or
+ * acknowledged data and then fell silent
  * until the keepalive check. Such a tunnel dies with tunnel_peer_refused true; the client
  * tries the next format of tunnel_next_format for new sessions.
  */
