@@ -17,6 +17,15 @@
 #   streams.py hold --connect H:P --seconds S   connect, never read, hold for S seconds
 #   streams.py push --connect H:P --seconds S   write as fast as possible for S seconds
 #       (the last four measure back-pressure: the tunnel's memory must stay bounded)
+#   streams.py digest --listen H:P [--duration S]
+#       one-way target: a connection sends "up N\n" then N bytes and gets back the sha256 (hex
+#       line) of those bytes, or sends "down N SEED\n" and gets N seeded random bytes; either
+#       way the target then waits for the peer to close (it never half-closes first). After
+#       "echo\n" the connection is echoed as by the echo target (check --digest-target).
+#   streams.py oneway --connect H:P --bytes N [--streams K] [--seed S] [--duration S]
+#       K concurrent streams, each an "up" and a "down" of N bytes against a digest target;
+#       nothing comes back unchanged, so a layer applied on one side only (QPP) is caught,
+#       which an echo cannot catch. Prints one "oneway: ..." line; exit 0 if all matched.
 #   streams.py refused --connect H:P [--duration S]
 #       connects, expects the tunnel to end the connection (EOF or reset) with no data.
 import argparse
@@ -140,6 +149,8 @@ def check_one(a, idx, results):
     t.start()
     try:
         text = a.text or (a.mixed and idx % 2 == 0)
+        if a.digest_target:
+            s.sendall(b"echo\n")
         for blk in stream_blocks(a.seed * 1000003 + idx, a.bytes, text):
             sent.update(blk)
             s.sendall(blk)
@@ -223,6 +234,114 @@ def cmd_push(a):
     return 0
 
 
+def recv_line(c):
+    line = b""
+    while not line.endswith(b"\n"):
+        b = c.recv(1)
+        if not b:
+            raise OSError("EOF before the end of the request line")
+        line += b
+        if len(line) > 100:
+            raise OSError("request line too long")
+    return line.decode()
+
+
+def digest_conn(c):
+    try:
+        req = recv_line(c).split()
+        if req[0] == "up":
+            left = int(req[1])
+            h = hashlib.sha256()
+            while left > 0:
+                b = c.recv(min(CHUNK, left))
+                if not b:
+                    break
+                h.update(b)
+                left -= len(b)
+            c.sendall(h.hexdigest().encode() + b"\n")
+        elif req[0] == "down":
+            for blk in stream_blocks(int(req[2]), int(req[1]), False):
+                c.sendall(blk)
+        elif req[0] == "echo":
+            echo_conn(c)
+            return
+        c.settimeout(60)
+        while c.recv(CHUNK):
+            pass
+    except (OSError, ValueError, IndexError):
+        pass
+    finally:
+        c.close()
+
+
+def cmd_digest(a):
+    return serve(a, digest_conn)
+
+
+def oneway_one(a, idx, results):
+    host, port = parse_addr(a.connect)
+    seed = a.seed * 1000003 + idx
+    err = []
+    try:
+        s = socket.create_connection((host, port), timeout=a.duration)
+        s.sendall(b"up %d\n" % a.bytes)
+        h = hashlib.sha256()
+        for blk in stream_blocks(seed, a.bytes, False):
+            h.update(blk)
+            s.sendall(blk)
+        got = b""
+        while not got.endswith(b"\n") and len(got) < 100:
+            b = s.recv(100)
+            if not b:
+                break
+            got += b
+        s.close()
+        if got.strip() != h.hexdigest().encode():
+            err.append("up: sha256 mismatch (%d reply bytes)" % len(got))
+    except OSError as e:
+        err.append(f"up: {e}")
+    try:
+        s = socket.create_connection((host, port), timeout=a.duration)
+        s.sendall(b"down %d %d\n" % (a.bytes, seed))
+        want = hashlib.sha256()
+        for blk in stream_blocks(seed, a.bytes, False):
+            want.update(blk)
+        h = hashlib.sha256()
+        n = 0
+        while n < a.bytes:
+            b = s.recv(CHUNK)
+            if not b:
+                break
+            h.update(b)
+            n += len(b)
+        s.close()
+        if n != a.bytes:
+            err.append(f"down: received {n} of {a.bytes} bytes")
+        elif h.digest() != want.digest():
+            err.append("down: sha256 mismatch")
+    except OSError as e:
+        err.append(f"down: {e}")
+    results[idx] = f"stream {idx}: " + ", ".join(err) if err else None
+
+
+def cmd_oneway(a):
+    results = [None] * a.streams
+    t0 = time.time()
+    threads = [threading.Thread(target=oneway_one, args=(a, i, results), daemon=True)
+               for i in range(a.streams)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(a.duration)
+    bad = [r for r in results if r]
+    alive = sum(t.is_alive() for t in threads)
+    print(f"oneway: streams={a.streams} bytes_each={a.bytes} seconds={time.time() - t0:.2f} "
+          f"failed={len(bad) + alive}", flush=True)
+    for r in bad[:10]:
+        print(r, flush=True)
+    return 0 if not bad and not alive else 1
+
+
 def cmd_refused(a):
     host, port = parse_addr(a.connect)
     s = socket.create_connection((host, port), timeout=a.duration)
@@ -241,7 +360,7 @@ def cmd_refused(a):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=["echo", "check", "refused", "flood", "stall", "hold",
-                                     "push"])
+                                     "push", "digest", "oneway"])
     ap.add_argument("--listen")
     ap.add_argument("--connect")
     ap.add_argument("--bytes", type=int, default=1 << 20)
@@ -250,12 +369,15 @@ def main():
     ap.add_argument("--text", action="store_true")
     ap.add_argument("--no-halfclose", action="store_true",
                     help="read the whole echo before closing (kcptun closes both ways at once)")
+    ap.add_argument("--digest-target", action="store_true",
+                    help="the target is a digest target: ask it to echo")
     ap.add_argument("--mixed", action="store_true", help="even streams text, odd random")
     ap.add_argument("--duration", type=float, default=60)
     ap.add_argument("--seconds", type=float, default=5)
     a = ap.parse_args()
     modes = {"echo": cmd_echo, "check": cmd_check, "refused": cmd_refused, "flood": cmd_flood,
-             "stall": cmd_stall, "hold": cmd_hold, "push": cmd_push}
+             "stall": cmd_stall, "hold": cmd_hold, "push": cmd_push,
+             "digest": cmd_digest, "oneway": cmd_oneway}
     return modes[a.mode](a)
 
 
