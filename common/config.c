@@ -115,8 +115,9 @@ static const struct opt_desc opts[] = {
     {"framesize", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(framesize), "BYTES",
      "largest smux frame payload sent (1..65535; newer kcptun: 8192)"},
     {"closewait", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(closewait_s), "SECONDS",
-     "delay our FIN this long after the local side ends (kcptun v20260208's server uses 30 "
-     "so that its smux >= 1.5.54 clients do not drop unread data)"},
+     "delay our FIN this long after the local side ends, as kcptun v20260208 (its server: "
+     "30); default -1: hold it only for an smux v2 peer that half-closed first, until it has "
+     "read everything or 30 s (its smux >= 1.5.54 drops data unread when our FIN arrives)"},
     {"ratelimit", NULL, 0, ROLE_ALL, OPT_I64, SEC_MAIN, FIELD(ratelimit), "BYTES/S",
      "cap on each KCP session's sending rate, 0 = none (needs pacing)"},
     {"__android_vpn", NULL, 'V', ROLE_C, OPT_BOOL, SEC_KTUN, FIELD(android_vpn), NULL,
@@ -301,7 +302,7 @@ void config_defaults(struct config *cfg, enum config_role role)
     cfg->streambuf = 2097152;
     cfg->keepalive_s = 10;
     cfg->framesize = 32768;
-    cfg->closewait_s = 0;
+    cfg->closewait_s = -1;
     cfg->ratelimit = 0;
     cfg->qpp = false;
     cfg->qppcount = QPP_COUNT_DEFAULT;
@@ -1344,7 +1345,7 @@ static int validate_smux(const struct config *cfg, char *err, size_t errlen)
                     cfg->streambuf, cfg->smuxbuf);
     if (check_range("--framesize", cfg->framesize, 1, 65535, "smux's frame length field", err,
                     errlen) < 0 ||
-        check_range("--closewait", cfg->closewait_s, 0, 3600, NULL, err, errlen) < 0 ||
+        check_range("--closewait", cfg->closewait_s, -1, 3600, "-1: automatic", err, errlen) < 0 ||
         check_range("--ratelimit", cfg->ratelimit, 0, (int64_t)1 << 40, "bytes per second",
                     err, errlen) < 0)
         return ERR_INVAL;

@@ -70,6 +70,8 @@ struct mux_fin {
     struct mux_fin *next;      /* FIFO: due times ascend, as the delay is constant */
     uint32_t sid;              /* stream */
     uint64_t due_ms;           /* when it leaves */
+    uint32_t written;          /* fin_hold_ms: the stream's num_written, all of it data */
+    bool held;                 /* fin_hold_ms: leaves early once the peer read |written| */
 };
 
 struct mux {
@@ -93,6 +95,7 @@ struct mux {
     struct mux_fin *fin_head;  /* close-wait queue, oldest first */
     struct mux_fin *fin_tail;  /* newest */
     size_t fin_count;          /* entries */
+    size_t fins_held;          /* entries that an UPD may release (held) */
 };
 
 int mux_frame_parse(const uint8_t *p, size_t len, struct mux_frame_hdr *h)
@@ -124,6 +127,7 @@ void mux_config_default(struct mux_config *cfg)
     cfg->max_frame_size = 32768;
     cfg->max_streams = 65536;
     cfg->close_wait_ms = 0;
+    cfg->fin_hold_ms = 0;
     cfg->qpp = NULL;
 }
 
@@ -479,16 +483,24 @@ static void on_header(struct mux *m, uint64_t now_ms)
     }
 }
 
+static void fin_queue_release(struct mux *m, uint32_t sid, uint32_t consumed);
+
 static void on_upd(struct mux *m)
 {
     uint32_t sid = m->rx.h.sid;
     struct mux_stream *s = stream_find(m, sid);
     rx_reset(m);
+    if (!s && m->cfg.version == 2 && m->fins_held) {
+        fin_queue_release(m, sid, rd_u32le(m->rx.upd)); /* a stream released with FIN held */
+        return;
+    }
     if (!s || m->cfg.version != 2) {
         m->st.dropped_frames++; /* v1 streams have no window: nothing to update */
         return;
     }
     m->st.upd_in++;
+    if (s->fin_pending && m->fins_held)
+        fin_queue_release(m, sid, rd_u32le(m->rx.upd));
     s->peer_consumed = rd_u32le(m->rx.upd);
     s->peer_window = rd_u32le(m->rx.upd + 4);
     if (s->want_write && !s->fin_sent && mux_stream_writable(m, sid) > 0) {
@@ -592,6 +604,7 @@ static void fin_queue_run(struct mux *m, uint64_t now_ms)
         if (!m->fin_head)
             m->fin_tail = NULL;
         m->fin_count--;
+        m->fins_held -= f->held;
         struct mux_stream *s = stream_find(m, f->sid);
         if (s) {
             s->fin_pending = false;
@@ -616,7 +629,29 @@ static void fin_queue_remove(struct mux *m, uint32_t sid)
         if (m->fin_tail == f)
             m->fin_tail = prev;
         m->fin_count--;
+        m->fins_held -= f->held;
         free(f);
+        return;
+    }
+}
+
+/* The peer's UPD says it has read |consumed| bytes of |sid|: a FIN held by fin_hold_ms leaves
+ * now if that is everything we wrote (the peer has nothing unread for a FIN to destroy). */
+static void fin_queue_release(struct mux *m, uint32_t sid, uint32_t consumed)
+{
+    for (struct mux_fin *f = m->fin_head; f; f = f->next) {
+        if (f->sid != sid)
+            continue;
+        if (!f->held || f->written != consumed)
+            return;
+        struct mux_stream *s = stream_find(m, sid);
+        if (s) {
+            s->fin_pending = false;
+            s->fin_sent = true;
+        }
+        fin_queue_remove(m, sid);
+        m->st.fins_released++;
+        send_frame(m, MUX_CMD_FIN, sid, NULL, 0); /* also for a stream released meanwhile */
         return;
     }
 }
@@ -732,10 +767,13 @@ static void after_read(struct mux *m, struct mux_stream *s, uint32_t n)
     s->buffered -= n;
     if (m->cfg.version != 2 || m->closed)
         return;
-    /* smux tryReadv2: UPD after the first read and each max_stream_buffer/2 bytes read. */
+    /* smux tryReadv2: UPD after the first read and each max_stream_buffer/2 bytes read; and,
+     * once our FIN is out or due, whenever a read empties the stream, so that a peer holding
+     * its FIN until we have read everything (fin_hold_ms) can send it. */
     s->num_read += n;
     s->incr += n;
-    if (s->incr >= m->cfg.max_stream_buffer / 2 || s->num_read == n) {
+    if (s->incr >= m->cfg.max_stream_buffer / 2 || s->num_read == n ||
+        ((s->fin_sent || s->fin_pending) && s->buffered == 0)) {
         uint32_t consumed = s->num_read;
         s->incr = 0;
         if (consumed > 0)
@@ -843,11 +881,18 @@ int mux_stream_close_wait(struct mux *m, uint32_t sid, uint64_t now_ms)
         return 0;
     size_t cap = m->cfg.max_streams ? m->cfg.max_streams : 65536;
     struct mux_fin *f = NULL;
-    if (m->cfg.close_wait_ms && m->fin_count < cap)
+    uint32_t wait = m->cfg.close_wait_ms;
+    bool held = false;
+    if (!wait && m->cfg.version == 2 && s->fin_recv && s->peer_consumed != s->num_written) {
+        wait = m->cfg.fin_hold_ms; /* the peer half-closed first and has data to read */
+        held = true;
+    }
+    if (wait && m->fin_count < cap)
         f = malloc(sizeof(*f));
     if (!f)
         return mux_stream_close(m, sid); /* no delay asked for, or no room to hold it */
-    *f = (struct mux_fin){NULL, sid, now_ms + m->cfg.close_wait_ms};
+    *f = (struct mux_fin){NULL, sid, now_ms + wait, s->num_written, held};
+    m->fins_held += held;
     if (m->fin_tail)
         m->fin_tail->next = f;
     else

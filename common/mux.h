@@ -98,6 +98,9 @@ struct mux_config {
     uint32_t max_streams;          /* live streams allowed (ktun limit); 0 = unlimited */
     uint32_t close_wait_ms;        /* mux_stream_close_wait holds FIN back this long (kcptun
                                       --closewait); 0 = at once */
+    uint32_t fin_hold_ms;          /* with close_wait_ms 0, v2: mux_stream_close_wait after
+                                      the peer's FIN holds ours until the peer's UPD shows it
+                                      read all we wrote, at most this long; 0 = never */
     const struct qpp *qpp;         /* kcptun --QPP: pads (borrowed, outlive the session);
                                       NULL = off. Every stream's PSH payload is substituted,
                                       one keystream per stream and direction. */
@@ -144,6 +147,8 @@ struct mux_callbacks {
 };
 
 struct mux_stats {
+    uint64_t fins_released;     /* FINs held by fin_hold_ms (counted in fins_delayed too)
+                                   sent early: the peer had read everything */
     uint64_t frames_in;         /* frame headers received */
     uint64_t frames_out;        /* frames sent */
     uint64_t bytes_in;          /* PSH payload bytes buffered for streams */
@@ -245,8 +250,10 @@ int mux_stream_close(struct mux *m, uint32_t sid);
  * refused from now on; reading goes on. Releasing the stream meanwhile keeps the FIN due (it
  * then goes out for the forgotten id); mux_stream_close sends it at once. kcptun's server waits
  * 30 s before its FIN, because a peer on smux >= 1.5.54 that has already sent its own FIN
- * destroys the stream, with data it has not read yet, when ours arrives. With close_wait_ms 0,
- * or more than max_streams FINs already waiting, the FIN leaves at once. Returns 0, or
+ * destroys the stream, with data it has not read yet, when ours arrives. With close_wait_ms 0
+ * and fin_hold_ms set, a v2 stream whose peer's FIN has arrived holds its FIN until the peer's
+ * UPD reports everything we wrote read, or fin_hold_ms. Without a delay, or with more than
+ * max_streams FINs already waiting, the FIN leaves at once. Returns 0, or
  * ERR_CLOSED (unknown stream or dead session). */
 int mux_stream_close_wait(struct mux *m, uint32_t sid, uint64_t now_ms);
 

@@ -48,7 +48,10 @@ void sess_params_from_config(const struct config *cfg, struct sess_params *p)
     mc->keepalive_interval_ms = (uint32_t)cfg->keepalive_s * 1000;
     mc->max_streams = cfg->maxstreams > 0 ? (uint32_t)cfg->maxstreams : 0;
     mc->max_frame_size = (uint32_t)cfg->framesize;
-    mc->close_wait_ms = (uint32_t)cfg->closewait_s * 1000u;
+    /* --closewait -1 (default): no delay, but a FIN to a v2 peer that half-closed first waits
+     * until it has read everything, at most kcptun's 30 s (docs/kcptun-newer.md). */
+    mc->close_wait_ms = cfg->closewait_s > 0 ? (uint32_t)cfg->closewait_s * 1000u : 0;
+    mc->fin_hold_ms = cfg->closewait_s < 0 ? 30000u : 0;
     p->tun.nocomp = cfg->nocomp;
     if (cfg->role == CONFIG_SERVER) { /* what the user did not set, each session detects */
         if (!cfg->smuxver_set)

@@ -29,7 +29,7 @@ interop_target() {
     python3 "$STREAMS" "$mode" --listen 127.0.0.1:0 --duration 1800 >"$tmp/$name.out" 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do
-        addr=$(sed -n 's/^listening //p' "$tmp/$name.out")
+        addr=$(sed -n 's/^listening //p' "$tmp/$name.out" 2>/dev/null)
         [ -n "$addr" ] && break
         sleep 0.1
     done

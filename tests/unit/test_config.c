@@ -1074,7 +1074,12 @@ TEST(config_newer_kcptun_framesize_closewait_ratelimit)
     CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--framesize", "0"), ERR_INVAL);
     CHECK(strstr(err, "--framesize") != NULL && one_line(err));
     CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--framesize", "65536"), ERR_INVAL);
-    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--closewait", "-1"), ERR_INVAL);
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--closewait", "-2"), ERR_INVAL);
+    CHECK(strstr(err, "--closewait") != NULL && one_line(err));
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--key", "k"), 0);
+    CHECK_EQ(cfg.closewait_s, -1); /* automatic: held only for a v2 peer that half-closed */
+    CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--closewait", "0"), 0);
+    CHECK_EQ(cfg.closewait_s, 0);
     CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--ratelimit", "-1"), ERR_INVAL);
     CHECK_EQ(parse_valid(&cfg, CONFIG_CLIENT, err, "--ratelimit", "5", "--nopace"), ERR_INVAL);
     CHECK(strstr(err, "--nopace") != NULL);

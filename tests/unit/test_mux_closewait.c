@@ -110,3 +110,115 @@ TEST(mux_closewait_zero_is_immediate)
     mh_side_free(&cl);
     mh_side_free(&sv);
 }
+
+/* fin_hold_ms (--closewait -1): a v2 peer that sent its FIN first gets ours only once its UPD
+ * shows it read everything we wrote (smux >= 1.5.54 destroys unread data when both FINs are
+ * through), or after fin_hold_ms. */
+static void hold_pair(struct mh_side *cl, struct mh_side *sv, int version)
+{
+    struct mux_config cfg;
+    mux_config_default(&cfg);
+    cfg.version = version;
+    cfg.keepalive_interval_ms = 0;
+    cfg.fin_hold_ms = 30000;
+    cfg.max_frame_size = 1000;
+    mh_side_init(cl, &cfg, true, 0);
+    mh_side_init(sv, &cfg, false, 0);
+}
+
+/* The client sends a request and half-closes; the server answers |len| bytes and half-closes
+ * at |now| (close-wait). Returns the stream id. */
+static uint32_t half_closed_request(struct mh_side *cl, struct mh_side *sv, size_t len,
+                                    uint64_t now)
+{
+    static uint8_t reply[8000];
+    uint32_t sid = 0;
+    CHECK_EQ(mux_stream_open(cl->m, &sid), 0);
+    CHECK_EQ(mux_stream_write(cl->m, sid, (const uint8_t *)"req", 3), 3);
+    CHECK_EQ(mux_stream_close(cl->m, sid), 0);
+    flush(cl, sv, now);
+    uint8_t buf[16];
+    CHECK_EQ(mux_stream_read(sv->m, sid, buf, sizeof(buf)), 3);
+    CHECK_EQ(mux_stream_read(sv->m, sid, buf, sizeof(buf)), 0); /* the client's FIN */
+    CHECK_EQ(mux_stream_write(sv->m, sid, reply, len), (ssize_t)len);
+    CHECK_EQ(mux_stream_close_wait(sv->m, sid, now), 0);
+    flush(cl, sv, now);
+    return sid;
+}
+
+TEST(mux_fin_hold_until_the_peer_has_read)
+{
+    struct mh_side cl, sv;
+    hold_pair(&cl, &sv, 2);
+    uint32_t sid = half_closed_request(&cl, &sv, 5000, 100);
+    CHECK_EQ(mh_count(&cl, MH_FIN, sid), 0);
+    CHECK_EQ(mux_next_deadline(sv.m), 30100);
+    /* A first read of part of it (smux's UPD after the first read) releases nothing. */
+    uint8_t buf[8000];
+    CHECK_EQ(mux_stream_read(cl.m, sid, buf, 100), 100);
+    flush(&cl, &sv, 200);
+    CHECK_EQ(mh_count(&cl, MH_FIN, sid), 0);
+    /* Reading the rest: our half-closed reader reports it, and the FIN leaves at once. */
+    CHECK_EQ(mux_stream_read(cl.m, sid, buf, sizeof(buf)), 4900);
+    flush(&cl, &sv, 300);
+    CHECK_EQ(mh_count(&cl, MH_FIN, sid), 1);
+    CHECK_EQ(mux_stream_read(cl.m, sid, buf, sizeof(buf)), 0);
+    CHECK_EQ(mux_next_deadline(sv.m), UINT64_MAX);
+    struct mux_stats st;
+    mux_get_stats(sv.m, &st);
+    CHECK_EQ(st.fins_delayed, 1);
+    CHECK_EQ(st.fins_released, 1);
+    mh_side_free(&cl);
+    mh_side_free(&sv);
+}
+
+TEST(mux_fin_hold_expires_and_survives_release)
+{
+    struct mh_side cl, sv;
+    hold_pair(&cl, &sv, 2);
+    /* A reader that never reads: the FIN leaves after fin_hold_ms, not before. */
+    uint32_t a = half_closed_request(&cl, &sv, 3000, 0);
+    CHECK_EQ(mux_tick(sv.m, 29999), 0);
+    flush(&cl, &sv, 29999);
+    CHECK_EQ(mh_count(&cl, MH_FIN, a), 0);
+    CHECK_EQ(mux_tick(sv.m, 30000), 0);
+    flush(&cl, &sv, 30000);
+    CHECK_EQ(mh_count(&cl, MH_FIN, a), 1);
+    /* The server forgets the stream while its FIN is held: the UPD still releases it. */
+    uint32_t b = half_closed_request(&cl, &sv, 3000, 31000);
+    CHECK_EQ(mux_stream_release(sv.m, b), 0);
+    uint8_t buf[4000];
+    CHECK_EQ(mux_stream_read(cl.m, b, buf, sizeof(buf)), 3000);
+    flush(&cl, &sv, 31100);
+    CHECK_EQ(mh_count(&cl, MH_FIN, b), 1);
+    CHECK_EQ(mux_next_deadline(sv.m), UINT64_MAX);
+    mh_side_free(&cl);
+    mh_side_free(&sv);
+}
+
+TEST(mux_fin_hold_only_when_needed)
+{
+    /* v1 has no UPD to tell: no hold. */
+    struct mh_side cl, sv;
+    hold_pair(&cl, &sv, 1);
+    uint32_t sid = half_closed_request(&cl, &sv, 3000, 0);
+    CHECK_EQ(mh_count(&cl, MH_FIN, sid), 1);
+    mh_side_free(&cl);
+    mh_side_free(&sv);
+    /* v2, the peer's FIN not yet here: our FIN goes at once. */
+    hold_pair(&cl, &sv, 2);
+    REQUIRE(mux_stream_open(cl.m, &sid) == 0);
+    flush(&cl, &sv, 0);
+    CHECK_EQ(mux_stream_write(sv.m, sid, (const uint8_t *)"reply", 5), 5);
+    CHECK_EQ(mux_stream_close_wait(sv.m, sid, 0), 0);
+    flush(&cl, &sv, 0);
+    CHECK_EQ(mh_count(&cl, MH_FIN, sid), 1);
+    /* v2, the peer half-closed but has read all we wrote (nothing written): at once. */
+    uint32_t b = half_closed_request(&cl, &sv, 0, 10);
+    CHECK_EQ(mh_count(&cl, MH_FIN, b), 1);
+    struct mux_stats st;
+    mux_get_stats(sv.m, &st);
+    CHECK_EQ(st.fins_delayed, 0);
+    mh_side_free(&cl);
+    mh_side_free(&sv);
+}
