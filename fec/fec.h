@@ -51,7 +51,7 @@
 
 #define FEC_HEADER_LEN 8          /* seqid + type + size in front of a data packet's KCP bytes */
 #define FEC_PARITY_OFFSET 6       /* seqid + type: where the RS shard starts */
-#define FEC_MAX_PACKET 1480       /* 1500-byte datagram minus the 20-byte crypt header */
+#define FEC_MAX_PACKET 1500       /* kcp-go's 1500-byte datagram limit: --crypt null adds no header */
 #define FEC_MIN_PACKET 24         /* kcp-go drops shorter FEC-layer packets (IKCP_OVERHEAD) */
 #define FEC_TYPE_DATA 0xf1
 #define FEC_TYPE_PARITY 0xf2

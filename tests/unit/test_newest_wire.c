@@ -141,9 +141,11 @@ TEST(newest_null_datagram_delivers_through_link)
     cJSON_Delete(root);
 }
 
-/* Sends 40 KB through a link and checks the first data datagram: its length and, once opened,
- * the FEC size field (2 + 24 + MSS) or the KCP segment length. */
-static void check_mtu(const char *method, int ds, int ps, size_t want_fec_size, size_t want_len)
+/* Sends 40 KB through a link at --mtu |mtu| and checks the first data datagram: its length
+ * and, once opened, the FEC size field (2 + 24 + MSS) or the KCP segment length. A second link
+ * takes every datagram and must deliver all 40 KB. */
+static void check_mtu_at(const char *method, size_t mtu, int ds, int ps, size_t want_fec_size,
+                         size_t want_len)
 {
     int err = 0;
     struct crypt *c = crypt_new(method, "it's a secrect", crypt_rng_sodium, NULL, &err);
@@ -154,18 +156,37 @@ static void check_mtu(const char *method, int ds, int ps, size_t want_fec_size, 
     cfg.parity_shards = ps;
     cfg.pace = false;
     cfg.sndwnd = 64;
+    cfg.rcvwnd = 64;
+    cfg.mtu = mtu;
     struct capture *cap = calloc(1, sizeof(*cap));
     REQUIRE(cap);
     struct link *l = link_new(9, &cfg, c, capture_output, cap, &err);
     REQUIRE(l);
     static uint8_t data[40000];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 7 + 1);
     CHECK_EQ(link_send(l, data, sizeof(data)), 0);
     link_flush(l, 1000);
-    REQUIRE(cap->count > 12);
+    REQUIRE(cap->count > 12 && cap->count <= 64);
     size_t maxlen = 0;
     for (size_t i = 0; i < cap->count && i < 64; i++)
         maxlen = cap->len[i] > maxlen ? cap->len[i] : maxlen;
-    CHECK_EQ(maxlen, 1350);
+    CHECK_EQ(maxlen, mtu);
+    /* The receiving side takes datagrams of that size too. */
+    struct capture *back = calloc(1, sizeof(*back));
+    REQUIRE(back);
+    struct link *r = link_new(9, &cfg, c, capture_output, back, &err);
+    REQUIRE(r);
+    for (size_t i = 0; i < cap->count; i++) {
+        uint8_t d[1500];
+        memcpy(d, cap->dgram[i], cap->len[i]);
+        CHECK_EQ(link_input(r, d, cap->len[i], 1001), 0);
+    }
+    static uint8_t got[40001];
+    CHECK_EQ(link_recv(r, got, sizeof(got)), (ssize_t)sizeof(data));
+    CHECK_MEM(got, data, sizeof(data));
+    link_free(r);
+    free(back);
     CHECK_EQ(cap->len[0], want_len);
     const uint8_t *pl = NULL;
     ssize_t n = crypt_open(c, cap->dgram[0], cap->len[0], 0, &pl);
@@ -181,6 +202,11 @@ static void check_mtu(const char *method, int ds, int ps, size_t want_fec_size, 
     free(cap);
 }
 
+static void check_mtu(const char *method, int ds, int ps, size_t want_fec_size, size_t want_len)
+{
+    check_mtu_at(method, 1350, ds, ps, want_fec_size, want_len);
+}
+
 /* kcp-go's SetMtu: KCP mtu = min(mtu, 1500) - header - tag, MSS = that - 24 (at --mtu 1350:
  * aes-128-gcm 1290 / 1298, null 1318 / 1326, CFB methods 1298 / 1306, FEC on / off). */
 TEST(newest_mtu_arithmetic_per_method)
@@ -191,4 +217,14 @@ TEST(newest_mtu_arithmetic_per_method)
     check_mtu("null", 0, 0, 1326, 1350);
     check_mtu("aes", 10, 3, 2 + 24 + 1298, 1350);
     check_mtu("none", 0, 0, 1306, 1350);
+}
+
+/* At --mtu 1500 a null datagram is the whole 1500 bytes of FEC layer (or KCP segment): kcp-go
+ * sends and takes it; none is cut or refused. */
+TEST(newest_mtu_1500_per_method)
+{
+    check_mtu_at("null", 1500, 10, 3, 2 + 24 + 1468, 1500);
+    check_mtu_at("null", 1500, 0, 0, 1476, 1500);
+    check_mtu_at("aes-128-gcm", 1500, 10, 3, 2 + 24 + 1440, 1500);
+    check_mtu_at("aes", 1500, 0, 0, 1456, 1500);
 }
