@@ -715,6 +715,7 @@ int mux_set_local(struct mux *m, const struct mux_config *cfg, uint64_t now_ms)
     }
     m->cfg.max_streams = cfg->max_streams;
     m->cfg.close_wait_ms = cfg->close_wait_ms;
+    m->cfg.fin_hold_ms = cfg->fin_hold_ms;
     return 0;
 }
 

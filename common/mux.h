@@ -209,7 +209,7 @@ int mux_ping(struct mux *m);
 /* Applies the settings of |cfg| that the peer never sees to a live session (SIGHUP): the
  * keepalive (when it changed, the next NOP leaves keepalive_interval_ms after |now_ms| and
  * the next dead-peer check keepalive_timeout_ms after it), max_streams (streams beyond it stay
- * until they end) and close_wait_ms (for FINs queued from now on). Returns 0, or ERR_INVAL
+ * until they end) and close_wait_ms and fin_hold_ms (for FINs queued from now on). Returns 0, or ERR_INVAL
  * (keepalive timeout below the interval, as mux_config_validate) changing nothing. */
 int mux_set_local(struct mux *m, const struct mux_config *cfg, uint64_t now_ms);
 

@@ -221,4 +221,15 @@ TEST(mux_fin_hold_only_when_needed)
     CHECK_EQ(st.fins_delayed, 0);
     mh_side_free(&cl);
     mh_side_free(&sv);
+    /* A reload to --closewait 0 (fin_hold_ms 0) applies to a live session. */
+    hold_pair(&cl, &sv, 2);
+    struct mux_config off;
+    mux_config_default(&off);
+    off.keepalive_interval_ms = 0;
+    off.fin_hold_ms = 0;
+    CHECK_EQ(mux_set_local(sv.m, &off, 0), 0);
+    sid = half_closed_request(&cl, &sv, 3000, 0);
+    CHECK_EQ(mh_count(&cl, MH_FIN, sid), 1);
+    mh_side_free(&cl);
+    mh_side_free(&sv);
 }
