@@ -55,9 +55,10 @@ KTUN_LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 # Build profiles and options (see also "install" below):
 #   PROFILE=size  -Os, link-time optimisation and section GC, for routers (build-size/bin/)
-#   GCRYPT=0      without libgcrypt: AES-CFB and PBKDF2-HMAC-SHA1 of our own (crypto/aes.c,
-#                 crypto/pbkdf2.c); blowfish, twofish, cast5, 3des, sm4 and aes-128-gcm, which only
-#                 libgcrypt provides, are left out (build-nogcrypt/, build-size-nogcrypt/)
+#   GCRYPT=0      without libgcrypt: every method from ciphers of our own (crypto/blkc.c: AES,
+#                 Blowfish, Twofish, CAST-128, 3DES, SM4 in CFB; crypto/gcm.c: AES-128-GCM;
+#                 crypto/pbkdf2.c), slower than libgcrypt's AES-NI code on x86 but as fast for
+#                 the legacy ciphers (build-nogcrypt/, build-size-nogcrypt/)
 # Builds other than the default one put their binaries in $(BUILD)/bin/.
 ifeq ($(PROFILE),size)
 BUILD   := build-size

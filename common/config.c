@@ -1389,11 +1389,6 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
                     "twofish, cast5, 3des, tea, xtea, xor, sm4, none, aes-128-gcm, null, "
                     "xsalsa20-poly1305)",
                     cfg->crypt);
-#ifdef KTUN_NO_GCRYPT
-    if (!crypt_method_is_known(cfg->crypt))
-        return fail(err, errlen, "--crypt: '%s' needs libgcrypt, which this build leaves out",
-                    cfg->crypt);
-#endif
     if (validate_kcp(cfg, err, errlen) < 0 || validate_smux(cfg, err, errlen) < 0 ||
         validate_misc(cfg, err, errlen) < 0)
         return ERR_INVAL;

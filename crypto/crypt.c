@@ -5,7 +5,7 @@
 #ifndef KTUN_NO_GCRYPT
 #include <gcrypt.h>
 #else
-#include "crypto/aes_gcry.h" /* AES and PBKDF2 of our own, see there */
+#include "crypto/gcry_own.h" /* ciphers and PBKDF2 of our own, see there */
 #endif
 #include <isa-l/crc.h>
 #include <sodium.h>
@@ -66,35 +66,24 @@ static const struct crypt_method_desc methods[] = {
     {"aes-128", KIND_GCRY_CFB, GCRY_CIPHER_AES128, 16, 16},
     {"aes-192", KIND_GCRY_CFB, GCRY_CIPHER_AES192, 24, 16},
     {"salsa20", KIND_SALSA20, 0, 32, 0},
-#ifndef KTUN_NO_GCRYPT
     {"blowfish", KIND_GCRY_CFB, GCRY_CIPHER_BLOWFISH, 32, 8},
     {"twofish", KIND_GCRY_CFB, GCRY_CIPHER_TWOFISH, 32, 16},
     {"cast5", KIND_GCRY_CFB, GCRY_CIPHER_CAST5, 16, 8},
     {"3des", KIND_GCRY_CFB, GCRY_CIPHER_3DES, 24, 8},
-#endif
     {"tea", KIND_TEA_CFB, 0, 16, 8},
     {"xtea", KIND_XTEA_CFB, 0, 16, 8},
     {"xor", KIND_XOR, 0, 32, 0},
-#ifndef KTUN_NO_GCRYPT
     {"sm4", KIND_GCRY_CFB, GCRY_CIPHER_SM4, 16, 16},
-#endif
     {"none", KIND_NONE, 0, 0, 0},
-#ifndef KTUN_NO_GCRYPT
     {"aes-128-gcm", KIND_GCM, GCRY_CIPHER_AES128, 16, 16},
-#endif
     {"null", KIND_NULL, 0, 0, 0},
     {CRYPT_SECURE_METHOD, KIND_SECURE, 0, 32, 0},
 };
 
 static const char *const method_names[] = {
-#ifndef KTUN_NO_GCRYPT
     "aes", "aes-128", "aes-192", "salsa20", "blowfish", "twofish", "cast5",
     "3des", "tea", "xtea", "xor", "sm4", "none", "aes-128-gcm", "null", CRYPT_SECURE_METHOD,
     NULL,
-#else
-    "aes", "aes-128", "aes-192", "salsa20", "tea", "xtea", "xor", "none", "null",
-    CRYPT_SECURE_METHOD, NULL,
-#endif
 };
 
 _Static_assert(ARRAY_SIZE(method_names) == ARRAY_SIZE(methods) + 1, "method name list");

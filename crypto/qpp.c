@@ -5,7 +5,7 @@
 #ifndef KTUN_NO_GCRYPT
 #include <gcrypt.h>
 #else
-#include "crypto/aes_gcry.h" /* AES and PBKDF2 of our own, see there */
+#include "crypto/gcry_own.h" /* ciphers and PBKDF2 of our own, see there */
 #endif
 #include <sodium.h>
 #include <stdbool.h>
