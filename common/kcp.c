@@ -1298,6 +1298,10 @@ static unsigned copies_wanted(struct kcp *k, size_t new_bytes)
     size_t cap = pace_cwnd(&k->pace);
     while (n > 0 && k->inflight_bytes + k->copy_bytes + n * new_bytes > cap)
         n--;
+    /* copies spend pacing budget like retransmissions, and only budget left over: they never
+     * push the flow above the pacing rate (the measured delivery rate's, or --ratelimit) */
+    while (n > 0 && !pace_spare(&k->pace, n * new_bytes))
+        n--;
     return n;
 }
 
@@ -1330,6 +1334,7 @@ static void paced_after_data(struct kcp *k, struct kcp_seg_hdr *h, struct kcp_se
             k->copy_bytes += s->len;
             k->stats.redundant_segs++;
         }
+        pace_charge(&k->pace, new_bytes);
         out_packet(k);
     }
     h->frg = 0;

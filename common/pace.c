@@ -86,6 +86,11 @@ void pace_charge(struct pace *p, size_t len)
         p->tokens -= (double)len;
 }
 
+bool pace_spare(const struct pace *p, size_t len)
+{
+    return pace_rate(p) <= 0 || p->tokens >= (double)len;
+}
+
 void pace_set_rate_cap(struct pace *p, double bytes_per_ms)
 {
     p->rate_cap = bytes_per_ms > 0 ? bytes_per_ms : 0;

@@ -115,6 +115,11 @@ void pace_set_app_limited(struct pace *p, bool app_limited, size_t inflight_byte
 /* Spends |len| bytes of pacing budget. */
 void pace_charge(struct pace *p, size_t len);
 
+/* True if the token bucket (as of the last pace_ready) holds |len| bytes of budget beyond
+ * what has been spent, or there is no pacing rate yet: sending them keeps the flow within the
+ * pacing rate (the measured delivery rate's, or the rate cap). */
+bool pace_spare(const struct pace *p, size_t len);
+
 /* A segment of |len| bytes last sent with mark |m| was acknowledged; |inflight_bytes| is what
  * is still unacknowledged afterwards; |m| NULL: no rate sample (a retransmitted segment). */
 void pace_on_ack(struct pace *p, const struct pace_mark *m, size_t len, size_t inflight_bytes,

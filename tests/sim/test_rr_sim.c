@@ -75,11 +75,14 @@ static int cmp_u32(const void *a, const void *b)
 struct rr_result {
     uint32_t p50, p99, max, lost;
     uint64_t copies; /* redundant copies sent by both ends (RedundantSegs) */
+    uint64_t copies_cli, retrans_cli; /* the client's copies and retransmissions */
     double wire;     /* bytes into the link (both ways) per message byte delivered (both ways) */
 };
 
 /* How an end sends: kcp-go's way, ktun's with fixed FEC parity, ktun's with adaptive parity. */
 enum rr_mode { RR_KCPGO, RR_KTUN_FIXED, RR_KTUN };
+
+static uint64_t rr_rate_limit; /* --ratelimit of both ends in the next runs, bytes/s */
 
 /* |msg|-byte messages every |gap| ms for |secs| over link |lk| (both ways); fast3, FEC 10/3,
  * crypt none; |mode| picks kcp-go's sending or ktun's (pacing, FEC hold, ACK repeat) with
@@ -95,6 +98,7 @@ static void rr_run_on(enum rr_mode mode, size_t msg, uint64_t gap, const struct 
     struct link_config lc;
     sim_link_config(&lc, mode != RR_KCPGO);
     lc.fec_fixed = mode != RR_KTUN;
+    lc.rate_limit = rr_rate_limit;
     cli->end.pump = srv->end.pump = rr_pump;
     cli->end.deadline = rr_next;
     cli->client = true;
@@ -121,6 +125,8 @@ static void rr_run_on(enum rr_mode mode, size_t msg, uint64_t gap, const struct 
     struct link_stats ls;
     link_get_stats(cli->end.link, &ls);
     res.copies = ls.kcp.redundant_segs;
+    res.copies_cli = ls.kcp.redundant_segs;
+    res.retrans_cli = ls.kcp.retrans_segs;
     link_get_stats(srv->end.link, &ls);
     res.copies += ls.kcp.redundant_segs;
     sim_pair_close(&cli->end, &srv->end);
@@ -250,6 +256,31 @@ static void grid_run(size_t msg, uint64_t gap, bool every_point)
     CHECK(ratio_sum / i <= 1.0);
     /* a clean path proves itself clean within the run at least on the short round trips */
     CHECK(clean_saved >= 1);
+}
+
+/* --ratelimit caps the redundant copies too: they spend pacing budget and use only what is
+ * left of it, so messages, retransmissions and copies together stay within the cap. */
+TEST(rr_sim_ratelimit_caps_copies)
+{
+    struct vnet_link_cfg lk = {.loss = 0.03, .delay_ms = 25, .rate_bps = 50000000,
+                               .queue_bytes = 312500};
+    struct rr_result free_run, capped;
+    rr_rate_limit = 0;
+    rr_run_on(RR_KTUN, 1024, 5, &lk, 20, 5, &free_run);
+    rr_rate_limit = 250000; /* the messages alone are 204800 bytes/s */
+    rr_run_on(RR_KTUN, 1024, 5, &lk, 20, 5, &capped);
+    rr_rate_limit = 0;
+    double free_rate = (4000.0 + (double)free_run.copies_cli + (double)free_run.retrans_cli) *
+                       1024 / 20;
+    double capped_rate = (4000.0 + (double)capped.copies_cli + (double)capped.retrans_cli) *
+                         1024 / 20;
+    printf("    ratelimit 250000 B/s: copies %llu (free %llu), payload sent %.0f B/s (free %.0f), "
+           "p99 %u ms (free %u)\n", (unsigned long long)capped.copies_cli,
+           (unsigned long long)free_run.copies_cli, capped_rate, free_rate, capped.p99,
+           free_run.p99);
+    CHECK(free_rate > 250000); /* the copies alone would break the cap */
+    CHECK(capped.copies_cli < free_run.copies_cli);
+    CHECK(capped_rate <= 250000 * 1.02);
 }
 
 /* The same seed gives the same run: the grid is a deterministic yardstick. */
