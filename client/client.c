@@ -8,6 +8,7 @@
 #include "common/rawtcp.h"
 #include "common/resolve.h"
 #include "common/sess.h"
+#include "common/udpfwd.h"
 #include "common/util.h"
 #include "crypto/crypt.h"
 #include "crypto/qpp.h"
@@ -288,6 +289,14 @@ static struct client_sess *client_pick(struct client *c)
         c->slots[idx] = s;
     }
     return s;
+}
+
+/* A session for a new UDP flow (common/udpfwd.h), as for a new connection. */
+static struct sess *client_pick_sess(struct shell *sh)
+{
+    struct client *c = container_of(sh, struct client, sh);
+    struct client_sess *s = c->remote_ok ? client_pick(c) : NULL;
+    return s ? &s->s : NULL;
 }
 
 /* Out of file descriptors: the pending connection cannot be accepted, and leaving it in the
@@ -633,6 +642,10 @@ int client_run(const struct config *cfg)
         LOG_WARN("client: retrying --remoteaddr with backoff (up to every %.0f s); connections "
                  "are refused until it resolves", CLIENT_RESOLVE_MAX_S);
         client_resolve_retry(c);
+    }
+    if (udpfwd_client_start(&c->sh, cfg, client_pick_sess) != 0) {
+        rc = 2;
+        goto out;
     }
     char ls[NET_ADDR_STRLEN], rs[NET_ADDR_STRLEN];
     LOG_INFO("client: listening on %s, server %s%s", net_addr_str(&local, ls, sizeof(ls)),

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/allow.h"
+#include "common/udpflow.h"
 #include "common/err.h"
 #include "common/fwrule.h"
 #include "common/log.h"
@@ -169,6 +170,16 @@ static const struct opt_desc opts[] = {
     {"allow", NULL, 0, ROLE_S, OPT_LIST, SEC_KTUN, FIELD(allow), "HOST:PORTS",
      "repeatable: a target peers may name besides --target: host:port, a CIDR block, a "
      "name, *.domain, ports N, N-M or * (docs/forwards.md)"},
+    {"udpforward", NULL, 'U', ROLE_C, OPT_LIST, SEC_KTUN, FIELD(udpfwd),
+     "[BIND:]PORT:HOST:HOSTPORT",
+     "repeatable: a local UDP port whose datagrams the ktun server sends to HOST:HOSTPORT, "
+     "one flow per source, over the datagram channel (BIND defaults to 127.0.0.1)"},
+    {"udpidle", NULL, 0, ROLE_ALL, OPT_INT, SEC_KTUN, FIELD(udpidle_s), "SECONDS",
+     "a UDP flow with no datagram for this long closes"},
+    {"udpflows", NULL, 0, ROLE_ALL, OPT_INT, SEC_KTUN, FIELD(udpflows), "N",
+     "open UDP flows per session at most"},
+    {"udpflowsall", NULL, 0, ROLE_ALL, OPT_INT, SEC_KTUN, FIELD(udpflowsall), "N",
+     "open UDP flows of the process at most"},
     {"peer", NULL, 0, ROLE_C, OPT_STR, SEC_KTUN, FIELD(peer), "auto|ktun|kcptun",
      "ktun extensions (docs/extensions.md): auto offers them when a UDP forward or a "
      "forward target needs a ktun server, or in the secure mode; ktun always; kcptun never"},
@@ -313,12 +324,14 @@ void config_defaults(struct config *cfg, enum config_role role)
     cfg->maxstreams = 4096;
     cfg->bufbudget = (int64_t)256 << 20;
     strcpy(cfg->peer, "auto");
+    cfg->udpidle_s = 60;
+    cfg->udpflows = 4096;
+    cfg->udpflowsall = 16384;
 }
 
 bool config_needs_ktun_peer(const struct config *cfg)
 {
-    (void)cfg;
-    return false;
+    return cfg->udpfwd[0] != '\0';
 }
 
 bool config_offers_caps(const struct config *cfg)
@@ -625,8 +638,8 @@ static int prescan(int argc, char **argv, enum config_role role, char *err, size
 /* Single-letter long names need NUL-terminated strings: one per letter used in opts[]. */
 static const char *letter_name(char c)
 {
-    static const char *const names[] = {"l", "r", "t", "c", "h", "v"};
-    static const char letters[] = "lrtchv";
+    static const char *const names[] = {"l", "r", "t", "c", "h", "v", "U"};
+    static const char letters[] = "lrtchvU";
     const char *p = c ? strchr(letters, c) : NULL;
     return p ? names[p - letters] : NULL;
 }
@@ -1244,6 +1257,16 @@ static int validate_client(const struct config *cfg, char *err, size_t errlen)
         check_range("--scavengettl", cfg->scavengettl_s, 0, INT_MAX, NULL, err, errlen) < 0 ||
         check_range("--hop", cfg->hop_s, 0, 86400, "0 disables", err, errlen) < 0)
         return ERR_INVAL;
+    char line[CONFIG_LIST_MAX], why[CONFIG_ERR_MAX];
+    for (const char *p = cfg->udpfwd; *p;) {
+        size_t n = strcspn(p, "\n");
+        struct udpflow_spec spec;
+        memcpy(line, p, n);
+        line[n] = '\0';
+        if (udpflow_parse_spec(line, &spec, why, sizeof(why)) < 0)
+            return fail(err, errlen, "-U/--udpforward: %s", why);
+        p += n + (p[n] == '\n');
+    }
     if (strcmp(cfg->peer, "auto") != 0 && strcmp(cfg->peer, "ktun") != 0 &&
         strcmp(cfg->peer, "kcptun") != 0)
         return fail(err, errlen, "--peer: '%s' is not auto, ktun or kcptun", cfg->peer);
@@ -1372,6 +1395,9 @@ static int validate_misc(const struct config *cfg, char *err, size_t errlen)
         return ERR_INVAL;
     if (check_range("--loglevel", cfg->loglevel, 0, LOG_LEVEL_COUNT - 1, NULL, err, errlen) < 0 ||
         check_range("--maxstreams", cfg->maxstreams, 1, 1 << 20, NULL, err, errlen) < 0 ||
+        check_range("--udpidle", cfg->udpidle_s, 1, 86400, NULL, err, errlen) < 0 ||
+        check_range("--udpflows", cfg->udpflows, 1, 1 << 20, NULL, err, errlen) < 0 ||
+        check_range("--udpflowsall", cfg->udpflowsall, 1, 1 << 22, NULL, err, errlen) < 0 ||
         check_range("--bufbudget", cfg->bufbudget, cfg->smuxbuf, (int64_t)1 << 40,
                     "at least --smuxbuf", err, errlen) < 0)
         return ERR_INVAL;

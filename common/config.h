@@ -143,6 +143,10 @@ struct config {
     int64_t bufbudget;                /* buffered bytes per process, all sessions */
     /* ktun extensions (docs/extensions.md) */
     char peer[CONFIG_NAME_MAX];       /* client --peer: auto, ktun or kcptun */
+    char udpfwd[CONFIG_LIST_MAX];     /* client -U values, each ending in '\n' */
+    int udpidle_s;                    /* --udpidle: seconds before an idle UDP flow closes */
+    int udpflows;                     /* --udpflows: open UDP flows per session */
+    int udpflowsall;                  /* --udpflowsall: open UDP flows of the process */
     /* bookkeeping */
     char config_file[CONFIG_PATH_MAX]; /* -c FILE, "" if none */
     char warnings[CONFIG_WARN_MAX];   /* non-fatal notes, one per line, each ending in '\n' */

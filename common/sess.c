@@ -4,6 +4,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/udpfwd.h"
 #include "common/util.h"
 
 #include <stdio.h>
@@ -57,6 +58,16 @@ static void sess_caps_cb(void *user)
         LOG_INFO("sess: %s: ktun peer, extensions 0x%x", s->name, tunnel_peer_caps(s->tun));
     if (s->sh->hooks.caps)
         s->sh->hooks.caps(s->sh, s);
+}
+
+static void sess_dgram_cb(void *user, const struct tunnel_dgram *d)
+{
+    udpfwd_dgram(user, d);
+}
+
+static void sess_flow_cb(void *user, uint8_t type, uint32_t flow)
+{
+    udpfwd_flow(user, type, flow);
 }
 
 static void sess_log_cb(void *user, const char *msg)
@@ -224,6 +235,8 @@ static struct tunnel *sess_tunnel_new(struct sess *s, uint64_t now, int *err)
         .on_writable = sess_writable_cb,
         .log = sess_log_cb,
         .on_caps = sess_caps_cb,
+        .on_dgram = sess_dgram_cb,
+        .on_flow = sess_flow_cb,
     };
     sh->params.tun.link.wall_offset_ms = shell_wall_offset_ms();
     return tunnel_new(s->conv, &sh->params.tun, sh->is_client, sh->crypt, &sh->budget, &cb, s,
@@ -431,6 +444,7 @@ void sess_close(struct sess *s, const char *reason)
     LOG_INFO("sess: closed %s (%s), %zu streams", s->name, reason, s->nstreams);
     while (s->streams)
         stream_free(s->streams, "session closed");
+    udpfwd_sess_gone(s);
     if (sh->hooks.sess_gone)
         sh->hooks.sess_gone(sh, s);
     ev_timer_stop(EV_A_ &s->timer);

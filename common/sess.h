@@ -10,6 +10,8 @@
 #include "common/stream.h"
 #include "common/tunnel.h"
 
+struct udpfwd_sess;
+
 #include <ev.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -75,6 +77,7 @@ struct sess {
     struct log_limit move_log;        /* server: one line about moves per 10 s */
     uint64_t moves_logged;            /* roam.moves already logged */
     bool heard;                       /* a smux frame from the peer arrived */
+    struct udpfwd_sess *uflows;       /* server: the session's UDP flows (common/udpfwd.c) */
     char name[NET_ADDR_STRLEN + 24];  /* "conv 1234 peer 1.2.3.4:5" for logs */
 };
 

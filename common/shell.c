@@ -6,6 +6,7 @@
 #include "common/ext.h"
 #include "common/log.h"
 #include "common/sess.h"
+#include "common/udpfwd.h"
 #include "common/util.h"
 #include "crypto/crypt.h"
 
@@ -156,6 +157,10 @@ void shell_tunnel_to_snmp(const struct tunnel *t, struct snmp *o)
     o->v[SNMP_FEC_ERRS] += ls->fec.errs;
     o->v[SNMP_FEC_RECOVERED] += ls->fec.recovered;
     o->v[SNMP_FEC_SHORT_SHARDS] += ls->fec.short_shards;
+    o->v[SNMP_DGRAM_IN] += ts.dgram_in;
+    o->v[SNMP_DGRAM_OUT] += ts.dgram_out;
+    o->v[SNMP_DGRAM_DROPPED] += ts.dgram_dropped;
+    o->v[SNMP_DGRAM_RECOVERED] += ts.dgram_recovered;
 }
 
 void shell_snmp(const struct shell *sh, struct snmp *out)
@@ -300,6 +305,7 @@ void shell_stop(struct shell *sh)
     struct ev_loop *loop = sh->loop;
     if (sh->hooks.shutdown)
         sh->hooks.shutdown(sh);
+    udpfwd_stop(sh);
     while (sh->sessions)
         sess_close(sh->sessions, "shutdown");
     shell_flush_dgrams(sh);

@@ -62,6 +62,7 @@ struct sess_params {
 
 struct sess;
 struct shell;
+struct udpfwd;
 struct config;
 
 /* Fills |p| from the validated |cfg|. */
@@ -110,6 +111,7 @@ struct shell {
     uint8_t scratch[SHELL_TCP_CHUNK]; /* TCP read buffer */
     bool stopping;                 /* shutdown in progress */
     struct tunnel_budget budget;   /* --bufbudget, shared by every session */
+    struct udpfwd *udpfwd;         /* UDP forwards and flows (common/udpfwd.h), or NULL */
 };
 
 /* Sets up |sh| on |loop| (signals, SNMP timer, empty session list). |params| is copied; |crypt|

@@ -18,6 +18,7 @@ static const char *const snmp_names[SNMP_FIELD_COUNT] = {
     "OutSegs",         "InBytes",          "OutBytes",         "RetransSegs",
     "FastRetransSegs", "EarlyRetransSegs", "LostSegs",         "RepeatSegs",
     "FECParityShards", "FECErrs",          "FECRecovered",     "FECShortShards",
+    "DgramIn",         "DgramOut",         "DgramDropped",     "DgramRecovered",
 };
 
 const char *snmp_field_name(enum snmp_field f)

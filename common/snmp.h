@@ -33,6 +33,11 @@ enum snmp_field {
     SNMP_FEC_ERRS,            /* FEC recovery failures */
     SNMP_FEC_RECOVERED,       /* data shards recovered by FEC */
     SNMP_FEC_SHORT_SHARDS,    /* FEC groups too short to recover */
+    SNMP_KCPTUN_FIELDS,       /* kcptun's 24 columns end here; ktun's follow */
+    SNMP_DGRAM_IN = SNMP_KCPTUN_FIELDS, /* datagrams delivered (datagram channel) */
+    SNMP_DGRAM_OUT,           /* datagrams sent */
+    SNMP_DGRAM_DROPPED,       /* datagrams dropped (too big, duplicate, stale, refused, ...) */
+    SNMP_DGRAM_RECOVERED,     /* datagrams whose packet FEC rebuilt */
     SNMP_FIELD_COUNT
 };
 
@@ -56,7 +61,7 @@ const char *snmp_format_line(const struct snmp *s, char *buf, size_t cap);
  * into |out| (|cap| bytes). Returns 0, or ERR_TOOBIG if |out| is too small. */
 int snmp_format_time(const char *layout, time_t t, char *out, size_t cap);
 
-/* Appends one CSV row (epoch |t| then the 24 counters) to the file |path_layout| expanded as
+/* Appends one CSV row (epoch |t|, kcptun's 24 counters in its order, then ktun's) to the file |path_layout| expanded as
  * kcptun does (directory kept, file name formatted with snmp_format_time), writing the header
  * row first when the file is empty. Returns 0, or ERR_INVAL if the file cannot be written. */
 int snmp_append_csv(const char *path_layout, time_t t, const struct snmp *s);

@@ -8,6 +8,7 @@
 #include "common/rawtcp.h"
 #include "common/resolve.h"
 #include "common/sess.h"
+#include "common/udpfwd.h"
 #include "common/util.h"
 #include "crypto/crypt.h"
 #include "crypto/qpp.h"
@@ -560,6 +561,8 @@ int server_run(const struct config *cfg)
         ev_io_init(&sv->tcp_io, server_tcp_cb, sv->tcp.fd, EV_READ);
         ev_io_start(EV_A_ &sv->tcp_io);
     }
+    if (udpfwd_server_start(&sv->sh, cfg) != 0)
+        goto out;
     char ls[NET_ADDR_STRLEN];
     char range[32] = "";
     if (port_lo)

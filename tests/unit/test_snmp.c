@@ -11,7 +11,9 @@
 
 TEST(snmp_names_and_line)
 {
-    CHECK_EQ(SNMP_FIELD_COUNT, 24);
+    CHECK_EQ(SNMP_KCPTUN_FIELDS, 24);
+    CHECK_EQ(SNMP_FIELD_COUNT, 28);
+    CHECK(strcmp(snmp_field_name(SNMP_DGRAM_RECOVERED), "DgramRecovered") == 0);
     CHECK(strcmp(snmp_field_name(SNMP_BYTES_SENT), "BytesSent") == 0);
     CHECK(strcmp(snmp_field_name(SNMP_FEC_SHORT_SHARDS), "FECShortShards") == 0);
     CHECK(strcmp(snmp_field_name(SNMP_KCP_IN_ERRORS), "KCPInErrors") == 0);
@@ -69,9 +71,11 @@ TEST(snmp_csv_header_once)
     int commas = 0;
     for (char *p = line; *p; p++)
         commas += *p == ',';
-    CHECK_EQ(commas, 24);
+    CHECK_EQ(commas, 28); /* kcptun's 24 columns, then ktun's datagram counters */
+    CHECK(strstr(line, ",FECRecovered,FECShortShards,DgramIn,DgramOut,DgramDropped,"
+                       "DgramRecovered\n") != NULL);
     REQUIRE(fgets(line, sizeof(line), f) != NULL);
-    CHECK(strcmp(line, "100,0,0,0,0,0,0,0,0,0,0,5,0,0,0,0,0,0,0,0,0,0,0,0,0\n") == 0);
+    CHECK(strcmp(line, "100,0,0,0,0,0,0,0,0,0,0,5,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0\n") == 0);
     REQUIRE(fgets(line, sizeof(line), f) != NULL);
     CHECK(strncmp(line, "101,", 4) == 0);
     CHECK(fgets(line, sizeof(line), f) == NULL);
