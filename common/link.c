@@ -4,6 +4,7 @@
 
 #include "common/err.h"
 #include "common/ext.h"
+#include "common/util.h"
 #include "common/wire.h"
 #include "crypto/crypt.h"
 
@@ -33,6 +34,8 @@ struct link {
     size_t ext_len;             /* queued record bytes in |ext| */
     uint8_t *ext;               /* kcp_mtu bytes: queued records */
     uint8_t *pkt;               /* kcp_mtu bytes: a KCP packet with its extension segment */
+    bool group_close;           /* close groups that hold extension records (link_set_group_close) */
+    bool group_ext;             /* the current FEC group holds extension records */
 };
 
 void link_config_default(struct link_config *cfg)
@@ -93,7 +96,7 @@ static bool kcp_packet_is_control(const uint8_t *pkt, size_t len)
 }
 
 /* Sends a data packet as an FEC data shard; KCP learns each packet's group for its hold. */
-static void fec_data_out(struct link *l, const uint8_t *pkt, size_t len)
+static void fec_data_out(struct link *l, const uint8_t *pkt, size_t len, bool ext)
 {
     if (l->group_fill == 0)
         l->group_start_ms = l->now_ms;
@@ -105,10 +108,35 @@ static void fec_data_out(struct link *l, const uint8_t *pkt, size_t len)
         kcp_fec_group_closed(l->kcp, l->group, k);
         l->st.fec_parity_skipped += (uint64_t)(ps - k);
     }
+    l->group_ext |= ext;
     fec_encoder_encode(l->enc, pkt, len, emit_sealed, l);
     if (l->fec_on && ++l->group_fill == l->cfg.data_shards) {
         l->group_fill = 0;
+        l->group_ext = false;
         kcp_set_fec_group(l->kcp, ++l->group);
+    }
+}
+
+/* How long a group holding extension records may stay open: an eighth of the smoothed RTT
+ * (at least 2 ms; 10 ms before any sample), so that a datagram FEC rebuilds arrives at most
+ * that much after the others. */
+static uint64_t group_hold_ms(const struct link *l)
+{
+    uint32_t srtt = kcp_srtt(l->kcp);
+    return srtt ? MAX(srtt / 8u, 2u) : 10u;
+}
+
+/* Completes the current group with empty extension segments (its parity leaves with the
+ * last) once it held extension records for group_hold_ms. */
+static void group_close_due(struct link *l)
+{
+    if (!l->group_close || !l->group_ext || l->group_fill == 0 ||
+        l->now_ms < l->group_start_ms + group_hold_ms(l))
+        return;
+    while (l->group_fill != 0) {
+        ext_seg_header(l->pkt, kcp_conv(l->kcp), 0);
+        l->st.group_fill_out++;
+        fec_data_out(l, l->pkt, EXT_SEG_HDR, false);
     }
 }
 
@@ -121,7 +149,7 @@ static void ext_out(struct link *l, size_t len)
     len += EXT_SEG_HDR + l->ext_len;
     l->ext_len = 0;
     l->st.ext_out++;
-    fec_data_out(l, l->pkt, len);
+    fec_data_out(l, l->pkt, len, true);
 }
 
 /* Sends the queued records in a packet of their own. */
@@ -154,7 +182,7 @@ static void kcp_output(void *user, const uint8_t *pkt, size_t len)
         emit_sealed(l, pkt, len);
         return;
     }
-    fec_data_out(l, pkt, len);
+    fec_data_out(l, pkt, len, false);
 }
 
 static int deliver_kcp(void *user, const uint8_t *pkt, size_t len, bool recovered)
@@ -335,12 +363,15 @@ void link_flush(struct link *l, uint64_t now_ms)
     l->now_ms = now_ms;
     kcp_flush(l->kcp, now_ms);
     ext_flush(l);
+    group_close_due(l);
 }
 
 uint64_t link_next_deadline(const struct link *l, uint64_t now_ms)
 {
     if (l->ext_len)
         return now_ms;
+    if (l->group_close && l->group_ext && l->group_fill)
+        return MIN(l->group_start_ms + group_hold_ms(l), kcp_next_deadline(l->kcp, now_ms));
     return kcp_next_deadline(l->kcp, now_ms);
 }
 
@@ -349,6 +380,7 @@ void link_tick(struct link *l, uint64_t now_ms)
     l->now_ms = now_ms;
     kcp_tick(l->kcp, now_ms);
     ext_flush(l);
+    group_close_due(l);
 }
 
 void link_set_wall_offset(struct link *l, int64_t wall_offset_ms)
@@ -403,4 +435,9 @@ int link_ext_queue(struct link *l, const uint8_t *rec, size_t len)
     memcpy(l->ext + l->ext_len, rec, len);
     l->ext_len += len;
     return 0;
+}
+
+void link_set_group_close(struct link *l, bool on)
+{
+    l->group_close = on && l->fec_on;
 }

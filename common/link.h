@@ -70,6 +70,7 @@ struct link_stats {
     uint64_t ext_out;           /* extension segments sent (docs/extensions.md) */
     uint64_t ext_in;            /* extension segments received */
     uint64_t ext_errs;          /* malformed extension segments dropped */
+    uint64_t group_fill_out;    /* empty extension segments that closed an FEC group early */
 };
 
 /* Fills |cfg| with kcptun 20210922's client defaults: FEC 10/3, mtu 1350, windows 128/512,
@@ -144,6 +145,14 @@ void link_set_ext(struct link *l, link_ext_fn *fn, void *user);
 
 /* Most record bytes one extension segment carries: the KCP packet size minus its header. */
 size_t link_ext_room(const struct link *l);
+
+/* Between ktun ends, with FEC on: an FEC group that holds extension records (datagrams) is
+ * completed with empty extension segments once it has been open for an eighth of the
+ * smoothed RTT (2 ms at least), so its parity follows at once and a lost datagram is
+ * rebuilt without waiting for later traffic to fill the group. Sparse datagrams then cost
+ * their group's parity and fillers; dense traffic fills groups before the hold. Only for a
+ * peer known to be ktun (a kcptun peer would count the fillers as input errors). */
+void link_set_group_close(struct link *l, bool on);
 
 /* Queues |len| bytes of records (whole records, borrowed) for the peer. They leave in the
  * next KCP packet that has room for them, or in a packet of their own at the end of the next

@@ -189,6 +189,7 @@ static void hold_release(struct tunnel *t)
 static void caps_known(struct tunnel *t, uint32_t peer)
 {
     t->peer_caps = peer & t->ext_caps;
+    link_set_group_close(t->link, (t->peer_caps & EXT_CAP_DGRAM) != 0);
     t->caps_state = CAPS_KNOWN;
     t->caps_news = true;
     hold_release(t);
@@ -228,8 +229,10 @@ static void link_ext_cb(void *user, const uint8_t *body, size_t len, bool recove
         case EXT_CAPS_OFFER:
             if (t->is_client || ext_parse_caps(&r, &ver, &caps) != 0)
                 break;
-            if (t->caps_state != CAPS_KNOWN)
+            if (t->caps_state != CAPS_KNOWN) {
                 caps_known(t, caps);
+                mux_ping(t->mux); /* an RTT sample at once: FEC groups close by it */
+            }
             uint8_t rec[EXT_REC_HDR + EXT_CAPS_VLEN];
             link_ext_queue(t->link, rec, ext_put_caps(rec, EXT_CAPS_ANSWER, t->ext_caps));
             break;
@@ -363,6 +366,7 @@ struct tunnel *tunnel_new(uint32_t conv, const struct tunnel_config *cfg, bool i
         goto fail;
     if (!cfg->comp_auto && !cfg->nocomp && !tunnel_set_comp(t, true))
         goto fail;
+    link_set_group_close(t->link, t->secure && (cfg->ext_caps & EXT_CAP_DGRAM));
     if (is_client && cfg->ext_offer) {
         /* the offer rides with a NOP: a listener opens a session only on a first packet
          * that carries KCP's first segment (sn 0) */
