@@ -5,7 +5,8 @@ set -eu
 pkgs=(build-essential pkg-config libev-dev libsodium-dev libisal-dev libsnappy-dev
       libgcrypt20-dev libcjson-dev libcmocka-dev clang libclang-rt-14-dev valgrind
       iproute2 kcptun shadowsocks-libev gnuplot-nox python3 openssh-server openssh-client
-      python3-cffi python3-pytest python3-setuptools python3-wheel python3-venv iptables)
+      python3-cffi python3-pytest python3-setuptools python3-wheel python3-venv iptables
+      dnsutils dnsmasq-base iperf3)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
