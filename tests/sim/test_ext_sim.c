@@ -154,8 +154,6 @@ struct epair {
 static void e_config(struct eside *s)
 {
     link_config_default(&s->cfg.link);
-    s->cfg.link.nodelay = 1, s->cfg.link.interval_ms = 10, s->cfg.link.resend = 2;
-    s->cfg.link.nc = 1;
     s->cfg.link.wall_offset_ms = WALL_OFFSET;
     mux_config_default(&s->cfg.mux);
     s->cfg.ext_caps = EXT_CAPS_ALL;
