@@ -2,10 +2,13 @@
 # SPDX-License-Identifier: MIT
 # Runs every test: the in-process suites ($BUILD/tests/run), then each tests/e2e/test_*.sh
 # script (exit 0 = pass, 77 = skipped, anything else = fail). Ends with "N passed, N failed".
+# A script still running after E2E_TIMEOUT seconds (default 1200) is stopped (SIGTERM, so its
+# EXIT trap stops what it started) and fails: one hung script cannot hang the whole run.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 export BUILD
+E2E_TIMEOUT=${E2E_TIMEOUT:-1200}
 passed=0 failed=0 skipped=0
 
 out=$(mktemp)
@@ -26,9 +29,10 @@ if [ $# -eq 0 ]; then
         start=$(date +%s)
         log="$BUILD/e2e-$(basename "$t" .sh).log"
         mkdir -p "$BUILD"
-        bash "$t" >"$log" 2>&1
+        timeout --kill-after=30 "$E2E_TIMEOUT" bash "$t" >"$log" 2>&1
         rc=$?
         dur=$(( $(date +%s) - start ))
+        [ $rc -eq 124 ] && echo "(timed out after $E2E_TIMEOUT s)" >>"$log"
         if [ $rc -eq 0 ]; then
             passed=$((passed + 1)); echo "ok   $t (${dur} s)"
         elif [ $rc -eq 77 ]; then
