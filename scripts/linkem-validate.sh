@@ -39,16 +39,10 @@ for t in "$BLAST" "$LINKEM_BIN"; do
     [ -x "$t" ] || { echo "missing $t (make tools)"; exit 1; }
 done
 
-tmp=$(mktemp -d)
+source tests/e2e/proc.sh
+on_exit '$LINK down >/dev/null 2>&1'
 server=
-cleanup() {
-    [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-    $LINK down >/dev/null 2>&1
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
 
-field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
 within() { awk -v v="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(v >= lo && v <= hi) }'; }
 
@@ -67,17 +61,13 @@ report() {
     table+=("$(printf '%-8s %-16s %-34s %-18s %s' "$1" "$2 $3" "$4" "[$5, $6]" "$verdict")")
 }
 
-# server CMD...: start a tcpblast server in namespace B, wait for it to listen.
+# start_server CMD...: starts a tcpblast server in namespace B, waits for it to listen.
 start_server() {
-    $LINK b "${RT[@]}" "$BLAST" "$@" >"$tmp/server.out" 2>&1 &
-    server=$!
-    for _ in $(seq 100); do
-        grep -q '^listening' "$tmp/server.out" && return 0
-        sleep 0.05
-    done
-    cat "$tmp/server.out"; echo "server did not start"; exit 1
+    spawn server $LINK b "${RT[@]}" "$BLAST" "$@"
+    server=$LASTPID
+    wait_log server '^listening'
 }
-stop_server() { kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; server=; }
+stop_server() { stop_pid "$server"; server=; }
 
 up() {
     echo "+ $LINK up $*"
@@ -146,7 +136,7 @@ start_server sink -l "$ADDR_B:7102" --seed 4 -t 120
 line=$($LINK a "$BLAST" send -c "$ADDR_B:7102" --seed 4 --bytes "$bytes" -t 60)
 echo "$line"
 stop_server
-grep -q 'verify=ok' "$tmp/server.out" || { echo "sink did not verify"; failures=$((failures + 1)); }
+grep -q 'verify=ok' "$tmp/server.log" || { echo "sink did not verify"; failures=$((failures + 1)); }
 # goodput ceiling: 1448 payload bytes per 1500-byte packet (TCP timestamps on)
 ceiling=$(calc "$RATE * 1448 / 1500")
 report rate "$(field mbit_s "$line")" Mbit/s "$RATE Mbit/s (goodput max $ceiling)" \

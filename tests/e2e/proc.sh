@@ -9,6 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 
 tmp=$(mktemp -d)
 pids=()
+exit_hooks=()
 declare -gA PID_OF=()   # log name -> PID of the process spawn started with that name
 
 # ours PID: PID is still a child of this shell (running, or exited and not yet reaped). A PID
@@ -38,8 +39,14 @@ stop_all() {
     wait "${live[@]}" 2>/dev/null
 }
 
+# on_exit CMD...: runs CMD (words joined, then eval'd) at exit, after the processes are stopped:
+# for what is not a process, such as a network namespace or a firewall rule.
+on_exit() { exit_hooks+=("$*"); }
+
 cleanup() {
+    local h
     stop_all "${pids[@]}"
+    for h in "${exit_hooks[@]}"; do eval "$h"; done
     if [ -n "${KEEP_TMP:-}" ]; then echo "logs kept in $tmp"; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
@@ -110,6 +117,12 @@ stop_pid() {
         { echo "pid $1 still running 10 s after SIGTERM: killed"; kill -KILL "$1" 2>/dev/null; }
     wait "$1"
 }
+
+# field KEY LINE: the value of KEY=VALUE in LINE (tcpblast, udpfw and ktun counter lines).
+field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+# ge A B / le A B: A >= B / A <= B for decimal numbers.
+ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
 
 # rss_kb PID: resident set size in KiB (empty once PID is gone).
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }

@@ -14,12 +14,6 @@ done
 
 source tests/e2e/proc.sh
 
-# field KEY LINE: prints the value of KEY=VALUE in LINE.
-field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
-# ge A B / le A B: float comparisons.
-ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
-le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
-
 echo "== bad flags exit 2"
 for args in "--bogus" "--listen 127.0.0.1:0" "--listen 127.0.0.1:0 --echo --loss 150" \
             "--listen nowhere --echo" "--listen 127.0.0.1:0 --echo --rate 5furlongs" \
