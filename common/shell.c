@@ -161,6 +161,8 @@ void shell_tunnel_to_snmp(const struct tunnel *t, struct snmp *o)
     o->v[SNMP_DGRAM_OUT] += ts.dgram_out;
     o->v[SNMP_DGRAM_DROPPED] += ts.dgram_dropped;
     o->v[SNMP_DGRAM_RECOVERED] += ts.dgram_recovered;
+    o->v[SNMP_REDUNDANT_SEGS] += ls->kcp.redundant_segs;
+    o->v[SNMP_FEC_PARITY_SKIPPED] += ls->fec_parity_skipped;
 }
 
 void shell_snmp(const struct shell *sh, struct snmp *out)

@@ -19,6 +19,7 @@ static const char *const snmp_names[SNMP_FIELD_COUNT] = {
     "FastRetransSegs", "EarlyRetransSegs", "LostSegs",         "RepeatSegs",
     "FECParityShards", "FECErrs",          "FECRecovered",     "FECShortShards",
     "DgramIn",         "DgramOut",         "DgramDropped",     "DgramRecovered",
+    "RedundantSegs",   "FECParitySkipped",
 };
 
 const char *snmp_field_name(enum snmp_field f)

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <time.h>
 
-/* kcp-go 5.6.1's DefaultSnmp fields, in CSV column order after "Unix". */
+/* kcp-go 5.6.1's DefaultSnmp fields, in CSV column order after "Unix", then ktun's own. */
 enum snmp_field {
     SNMP_BYTES_SENT,          /* application bytes handed to KCP sessions */
     SNMP_BYTES_RECEIVED,      /* application bytes read from KCP sessions */
@@ -38,6 +38,9 @@ enum snmp_field {
     SNMP_DGRAM_OUT,           /* datagrams sent */
     SNMP_DGRAM_DROPPED,       /* datagrams dropped (too big, duplicate, stale, refused, ...) */
     SNMP_DGRAM_RECOVERED,     /* datagrams whose packet FEC rebuilt */
+    SNMP_REDUNDANT_SEGS,      /* RedundantSegs: loss-protection copies sent (a peer counts
+                               * each one that arrives as a RepeatSegs) */
+    SNMP_FEC_PARITY_SKIPPED,  /* FECParitySkipped: parity shards adaptive FEC left unsent */
     SNMP_FIELD_COUNT
 };
 

@@ -12,8 +12,10 @@
 TEST(snmp_names_and_line)
 {
     CHECK_EQ(SNMP_KCPTUN_FIELDS, 24);
-    CHECK_EQ(SNMP_FIELD_COUNT, 28);
+    CHECK_EQ(SNMP_FIELD_COUNT, 30);
     CHECK(strcmp(snmp_field_name(SNMP_DGRAM_RECOVERED), "DgramRecovered") == 0);
+    CHECK(strcmp(snmp_field_name(SNMP_REDUNDANT_SEGS), "RedundantSegs") == 0);
+    CHECK(strcmp(snmp_field_name(SNMP_FEC_PARITY_SKIPPED), "FECParitySkipped") == 0);
     CHECK(strcmp(snmp_field_name(SNMP_BYTES_SENT), "BytesSent") == 0);
     CHECK(strcmp(snmp_field_name(SNMP_FEC_SHORT_SHARDS), "FECShortShards") == 0);
     CHECK(strcmp(snmp_field_name(SNMP_KCP_IN_ERRORS), "KCPInErrors") == 0);
@@ -27,7 +29,7 @@ TEST(snmp_names_and_line)
     CHECK(strncmp(line, "BytesSent=0 BytesReceived=0 ", 28) == 0);
     CHECK(strstr(line, " InPkts=7 ") != NULL);
     CHECK(strstr(line, " OutBytes=99 ") != NULL);
-    CHECK(strstr(line, " FECShortShards=0") != NULL);
+    CHECK(strstr(line, " DgramRecovered=0 RedundantSegs=0 FECParitySkipped=0") != NULL);
     char tiny[10];
     snmp_format_line(&a, tiny, sizeof(tiny));
     CHECK_EQ(strlen(tiny), 9);
@@ -60,6 +62,7 @@ TEST(snmp_csv_header_once)
     snprintf(path, sizeof(path), "%s/s.csv", dir);
     struct snmp s = {{0}};
     s.v[SNMP_OUT_PKTS] = 5;
+    s.v[SNMP_REDUNDANT_SEGS] = 7; /* ktun's own: after kcptun's 24 columns */
     CHECK_EQ(snmp_append_csv(layout, 100, &s), 0);
     s.v[SNMP_OUT_PKTS] = 6;
     CHECK_EQ(snmp_append_csv(layout, 101, &s), 0);
@@ -71,11 +74,11 @@ TEST(snmp_csv_header_once)
     int commas = 0;
     for (char *p = line; *p; p++)
         commas += *p == ',';
-    CHECK_EQ(commas, 28); /* kcptun's 24 columns, then ktun's datagram counters */
+    CHECK_EQ(commas, 30); /* kcptun's 24 columns, then ktun's own */
     CHECK(strstr(line, ",FECRecovered,FECShortShards,DgramIn,DgramOut,DgramDropped,"
-                       "DgramRecovered\n") != NULL);
+                       "DgramRecovered,RedundantSegs,FECParitySkipped\n") != NULL);
     REQUIRE(fgets(line, sizeof(line), f) != NULL);
-    CHECK(strcmp(line, "100,0,0,0,0,0,0,0,0,0,0,5,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0\n") == 0);
+    CHECK(strcmp(line, "100,0,0,0,0,0,0,0,0,0,0,5,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,7,0\n") == 0);
     REQUIRE(fgets(line, sizeof(line), f) != NULL);
     CHECK(strncmp(line, "101,", 4) == 0);
     CHECK(fgets(line, sizeof(line), f) == NULL);
