@@ -582,6 +582,7 @@ int client_run(const struct config *cfg)
         return 1;
     c->cfg = cfg;
     c->lfd = -1;
+    shell_raise_nofile(); /* every connection is a descriptor */
     c->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (config_port_range(cfg->remoteaddr, c->remote_base, sizeof(c->remote_base), &c->port_lo,
                           &c->port_hi) < 0) {

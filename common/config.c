@@ -155,7 +155,7 @@ static const struct opt_desc opts[] = {
     {"nc", NULL, 0, ROLE_ALL, OPT_INT, SEC_MANUAL, FIELD(nc), "0|1",
      "1 = no congestion control"},
     {"maxsessions", NULL, 0, ROLE_S, OPT_INT, SEC_KTUN, FIELD(maxsessions), "N",
-     "maximum concurrent KCP sessions"},
+     "maximum concurrent KCP sessions; 0 = from the descriptor limit and memory"},
     {"maxstreams", NULL, 0, ROLE_ALL, OPT_INT, SEC_KTUN, FIELD(maxstreams), "N",
      "maximum streams per session"},
     {"bufbudget", NULL, 0, ROLE_ALL, OPT_I64, SEC_KTUN, FIELD(bufbudget), "BYTES",
@@ -320,7 +320,7 @@ void config_defaults(struct config *cfg, enum config_role role)
     strcpy(cfg->qppvariant, qpp_variant_name(QPP_VARIANT_DEFAULT));
     cfg->snmpperiod_s = 60;
     cfg->loglevel = LOG_LEVEL_INFO;
-    cfg->maxsessions = 1024;
+    cfg->maxsessions = 0; /* sized at start: config_auto_maxsessions */
     cfg->maxstreams = 4096;
     cfg->bufbudget = (int64_t)256 << 20;
     strcpy(cfg->peer, "auto");
@@ -1200,6 +1200,14 @@ int config_port_range(const char *s, char *base, size_t basecap, uint16_t *lo, u
     return 1;
 }
 
+int config_auto_maxsessions(uint64_t fds, uint64_t mem_bytes)
+{
+    uint64_t by_fd = fds > CONFIG_FD_RESERVE ? fds - CONFIG_FD_RESERVE : 0;
+    uint64_t by_mem = mem_bytes / CONFIG_SESSION_BYTES;
+    uint64_t n = MIN(by_fd, by_mem);
+    return (int)MAX(MIN(n, (uint64_t)CONFIG_MAXSESSIONS_MAX), (uint64_t)CONFIG_MAXSESSIONS_MIN);
+}
+
 bool config_target_is_unix(const struct config *cfg)
 {
     return cfg->target[0] == '/' || cfg->target[0] == '.';
@@ -1322,7 +1330,8 @@ static int validate_server(const struct config *cfg, char *err, size_t errlen)
     }
     if (config_allow_list(cfg, NULL, err, errlen) < 0)
         return ERR_INVAL;
-    return check_range("--maxsessions", cfg->maxsessions, 1, 1 << 20, NULL, err, errlen);
+    return check_range("--maxsessions", cfg->maxsessions, 0, CONFIG_MAXSESSIONS_MAX,
+                       "0 sizes it from the descriptor limit and memory", err, errlen);
 }
 
 /* KCP and FEC knobs: the ranges kcp-go 5.6.1 honours instead of clamping or ignoring. */
@@ -1612,6 +1621,9 @@ void config_log_summary(const struct config *cfg)
     LOG_INFO("quiet: %s", cfg->quiet ? "true" : "false");
     if (client)
         LOG_INFO("limits: maxstreams %d, bufbudget %lld", cfg->maxstreams,
+                 (long long)cfg->bufbudget);
+    else if (cfg->maxsessions == 0)
+        LOG_INFO("limits: maxsessions auto, maxstreams %d, bufbudget %lld", cfg->maxstreams,
                  (long long)cfg->bufbudget);
     else
         LOG_INFO("limits: maxsessions %d, maxstreams %d, bufbudget %lld", cfg->maxsessions,

@@ -207,6 +207,18 @@ bool config_needs_ktun_peer(const struct config *cfg);
  * kcptun, never on the server (it only answers). */
 bool config_offers_caps(const struct config *cfg);
 
+/* --maxsessions 0 (the default) sizes the limit at start: every session needs at least one
+ * descriptor (its streams' target connections) besides CONFIG_FD_RESERVE for the process, and
+ * about CONFIG_SESSION_BYTES of memory of its own (KCP, snappy buffers, receive buffer). */
+#define CONFIG_MAXSESSIONS_MAX (1 << 20)
+#define CONFIG_MAXSESSIONS_MIN 16
+#define CONFIG_FD_RESERVE 64u
+#define CONFIG_SESSION_BYTES (256u << 10)
+/* The session limit for |fds| descriptors (the soft RLIMIT_NOFILE) and |mem_bytes| of memory
+ * the process may use: the smaller of the two counts, within
+ * CONFIG_MAXSESSIONS_MIN..CONFIG_MAXSESSIONS_MAX. */
+int config_auto_maxsessions(uint64_t fds, uint64_t mem_bytes);
+
 /* True if the server's target is a Unix socket path (it starts with '/' or '.'). */
 bool config_target_is_unix(const struct config *cfg);
 

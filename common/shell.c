@@ -12,6 +12,8 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <sodium.h>
 #include <string.h>
 #include <time.h>
@@ -63,6 +65,35 @@ void sess_params_from_config(const struct config *cfg, struct sess_params *p)
     p->dscp = cfg->dscp;
     p->quiet = cfg->quiet;
     p->bufbudget = cfg->bufbudget;
+}
+
+/* ---- process limits ------------------------------------------------------------------- */
+
+uint64_t shell_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = was;
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+}
+
+uint64_t shell_mem_budget(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    uint64_t mem = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize / 2 : 1ull << 30;
+    static const int which[] = {RLIMIT_AS, RLIMIT_DATA};
+    for (size_t i = 0; i < sizeof(which) / sizeof(which[0]); i++) {
+        struct rlimit rl;
+        if (getrlimit(which[i], &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+            mem = MIN(mem, (uint64_t)rl.rlim_cur);
+    }
+    return mem;
 }
 
 /* ---- datagram batching ---------------------------------------------------------------- */

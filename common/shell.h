@@ -65,6 +65,13 @@ struct shell;
 struct udpfwd;
 struct config;
 
+/* Raises the soft descriptor limit (RLIMIT_NOFILE) to the hard one, as Go programs (kcptun)
+ * do at start; returns the soft limit in force (UINT64_MAX for none). */
+uint64_t shell_raise_nofile(void);
+/* Memory the process may use, in bytes: half the physical memory, or less under RLIMIT_AS or
+ * RLIMIT_DATA. */
+uint64_t shell_mem_budget(void);
+
 /* Fills |p| from the validated |cfg|. */
 void sess_params_from_config(const struct config *cfg, struct sess_params *p);
 

@@ -6,6 +6,8 @@
 #include "common/dgram.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "common/wire.h"
+#include "fec/fec.h"
 #include "crypto/crypt.h"
 
 #include <stdio.h>
@@ -118,6 +120,10 @@ static const char *forced_hint(const struct tunnel *t, bool forced)
     return !t->is_client && forced ? " (without the flag a ktun server accepts both)" : "";
 }
 
+static const char refused_msg[] =
+    "the server refused this session: it has all the sessions it takes (a ktun server at its "
+    "--maxsessions; it logs the count)";
+
 /* The peer's first frame failed smux's version check: say which flag differs. */
 static void explain_version(struct tunnel *t)
 {
@@ -125,7 +131,9 @@ static void explain_version(struct tunnel *t)
     mux_get_stats(t->mux, &st);
     int ours = mux_version(t->mux);
     char msg[256];
-    if (!t->enc && st.bad_version == 0xff && !t->heard)
+    if (t->is_client && st.bad_version == 0 && t->first_byte == 0)
+        snprintf(msg, sizeof(msg), "%s", refused_msg);
+    else if (!t->enc && st.bad_version == 0xff && !t->heard)
         snprintf(msg, sizeof(msg), "the peer compresses (snappy framing) and this end runs "
                  "--nocomp: give both ends the same --nocomp%s", forced_hint(t, t->comp_forced));
     else if (st.bad_version == 1 || st.bad_version == 2)
@@ -486,7 +494,9 @@ static bool tunnel_decode(struct tunnel *t)
     if (r < 0 && r != ERR_AGAIN) {
         enum comp_fault f = comp_decoder_fault(t->dec);
         char msg[192];
-        if (f == COMP_FAULT_NO_IDENT && (t->first_byte == 1 || t->first_byte == 2))
+        if (f == COMP_FAULT_NO_IDENT && t->is_client && t->first_byte == 0)
+            snprintf(msg, sizeof(msg), "%s", refused_msg);
+        else if (f == COMP_FAULT_NO_IDENT && (t->first_byte == 1 || t->first_byte == 2))
             snprintf(msg, sizeof(msg), "the peer sends plain smux (it runs --nocomp) and this end "
                      "expects snappy framing: give both ends the same --nocomp%s",
                      forced_hint(t, t->comp_forced));
@@ -621,6 +631,38 @@ bool tunnel_explain_silence(const struct tunnel *t, uint64_t age_ms, char *buf, 
                  "this session in %u s: --datashard/--parityshard differ (FEC on one end only)",
                  in, s);
     return true;
+}
+
+bool tunnel_is_session_start(const uint8_t *payload, size_t len)
+{
+    size_t off = 0;
+    if (fec_is_fec_packet(payload, len)) {
+        if (rd_u16le(payload + 4) != FEC_TYPE_DATA)
+            return false;
+        off = FEC_HEADER_LEN;
+    }
+    if (len < off + KCP_OVERHEAD)
+        return false;
+    return payload[off + 4] == KCP_CMD_PUSH && rd_u32le(payload + off + 12) == 0;
+}
+
+int tunnel_send_refusal(uint32_t conv, const uint8_t *payload, size_t len,
+                        const struct link_config *cfg, struct crypt *crypt,
+                        tunnel_output_fn *out, void *user, uint64_t now_ms)
+{
+    static const uint8_t zeros[TUNNEL_REFUSAL_LEN];
+    int err = ERR_NOMEM;
+    struct link_config lc = *cfg;
+    lc.pace = false; /* one segment: nothing to pace */
+    struct link *l = link_new(conv, &lc, crypt, out, user, &err);
+    if (!l)
+        return err;
+    link_input_payload(l, payload, len, now_ms); /* to acknowledge it */
+    int rc = link_send(l, zeros, sizeof(zeros));
+    if (rc == 0)
+        link_flush(l, now_ms);
+    link_free(l);
+    return rc;
 }
 
 bool tunnel_peer_heard(const struct tunnel *t)

@@ -219,6 +219,24 @@ bool tunnel_format(const struct tunnel *t, int *smuxver, bool *comp);
  * came back that do not open (--key or --crypt), or ones that open and carry no KCP segment
  * for us (--datashard/--parityshard: FEC on one end only). */
 bool tunnel_explain_silence(const struct tunnel *t, uint64_t age_ms, char *buf, size_t cap);
+/* A listener refusing a new session (its session limit) tells the client at once instead of
+ * leaving it to time out: the client's opened first datagram |payload| (|len| bytes, conv
+ * |conv|) is acknowledged (so the client does not resend it) together with KCP's first segment
+ * of TUNNEL_REFUSAL_LEN zero bytes, in one datagram sealed by |crypt|, framed per |cfg|, sent
+ * through |out|. Neither a snappy
+ * stream (it must start with the stream identifier) nor smux (version 0) takes them, so a
+ * kcptun client closes the session and its connections at once, and a ktun client logs that
+ * the server refused it. Nothing a kcptun peer does not already parse: a plain KCP segment.
+ * Returns 0 or an ERR_* (no memory, bad configuration). */
+#define TUNNEL_REFUSAL_LEN 8u
+/* True if the opened |payload| starts with a session's first data segment (KCP PUSH, sn 0,
+ * behind an FEC data header or not): what a refusal answers, and nothing else (an ACK of the
+ * refusal is not answered again). */
+bool tunnel_is_session_start(const uint8_t *payload, size_t len);
+int tunnel_send_refusal(uint32_t conv, const uint8_t *payload, size_t len,
+                        const struct link_config *cfg, struct crypt *crypt,
+                        tunnel_output_fn *out, void *user, uint64_t now_ms);
+
 /* True once a smux frame from the peer arrived. */
 bool tunnel_peer_heard(const struct tunnel *t);
 /* True if the tunnel died because the peer's smux refused the session (see above). */

@@ -34,6 +34,12 @@
  */
 
 #define SERVER_BUCKETS 1024
+/* Sessions refused at --maxsessions are counted by peer address and conv, remembered in a
+ * table of this many slots (a retransmission of the same first datagram is not a new session). */
+#define SERVER_REFUSED_SLOTS 4096
+/* Refusal datagrams (tunnel_send_refusal) sent at most this often per second, in bursts of as
+ * many: a flood of first datagrams gets no more answers than that. */
+#define SERVER_REFUSALS_PER_S 100u
 
 /* A session of the server: the shell's session plus its address- and conv-table chains. */
 struct server_sess {
@@ -74,7 +80,15 @@ struct server {
     struct sess_hold hold;               /* output held while a candidate is fed */
     struct sess *touched[NET_BATCH];     /* sessions fed by the current batch */
     int ntouched;                        /* entries of |touched| */
-    uint64_t sessions_refused;           /* new peers refused by --maxsessions */
+    int maxsessions;                     /* --maxsessions, or sized at start when it is 0 */
+    uint64_t sessions_refused;           /* sessions refused by --maxsessions */
+    uint64_t refused_dgrams;             /* their datagrams */
+    uint64_t refusals_sent;              /* refusal datagrams sent */
+    uint64_t refusal_tokens_ms;          /* refusal token bucket: time its tokens reach */
+    uint64_t refused_keys[SERVER_REFUSED_SLOTS]; /* recently refused (address, conv) keys */
+    uint64_t refused_logged;             /* sessions_refused at the last line */
+    char refused_from[NET_ADDR_STRLEN];  /* the latest refused peer */
+    ev_timer refused_timer;              /* the line held back by refused_log is due */
     struct log_limit refused_log;        /* one line about it per 10 s */
     uint64_t orphans;                    /* datagrams of unknown sessions past their start */
     struct log_limit orphan_log;         /* one line about them per 10 s */
@@ -157,18 +171,100 @@ static void server_touch(struct server *sv, struct sess *s)
     sv->touched[sv->ntouched++] = s;
 }
 
-static struct sess *server_new_sess(struct server *sv, struct net_udp *u,
-                                    const struct net_addr *from, uint32_t conv)
+struct server_refusal {
+    struct server *sv;
+    struct net_udp *u;
+    const struct net_addr *to;
+};
+
+static void server_refusal_out(void *user, const uint8_t *dgram, size_t len)
 {
-    if (sv->sh.nsess >= (size_t)sv->cfg->maxsessions) {
-        sv->sh.base.v[SNMP_IN_ERRS]++;
+    struct server_refusal *r = user;
+    shell_send_dgram(&r->sv->sh, r->u, dgram, len, r->to);
+}
+
+/* True if |to| may be sent a refusal now (SERVER_REFUSALS_PER_S, bursts as large). */
+static bool server_refusal_token(struct server *sv, uint64_t now)
+{
+    const uint64_t per = 1000 / SERVER_REFUSALS_PER_S, burst = 1000;
+    if (sv->refusal_tokens_ms + burst < now)
+        sv->refusal_tokens_ms = now - burst;
+    if (sv->refusal_tokens_ms + per > now)
+        return false;
+    sv->refusal_tokens_ms += per;
+    return true;
+}
+
+static void server_log_refused(struct server *sv)
+{
+    if (sv->sessions_refused == sv->refused_logged)
+        return;
+    sv->refused_logged = sv->sessions_refused;
+    LOG_WARN("server: --maxsessions %d reached: refused %llu sessions so far (%llu datagrams), "
+             "the latest from %s; each is told at once (%llu refusals sent), so its "
+             "connections close instead of hanging: kcptun logs a broken session and tries "
+             "a new one, ktun logs that the server refused it", sv->maxsessions,
+             (unsigned long long)sv->sessions_refused, (unsigned long long)sv->refused_dgrams,
+             sv->refused_from, (unsigned long long)sv->refusals_sent);
+}
+
+static void server_refused_timer_cb(EV_P_ ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct server *sv = container_of(w, struct server, refused_timer);
+    if (log_limit_pass(&sv->refused_log, shell_now_ms(), LOG_REPEAT_MS))
+        server_log_refused(sv);
+}
+
+/* --maxsessions is reached: the first datagram of a new session from |from| (conv |conv|) is
+ * refused. The client is told at once (tunnel_send_refusal), so its connections close instead
+ * of waiting for its timeouts; sessions are counted (not datagrams) and logged once per 10 s. */
+static void server_refuse(struct server *sv, struct net_udp *u, const struct net_addr *from,
+                          uint32_t conv, const uint8_t *p, size_t len)
+{
+    uint64_t now = shell_now_ms();
+    uint64_t key = ((uint64_t)net_addr_hash(from) << 32 | conv) | 1;
+    uint64_t *slot = &sv->refused_keys[(key * 0x9e3779b97f4a7c15ull >> 40) % SERVER_REFUSED_SLOTS];
+    sv->sh.base.v[SNMP_IN_ERRS]++;
+    sv->refused_dgrams++;
+    if (*slot != key) {
+        *slot = key;
         sv->sessions_refused++;
-        if (log_limit_pass(&sv->refused_log, shell_now_ms(), LOG_REPEAT_MS)) {
-            char as[NET_ADDR_STRLEN];
-            LOG_WARN("server: --maxsessions %d reached: refused a session from %s (%llu refused "
-                     "so far)", sv->cfg->maxsessions, net_addr_str(from, as, sizeof(as)),
-                     (unsigned long long)sv->sessions_refused);
-        }
+    }
+    if (tunnel_is_session_start(p, len) && server_refusal_token(sv, now)) {
+        struct server_refusal r = {sv, u, from};
+        if (tunnel_send_refusal(conv, p, len, &sv->sh.params.tun.link, sv->sh.crypt, server_refusal_out,
+                                &r, now) == 0)
+            sv->refusals_sent++;
+    }
+    net_addr_str(from, sv->refused_from, sizeof(sv->refused_from));
+    if (log_limit_pass(&sv->refused_log, now, LOG_REPEAT_MS))
+        server_log_refused(sv);
+    else if (!ev_is_active(&sv->refused_timer)) /* the count goes out when the period ends */
+        ev_timer_start(sv->sh.loop, &sv->refused_timer);
+}
+
+/* Sets the session limit: --maxsessions, or sized from the descriptor limit and memory. */
+static void server_set_maxsessions(struct server *sv)
+{
+    if (sv->cfg->maxsessions > 0) {
+        sv->maxsessions = sv->cfg->maxsessions;
+        return;
+    }
+    uint64_t fds = shell_raise_nofile(), mem = shell_mem_budget();
+    sv->maxsessions = config_auto_maxsessions(fds, mem);
+    LOG_INFO("server: --maxsessions %d (from %llu descriptors and %llu MiB of memory; a session "
+             "needs a descriptor and about %u KiB)", sv->maxsessions, (unsigned long long)fds,
+             (unsigned long long)(mem >> 20), CONFIG_SESSION_BYTES >> 10);
+}
+
+static struct sess *server_new_sess(struct server *sv, struct net_udp *u,
+                                    const struct net_addr *from, uint32_t conv,
+                                    const uint8_t *p, size_t len)
+{
+    if (sv->sh.nsess >= (size_t)sv->maxsessions) {
+        server_refuse(sv, u, from, conv, p, len);
         return NULL;
     }
     struct sess *s = sess_new(&sv->sh, sizeof(struct server_sess), u, false, from, conv);
@@ -244,7 +340,7 @@ static void server_route(struct server *sv, struct net_udp *u, const struct net_
         return; /* parity never opens a session */
     case TUNNEL_ROUTE_REPLACE:
         sess_close(s, "conv replaced");
-        s = server_new_sess(sv, u, from, conv);
+        s = server_new_sess(sv, u, from, conv, p, len);
         if (!s)
             return;
         break;
@@ -256,7 +352,7 @@ static void server_route(struct server *sv, struct net_udp *u, const struct net_
         }
         if (!server_may_open(sv, from, p, len))
             return;
-        s = server_new_sess(sv, u, from, conv);
+        s = server_new_sess(sv, u, from, conv, p, len);
         if (!s)
             return;
         break;
@@ -423,6 +519,7 @@ static void server_shutdown(struct shell *sh)
         ev_io_stop(sh->loop, &sv->tcp_io);
     resolver_free(sv->resolver);
     sv->resolver = NULL;
+    ev_timer_stop(sh->loop, &sv->refused_timer);
 }
 
 /* SIGHUP: the command line and -c read again. New sessions take KCP, FEC, smux and
@@ -455,6 +552,7 @@ static void server_reload(struct shell *sh)
     sv->reloads = r;
     sv->cfg = &r->cfg;
     shell_reconfigure(sh, sv->cfg, NULL);
+    server_set_maxsessions(sv);
     if (new_target) {
         sv->target_unix = config_target_is_unix(sv->cfg);
         sv->target_resolved = false;
@@ -518,6 +616,9 @@ int server_run(const struct config *cfg)
         return 1;
     sv->cfg = cfg;
     sv->tcp.fd = -1;
+    ev_timer_init(&sv->refused_timer, server_refused_timer_cb, LOG_REPEAT_MS / 1000.0 + 0.05, 0.);
+    shell_raise_nofile();
+    server_set_maxsessions(sv);
     sv->target_unix = config_target_is_unix(cfg);
     if (!sv->target_unix && server_resolve_target(sv, err) != 0)
         LOG_WARN("server: --target: %s (retried for every stream)", err);

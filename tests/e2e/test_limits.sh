@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Resource limits, each refused with a log line and recovered from:
-#   --maxsessions  the server refuses sessions beyond the cap (client --conn above it)
+#   --maxsessions  the server refuses sessions beyond the cap (client --conn above it, and
+#                  stock kcptun clients): counted as sessions, the refused connections closed
+#                  at once; the default is sized from the descriptor limit
+#                  (case maxsessions_kcptun)
 #   --maxstreams   the server refuses streams beyond the cap; the others keep working
 #   ulimit -n 64   server: target dials fail with a log line, later streams work again
 #                  client: accepts fail with a log line (no busy loop), later ones work again
@@ -77,14 +80,64 @@ echo "$out"
 out=$(timeout 30 bash -c "$(declare -f many); many 127.0.0.1:$cp 1 0 3")
 echo "third session: $out"
 [ "$(field "$out" ok)" -eq 0 ] || fail "maxsessions: a third session carried data"
+# the server tells the client at once: the connection is closed, it does not time out
+[ "$(field "$out" closed)" -eq 1 ] || fail "maxsessions: the refused connection was not closed"
 opened=$(grep -c 'sess: opened' "$tmp/srv-ms.log")
 [ "$opened" -eq 2 ] || fail "maxsessions: server opened $opened sessions"
 grep -i 'maxsessions' "$tmp/srv-ms.log" | grep -v 'limits:' | head -n 2
-grep -i 'maxsessions' "$tmp/srv-ms.log" | grep -qv 'limits:' \
-    || fail "maxsessions: the server refuses sessions without a log line"
+grep -q -- '--maxsessions 2 reached: refused 1 sessions so far' "$tmp/srv-ms.log" \
+    || fail "maxsessions: the server does not count the refused session"
+wait_log cli-ms 'the server refused this session' 30
+grep -h 'the server refused this session' "$tmp/cli-ms.log" | head -n 1
 out=$(timeout 30 bash -c "$(declare -f many); many 127.0.0.1:$cp 2 0")
 [ "$(field "$out" ok)" -ge 1 ] || fail "maxsessions: the admitted sessions stopped working"
 stop_pid "$cpid"; stop_pid "$spid" || fail "maxsessions: server exit"
+}
+
+case_maxsessions_kcptun() {
+echo "== --maxsessions 2, four stock kcptun clients (and the default limit's line)"
+command -v kcptun-client >/dev/null || { echo "kcptun-client not installed: skipped"; return; }
+sp=$(free_port)
+start_server srv-mk "$sp" "$ECHO" "${ARGS[@]}" --maxsessions 2
+spid=$LASTPID
+local kp=() kpids=() i out t0 t1
+for i in 1 2 3 4; do
+    kp+=("$(free_port)")
+    spawn "kc$i" kcptun-client -l "127.0.0.1:${kp[-1]}" -r "127.0.0.1:$sp" "${ARGS[@]}" --quiet
+    kpids+=("$LASTPID")
+done
+for i in 0 1 2 3; do
+    wait_until 150 bash -c "ss -Hltn 'sport = :${kp[$i]}' | grep -q ." || fail "kcptun client"
+done
+# two clients take the two sessions and keep them (held 20 s)
+for i in 0 1; do
+    (timeout 40 bash -c "$(declare -f many); many 127.0.0.1:${kp[$i]} 1 20" \
+        >"$tmp/mk$i.out" 2>&1 &)
+done
+wait_until 100 bash -c "[ \$(grep -c 'sess: opened' '$tmp/srv-mk.log') -ge 2 ]" \
+    || fail "maxsessions kcptun: the first two sessions did not open"
+t0=$(date +%s)
+for i in 2 3; do
+    out=$(timeout 40 bash -c "$(declare -f many); many 127.0.0.1:${kp[$i]} 1 0 30")
+    echo "refused kcptun client $i: $out"
+    [ "$(field "$out" closed)" -eq 1 ] || fail "maxsessions kcptun: client $i was not closed"
+done
+t1=$(date +%s)
+echo "two refused stock clients: their connections closed in $((t1 - t0)) s"
+[ $((t1 - t0)) -le 10 ] || fail "maxsessions kcptun: refused connections took $((t1 - t0)) s"
+wait_until 100 grep -q 'ok=1' "$tmp/mk0.out" || fail "maxsessions kcptun: admitted client 0"
+wait_until 100 grep -q 'ok=1' "$tmp/mk1.out" || fail "maxsessions kcptun: admitted client 1"
+wait_log srv-mk 'refused 2 sessions so far' 150
+grep -h 'reached: refused' "$tmp/srv-mk.log" | tail -n 1
+stop_pid "$spid" || fail "maxsessions kcptun: server exit"
+for p in "${kpids[@]}"; do kill "$p" 2>/dev/null; done
+# the default limit is sized at start and says from what
+sp=$(free_port)
+spawn srv-auto bash -c "ulimit -n 600 && exec $SERVER -l 127.0.0.1:$sp -t $ECHO ${ARGS[*]}"
+wait_log srv-auto 'server: listening'
+grep -h 'server: --maxsessions' "$tmp/srv-auto.log"
+grep -q -- '--maxsessions 536 (from 600 descriptors' "$tmp/srv-auto.log" \
+    || fail "maxsessions: the default is not sized from the descriptor limit"
 }
 
 case_maxstreams() {
@@ -236,7 +289,7 @@ case_budget() {
 }
 
 cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=(maxsessions maxstreams fd_server fd_client budget)
+[ ${#cases[@]} -gt 0 ] || cases=(maxsessions maxsessions_kcptun maxstreams fd_server fd_client budget)
 for c in "${cases[@]}"; do
     declare -F "case_$c" >/dev/null || { echo "unknown case $c"; exit 1; }
     "case_$c"

@@ -483,3 +483,75 @@ TEST(detect_sim_silence_explained)
         duo_free(&d);
     }
 }
+
+struct grab {
+    uint8_t pkt[4][1600];
+    size_t len[4];
+    int n;
+    char log[256];
+};
+
+static void grab_out(void *user, const uint8_t *dgram, size_t len)
+{
+    struct grab *g = user;
+    if (g->n < 4 && len <= sizeof(g->pkt[0])) {
+        memcpy(g->pkt[g->n], dgram, len);
+        g->len[g->n++] = len;
+    }
+}
+
+static void grab_log(void *user, const char *msg)
+{
+    struct grab *g = user;
+    snprintf(g->log, sizeof(g->log), "%s", msg);
+}
+
+/* A refused session is told at once: the refusal acknowledges the client's first datagram and
+ * carries bytes no smux or snappy stream takes; a ktun client says the server refused it. Only
+ * a first data segment counts as a session start. */
+TEST(detect_refusal_reaches_the_client_and_is_named)
+{
+    for (int nc = 0; nc <= 1; nc++) {
+        int err = 0;
+        struct crypt *cc = crypt_new("aes", "k", crypt_rng_sodium, NULL, &err);
+        struct crypt *sc = crypt_new("aes", "k", crypt_rng_sodium, NULL, &err);
+        REQUIRE(cc && sc);
+        crypt_set_role(cc, CRYPT_ROLE_CLIENT);
+        crypt_set_role(sc, CRYPT_ROLE_SERVER);
+        struct end cfg = {0};
+        e_config(&cfg, 1, nc != 0, false);
+        struct grab g = {0};
+        const struct tunnel_callbacks cb = {.output = grab_out, .log = grab_log};
+        uint64_t now = 1;
+        struct tunnel *t = tunnel_new(0x6000u, &cfg.cfg, true, cc, NULL, &cb, &g, now, NULL);
+        REQUIRE(t);
+        uint32_t sid;
+        REQUIRE(tunnel_stream_open(t, &sid) == 0);
+        tunnel_pump(t, now);
+        REQUIRE(g.n >= 1);
+        const uint8_t *payload;
+        ssize_t plen = crypt_open(sc, g.pkt[0], g.len[0], now + WALL_OFFSET, &payload);
+        REQUIRE(plen > 0);
+        CHECK(tunnel_is_session_start(payload, (size_t)plen));
+        struct grab reply = {0};
+        CHECK_EQ(tunnel_send_refusal(0x6000u, payload, (size_t)plen, &cfg.cfg.link, sc,
+                                     grab_out, &reply, now), 0);
+        REQUIRE(reply.n == 1);
+        const uint8_t *rp;
+        uint8_t copy[1600];
+        memcpy(copy, reply.pkt[0], reply.len[0]);
+        ssize_t rlen = crypt_open(cc, copy, reply.len[0], now + WALL_OFFSET, &rp);
+        REQUIRE(rlen > 0);
+        CHECK(!tunnel_is_session_start(rp, (size_t)rlen)); /* its ACK comes first */
+        tunnel_input(t, reply.pkt[0], reply.len[0], now + 20);
+        tunnel_pump(t, now + 20);
+        CHECK(tunnel_is_dead(t));
+        CHECK(!tunnel_peer_refused(t));
+        CHECK(strstr(g.log, "the server refused this session") != NULL);
+        if (test_failures())
+            printf("    nocomp %d: log '%s'\n", nc, g.log);
+        tunnel_free(t);
+        crypt_free(cc);
+        crypt_free(sc);
+    }
+}

@@ -117,7 +117,7 @@ TEST(config_defaults_match_kcptun)
     CHECK_EQ(c.conn, 1);
     CHECK_EQ(c.autoexpire_s, 0);
     CHECK_EQ(c.scavengettl_s, 600);
-    CHECK_EQ(s.maxsessions, 1024);
+    CHECK_EQ(s.maxsessions, 0); /* sized at start */
     CHECK_EQ(c.maxstreams, 4096);
     CHECK_EQ(s.bufbudget, 256 << 20);
     CHECK_EQ(c.loglevel, LOG_LEVEL_INFO);
@@ -767,7 +767,7 @@ TEST(config_validation_names_the_culprit)
         {0, "--mode", "manual", "--nc", "2", "--nc"},
         {0, "--mode", "manual", "--resend", "-1", "--resend"},
         {1, "--snmplog", "x.csv", "--snmpperiod", "0", "--snmpperiod"},
-        {1, "--maxsessions", "0", NULL, NULL, "--maxsessions"},
+        {1, "--maxsessions", "-1", NULL, NULL, "--maxsessions"},
         {0, "--maxstreams", "0", NULL, NULL, "--maxstreams"},
         {0, "--bufbudget", "1000", NULL, NULL, "--bufbudget"},
         {0, "-l", "12948", NULL, NULL, "--localaddr"},
