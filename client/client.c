@@ -88,6 +88,7 @@ struct client {
     unsigned probe_step;        /* formats tried after the server refused ours (tunnel.h) */
     bool probe_done;            /* the server answered a probed format, or none was left */
     uint64_t rr;                /* accepted connections, for round-robin */
+    struct client_fwds *fwds;   /* -L and -D listeners (forward.c) */
 };
 
 static struct client_sess *client_start_sess(struct client *c, int slot, struct net_udp *udp,
@@ -296,6 +297,12 @@ static struct sess *client_pick_sess(struct shell *sh)
 {
     struct client *c = container_of(sh, struct client, sh);
     struct client_sess *s = c->remote_ok ? client_pick(c) : NULL;
+    return s ? &s->s : NULL;
+}
+
+struct sess *client_stream_sess(struct client *c)
+{
+    struct client_sess *s = client_pick(c);
     return s ? &s->s : NULL;
 }
 
@@ -556,6 +563,7 @@ static void client_shutdown(struct shell *sh)
     struct client *c = container_of(sh, struct client, sh);
     ev_io_stop(sh->loop, &c->accept_io);
     ev_timer_stop(sh->loop, &c->accept_retry);
+    client_fwds_stop(c->fwds);
     ev_timer_stop(sh->loop, &c->scavenge_timer);
     ev_timer_stop(sh->loop, &c->resolve_timer);
     ev_timer_stop(sh->loop, &c->hop_timer);
@@ -602,8 +610,11 @@ int client_run(const struct config *cfg)
     if (!crypt)
         goto out;
     c->slots = calloc((size_t)cfg->conn, sizeof(*c->slots));
-    c->lfd = net_tcp_listen(&local, 1024, err);
-    if (!c->slots || c->lfd < 0) {
+    /* with -L or -D forwards, the -l listener only if asked for */
+    bool want_l = cfg->localaddr_set || (!cfg->tcpfwd[0] && !cfg->socks[0]);
+    if (want_l)
+        c->lfd = net_tcp_listen(&local, 1024, err);
+    if (!c->slots || (want_l && c->lfd < 0)) {
         LOG_ERROR("client: %s", c->slots ? err : "out of memory");
         goto out;
     }
@@ -626,9 +637,14 @@ int client_run(const struct config *cfg)
         LOG_ERROR("client: out of memory");
         goto out;
     }
+    c->fwds = client_fwds_start(c, loop, cfg);
+    if (!c->fwds)
+        goto out;
     shell_init(&c->sh, loop, &params, true, crypt, &hooks, cfg->snmplog, cfg->snmpperiod_s);
     ev_io_init(&c->accept_io, client_accept_cb, c->lfd, EV_READ);
-    ev_io_start(EV_A_ &c->accept_io);
+    if (c->lfd >= 0)
+        ev_io_start(EV_A_ &c->accept_io);
+
     ev_timer_init(&c->scavenge_timer, client_scavenge_cb, 1.0, 1.0);
     ev_init(&c->accept_retry, client_accept_retry_cb);
     if (cfg->autoexpire_s > 0)
@@ -649,7 +665,8 @@ int client_run(const struct config *cfg)
         goto out;
     }
     char ls[NET_ADDR_STRLEN], rs[NET_ADDR_STRLEN];
-    LOG_INFO("client: listening on %s, server %s%s", net_addr_str(&local, ls, sizeof(ls)),
+    LOG_INFO("client: listening on %s, server %s%s",
+             c->lfd >= 0 ? net_addr_str(&local, ls, sizeof(ls)) : "(-L/-D only)",
              c->remote_ok ? net_addr_str(&c->remote, rs, sizeof(rs)) : cfg->remoteaddr,
              c->port_lo ? " (a random port of the range per session)" : "");
     shell_run(&c->sh);
@@ -657,6 +674,7 @@ int client_run(const struct config *cfg)
     rc = 0;
 out:
     resolver_free(c->resolver);
+    client_fwds_free(c->fwds);
     if (c->lfd >= 0)
         close(c->lfd);
     if (c->spare_fd >= 0)

@@ -18,6 +18,7 @@
 #include "common/allow.h"
 #include "common/udpflow.h"
 #include "common/err.h"
+#include "common/fwd.h"
 #include "common/fwrule.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -167,6 +168,13 @@ static const struct opt_desc opts[] = {
     {"hop", NULL, 0, ROLE_C, OPT_INT, SEC_KTUN, FIELD(hop_s), "SECONDS",
      "move each session to another random port of the -r range this often (secure mode, "
      "ktun server with -l :MIN-MAX); 0 = off"},
+    {"tcpforward", NULL, 'L', ROLE_C, OPT_LIST, SEC_KTUN, FIELD(tcpfwd),
+     "[BIND:]PORT:HOST:HOSTPORT",
+     "repeatable, as ssh -L: a local TCP port forwarded to HOST:HOSTPORT as the server sees "
+     "it (ktun server; BIND defaults to 127.0.0.1, * for every address)"},
+    {"socks", NULL, 'D', ROLE_C, OPT_LIST, SEC_KTUN, FIELD(socks), "[BIND:]PORT",
+     "repeatable, as ssh -D: a SOCKS5 server (CONNECT) whose connections the ktun server opens "
+     "(names resolved there)"},
     {"allow", NULL, 0, ROLE_S, OPT_LIST, SEC_KTUN, FIELD(allow), "HOST:PORTS",
      "repeatable: a target peers may name besides --target: host:port, a CIDR block, a "
      "name, *.domain, ports N, N-M or * (docs/forwards.md)"},
@@ -331,7 +339,8 @@ void config_defaults(struct config *cfg, enum config_role role)
 
 bool config_needs_ktun_peer(const struct config *cfg)
 {
-    return cfg->udpfwd[0] != '\0';
+    return cfg->udpfwd[0] != '\0' ||
+           (cfg->role == CONFIG_CLIENT && (cfg->tcpfwd[0] || cfg->socks[0]));
 }
 
 bool config_offers_caps(const struct config *cfg)
@@ -425,6 +434,8 @@ static int set_string(struct config *cfg, const struct opt_desc *o, const char *
         return fail(err, errlen, "%s: value too long (%zu bytes, at most %u)", label, n,
                     (unsigned)o->size - 1);
     memcpy((char *)cfg + o->offset, v, n + 1);
+    if (o->offset == offsetof(struct config, localaddr))
+        cfg->localaddr_set = true;
     return 0;
 }
 
@@ -638,8 +649,8 @@ static int prescan(int argc, char **argv, enum config_role role, char *err, size
 /* Single-letter long names need NUL-terminated strings: one per letter used in opts[]. */
 static const char *letter_name(char c)
 {
-    static const char *const names[] = {"l", "r", "t", "c", "h", "v", "U"};
-    static const char letters[] = "lrtchvU";
+    static const char *const names[] = {"l", "r", "t", "c", "h", "v", "U", "L", "D"};
+    static const char letters[] = "lrtchvULD";
     const char *p = c ? strchr(letters, c) : NULL;
     return p ? names[p - letters] : NULL;
 }
@@ -836,6 +847,7 @@ int config_apply_sip003(struct config *cfg, const char *remote_host, const char 
         return ERR_INVAL;
     if (cfg->role == CONFIG_CLIENT) {
         strcpy(cfg->localaddr, local);
+        cfg->localaddr_set = true;
         strcpy(cfg->remoteaddr, remote);
     } else {
         strcpy(cfg->listen, remote);
@@ -1275,6 +1287,21 @@ static int validate_client(const struct config *cfg, char *err, size_t errlen)
             return fail(err, errlen, "-U/--udpforward: %s", why);
         p += n + (p[n] == '\n');
     }
+    const struct {
+        char kind;
+        const char *list;
+    } fl[] = {{'L', cfg->tcpfwd}, {'D', cfg->socks}};
+    for (size_t k = 0; k < ARRAY_SIZE(fl); k++) {
+        for (const char *p = fl[k].list; *p;) {
+            struct fwd_spec spec;
+            size_t n = strcspn(p, "\n");
+            memcpy(line, p, n);
+            line[n] = '\0';
+            if (fwd_parse_spec(fl[k].kind, line, &spec, why, sizeof(why)) < 0)
+                return fail(err, errlen, "-%c: %s", fl[k].kind, why);
+            p += n + (p[n] == '\n');
+        }
+    }
     if (strcmp(cfg->peer, "auto") != 0 && strcmp(cfg->peer, "ktun") != 0 &&
         strcmp(cfg->peer, "kcptun") != 0)
         return fail(err, errlen, "--peer: '%s' is not auto, ktun or kcptun", cfg->peer);
@@ -1577,6 +1604,16 @@ void config_log_summary(const struct config *cfg)
     else
         LOG_INFO("smux version: %d", cfg->smuxver);
     LOG_INFO("listening on: %s", client ? cfg->localaddr : cfg->listen);
+    for (const char *p = client ? cfg->tcpfwd : ""; *p;) {
+        size_t n = strcspn(p, "\n");
+        LOG_INFO("forward -L %.*s", (int)n, p);
+        p += n + (p[n] == '\n');
+    }
+    for (const char *p = client ? cfg->socks : ""; *p;) {
+        size_t n = strcspn(p, "\n");
+        LOG_INFO("SOCKS5 -D %.*s", (int)n, p);
+        p += n + (p[n] == '\n');
+    }
     if (client)
         LOG_INFO("remote address: %s", cfg->remoteaddr);
     else
@@ -1659,6 +1696,8 @@ void config_restart_only(const struct config *a, const struct config *b, char *o
         bool differ;
     } f[] = {
         {"--localaddr", strcmp(a->localaddr, b->localaddr) != 0},
+        {"-L", strcmp(a->tcpfwd, b->tcpfwd) != 0},
+        {"-D", strcmp(a->socks, b->socks) != 0},
         {"--listen", strcmp(a->listen, b->listen) != 0},
         {"--key", a->role == CONFIG_SERVER && strcmp(a->key, b->key) != 0},
         {"--crypt", a->role == CONFIG_SERVER && strcmp(a->crypt, b->crypt) != 0},

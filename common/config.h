@@ -42,8 +42,9 @@
  * kcptun v20251222 and later, see crypto/qpp.h) to talk to older QPP builds.
  *
  * ktun extras: --crypt xsalsa20-poly1305 (authenticated mode, not kcptun-compatible),
- * --maxsessions (server), --maxstreams, --bufbudget, --loglevel, --allow (server,
- * repeatable; JSON: a string or an array of strings, docs/forwards.md).
+ * --maxsessions (server), --maxstreams, --bufbudget, --loglevel, and the repeatable
+ * --allow (server), -L/--tcpforward and -D/--socks (client) (JSON: a string or an array of
+ * strings; docs/forwards.md).
  */
 
 #ifndef KTUN_VERSION
@@ -85,6 +86,10 @@ struct config {
     char listen[CONFIG_ADDR_MAX];     /* server: UDP listen host:port */
     char target[CONFIG_ADDR_MAX];     /* server: TCP host:port, or a Unix socket path */
     char allow[CONFIG_LIST_MAX];      /* server --allow values, each ending in '\n' */
+    char tcpfwd[CONFIG_LIST_MAX];     /* client -L specs, each ending in '\n' */
+    char socks[CONFIG_LIST_MAX];      /* client -D specs, each ending in '\n' */
+    bool localaddr_set;               /* client: -l given (flag, JSON or plugin); without it a
+                                         client with -L or -D opens no -l listener */
     /* encryption */
     char key[CONFIG_KEY_MAX];         /* pre-shared secret (never log it) */
     char crypt[CONFIG_NAME_MAX];      /* method name, see config_crypt_is_known() */

@@ -64,6 +64,8 @@ struct sess;
 struct shell;
 struct udpfwd;
 struct config;
+struct stream;
+struct fwd_target;
 
 /* Raises the soft descriptor limit (RLIMIT_NOFILE) to the hard one, as Go programs (kcptun)
  * do at start; returns the soft limit in force (UINT64_MAX for none). */
@@ -80,6 +82,11 @@ struct shell_hooks {
     /* Server: the peer opened stream |sid| on |s|; the hook dials the target and attaches it
      * with stream_attach, or refuses it with tunnel_stream_release. NULL on the client. */
     void (*stream_accept)(struct shell *sh, struct sess *s, uint32_t sid);
+    /* Server, between ktun ends: stream |st| of |s| named target |t| in its header
+     * (docs/forwards.md). Returns a socket connecting to it (the stream waits for the
+     * connect, then replies), or minus an enum fwd_status to refuse the stream with. */
+    int (*stream_target)(struct shell *sh, struct sess *s, struct stream *st,
+                         const struct fwd_target *t);
     /* |s| is about to be freed: drop every reference to it (slot, address table). */
     void (*sess_gone)(struct shell *sh, struct sess *s);
     /* SIGINT/SIGTERM: close listeners; the shell then closes every session. */

@@ -6,9 +6,11 @@
 #include "common/log.h"
 #include "common/net.h"
 #include "common/sess.h"
+#include "common/socks5.h"
 #include "common/util.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -47,7 +49,8 @@ void stream_free(struct stream *st, const char *why)
     ev_io_stop(EV_A_ &st->rio);
     ev_io_stop(EV_A_ &st->wio);
     ev_timer_stop(EV_A_ &st->linger);
-    close(st->fd);
+    if (st->fd >= 0)
+        close(st->fd);
     tunnel_stream_release(s->tun, st->sid);
     ring_release(&st->out);
     if (st->prev)
@@ -174,15 +177,144 @@ static int stream_write_ring(struct stream *st)
     return 0;
 }
 
+/* ---- target headers between ktun ends (docs/forwards.md) ------------------------------ */
+
+/* Copies up to |cap| bytes from the start of the ring without taking them. */
+static size_t ring_peek(const struct ring *r, uint8_t *out, size_t cap)
+{
+    struct iovec iov[2];
+    int k = ring_data_iov(r, iov);
+    size_t n = 0;
+    for (int j = 0; j < k && n < cap; j++) {
+        size_t m = MIN(iov[j].iov_len, cap - n);
+        memcpy(out + n, iov[j].iov_base, m);
+        n += m;
+    }
+    return n;
+}
+
+/* Server: sends the reply header with |status| on the stream. */
+static void stream_reply(struct stream *st, uint8_t status)
+{
+    uint8_t r[FWD_REPLY_LEN];
+    fwd_reply_encode(status, r);
+    tunnel_stream_write(st->s->tun, st->sid, r, sizeof(r));
+}
+
+/* The reply status for a failed connect's errno |e|. */
+static uint8_t stream_connect_status(int e)
+{
+    switch (e) {
+    case ECONNREFUSED:
+        return FWD_REFUSED;
+    case ENETUNREACH:
+        return FWD_NET_UNREACH;
+    case EHOSTUNREACH:
+        return FWD_HOST_UNREACH;
+    case ETIMEDOUT:
+        return FWD_TIMEOUT;
+    default:
+        return FWD_FAIL;
+    }
+}
+
+/* Frees the stream with a TCP reset towards the local application (a refused forward). */
+static void stream_reset(struct stream *st, const char *why)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    if (st->fd >= 0)
+        setsockopt(st->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    stream_free(st, why);
+}
+
+/* Server, STREAM_FWD_HEADER: reads the target header and lets the role decide. Returns false
+ * if the stream was freed. */
+static bool stream_take_header(struct stream *st)
+{
+    struct sess *s = st->s;
+    struct shell *sh = s->sh;
+    if (!st->peer_eof && ring_room(&st->out) > 0)
+        stream_fill_ring(st);
+    uint8_t hdr[FWD_REQ_MAX];
+    struct fwd_target t;
+    int rc = fwd_request_decode(hdr, ring_peek(&st->out, hdr, sizeof(hdr)), &t);
+    if (rc == ERR_AGAIN && !st->peer_eof)
+        return true;
+    if (rc < 0) {
+        LOG_WARN("stream: %u on %s: %s target header: closed", st->sid, s->name,
+                 rc == ERR_AGAIN ? "no" : "malformed");
+        stream_reply(st, FWD_FAIL);
+        stream_free(st, "bad target header");
+        return false;
+    }
+    ring_consume(&st->out, (size_t)rc);
+    int fd = sh->hooks.stream_target(sh, s, st, &t);
+    if (fd < 0) {
+        stream_reply(st, (uint8_t)-fd);
+        stream_free(st, fwd_status_str(-fd));
+        return false;
+    }
+    st->fd = fd;
+    st->connecting = true;
+    st->fwd = STREAM_FWD_CONNECT;
+    ev_io_set(&st->rio, fd, EV_READ);
+    ev_io_set(&st->wio, fd, EV_WRITE);
+    ev_io_start(sh->loop, &st->wio);
+    return true;
+}
+
+/* Client, STREAM_FWD_REPLY: takes the server's reply from the ring. Returns 1 once it was
+ * taken (the stream goes on), 0 while it is incomplete, -1 if the stream was freed. */
+static int stream_take_reply(struct stream *st)
+{
+    uint8_t r[FWD_REPLY_LEN], sr[SOCKS5_REPLY_MAX];
+    int status = fwd_reply_decode(r, ring_peek(&st->out, r, sizeof(r)));
+    if (status == ERR_AGAIN && !st->peer_eof)
+        return 0;
+    if (status == FWD_OK) {
+        ring_consume(&st->out, FWD_REPLY_LEN);
+        st->fwd = STREAM_FWD_NONE;
+        if (st->socks) {
+            size_t n = socks5_reply_encode(FWD_OK, NULL, sr);
+            if (write(st->fd, sr, n) != (ssize_t)n) {
+                stream_reset(st, "SOCKS5 client gone");
+                return -1;
+            }
+        }
+        return 1;
+    }
+    if (status < 0)
+        status = FWD_FAIL; /* no reply, or not ours: the server is not what we took it for */
+    if (!st->s->sh->params.quiet)
+        LOG_STREAM("stream: %u on %s refused by the server: %s", st->sid, st->s->name,
+                   fwd_status_str(status));
+    if (st->socks) {
+        size_t n = socks5_reply_encode((uint8_t)status, NULL, sr);
+        if (write(st->fd, sr, n) != (ssize_t)n) { /* closing anyway */
+        }
+        stream_free(st, "refused");
+    } else {
+        stream_reset(st, "refused");
+    }
+    return -1;
+}
+
 bool stream_push_tcp(struct stream *st)
 {
     struct ev_loop *loop = st->s->sh->loop;
+    if (st->fwd == STREAM_FWD_HEADER)
+        return stream_take_header(st);
     if (st->connecting)
         return true;
     for (;;) {
         bool progress = false;
         if (!st->peer_eof && ring_room(&st->out) > 0)
             progress = stream_fill_ring(st);
+        if (st->fwd == STREAM_FWD_REPLY) {
+            int rc = stream_take_reply(st);
+            if (rc <= 0)
+                return rc == 0;
+        }
         if (ring_len(&st->out) > 0) {
             int rc = stream_write_ring(st);
             if (rc < 0)
@@ -236,11 +368,17 @@ static void stream_wio_cb(EV_P_ ev_io *w, int revents)
         int e = net_sock_error(st->fd);
         if (e != 0) {
             LOG_WARN("stream: %u target connect failed: %s", st->sid, strerror(e));
+            if (st->fwd == STREAM_FWD_CONNECT)
+                stream_reply(st, stream_connect_status(e));
             stream_free(st, "target refused");
             sess_pump(s);
             return;
         }
         st->connecting = false;
+        if (st->fwd == STREAM_FWD_CONNECT) {
+            stream_reply(st, FWD_OK);
+            st->fwd = STREAM_FWD_NONE;
+        }
         ev_io_stop(EV_A_ w);
         ev_io_start(EV_A_ &st->rio);
     }
@@ -248,8 +386,63 @@ static void stream_wio_cb(EV_P_ ev_io *w, int revents)
     sess_pump(s);
 }
 
+int stream_open_target(struct sess *s, int fd, const struct fwd_target *t, bool socks,
+                       const uint8_t *early, size_t early_len)
+{
+    uint32_t sid;
+    struct fwd_target def = {.atyp = FWD_ATYP_DEFAULT};
+    uint8_t hdr[FWD_REQ_MAX];
+    int n = fwd_request_encode(t ? t : &def, hdr, sizeof(hdr));
+    if (n < 0) {
+        close(fd);
+        return ERR_INVAL;
+    }
+    int rc = tunnel_stream_open(s->tun, &sid);
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    struct stream *st = stream_new(s, sid, fd);
+    if (!st) {
+        tunnel_stream_release(s->tun, sid);
+        close(fd);
+        return ERR_NOMEM;
+    }
+    st->fwd = STREAM_FWD_REPLY;
+    st->socks = socks;
+    if (tunnel_stream_write(s->tun, sid, hdr, (size_t)n) != n ||
+        (early_len && tunnel_stream_write(s->tun, sid, early, early_len) != (ssize_t)early_len)) {
+        stream_reset(st, "mux write failed");
+        return ERR_CLOSED;
+    }
+    ev_io_start(s->sh->loop, &st->rio);
+    if (!s->sh->params.quiet) {
+        char ts[FWD_HOST_MAX + 16];
+        LOG_STREAM("stream: %u opened on %s to %s", sid, s->name,
+                   fwd_target_str(t ? t : &def, ts, sizeof(ts)));
+    }
+    sess_pump(s);
+    return 0;
+}
+
+int stream_accept_header(struct sess *s, uint32_t sid)
+{
+    struct stream *st = stream_new(s, sid, -1);
+    if (!st) {
+        tunnel_stream_release(s->tun, sid);
+        return ERR_NOMEM;
+    }
+    st->fwd = STREAM_FWD_HEADER;
+    if (!s->sh->params.quiet)
+        LOG_STREAM("stream: %u accepted on %s", sid, s->name);
+    stream_push_tcp(st); /* the header may be here already */
+    return 0;
+}
+
 int stream_open_local(struct sess *s, int fd)
 {
+    if (tunnel_peer_is_ktun(s->tun))
+        return stream_open_target(s, fd, NULL, false, NULL, 0);
     uint32_t sid;
     int rc = tunnel_stream_open(s->tun, &sid);
     if (rc != 0) {

@@ -3,6 +3,7 @@
 #ifndef KTUN_STREAM_H
 #define KTUN_STREAM_H
 
+#include "common/fwd.h"
 #include "common/ring.h"
 
 #include <ev.h>
@@ -28,6 +29,14 @@
 
 struct sess;
 
+/* Target header phase of a stream between ktun ends (docs/forwards.md). */
+enum stream_fwd {
+    STREAM_FWD_NONE = 0, /* plain bytes both ways (also every stream with a kcptun peer) */
+    STREAM_FWD_HEADER,   /* server: waiting for the target header; no socket yet */
+    STREAM_FWD_CONNECT,  /* server: dialling the target the header named; replies once known */
+    STREAM_FWD_REPLY,    /* client: the server's reply comes before the stream's bytes */
+};
+
 /* One TCP connection carried as one tunnel stream. */
 struct stream {
     struct sess *s;              /* owning session */
@@ -42,11 +51,26 @@ struct stream {
     bool rd_eof;                 /* TCP EOF seen, FIN sent */
     bool peer_eof;               /* the peer's FIN was read from mux */
     bool wr_shut;                /* TCP write side shut down after peer_eof */
+    uint8_t fwd;                 /* enum stream_fwd */
+    bool socks;                  /* client: a -D connection (the reply becomes SOCKS5's) */
 };
 
-/* Opens a new stream on |s| for the connected TCP socket |fd| (client). Returns 0, or an
- * ERR_* from tunnel_stream_open (then |fd| is closed). */
+/* Opens a new stream on |s| for the connected TCP socket |fd| (client): for the server's -t
+ * target; between ktun ends with a target header for it. Returns 0, or an ERR_* from
+ * tunnel_stream_open (then |fd| is closed). */
 int stream_open_local(struct sess *s, int fd);
+
+/* Client: opens a stream on |s|, whose peer must be ktun (tunnel_peer_is_ktun), for the
+ * connected TCP socket |fd| to target |t| (NULL: the server's -t): it starts with the target
+ * header, then |early| (|early_len| bytes the socket sent already). The server's reply comes
+ * before the stream's bytes; with |socks| it is passed on as a SOCKS5 reply, and a refusal is
+ * sent to |fd| as one before it closes. Returns 0, or an ERR_* (|fd| closed). */
+int stream_open_target(struct sess *s, int fd, const struct fwd_target *t, bool socks,
+                       const uint8_t *early, size_t early_len);
+
+/* Server: takes the peer's stream |sid|, whose first bytes are a target header; the role's
+ * stream_target hook then decides. Returns 0 or ERR_NOMEM (stream released). */
+int stream_accept_header(struct sess *s, uint32_t sid);
 
 /* Attaches TCP socket |fd| to the already accepted stream |sid| (server). |connecting|: the
  * non-blocking connect is still in progress. Returns 0 or ERR_NOMEM (fd closed, stream

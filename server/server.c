@@ -2,7 +2,9 @@
 /* ktun-server: UDP listener whose KCP sessions' streams are forwarded to the target. */
 #include "server/server.h"
 
+#include "common/allow.h"
 #include "common/err.h"
+#include "common/fwd.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "common/rawtcp.h"
@@ -14,6 +16,7 @@
 #include "crypto/qpp.h"
 
 #include <ev.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -100,7 +103,14 @@ struct server {
     uint64_t sample_since;               /* when want_sample was set */
     struct net_addr sample_from;         /* the peer whose datagrams fail */
     uint8_t sample[NET_DGRAM_MAX];       /* its datagram as received */
+    /* targets named by ktun peers (docs/forwards.md) */
+    struct allow_list allow;             /* --allow, -t and -t's resolved address */
+    struct fwd_logbook refused_book;     /* one line per peer and target per minute */
+    uint64_t targets_refused;            /* streams refused by the allow-list */
 };
+
+/* A refused target is logged once per peer and target per this many ms. */
+#define SERVER_REFUSED_LOG_MS 60000
 
 static struct server_sess **server_bucket(struct server *sv, const struct net_addr *a)
 {
@@ -452,11 +462,59 @@ static void server_tcp_cb(EV_P_ ev_io *w, int revents)
     server_rx(sv, &sv->tcp);
 }
 
+/* The address bytes of |a| (4 or 16) into |out|; returns the count, 0 for another family. */
+static size_t server_addr_bytes(const struct net_addr *a, uint8_t out[16])
+{
+    if (a->ss.ss_family == AF_INET) {
+        memcpy(out, &((const struct sockaddr_in *)&a->ss)->sin_addr, 4);
+        return 4;
+    }
+    if (a->ss.ss_family == AF_INET6) {
+        memcpy(out, &((const struct sockaddr_in6 *)&a->ss)->sin6_addr, 16);
+        return 16;
+    }
+    return 0;
+}
+
+/* The allow-list of |cfg|: --allow, the -t target as written, and its resolved address once
+ * known (see server_resolve_target). Returns 0 or ERR_INVAL (logged). */
+static int server_build_allow(struct server *sv, const struct config *cfg, struct allow_list *l)
+{
+    char err[CONFIG_ERR_MAX];
+    memset(l, 0, sizeof(*l));
+    if (config_allow_list(cfg, l, err, sizeof(err)) != 0) {
+        LOG_ERROR("server: %s", err);
+        return ERR_INVAL;
+    }
+    /* "localhost:22" is a name entry, "[::1]:22" an address; ":22" is no entry, but its
+     * resolved address is added below */
+    if (!config_target_is_unix(cfg))
+        allow_add(l, cfg->target, NULL, 0);
+    if (sv->target_resolved) {
+        uint8_t a[16];
+        size_t n = server_addr_bytes(&sv->target, a);
+        if (n)
+            allow_add_addr(l, a, n, net_addr_port(&sv->target));
+    }
+    return 0;
+}
+
 /* Resolves the target on the loop's thread: at start only, before any session exists. */
+/* sv->target holds the target's address now: it joins the allow-list. */
+static void server_target_known(struct server *sv)
+{
+    uint8_t a[16];
+    size_t n = server_addr_bytes(&sv->target, a);
+    if (!sv->target_resolved && n)
+        allow_add_addr(&sv->allow, a, n, net_addr_port(&sv->target));
+    sv->target_resolved = true;
+}
+
 static int server_resolve_target(struct server *sv, char *err)
 {
     int rc = net_resolve(sv->cfg->target, false, &sv->target, err);
-    sv->target_resolved = rc == 0;
+    if (rc == 0)
+        server_target_known(sv);
     return rc;
 }
 
@@ -484,14 +542,14 @@ static void server_target_resolved(void *user, int rc, const struct net_addr *a,
     }
     char as[NET_ADDR_STRLEN];
     sv->target = *a;
-    sv->target_resolved = true;
+    server_target_known(sv);
     LOG_INFO("server: --target %s resolved to %s", sv->cfg->target,
              net_addr_str(a, as, sizeof(as)));
 }
 
-static void server_stream_accept(struct shell *sh, struct sess *s, uint32_t sid)
+/* Dials the server's own -t target. Returns the socket or -1 (logged with |sid|). */
+static int server_dial_default(struct server *sv, struct sess *s, uint32_t sid)
 {
-    struct server *sv = container_of(sh, struct server, sh);
     char err[NET_ERR_LEN];
     int fd = ERR_INVAL;
     if (sv->target_unix) {
@@ -504,6 +562,94 @@ static void server_stream_accept(struct shell *sh, struct sess *s, uint32_t sid)
     }
     if (fd < 0) {
         LOG_WARN("server: stream %u on %s: %s", sid, s->name, err);
+        return -1;
+    }
+    return fd;
+}
+
+/* Logs a target refused by the allow-list: once per peer and target per minute. */
+static void server_log_refused(struct server *sv, struct sess *s, const char *target)
+{
+    char as[NET_ADDR_STRLEN];
+    net_addr_str(&s->peer, as, sizeof(as));
+    sv->targets_refused++;
+    uint64_t key = fwd_hash(fwd_hash(FWD_HASH_INIT, as, strlen(as)), target, strlen(target));
+    if (fwd_logbook_pass(&sv->refused_book, key, shell_now_ms(), SERVER_REFUSED_LOG_MS))
+        LOG_WARN("server: refused a stream from %s to %s: not the -t target and not in "
+                 "--allow (%llu refused so far; this line once a minute per peer and target)",
+                 as, target, (unsigned long long)sv->targets_refused);
+}
+
+/* The stream_target hook: a ktun peer named |t|. Checks it against the allow-list, resolving
+ * a name the list does not settle, and dials it. */
+static int server_stream_target(struct shell *sh, struct sess *s, struct stream *st,
+                                const struct fwd_target *t)
+{
+    struct server *sv = container_of(sh, struct server, sh);
+    char ts[FWD_HOST_MAX + 16], err[NET_ERR_LEN];
+    if (t->atyp == FWD_ATYP_DEFAULT) {
+        int fd = server_dial_default(sv, s, st->sid);
+        return fd >= 0 ? fd : -FWD_FAIL;
+    }
+    fwd_target_str(t, ts, sizeof(ts));
+    struct net_addr a;
+    memset(&a, 0, sizeof(a));
+    bool ok;
+    if (t->atyp == FWD_ATYP_NAME) {
+        ok = allow_match_name(&sv->allow, t->name, strlen(t->name), t->port);
+        if (!ok && !allow_port_possible(&sv->allow, t->port)) {
+            server_log_refused(sv, s, ts);
+            return -FWD_NOT_ALLOWED;
+        }
+        char hp[FWD_HOST_MAX + 16];
+        snprintf(hp, sizeof(hp), strchr(t->name, ':') ? "[%s]:%u" : "%s:%u", t->name, t->port);
+        if (net_resolve(hp, false, &a, err) != 0) {
+            LOG_INFO("server: stream %u on %s: %s", st->sid, s->name, err);
+            return -FWD_HOST_UNREACH;
+        }
+        uint8_t b[16];
+        size_t n = server_addr_bytes(&a, b);
+        ok = ok || (n && allow_match(&sv->allow, b, n, t->port));
+    } else {
+        size_t n = t->atyp == FWD_ATYP_IPV4 ? 4 : 16;
+        ok = allow_match(&sv->allow, t->addr, n, t->port);
+        if (n == 4) {
+            struct sockaddr_in *in = (struct sockaddr_in *)&a.ss;
+            in->sin_family = AF_INET;
+            memcpy(&in->sin_addr, t->addr, 4);
+            a.len = sizeof(*in);
+        } else {
+            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a.ss;
+            in6->sin6_family = AF_INET6;
+            memcpy(&in6->sin6_addr, t->addr, 16);
+            a.len = sizeof(*in6);
+        }
+        net_addr_set_port(&a, t->port);
+    }
+    if (!ok) {
+        server_log_refused(sv, s, ts);
+        return -FWD_NOT_ALLOWED;
+    }
+    int fd = net_tcp_connect(&a, err);
+    if (fd < 0) {
+        LOG_INFO("server: stream %u on %s to %s: %s", st->sid, s->name, ts, err);
+        return -FWD_FAIL;
+    }
+    if (!sh->params.quiet)
+        LOG_STREAM("stream: %u on %s to %s", st->sid, s->name, ts);
+    return fd;
+}
+
+static void server_stream_accept(struct shell *sh, struct sess *s, uint32_t sid)
+{
+    struct server *sv = container_of(sh, struct server, sh);
+    if (tunnel_peer_is_ktun(s->tun)) {
+        /* a ktun peer's streams start with their target (docs/forwards.md) */
+        stream_accept_header(s, sid);
+        return;
+    }
+    int fd = server_dial_default(sv, s, sid);
+    if (fd < 0) {
         tunnel_stream_release(s->tun, sid);
         return;
     }
@@ -548,6 +694,15 @@ static void server_reload(struct shell *sh)
         return;
     }
     bool new_target = strcmp(r->cfg.target, sv->cfg->target) != 0;
+    struct allow_list allow;
+    if (new_target)
+        sv->target_resolved = false;
+    if (server_build_allow(sv, &r->cfg, &allow) != 0) {
+        free(r);
+        return;
+    }
+    allow_free(&sv->allow);
+    sv->allow = allow;
     r->next = sv->reloads;
     sv->reloads = r;
     sv->cfg = &r->cfg;
@@ -620,6 +775,10 @@ int server_run(const struct config *cfg)
     shell_raise_nofile();
     server_set_maxsessions(sv);
     sv->target_unix = config_target_is_unix(cfg);
+    if (server_build_allow(sv, cfg, &sv->allow) != 0) {
+        rc = 2;
+        goto out;
+    }
     if (!sv->target_unix && server_resolve_target(sv, err) != 0)
         LOG_WARN("server: --target: %s (retried for every stream)", err);
     if (cfg->tcp) {
@@ -644,6 +803,7 @@ int server_run(const struct config *cfg)
     }
     struct shell_hooks hooks = {
         .stream_accept = server_stream_accept,
+        .stream_target = server_stream_target,
         .sess_gone = server_sess_gone,
         .shutdown = server_shutdown,
         .reload = server_reload,
@@ -686,6 +846,7 @@ out:
         free(r);
     }
     crypt_probe_free(sv->probe);
+    allow_free(&sv->allow);
     free(sv);
     crypt_free(crypt);
     crypt_rng_free(rng);
