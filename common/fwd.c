@@ -117,6 +117,10 @@ int fwd_parse_spec(char kind, const char *s, struct fwd_spec *out, char *err, si
     if (!target && kind != 'D')
         return fail(err, errlen, "unknown forward kind '%c'", kind);
     const char *shape = target ? "[bind:]port:host:hostport" : "[bind:]port";
+    for (const char *c = s; *c; c++)
+        if ((uint8_t)*c < 0x21 || (uint8_t)*c >= 0x7f)
+            return fail(err, errlen, "-%c: a spec holds no blanks or control bytes (%s)", kind,
+                        shape);
     int n = split(s, t);
     int want = target ? 3 : 1;
     if (n != want && n != want + 1)
