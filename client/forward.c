@@ -21,13 +21,12 @@
  * header names the spec's host and port; a -D connection first speaks SOCKS5 with its client
  * (common/socks5.h), then becomes a stream to the target it asked for, and the server's reply
  * is passed on as the SOCKS5 reply (stream.c). Targets travel only to a ktun server
- * (tunnel_peer_is_ktun); with another server such a connection is closed at once and logged.
+ * (tunnel_peer_is_ktun); until the capability exchange tells, connections wait; with another
+ * server they are closed (stream.c, logged).
  */
 
 /* A SOCKS5 client has this long to send its greeting and request. */
 #define FWD_SOCKS_HANDSHAKE_S 10.0
-/* One "server is not ktun" line per this many ms. */
-#define FWD_NOT_KTUN_LOG_MS 10000
 
 struct client_fwds;
 
@@ -51,7 +50,7 @@ struct socks_conn {
     ev_timer timer;
     bool greeted;               /* the greeting was answered */
     size_t len;                 /* bytes in |buf| */
-    uint8_t buf[SOCKS5_REQ_MAX + 2 + 255];
+    uint8_t buf[SOCKS5_REQ_MAX + STREAM_EARLY_MAX];
 };
 
 struct client_fwds {
@@ -60,21 +59,12 @@ struct client_fwds {
     struct fwd_listener *ls;
     size_t nls;
     struct socks_conn *conns;   /* handshakes in progress */
-    struct log_limit not_ktun_log;
 };
 
-/* The session for a new forwarded connection, if its server is ktun; else NULL (logged). */
+/* The session for a new forwarded connection, or NULL. */
 static struct sess *fwd_sess(struct fwd_listener *l)
 {
-    struct client_fwds *f = l->set;
-    struct sess *s = client_stream_sess(f->c);
-    if (s && !tunnel_peer_is_ktun(s->tun)) {
-        if (log_limit_pass(&f->not_ktun_log, shell_now_ms(), FWD_NOT_KTUN_LOG_MS))
-            LOG_WARN("client: %s: connection closed: forwards with a target need a ktun server "
-                     "(--crypt xsalsa20-poly1305 on both ends)", l->label);
-        return NULL;
-    }
-    return s;
+    return client_stream_sess(l->set->c);
 }
 
 static void socks_free(struct socks_conn *sc, bool close_fd)
@@ -150,6 +140,10 @@ static bool socks_step(struct socks_conn *sc)
     int fd = sc->fd;
     const uint8_t *early = sc->buf + n;
     size_t early_len = sc->len - (size_t)n;
+    if (early_len > STREAM_EARLY_MAX) {
+        socks_refuse(sc, FWD_FAIL); /* a client that does not wait for the reply */
+        return false;
+    }
     uint8_t copy[sizeof(sc->buf)];
     memcpy(copy, early, early_len);
     socks_free(sc, false);

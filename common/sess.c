@@ -56,6 +56,7 @@ static void sess_caps_cb(void *user)
     struct sess *s = user;
     if (tunnel_peer_is_ktun(s->tun))
         LOG_INFO("sess: %s: ktun peer, extensions 0x%x", s->name, tunnel_peer_caps(s->tun));
+    stream_caps_known(s);
     if (s->sh->hooks.caps)
         s->sh->hooks.caps(s->sh, s);
 }

@@ -51,7 +51,9 @@ void stream_free(struct stream *st, const char *why)
     ev_timer_stop(EV_A_ &st->linger);
     if (st->fd >= 0)
         close(st->fd);
-    tunnel_stream_release(s->tun, st->sid);
+    if (!st->wait)
+        tunnel_stream_release(s->tun, st->sid);
+    free(st->wait);
     ring_release(&st->out);
     if (st->prev)
         st->prev->next = st->next;
@@ -304,6 +306,8 @@ bool stream_push_tcp(struct stream *st)
     struct ev_loop *loop = st->s->sh->loop;
     if (st->fwd == STREAM_FWD_HEADER)
         return stream_take_header(st);
+    if (st->fwd == STREAM_FWD_WAIT)
+        return true;
     if (st->connecting)
         return true;
     for (;;) {
@@ -386,9 +390,96 @@ static void stream_wio_cb(EV_P_ ev_io *w, int revents)
     sess_pump(s);
 }
 
+static int stream_open_plain(struct sess *s, int fd);
+
+/* Refuses a connection with a target: the server is not ktun. */
+static void stream_refuse_local(struct sess *s, int fd, bool socks)
+{
+    static struct log_limit not_ktun_log;
+    if (log_limit_pass(&not_ktun_log, shell_now_ms(), LOG_REPEAT_MS))
+        LOG_WARN("client: %s: a -L or -D connection closed: forwards with a target need a ktun "
+                 "server (the server did not answer the capability offer)", s->name);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    if (socks) {
+        uint8_t r[SOCKS5_REPLY_MAX];
+        size_t n = socks5_reply_encode(FWD_FAIL, NULL, r);
+        if (write(fd, r, n) != (ssize_t)n) { /* closing anyway */
+        }
+    } else {
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    close(fd);
+}
+
+/* A connection that waits for the capability exchange of |s| (no tunnel stream yet). */
+static int stream_wait(struct sess *s, int fd, const struct fwd_target *t, bool socks,
+                       const uint8_t *early, size_t early_len)
+{
+    struct stream *st = stream_new(s, 0, fd);
+    struct stream_wait *w = calloc(1, sizeof(*w));
+    if (!st || !w || early_len > sizeof(w->early)) {
+        free(w);
+        if (st) {
+            st->wait = NULL;
+            stream_free(st, "out of memory");
+        } else {
+            close(fd);
+        }
+        return ERR_NOMEM;
+    }
+    st->wait = w;
+    st->fwd = STREAM_FWD_WAIT;
+    st->socks = socks;
+    w->has_target = t != NULL;
+    if (t)
+        w->target = *t;
+    memcpy(w->early, early, early_len);
+    w->early_len = early_len;
+    sess_pump(s); /* a new session's offer leaves now */
+    return 0;
+}
+
+void stream_caps_known(struct sess *s)
+{
+    for (;;) {
+        struct stream *st = s->streams;
+        while (st && st->fwd != STREAM_FWD_WAIT)
+            st = st->next;
+        if (!st)
+            return;
+        struct stream_wait *w = st->wait;
+        int fd = st->fd;
+        bool socks = st->socks;
+        /* unlink the placeholder without closing its socket */
+        st->fd = -1;
+        st->wait = NULL;
+        if (st->prev)
+            st->prev->next = st->next;
+        else
+            s->streams = st->next;
+        if (st->next)
+            st->next->prev = st->prev;
+        s->nstreams--;
+        ring_release(&st->out);
+        free(st);
+        stream_open_target(s, fd, w->has_target ? &w->target : NULL, socks, w->early,
+                           w->early_len);
+        free(w);
+    }
+}
+
 int stream_open_target(struct sess *s, int fd, const struct fwd_target *t, bool socks,
                        const uint8_t *early, size_t early_len)
 {
+    /* the secure mode knows its peer from the start; the other modes ask first */
+    if (!tunnel_peer_is_ktun(s->tun) && tunnel_caps_pending(s->tun))
+        return stream_wait(s, fd, t, socks, early, early_len);
+    if (!tunnel_peer_is_ktun(s->tun)) {
+        if (!t)
+            return stream_open_plain(s, fd);
+        stream_refuse_local(s, fd, socks);
+        return ERR_PROTO;
+    }
     uint32_t sid;
     struct fwd_target def = {.atyp = FWD_ATYP_DEFAULT};
     uint8_t hdr[FWD_REQ_MAX];
@@ -441,8 +532,12 @@ int stream_accept_header(struct sess *s, uint32_t sid)
 
 int stream_open_local(struct sess *s, int fd)
 {
-    if (tunnel_peer_is_ktun(s->tun))
-        return stream_open_target(s, fd, NULL, false, NULL, 0);
+    return stream_open_target(s, fd, NULL, false, NULL, 0);
+}
+
+/* A kcptun stream: the TCP bytes as they are, to the server's -t. */
+static int stream_open_plain(struct sess *s, int fd)
+{
     uint32_t sid;
     int rc = tunnel_stream_open(s->tun, &sid);
     if (rc != 0) {

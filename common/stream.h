@@ -35,6 +35,18 @@ enum stream_fwd {
     STREAM_FWD_HEADER,   /* server: waiting for the target header; no socket yet */
     STREAM_FWD_CONNECT,  /* server: dialling the target the header named; replies once known */
     STREAM_FWD_REPLY,    /* client: the server's reply comes before the stream's bytes */
+    STREAM_FWD_WAIT,     /* client: no tunnel stream yet, the capability exchange is on */
+};
+
+/* Bytes a SOCKS5 client may send after its request, before the stream opens. */
+#define STREAM_EARLY_MAX 512
+
+/* What a stream waiting for the capability exchange will open with. */
+struct stream_wait {
+    bool has_target;             /* false: the server's -t (an -l connection) */
+    struct fwd_target target;
+    size_t early_len;
+    uint8_t early[STREAM_EARLY_MAX];
 };
 
 /* One TCP connection carried as one tunnel stream. */
@@ -53,6 +65,7 @@ struct stream {
     bool wr_shut;                /* TCP write side shut down after peer_eof */
     uint8_t fwd;                 /* enum stream_fwd */
     bool socks;                  /* client: a -D connection (the reply becomes SOCKS5's) */
+    struct stream_wait *wait;    /* STREAM_FWD_WAIT: how to open, once the server is known */
 };
 
 /* Opens a new stream on |s| for the connected TCP socket |fd| (client): for the server's -t
@@ -60,13 +73,20 @@ struct stream {
  * tunnel_stream_open (then |fd| is closed). */
 int stream_open_local(struct sess *s, int fd);
 
-/* Client: opens a stream on |s|, whose peer must be ktun (tunnel_peer_is_ktun), for the
- * connected TCP socket |fd| to target |t| (NULL: the server's -t): it starts with the target
- * header, then |early| (|early_len| bytes the socket sent already). The server's reply comes
- * before the stream's bytes; with |socks| it is passed on as a SOCKS5 reply, and a refusal is
- * sent to |fd| as one before it closes. Returns 0, or an ERR_* (|fd| closed). */
+/* Client: opens a stream on |s| for the connected TCP socket |fd| to target |t| (NULL: the
+ * server's -t). With a ktun server (tunnel_peer_is_ktun) it starts with the target header,
+ * then |early| (|early_len| bytes, at most STREAM_EARLY_MAX, the socket sent already); the
+ * server's reply comes before the stream's bytes; with |socks| it is passed on as a SOCKS5
+ * reply, and a refusal is sent to |fd| as one before it closes. While the capability exchange
+ * is on (tunnel_caps_pending) the connection waits (see stream_caps_known). With a server that
+ * is not ktun, a connection with a target is refused (logged) and one without is a plain
+ * kcptun stream. Returns 0, or an ERR_* (|fd| closed). */
 int stream_open_target(struct sess *s, int fd, const struct fwd_target *t, bool socks,
                        const uint8_t *early, size_t early_len);
+
+/* Client: the capability exchange of |s| ended: every waiting connection opens its stream
+ * (or is refused) as stream_open_target decides now. */
+void stream_caps_known(struct sess *s);
 
 /* Server: takes the peer's stream |sid|, whose first bytes are a target header; the role's
  * stream_target hook then decides. Returns 0 or ERR_NOMEM (stream released). */

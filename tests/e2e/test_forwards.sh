@@ -9,7 +9,8 @@
 #   - curl --socks5-hostname to a local HTTP server, by a name only the server can resolve
 #     (root: the server gets its own /etc/hosts in a mount namespace; else "localhost");
 #   - --allow entries (a name, a port range) open exactly what they list;
-#   - a client in a kcptun mode (no ktun peer known) refuses -L connections and leaves -l alone.
+#   - in a kcptun mode the capability exchange finds a ktun server; with Debian's kcptun-server
+#     (if installed) the offer goes unanswered, -L connections are refused, -l works as ever.
 source "$(dirname "$0")/lib.sh"
 command -v curl >/dev/null || { echo "curl not installed"; exit 77; }
 KEY=forwards-e2e
@@ -179,16 +180,34 @@ refused "$L3" ||
 [ "$(cat "$tmp/probe.count")" = 0 ] || fail "the probe was connected to"
 stop_pid "$SRVPID" || fail "server did not exit cleanly"
 
-echo "== kcptun mode: -L needs a ktun peer; -l keeps kcptun's meaning"
-SP2=$(free_port); LP=$(free_port); L5=$(free_port)
+echo "== a kcptun mode (aes): the capability exchange finds the ktun server; -l, -L as above"
+SP2=$(free_port); LP=$(free_port); L5=$(free_port); L6=$(free_port)
 start_server srv3 "$SP2" "$E1" --key "$KEY" --crypt aes
 spawn cli2 "$CLIENT" -l "127.0.0.1:$LP" -r "127.0.0.1:$SP2" --key "$KEY" --crypt aes \
-    -L "$L5:127.0.0.1:$E1P"
+    -L "$L5:127.0.0.1:$E1P" -L "$L6:127.0.0.1:$COUNT_PORT"
 wait_log cli2 'client: listening'
 python3 "$STREAMS" check --connect "127.0.0.1:$LP" --bytes 500000 || fail "-l in aes mode"
-refused "$L5" ||
-    fail "-L with a kcptun-mode server was not refused"
-grep -q "need a ktun server" "$tmp/cli2.log" || fail "no line about the refused -L"
+python3 "$STREAMS" check --connect "127.0.0.1:$L5" --bytes 500000 --streams 2 ||
+    fail "-L in aes mode"
+refused "$L6" || fail "-L to the probe in aes mode was not refused"
+[ "$(cat "$tmp/probe.count")" = 0 ] || fail "the probe was connected to (aes mode)"
+grep -q "ktun peer, extensions" "$tmp/cli2.log" || fail "no capability exchange in aes mode"
+
+if command -v kcptun-server >/dev/null; then
+    echo "== Debian's kcptun-server: -L refused once the offer goes unanswered, -l unchanged"
+    SP3=$(free_port); LP2=$(free_port); L7=$(free_port)
+    spawn kcp kcptun-server -l "127.0.0.1:$SP3" -t "$E1" --key "$KEY" --crypt aes
+    sleep 0.5
+    spawn cli3 "$CLIENT" -l "127.0.0.1:$LP2" -r "127.0.0.1:$SP3" --key "$KEY" --crypt aes \
+        -L "$L7:127.0.0.1:$E1P"
+    wait_log cli3 'client: listening'
+    # the connections wait for the exchange (about 16 s without an answer), then go on
+    python3 "$STREAMS" check --connect "127.0.0.1:$LP2" --bytes 300000 --duration 60 \
+        --no-halfclose ||
+        fail "-l against kcptun-server with an -L configured"
+    refused "$L7" || fail "-L against kcptun-server was not refused"
+    grep -q "need a ktun server" "$tmp/cli3.log" || fail "no line about the refused -L"
+fi
 
 echo "== bad specs are configuration errors (exit 2, one line)"
 for bad in "-L 8080" "-L 0:h:1" "-L 1:[::1:2" "-D 1:h:2"; do

@@ -985,6 +985,7 @@ TEST(config_example_files_spell_out_the_defaults)
         if (r == CONFIG_CLIENT) {
             strcpy(want.remoteaddr, "vps.example.com:29900");
             want.smuxver_set = want.nocomp_set = true; /* the server's file leaves them out */
+            want.localaddr_set = true; /* the file names -l */
         }
         strcpy(want.config_file, files[r]);
         memset(want.warnings, 0, sizeof(want.warnings));
