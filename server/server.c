@@ -571,9 +571,12 @@ static int server_dial_default(struct server *sv, struct sess *s, uint32_t sid)
 static void server_log_refused(struct server *sv, struct sess *s, const char *target)
 {
     char as[NET_ADDR_STRLEN];
+    uint8_t ip[16];
     net_addr_str(&s->peer, as, sizeof(as));
     sv->targets_refused++;
-    uint64_t key = fwd_hash(fwd_hash(FWD_HASH_INIT, as, strlen(as)), target, strlen(target));
+    /* the peer is its address without the port: a client that roams stays one peer */
+    size_t n = server_addr_bytes(&s->peer, ip);
+    uint64_t key = fwd_hash(fwd_hash(FWD_HASH_INIT, ip, n), target, strlen(target));
     if (fwd_logbook_pass(&sv->refused_book, key, shell_now_ms(), SERVER_REFUSED_LOG_MS))
         LOG_WARN("server: refused a stream from %s to %s: not the -t target and not in "
                  "--allow (%llu refused so far; this line once a minute per peer and target)",
