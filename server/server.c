@@ -568,7 +568,7 @@ static int server_dial_default(struct server *sv, struct sess *s, uint32_t sid)
 }
 
 /* Logs a target refused by the allow-list: once per peer and target per minute. */
-static void server_log_refused(struct server *sv, struct sess *s, const char *target)
+static void server_log_target_refused(struct server *sv, struct sess *s, const char *target)
 {
     char as[NET_ADDR_STRLEN];
     uint8_t ip[16];
@@ -601,7 +601,7 @@ static int server_stream_target(struct shell *sh, struct sess *s, struct stream 
     if (t->atyp == FWD_ATYP_NAME) {
         ok = allow_match_name(&sv->allow, t->name, strlen(t->name), t->port);
         if (!ok && !allow_port_possible(&sv->allow, t->port)) {
-            server_log_refused(sv, s, ts);
+            server_log_target_refused(sv, s, ts);
             return -FWD_NOT_ALLOWED;
         }
         char hp[FWD_HOST_MAX + 16];
@@ -630,7 +630,7 @@ static int server_stream_target(struct shell *sh, struct sess *s, struct stream 
         net_addr_set_port(&a, t->port);
     }
     if (!ok) {
-        server_log_refused(sv, s, ts);
+        server_log_target_refused(sv, s, ts);
         return -FWD_NOT_ALLOWED;
     }
     int fd = net_tcp_connect(&a, err);
