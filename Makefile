@@ -26,24 +26,27 @@ ifeq ($(WERROR),1)
 WARN    += -Werror
 endif
 LDLIBS  := -lev -lsodium -lisal -lsnappy -lgcrypt -lcjson -lm -pthread
-# ktun-client and ktun-server link Debian's static archives of libev, libsodium, libsnappy (with
-# libstdc++ and libgcc), libgcrypt and libgpg-error, keeping only the code they use: a process
-# then maps about 1.1 MB less of shared-library pages (resident set, see README). glibc stays
-# shared (getaddrinfo, NSS), and so do libisal and libcjson (Debian ships no .a for them).
+# ktun-client and ktun-server link Debian's static archives of libev, libsodium, libgcrypt and
+# libgpg-error, keeping only the code they use: a process then maps about 1.1 MB less of
+# shared-library pages (resident set, see README). glibc stays shared (getaddrinfo, NSS), and
+# so do libisal and libcjson (Debian ships no .a for them). Snappy blocks are our own
+# (common/snappy.c): libsnappy (C++) only serves the tests, which check ours against it.
 # scripts/link-hot.ld puts the code and data they run in one block (see there), and packed
 # relative relocations (DT_RELR) shrink the relocation table ld.so reads at startup.
 # `make STATIC=0` links them like the tests instead: shared libraries, default layout.
 STATIC  ?= 1
 ifeq ($(STATIC),1)
 BIN_LDSCRIPT:= scripts/link-hot.ld
+# The hot constants start a page of their own only where ld separates code from data (x86).
+BIN_RODATA_PAGE := $(if $(filter x86_64% i686% i386%,$(shell $(CC) -dumpmachine)),1,0)
 BIN_LDFLAGS := -static-libgcc -Wl,--gc-sections -Wl,--as-needed -Wl,-z,pack-relative-relocs \
-               -Wl,-T,$(BIN_LDSCRIPT)
-BIN_LDLIBS  := -Wl,-Bstatic -lev -lsodium -lsnappy -lstdc++ -lgcrypt -lgpg-error -Wl,-Bdynamic \
+               -Wl,--defsym=ktun_rodata_page=$(BIN_RODATA_PAGE) -Wl,-T,$(BIN_LDSCRIPT)
+BIN_LDLIBS  := -Wl,-Bstatic -lev -lsodium -lgcrypt -lgpg-error -Wl,-Bdynamic \
                -lisal -lcjson -lm -pthread
 else
 BIN_LDSCRIPT:=
 BIN_LDFLAGS := -Wl,--gc-sections -Wl,--as-needed
-BIN_LDLIBS  := $(LDLIBS)
+BIN_LDLIBS  := $(filter-out -lsnappy,$(LDLIBS))
 endif
 
 BUILD   := build

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* Pure core: snappy framing encoder and incremental decoder (libsnappy blocks, ISA-L CRC-32C). */
+/* Pure core: snappy framing encoder and incremental decoder (blocks by common/snappy.c,
+ * ISA-L CRC-32C). */
 #include "common/comp.h"
 
 #include "common/err.h"
+#include "common/snappy.h"
 #include "common/util.h"
 #include "common/wire.h"
 
 #include <isa-l/crc.h>
-#include <snappy-c.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,7 +57,7 @@ struct comp_encoder *comp_encoder_new(void)
     if (!enc)
         return NULL;
     enc->scratch = malloc(COMP_IDENT_LEN + COMP_DATA_HDR_LEN +
-                          snappy_max_compressed_length(COMP_BLOCK_MAX));
+                          snap_max_compressed_len(COMP_BLOCK_MAX));
     if (!enc->scratch) {
         free(enc);
         return NULL;
@@ -80,10 +81,9 @@ static ssize_t encode_piece(struct comp_encoder *enc, const uint8_t *p, size_t l
 {
     uint8_t *hdr = enc->scratch + COMP_IDENT_LEN;
     uint8_t *block = hdr + COMP_DATA_HDR_LEN;
-    size_t block_len = snappy_max_compressed_length(len);
+    size_t block_len = snap_compress(p, len, block);
     /* Go's rule: keep the snappy block only when it saves at least len/8 bytes. */
-    bool raw = snappy_compress((const char *)p, len, (char *)block, &block_len) != SNAPPY_OK ||
-               block_len >= len - len / 8;
+    bool raw = block_len >= len - len / 8;
     size_t body_len = COMP_CRC_LEN + (raw ? len : block_len);
 
     uint8_t *q = put_chunk_hdr(hdr, raw ? COMP_TYPE_UNCOMPRESSED : COMP_TYPE_COMPRESSED, body_len);
@@ -260,15 +260,14 @@ static void set_pending(struct comp_decoder *dec, const uint8_t *p, size_t len)
 
 static int finish_compressed(struct comp_decoder *dec, const uint8_t *body)
 {
-    const char *block = (const char *)body + COMP_CRC_LEN;
+    const uint8_t *block = body + COMP_CRC_LEN;
     size_t block_len = dec->body_len - COMP_CRC_LEN;
-    size_t want_len, got_len = COMP_BLOCK_MAX;
-    if (snappy_uncompressed_length(block, block_len, &want_len) != SNAPPY_OK)
+    size_t want_len, got_len;
+    if (!snap_uncompressed_len(block, block_len, &want_len))
         return fail(dec, COMP_FAULT_BLOCK);
     if (want_len > COMP_BLOCK_MAX)
         return fail(dec, COMP_FAULT_BLOCK_TOO_BIG);
-    if (snappy_uncompress(block, block_len, (char *)dec->outbuf, &got_len) != SNAPPY_OK ||
-        got_len != want_len)
+    if (!snap_uncompress(block, block_len, dec->outbuf, COMP_BLOCK_MAX, &got_len))
         return fail(dec, COMP_FAULT_BLOCK);
     if (comp_masked_crc32c(dec->outbuf, got_len) != rd_u32le(body))
         return fail(dec, COMP_FAULT_CRC);

@@ -349,7 +349,10 @@ TEST(comp_mux_echo_v1)
     cm_run(1, 0x1234567);
 }
 
+/* The schedule (pieces offered, reads) follows the random stream, which the compressed sizes
+ * also draw from: a seed under which both directions stall with our snappy encoder (with v2's
+ * window, 2 of 12 seeds tried leave one direction without a stall). */
 TEST(comp_mux_echo_v2)
 {
-    cm_run(2, 0x7654321);
+    cm_run(2, 0x765f321);
 }
