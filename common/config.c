@@ -188,6 +188,10 @@ static const struct opt_desc opts[] = {
      "open UDP flows per session at most"},
     {"udpflowsall", NULL, 0, ROLE_ALL, OPT_INT, SEC_KTUN, FIELD(udpflowsall), "N",
      "open UDP flows of the process at most"},
+    {"plugin_mode", NULL, 0, ROLE_ALL, OPT_STR, SEC_KTUN, FIELD(plugin_mode),
+     "tcp_only|udp_only|tcp_and_udp",
+     "shadowsocks plugin (SIP003u): with udp the client also carries the UDP relay's "
+     "datagrams from SS_LOCAL to the server's SS_LOCAL over the datagram channel"},
     {"peer", NULL, 0, ROLE_C, OPT_STR, SEC_KTUN, FIELD(peer), "auto|ktun|kcptun",
      "ktun extensions (docs/extensions.md): auto offers them when a UDP forward or a "
      "forward target needs a ktun server, or in the secure mode; ktun always; kcptun never"},
@@ -332,15 +336,23 @@ void config_defaults(struct config *cfg, enum config_role role)
     cfg->maxstreams = 4096;
     cfg->bufbudget = (int64_t)256 << 20;
     strcpy(cfg->peer, "auto");
+    strcpy(cfg->plugin_mode, "tcp_only");
     cfg->udpidle_s = 60;
     cfg->udpflows = 4096;
     cfg->udpflowsall = 16384;
 }
 
+bool config_plugin_udp(const struct config *cfg)
+{
+    return cfg->sip003 && (strcmp(cfg->plugin_mode, "tcp_and_udp") == 0 ||
+                           strcmp(cfg->plugin_mode, "udp_only") == 0);
+}
+
 bool config_needs_ktun_peer(const struct config *cfg)
 {
     return cfg->udpfwd[0] != '\0' ||
-           (cfg->role == CONFIG_CLIENT && (cfg->tcpfwd[0] || cfg->socks[0]));
+           (cfg->role == CONFIG_CLIENT &&
+            (cfg->tcpfwd[0] || cfg->socks[0] || config_plugin_udp(cfg)));
 }
 
 bool config_offers_caps(const struct config *cfg)
@@ -1431,6 +1443,10 @@ static int validate_misc(const struct config *cfg, char *err, size_t errlen)
         return ERR_INVAL;
     if (check_range("--loglevel", cfg->loglevel, 0, LOG_LEVEL_COUNT - 1, NULL, err, errlen) < 0 ||
         check_range("--maxstreams", cfg->maxstreams, 1, 1 << 20, NULL, err, errlen) < 0 ||
+        (strcmp(cfg->plugin_mode, "tcp_only") != 0 && strcmp(cfg->plugin_mode, "udp_only") != 0 &&
+         strcmp(cfg->plugin_mode, "tcp_and_udp") != 0 &&
+         fail(err, errlen, "--plugin_mode: '%s' is not tcp_only, udp_only or tcp_and_udp",
+              cfg->plugin_mode) < 0) ||
         check_range("--udpidle", cfg->udpidle_s, 1, 86400, NULL, err, errlen) < 0 ||
         check_range("--udpflows", cfg->udpflows, 1, 1 << 20, NULL, err, errlen) < 0 ||
         check_range("--udpflowsall", cfg->udpflowsall, 1, 1 << 22, NULL, err, errlen) < 0 ||

@@ -149,6 +149,7 @@ struct config {
     /* ktun extensions (docs/extensions.md) */
     char peer[CONFIG_NAME_MAX];       /* client --peer: auto, ktun or kcptun */
     char udpfwd[CONFIG_LIST_MAX];     /* client -U values, each ending in '\n' */
+    char plugin_mode[CONFIG_NAME_MAX]; /* SIP003u: tcp_only, udp_only or tcp_and_udp */
     int udpidle_s;                    /* --udpidle: seconds before an idle UDP flow closes */
     int udpflows;                     /* --udpflows: open UDP flows per session */
     int udpflowsall;                  /* --udpflowsall: open UDP flows of the process */
@@ -205,6 +206,8 @@ struct allow_list;
  * or ERR_INVAL with a one-line reason naming --allow in |err|. The -t target is not added. */
 int config_allow_list(const struct config *cfg, struct allow_list *out, char *err,
                       size_t errlen);
+/* True in shadowsocks plugin mode with plugin_mode udp_only or tcp_and_udp (SIP003u). */
+bool config_plugin_udp(const struct config *cfg);
 /* True if the client's configuration needs a ktun server (UDP forwards, forward targets). */
 bool config_needs_ktun_peer(const struct config *cfg);
 /* True if the client offers ktun capabilities (docs/extensions.md): --peer ktun, or --peer

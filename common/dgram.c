@@ -19,7 +19,7 @@ size_t dgram_put(uint8_t *p, uint32_t flow, uint32_t seq, const uint8_t *target,
     uint8_t *q = ext_put_rec(p, EXT_DGRAM, total - EXT_REC_HDR);
     q = put_u32le(q, flow);
     q = put_u32le(q, seq);
-    q = put_u8(q, target_len ? DGRAM_F_TARGET : 0);
+    q = put_u8(q, target_len ? DGRAM_F_TARGET : target ? DGRAM_F_DEFAULT : 0);
     if (target_len) {
         q = put_u8(q, (uint8_t)target_len);
         memcpy(q, target, target_len);
@@ -36,8 +36,11 @@ int dgram_parse(const struct ext_rec *r, struct dgram *d)
     const uint8_t *end = r->val + r->len;
     memset(d, 0, sizeof(*d));
     if (get_u32le(&p, end, &d->flow) || get_u32le(&p, end, &d->seq) ||
-        get_u8(&p, end, &d->flags) || (d->flags & ~DGRAM_F_TARGET))
+        get_u8(&p, end, &d->flags) || (d->flags & ~(DGRAM_F_TARGET | DGRAM_F_DEFAULT)) ||
+        d->flags == (DGRAM_F_TARGET | DGRAM_F_DEFAULT))
         return ERR_PROTO;
+    if (d->flags & DGRAM_F_DEFAULT)
+        d->target = (const uint8_t *)"";
     if (d->flags & DGRAM_F_TARGET) {
         uint8_t tlen;
         if (get_u8(&p, end, &tlen) || tlen == 0 || (size_t)(end - p) < tlen)

@@ -12,7 +12,8 @@
  * |flow| names the UDP flow (chosen by the end that opened it, the client); |seq| counts
  * every datagram record one end sends in one session (starting at 0, wrapping); flag
  * DGRAM_F_TARGET says a target follows (the opener repeats it until the peer confirms the flow
- * with EXT_FLOW_OPEN). Other flag bits are reserved: a record with one set is dropped.
+ * with EXT_FLOW_OPEN); flag DGRAM_F_DEFAULT instead names the server's own -t target. Other
+ * flag bits are reserved: a record with one set (or both of these) is dropped.
  *
  * The receiver drops a sequence number it has already seen or that is DGRAM_WINDOW or more
  * behind the highest seen (duplicates from the network or from FEC recovery of a packet
@@ -26,6 +27,7 @@
 #include <stdint.h>
 
 #define DGRAM_F_TARGET 0x01
+#define DGRAM_F_DEFAULT 0x02    /* the flow goes to the server's -t target (no target bytes) */
 #define DGRAM_FIXED 9           /* flow + seq + flags */
 #define DGRAM_TARGET_MAX 255    /* bytes of a target */
 #define DGRAM_WINDOW 1024       /* sequence numbers the duplicate filter remembers */
@@ -34,7 +36,8 @@ struct dgram {
     uint32_t flow;
     uint32_t seq;
     uint8_t flags;
-    const uint8_t *target;      /* |target_len| bytes (no NUL), NULL without DGRAM_F_TARGET */
+    const uint8_t *target;      /* |target_len| bytes (no NUL); "" (length 0) with
+                                 * DGRAM_F_DEFAULT; NULL without a target */
     size_t target_len;
     const uint8_t *data;        /* payload, |len| bytes */
     size_t len;
@@ -44,7 +47,8 @@ struct dgram {
  * |target_len| bytes (0: none). */
 size_t dgram_rec_len(size_t target_len, size_t len);
 
-/* Writes the whole record (dgram_rec_len bytes) to |p|; |target| may be NULL (target_len 0).
+/* Writes the whole record (dgram_rec_len bytes) to |p|; |target| NULL: no target; non-NULL
+ * with |target_len| 0: the server's -t target (DGRAM_F_DEFAULT).
  * Returns the bytes written. The caller checks the sizes (target_len <= DGRAM_TARGET_MAX,
  * record <= 65535 + EXT_REC_HDR). */
 size_t dgram_put(uint8_t *p, uint32_t flow, uint32_t seq, const uint8_t *target,

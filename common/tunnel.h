@@ -116,7 +116,8 @@ typedef void tunnel_log_fn(void *user, const char *msg);
 /* A received datagram (borrowed for the callback). */
 struct tunnel_dgram {
     uint32_t flow;           /* flow id chosen by the end that opened the flow */
-    const uint8_t *target;   /* "host:port" (no NUL), |target_len| bytes; NULL if absent */
+    const uint8_t *target;   /* "host:port" (no NUL), |target_len| bytes; NULL if absent;
+                              * "" (length 0): the server's -t target */
     size_t target_len;
     const uint8_t *data;     /* payload */
     size_t len;
@@ -284,8 +285,9 @@ bool tunnel_caps_pending(const struct tunnel *t);
  * headers). */
 size_t tunnel_dgram_max(const struct tunnel *t, size_t target_len);
 
-/* Sends one datagram of flow |flow| (|target|, |target_len| bytes, may be NULL/0: see
- * docs/extensions.md), unreliably: it leaves with the next packet, protected by FEC, and is
+/* Sends one datagram of flow |flow| (|target|, |target_len| bytes: "host:port"; NULL: no
+ * target; non-NULL with length 0: the server's -t target; see docs/extensions.md),
+ * unreliably: it leaves with the next packet, protected by FEC, and is
  * never retransmitted. While the client's offer is unanswered it is held (up to
  * TUNNEL_DGRAM_HOLD bytes; the secure mode sends at once). Call tunnel_pump afterwards.
  * Returns 0; ERR_TOOBIG (larger than tunnel_dgram_max, counted, never fragmented); ERR_PROTO

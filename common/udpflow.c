@@ -139,34 +139,6 @@ void udpflow_table_free(struct udpflow_table *t, struct udpflow_limits *lim,
     memset(t, 0, sizeof(*t));
 }
 
-/* Splits off the last "host:port" pair of |s| (|len| bytes): stores where the host starts.
- * Returns false if there is no such pair. */
-static bool last_pair(const char *s, size_t len, size_t *host_at)
-{
-    const char *colon = NULL;
-    for (size_t i = len; i > 0; i--)
-        if (s[i - 1] == ':') {
-            colon = s + i - 1;
-            break;
-        }
-    if (!colon || colon == s)
-        return false;
-    size_t c = (size_t)(colon - s);
-    if (s[c - 1] == ']') {
-        for (size_t i = c - 1; i > 0; i--)
-            if (s[i - 1] == '[') {
-                *host_at = i - 1;
-                return true;
-            }
-        return false;
-    }
-    size_t i = c;
-    while (i > 0 && s[i - 1] != ':')
-        i--;
-    *host_at = i;
-    return true;
-}
-
 static bool all_digits(const char *s, size_t n)
 {
     if (n == 0 || n > 5)
@@ -182,49 +154,52 @@ static bool all_digits(const char *s, size_t n)
 
 int udpflow_parse_spec(const char *s, struct udpflow_spec *out, char *err, size_t errlen)
 {
-    size_t len = strlen(s), t;
+    /* split at the colons outside brackets: port | bind:port | port:host:hp | bind:port:host:hp */
+    const char *tok[5];
+    size_t len[5], n = 0, depth = 0, slen = strlen(s);
     memset(out, 0, sizeof(*out));
-    if (len >= UDPFLOW_SPEC_MAX || !last_pair(s, len, &t) || t == 0 || s[t - 1] != ':') {
-        snprintf(err, errlen, "'%s' is not [bind:]port:host:hostport", s);
+    tok[0] = s;
+    for (size_t i = 0; i <= slen && slen < UDPFLOW_SPEC_MAX; i++) {
+        if (s[i] == '[')
+            depth++;
+        else if (s[i] == ']' && depth)
+            depth--;
+        else if ((s[i] == ':' && depth == 0) || s[i] == '\0') {
+            if (n == 4)
+                break;
+            len[n] = (size_t)(s + i - tok[n]);
+            n++;
+            if (s[i] == ':')
+                tok[n] = s + i + 1;
+            if (s[i] == '\0')
+                break;
+        }
+    }
+    if (slen == 0 || slen >= UDPFLOW_SPEC_MAX || depth || n == 0 || n > 4 ||
+        (n == 4 && tok[3] + len[3] != s + slen)) {
+        snprintf(err, errlen, "'%s' is not [bind:]port[:host:hostport]", s);
         return ERR_INVAL;
     }
-    const char *tport = strrchr(s, ':') + 1;
-    if (!all_digits(tport, len - (size_t)(tport - s)) || tport - 1 == s + t) {
-        snprintf(err, errlen, "'%s': bad target port or empty host", s);
+    size_t b = n == 2 || n == 4 ? 1 : 0; /* index of the listen port */
+    if (!all_digits(tok[b], len[b]) || (b == 1 && len[0] && tok[0][0] == '[' && len[0] < 3)) {
+        snprintf(err, errlen, "'%s': bad listen port", s);
         return ERR_INVAL;
     }
-    memcpy(out->target, s + t, len - t);
-    /* what is left, "[bind:]port" */
-    size_t rest = t - 1, b;
-    if (last_pair(s, rest, &b)) {
-        const char *lport = s + rest;
-        while (lport > s && lport[-1] != ':')
-            lport--;
-        if (!all_digits(lport, (size_t)(s + rest - lport))) {
-            snprintf(err, errlen, "'%s': bad listen port", s);
-            return ERR_INVAL;
-        }
-        size_t hl = (size_t)(lport - 1 - (s + b));
-        if (hl == 1 && s[b] == '*')
-            snprintf(out->listen, sizeof(out->listen), ":%.*s", (int)(s + rest - lport), lport);
-        else
-            memcpy(out->listen, s + b, rest - b);
-        if (b != 0) {
-            snprintf(err, errlen, "'%s' is not [bind:]port:host:hostport", s);
-            return ERR_INVAL;
-        }
-    } else if (rest > 0 && s[0] == ':') {
-        if (!all_digits(s + 1, rest - 1)) {
-            snprintf(err, errlen, "'%s': bad listen port", s);
-            return ERR_INVAL;
-        }
-        memcpy(out->listen, s, rest);
-    } else {
-        if (!all_digits(s, rest)) {
-            snprintf(err, errlen, "'%s': bad listen port", s);
-            return ERR_INVAL;
-        }
-        snprintf(out->listen, sizeof(out->listen), "127.0.0.1:%.*s", (int)rest, s);
+    if (b == 0)
+        snprintf(out->listen, sizeof(out->listen), "127.0.0.1:%.*s", (int)len[0], tok[0]);
+    else if (len[0] == 0 || (len[0] == 1 && tok[0][0] == '*'))
+        snprintf(out->listen, sizeof(out->listen), ":%.*s", (int)len[1], tok[1]);
+    else
+        snprintf(out->listen, sizeof(out->listen), "%.*s:%.*s", (int)len[0], tok[0],
+                 (int)len[1], tok[1]);
+    if (n <= 2)
+        return 0; /* the server's -t target */
+    size_t h = b + 1;
+    if (len[h] == 0 || (tok[h][0] == '[' && len[h] < 3) || !all_digits(tok[h + 1], len[h + 1])) {
+        snprintf(err, errlen, "'%s': bad target host or port", s);
+        return ERR_INVAL;
     }
+    snprintf(out->target, sizeof(out->target), "%.*s:%.*s", (int)len[h], tok[h],
+             (int)len[h + 1], tok[h + 1]);
     return 0;
 }

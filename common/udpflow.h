@@ -71,12 +71,13 @@ uint64_t udpflow_expire(struct udpflow_table *t, struct udpflow_limits *lim, uin
 void udpflow_table_free(struct udpflow_table *t, struct udpflow_limits *lim,
                         udpflow_idle_fn *idle, void *cb_user);
 
-/* A parsed -U spec: [bind:]port:host:hostport (ssh's -L grammar; bind and host may be IPv6
- * in brackets; no bind: 127.0.0.1; "*" or an empty bind: every address). */
+/* A parsed -U spec: [bind:]port[:host:hostport] (ssh's -L grammar; bind and host may be IPv6
+ * in brackets; no bind: 127.0.0.1; "*" or an empty bind: every address; no host:hostport:
+ * the server's -t target, target ""). */
 #define UDPFLOW_SPEC_MAX 320
 struct udpflow_spec {
     char listen[UDPFLOW_SPEC_MAX]; /* "bind:port" for net_resolve ("[v6]:port", ":port") */
-    char target[UDPFLOW_SPEC_MAX]; /* "host:hostport" as the server sees it */
+    char target[UDPFLOW_SPEC_MAX]; /* "host:hostport" as the server sees it, "" for -t */
 };
 
 /* Parses |s|. Returns 0, or ERR_INVAL with a one-line reason in |err| (|errlen| bytes). */

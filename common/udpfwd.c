@@ -173,7 +173,7 @@ static struct sess *client_datagram(struct udpfwd *u, struct uclisten *l, const 
     }
     f->last_ms = now;
     int rc = tunnel_dgram_send(f->s->tun, f->id, f->confirmed ? NULL : (const uint8_t *)l->target,
-                               f->confirmed ? 0 : l->tlen, p, len);
+                               f->confirmed ? 0 : l->tlen, p, len); /* "": the server's -t */
     if (rc == ERR_PROTO && log_limit_pass(&u->nopeer_log, now, LOG_REPEAT_MS))
         LOG_WARN("udp: %s: the server does not speak ktun's datagram channel (kcptun, or "
                  "--peer kcptun): -U needs a ktun server; datagrams dropped", f->s->name);
@@ -248,8 +248,8 @@ static int client_open(struct udpfwd *u, const char *spec_text)
     l->next = u->listeners;
     u->listeners = l;
     char as[NET_ADDR_STRLEN];
-    LOG_INFO("udp: forwarding %s to %s (as the server sees it)", net_addr_str(&a, as, sizeof(as)),
-             spec.target);
+    LOG_INFO("udp: forwarding %s to %s", net_addr_str(&a, as, sizeof(as)),
+             spec.target[0] ? spec.target : "the server's -t target");
     return 0;
 }
 
@@ -372,7 +372,7 @@ static void server_refuse(struct udpfwd *u, struct sess *s, const struct tunnel_
     key = fnv(key, d->target, d->target_len);
     if (logbook_pass(u, key, now))
         LOG_WARN("udp: %s: flow to %.*s refused: %s", s->name, (int)d->target_len,
-                 (const char *)d->target, why);
+                 d->target_len ? (const char *)d->target : "-t", why);
 }
 
 static struct udpfwd_sess *server_sess_state(struct udpfwd *u, struct sess *s)
@@ -416,9 +416,15 @@ static void server_dgram(struct udpfwd *u, struct sess *s, const struct tunnel_d
         tunnel_flow_signal(s->tun, EXT_FLOW_CLOSE, d->flow);
         return;
     }
-    char text[DGRAM_TARGET_MAX + 1];
-    memcpy(text, d->target, d->target_len);
-    text[d->target_len] = '\0';
+    char text[CONFIG_ADDR_MAX];
+    if (d->target_len == 0 && !u->target_text[0]) {
+        server_refuse(u, s, d, "the -t target is a Unix socket");
+        return;
+    }
+    if (d->target_len == 0)
+        snprintf(text, sizeof(text), "%s", u->target_text);
+    else
+        snprintf(text, sizeof(text), "%.*s", (int)d->target_len, (const char *)d->target);
     struct net_addr a;
     if (!server_allowed(u, text, &a)) {
         server_refuse(u, s, d, "not the -t target and not in --allow");
@@ -506,7 +512,7 @@ static struct udpfwd *udpfwd_new(struct shell *sh, const struct config *cfg, boo
 int udpfwd_client_start(struct shell *sh, const struct config *cfg,
                         struct sess *(*pick)(struct shell *sh))
 {
-    if (!cfg->udpfwd[0])
+    if (!cfg->udpfwd[0] && !config_plugin_udp(cfg))
         return 0;
     struct udpfwd *u = udpfwd_new(sh, cfg, true);
     if (!u)
@@ -521,6 +527,10 @@ int udpfwd_client_start(struct shell *sh, const struct config *cfg,
             return -1;
         p += n + (p[n] == '\n');
     }
+    /* SIP003u: the host's UDP relay sends to the plugin's SS_LOCAL address (the TCP listen
+     * address); the server plugin delivers to its own SS_LOCAL, its -t target */
+    if (config_plugin_udp(cfg) && client_open(u, cfg->localaddr) != 0)
+        return -1;
     return 0;
 }
 

@@ -70,6 +70,7 @@ static void check_records(const uint8_t *body, size_t blen, struct dgram_window 
                 uint8_t *re = malloc(dgram_rec_len(d.target_len, d.len));
                 FUZZ_CHECK(re);
                 size_t n = dgram_put(re, d.flow, d.seq, d.target, d.target_len, d.data, d.len);
+                FUZZ_CHECK(re[EXT_REC_HDR + 8] == d.flags);
                 FUZZ_CHECK(n == EXT_REC_HDR + r.len);
                 FUZZ_CHECK(memcmp(re + EXT_REC_HDR, r.val, r.len) == 0);
                 free(re);

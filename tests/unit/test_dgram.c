@@ -50,9 +50,21 @@ TEST(dgram_record_round_trip_and_refusals)
     CHECK_EQ(d.len, 7);
     CHECK_MEM(d.data, "payload", 7);
     CHECK_EQ(ext_next(&p, buf + n, &r), 0);
-    /* reserved flag bit, empty target, truncated target */
-    buf[EXT_REC_HDR + 8] = 0x02;
+    /* reserved flag bit, both target flags, empty target, truncated target */
+    buf[EXT_REC_HDR + 8] = 0x04;
     CHECK_EQ(dgram_parse(&r, &d), ERR_PROTO);
+    buf[EXT_REC_HDR + 8] = 0x03;
+    CHECK_EQ(dgram_parse(&r, &d), ERR_PROTO);
+    /* the server's -t target: no target bytes, everything after the flags is payload */
+    buf[EXT_REC_HDR + 8] = 0x02;
+    CHECK_EQ(dgram_parse(&r, &d), 0);
+    CHECK(d.target != NULL);
+    CHECK_EQ(d.target_len, 0);
+    CHECK_EQ(d.len, 1 + 11 + 7);
+    uint8_t dbuf[64];
+    size_t dn = dgram_put(dbuf, 1, 2, (const uint8_t *)"", 0, (const uint8_t *)"x", 1);
+    CHECK_EQ(dbuf[EXT_REC_HDR + 8], DGRAM_F_DEFAULT);
+    CHECK_EQ(dn, dgram_rec_len(0, 1));
     buf[EXT_REC_HDR + 8] = 0x01;
     buf[EXT_REC_HDR + 9] = 0;
     CHECK_EQ(dgram_parse(&r, &d), ERR_PROTO);

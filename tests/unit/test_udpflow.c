@@ -110,9 +110,15 @@ TEST(udpflow_spec_parse)
     CHECK(strcmp(sp.listen, ":7000") == 0);
     CHECK_EQ(udpflow_parse_spec(":7000:10.0.0.1:7000", &sp, err, sizeof(err)), 0);
     CHECK(strcmp(sp.listen, ":7000") == 0);
-    const char *bad[] = {"", "53", "5353:53", "x:127.0.0.1:53", "5353:127.0.0.1:0",
+    CHECK_EQ(udpflow_parse_spec("5353", &sp, err, sizeof(err)), 0);
+    CHECK(strcmp(sp.listen, "127.0.0.1:5353") == 0);
+    CHECK(strcmp(sp.target, "") == 0);
+    CHECK_EQ(udpflow_parse_spec("[::1]:5353", &sp, err, sizeof(err)), 0);
+    CHECK(strcmp(sp.listen, "[::1]:5353") == 0);
+    CHECK(strcmp(sp.target, "") == 0);
+    const char *bad[] = {"", "x", "5353:53:", "x:127.0.0.1:53", "5353:127.0.0.1:0",
                          "5353:127.0.0.1:65536", "5353::53", "a:b:5353:h:53", "70000:h:53",
-                         "5353:[::1:53"};
+                         "5353:[::1:53", "1:2:3:4:5", "[]:5:h:53", "5:[]:53"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
         CHECK_EQ(udpflow_parse_spec(bad[i], &sp, err, sizeof(err)), ERR_INVAL);
 }
