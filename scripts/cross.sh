@@ -10,8 +10,8 @@
 #    libgpg-error and libcjson (-dev and runtime), fetched by an apt-get of our own
 #    (APT::Architecture=ARCH, private lists and cache in build-cross/ARCH/apt: the machine's
 #    dpkg database and architectures stay untouched) and unpacked into the sysroot
-#    build-cross/ARCH/sysroot. The programs link libev, libsodium, libsnappy, libstdc++ and
-#    libgcrypt statically as on x86-64; libisal and libcjson (Debian ships no .a) and glibc
+#    build-cross/ARCH/sysroot. The programs link libev, libsodium and libgcrypt statically as
+#    on x86-64 (libsnappy and libstdc++ only serve the unit suite); libisal and libcjson (Debian ships no .a) and glibc
 #    come from the sysroot and the cross libc, which qemu-user is pointed at: the build dir and
 #    the sysroot are self-contained.
 # 3. Builds: build-ARCH (default profile: binaries and the unit suite), build-ARCH-size and
