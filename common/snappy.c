@@ -254,7 +254,7 @@ bool snap_uncompress(const uint8_t *in, size_t n, uint8_t *out, size_t cap, size
             memcpy(d, s, (size_t)len);
         } else if (off >= 8) {
             for (size_t i = 0; i < len; i += 8) /* 8-byte steps never overlap their source */
-                memcpy(d + i, s + i, len - i < 8 ? len - i : 8);
+                memcpy(d + i, s + i, (size_t)(len - i < 8 ? len - i : 8));
         } else {
             for (size_t i = 0; i < len; i++) /* overlapping: repeats the last |off| bytes */
                 d[i] = s[i];
