@@ -344,6 +344,9 @@ void sess_hop(struct sess *s, const struct net_addr *to)
     if (log_limit_pass(&s->hop_log, now, 60000))
         LOG_INFO("sess: %s: hopped to this server port (hop %llu)", s->name,
                  (unsigned long long)s->hops);
+    else
+        LOG_DEBUG("sess: %s: hopped to this server port (hop %llu)", s->name,
+                  (unsigned long long)s->hops);
 }
 
 void sess_set_peer(struct sess *s, struct net_udp *udp, const struct net_addr *peer)
