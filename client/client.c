@@ -203,20 +203,26 @@ static bool client_session_peer(struct client *c, struct net_addr *out)
     return true;
 }
 
-/* --hop: every session moves to another random port of the range. */
+/* --hop: every session whose server is known to be ktun moves to another random port of the
+ * range. */
 static void client_hop_cb(EV_P_ ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
     struct client *c = container_of(w, struct client, hop_timer);
     uint32_t span = (uint32_t)(c->port_hi - c->port_lo) + 1;
-    for (struct sess *s = c->sh.sessions; s; s = s->next) {
+    for (struct sess *s = c->sh.sessions, *nx; s; s = nx) {
+        nx = s->next;
+        if (!tunnel_peer_is_ktun(s->tun))
+            continue; /* a kcptun server would not follow (--peer ktun, exchange failed) */
         struct net_addr to = s->peer;
         uint32_t cur = (uint32_t)(net_addr_port(&to) - c->port_lo);
         uint32_t pick = (cur + 1 + randombytes_uniform(span - 1)) % span; /* never |cur| */
         net_addr_set_port(&to, (uint16_t)(c->port_lo + pick));
         sess_hop(s, &to);
+        sess_pump(s); /* the keepalive sess_hop queued leaves now */
     }
+    shell_flush_dgrams(&c->sh);
 }
 
 static struct client_sess *client_new_sess(struct client *c, int slot)

@@ -1326,11 +1326,9 @@ static int validate_client(const struct config *cfg, char *err, size_t errlen)
         if (config_port_range(cfg->remoteaddr, base, sizeof(base), &lo, &hi) != 1 || lo == hi)
             return fail(err, errlen, "--hop: needs a port range of two ports or more in "
                         "--remoteaddr (host:MIN-MAX)");
-        if (strcmp(cfg->crypt, "xsalsa20-poly1305") != 0)
-            return fail(err, errlen, "--hop: needs --crypt xsalsa20-poly1305 (a ktun server "
-                        "follows a session to another port only in the secure mode)");
-        if (cfg->tcp)
-            return fail(err, errlen, "--hop: not with --tcp (a fake TCP flow has one port)");
+        if (strcmp(cfg->crypt, "xsalsa20-poly1305") != 0 && strcmp(cfg->peer, "ktun") != 0)
+            return fail(err, errlen, "--hop: needs --crypt xsalsa20-poly1305 or --peer ktun (a "
+                        "kcptun server cannot follow a session to another port)");
     }
     return 0;
 }

@@ -238,14 +238,18 @@ static void del_all_at_exit(void)
     fwrule_del_all();
 }
 
-int fwrule_add(struct fwrule *r, int family, uint16_t sport, const char *daddr, uint16_t dport,
-               char *err, size_t errlen)
+static int add(struct fwrule *r, int family, uint16_t sport, uint16_t sport_hi,
+               const char *daddr, uint16_t dport, char *err, size_t errlen)
 {
     _Static_assert(FWRULE_MARK == 0x6b74u, "the rule text spells the mark");
     memset(r, 0, sizeof(*r));
     r->family = family;
     snprintf(r->args[r->nargs++], sizeof(r->args[0]), "--sport");
-    snprintf(r->args[r->nargs++], sizeof(r->args[0]), "%u", (unsigned)sport);
+    if (sport_hi > sport)
+        snprintf(r->args[r->nargs++], sizeof(r->args[0]), "%u:%u", (unsigned)sport,
+                 (unsigned)sport_hi);
+    else
+        snprintf(r->args[r->nargs++], sizeof(r->args[0]), "%u", (unsigned)sport);
     if (daddr) {
         snprintf(r->args[r->nargs++], sizeof(r->args[0]), "-d");
         snprintf(r->args[r->nargs++], sizeof(r->args[0]), "%s", daddr);
@@ -269,6 +273,18 @@ int fwrule_add(struct fwrule *r, int family, uint16_t sport, const char *daddr, 
         atexit_done = true;
     }
     return 0;
+}
+
+int fwrule_add(struct fwrule *r, int family, uint16_t sport, const char *daddr, uint16_t dport,
+               char *err, size_t errlen)
+{
+    return add(r, family, sport, sport, daddr, dport, err, errlen);
+}
+
+int fwrule_add_range(struct fwrule *r, int family, uint16_t sport, uint16_t sport_hi,
+                     char *err, size_t errlen)
+{
+    return add(r, family, sport, sport_hi, NULL, 0, err, errlen);
 }
 
 void fwrule_del(struct fwrule *r)

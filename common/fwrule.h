@@ -50,6 +50,11 @@ int fwrule_clean_stale(int family);
 int fwrule_add(struct fwrule *r, int family, uint16_t sport, const char *daddr, uint16_t dport,
                char *err, size_t errlen);
 
+/* As fwrule_add for a server listening on every port of [sport, sport_hi] (one rule,
+ * "--sport LO:HI"). */
+int fwrule_add_range(struct fwrule *r, int family, uint16_t sport, uint16_t sport_hi,
+                     char *err, size_t errlen);
+
 /* Removes the rule of |r| if installed (no-op otherwise). */
 void fwrule_del(struct fwrule *r);
 

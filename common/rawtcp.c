@@ -42,8 +42,10 @@ struct rawtcp {
     bool mapped;              /* server on IPv6: IPv4 peers are reported v4-mapped */
     int ep;                   /* epoll set: what the event loop watches */
     int raw4, raw6;           /* raw sockets, -1 when unused */
-    int lfd;                  /* server: listener */
-    uint16_t port;            /* local TCP port */
+    int *lfds;                /* server: a listener per port of [port, port_hi] */
+    size_t nlfds;
+    uint16_t port;            /* local TCP port (a server's first) */
+    uint16_t port_hi;         /* a server's last port */
     struct tcpraw core;
     struct fwrule rule4, rule6;
     /* client */
@@ -54,9 +56,10 @@ struct rawtcp {
     bool autom;
     int ufd;                  /* UDP socket, -1 without */
     bool on_tcp;              /* sending over fake TCP (else UDP) */
-    uint64_t unanswered_since; /* first send since the last datagram on the path in use */
+    uint64_t unanswered_since; /* first send since the server last acknowledged something */
     uint64_t retry_at;        /* ms: make the connection again from then on */
     int sockbuf;
+    uint64_t rule_ms;         /* how long installing the last connection's rule took */
     /* server */
     struct conn *conns;
     size_t nconns, capconns;
@@ -143,20 +146,22 @@ static void to_net(const struct tcpraw_addr *a, bool mapped, struct net_addr *o)
     o->len = sizeof(*s);
 }
 
-/* Passes only TCP segments for |port|: on IPv4 raw sockets the packet starts with the IP
- * header, on IPv6 ones with the TCP header. */
-static int attach_filter(int fd, bool v4, uint16_t port)
+/* Passes only TCP segments for a port of [port, port_hi]: on IPv4 raw sockets the packet
+ * starts with the IP header, on IPv6 ones with the TCP header. */
+static int attach_filter_range(int fd, bool v4, uint16_t port, uint16_t port_hi)
 {
     struct sock_filter f4[] = {
         BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0),             /* x = IP header length */
         BPF_STMT(BPF_LD | BPF_H | BPF_IND, 2),              /* a = TCP destination port */
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, port, 0, 1),
+        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, port, 0, 2),
+        BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, port_hi, 1, 0),
         BPF_STMT(BPF_RET | BPF_K, 0xffff),
         BPF_STMT(BPF_RET | BPF_K, 0),
     };
     struct sock_filter f6[] = {
         BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 2),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, port, 0, 1),
+        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, port, 0, 2),
+        BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, port_hi, 1, 0),
         BPF_STMT(BPF_RET | BPF_K, 0xffff),
         BPF_STMT(BPF_RET | BPF_K, 0),
     };
@@ -164,6 +169,12 @@ static int attach_filter(int fd, bool v4, uint16_t port)
     prog.filter = v4 ? f4 : f6;
     prog.len = (unsigned short)(v4 ? sizeof(f4) / sizeof(f4[0]) : sizeof(f6) / sizeof(f6[0]));
     return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog));
+}
+
+/* Passes only TCP segments for |port|. */
+static int attach_filter(int fd, bool v4, uint16_t port)
+{
+    return attach_filter_range(fd, v4, port, port);
 }
 
 /* A raw TCP socket of |family| with the mark the firewall rule lets through, and a filter
@@ -234,7 +245,7 @@ static struct rawtcp *alloc_transport(void)
     struct rawtcp *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
-    t->ep = t->raw4 = t->raw6 = t->lfd = t->cfd = t->ufd = -1;
+    t->ep = t->raw4 = t->raw6 = t->cfd = t->ufd = -1;
     t->ep = epoll_create1(EPOLL_CLOEXEC);
     if (t->ep < 0) {
         free(t);
@@ -299,7 +310,10 @@ static int client_connect(struct rawtcp *t, char *err)
                                    : (const void *)&((struct sockaddr_in *)&t->remote.ss)->sin_addr,
               ip, sizeof(ip));
     struct fwrule *rule = fam == AF_INET6 ? &t->rule6 : &t->rule4;
-    if (fwrule_add(rule, fam == AF_INET6 ? 6 : 4, t->port, ip, ra.port, why, sizeof(why)) != 0) {
+    uint64_t t0 = now_ms();
+    int frc = fwrule_add(rule, fam == AF_INET6 ? 6 : 4, t->port, ip, ra.port, why, sizeof(why));
+    t->rule_ms = now_ms() - t0;
+    if (frc != 0) {
         net_set_err(err, "%s", why);
         close(fd);
         return ERR_INVAL;
@@ -395,6 +409,51 @@ struct rawtcp *rawtcp_dial(const struct net_addr *remote, int sockbuf, char *err
     return t;
 }
 
+int rawtcp_redial(struct rawtcp *t, const struct net_addr *remote, char *err)
+{
+    if (t->server || remote->ss.ss_family != t->family) {
+        net_set_err(err, "--tcp: cannot move this connection to another address family");
+        return ERR_INVAL;
+    }
+    uint16_t old = t->port;
+    if (t->cfd >= 0) {
+        struct linger lg = {1, 0};
+        setsockopt(t->cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        epoll_ctl(t->ep, EPOLL_CTL_DEL, t->cfd, NULL);
+        close(t->cfd);
+        t->cfd = -1;
+    }
+    t->connecting = false;
+    fwrule_del(t->family == AF_INET6 ? &t->rule6 : &t->rule4);
+    tcpraw_free(&t->core);
+    t->remote = *remote;
+    t->unanswered_since = 0;
+    if (t->autom && !t->on_tcp) {
+        t->retry_at = 0; /* the UDP path is in use: fake TCP connects when it is needed */
+        return 0;
+    }
+    int rc = client_connect(t, err);
+    if (rc != 0) {
+        t->retry_at = now_ms() + RAWTCP_RETRY_MS;
+        return rc;
+    }
+    char rs[NET_ADDR_STRLEN];
+    LOG_DEBUG("tcp: new connection to %s from port %u (was %u); its rule took %llu ms",
+              net_addr_str(remote, rs, sizeof(rs)), (unsigned)t->port, (unsigned)old,
+              (unsigned long long)t->rule_ms);
+    return 0;
+}
+
+void rawtcp_path_answered(struct rawtcp *t)
+{
+    t->unanswered_since = 0;
+}
+
+bool rawtcp_is_auto(const struct rawtcp *t)
+{
+    return t->autom;
+}
+
 /* The path new --tcp auto transports start on: the one the last switch chose. */
 static bool auto_prefer_tcp;
 
@@ -457,8 +516,6 @@ static void read_udp(struct rawtcp *t)
     if (n > 0) {
         b->nmsg += n;
         t->st.rx_dgrams += (uint64_t)n;
-        if (!t->on_tcp)
-            t->unanswered_since = 0;
     }
 }
 
@@ -489,12 +546,23 @@ static size_t conn_find_peer(const struct rawtcp *t, const struct tcpraw_addr *p
     return SIZE_MAX;
 }
 
-/* Accepts every pending connection as a flow. */
-static void server_accept(struct rawtcp *t)
+/* Stops or restarts watching every listener. */
+static void listeners_watch(struct rawtcp *t, bool on)
+{
+    for (size_t i = 0; i < t->nlfds; i++) {
+        if (on)
+            ep_add(t->ep, t->lfds[i], EPOLLIN, EV_LISTEN);
+        else
+            epoll_ctl(t->ep, EPOLL_CTL_DEL, t->lfds[i], NULL);
+    }
+}
+
+/* Accepts every pending connection of listener |lfd| as a flow. */
+static void server_accept(struct rawtcp *t, int lfd)
 {
     for (int k = 0; k < 256; k++) {
         struct net_addr peer, local;
-        int fd = net_tcp_accept(t->lfd, &peer, NULL);
+        int fd = net_tcp_accept(lfd, &peer, NULL);
         if (fd == ERR_AGAIN)
             return;
         if (fd < 0) {
@@ -502,7 +570,7 @@ static void server_accept(struct rawtcp *t)
              * listener for a second rather than spin on it */
             if (!t->accept_paused) {
                 LOG_WARN("tcp: accept failed (%s); retrying in 1 s", err_str(fd));
-                epoll_ctl(t->ep, EPOLL_CTL_DEL, t->lfd, NULL);
+                listeners_watch(t, false);
                 t->accept_paused = true;
                 t->accept_resume = now_ms() + 1000;
             }
@@ -556,6 +624,14 @@ static void expire_gone(void *user, const struct tcpraw_flow *f)
 
 struct rawtcp *rawtcp_listen(const struct net_addr *local, int sockbuf, char *err)
 {
+    struct tcpraw_addr la;
+    to_tcpraw(local, &la);
+    return rawtcp_listen_range(local, la.port, sockbuf, err);
+}
+
+struct rawtcp *rawtcp_listen_range(const struct net_addr *local, uint16_t port_hi, int sockbuf,
+                                   char *err)
+{
     int fam = local->ss.ss_family;
     bool dual = false;
     if (fam == AF_INET6) {
@@ -575,15 +651,28 @@ struct rawtcp *rawtcp_listen(const struct net_addr *local, int sockbuf, char *er
     struct tcpraw_addr la;
     to_tcpraw(local, &la);
     t->port = la.port;
+    t->port_hi = port_hi > la.port ? port_hi : la.port;
     core_init(t);
-    t->lfd = net_tcp_listen(local, 1024, err);
-    if (t->lfd < 0) {
+    t->core.port_hi = t->port_hi;
+    t->lfds = calloc((size_t)(t->port_hi - t->port) + 1, sizeof(*t->lfds));
+    if (!t->lfds) {
+        net_set_err(err, "--tcp: out of memory");
         rawtcp_close(t);
         return NULL;
     }
+    for (uint32_t p = t->port; p <= t->port_hi; p++) {
+        struct net_addr a = *local;
+        net_addr_set_port(&a, (uint16_t)p);
+        int fd = net_tcp_listen(&a, 1024, err);
+        if (fd < 0) {
+            rawtcp_close(t);
+            return NULL;
+        }
+        t->lfds[t->nlfds++] = fd;
+    }
     if (fam == AF_INET || dual) {
         t->raw4 = raw_socket(AF_INET, sockbuf, err);
-        if (t->raw4 < 0 || attach_filter(t->raw4, true, t->port) != 0 ||
+        if (t->raw4 < 0 || attach_filter_range(t->raw4, true, t->port, t->port_hi) != 0 ||
             ep_add(t->ep, t->raw4, EPOLLIN, EV_RAW4) != 0) {
             rawtcp_close(t);
             return NULL;
@@ -591,23 +680,27 @@ struct rawtcp *rawtcp_listen(const struct net_addr *local, int sockbuf, char *er
     }
     if (fam == AF_INET6) {
         t->raw6 = raw_socket(AF_INET6, sockbuf, err);
-        if (t->raw6 < 0 || attach_filter(t->raw6, false, t->port) != 0 ||
+        if (t->raw6 < 0 || attach_filter_range(t->raw6, false, t->port, t->port_hi) != 0 ||
             ep_add(t->ep, t->raw6, EPOLLIN, EV_RAW6) != 0) {
             rawtcp_close(t);
             return NULL;
         }
     }
     char why[NET_ERR_LEN];
-    if ((t->raw4 >= 0 && fwrule_add(&t->rule4, 4, t->port, NULL, 0, why, sizeof(why)) != 0) ||
-        (t->raw6 >= 0 && fwrule_add(&t->rule6, 6, t->port, NULL, 0, why, sizeof(why)) != 0)) {
+    if ((t->raw4 >= 0 &&
+         fwrule_add_range(&t->rule4, 4, t->port, t->port_hi, why, sizeof(why)) != 0) ||
+        (t->raw6 >= 0 &&
+         fwrule_add_range(&t->rule6, 6, t->port, t->port_hi, why, sizeof(why)) != 0)) {
         net_set_err(err, "%s", why);
         rawtcp_close(t);
         return NULL;
     }
-    if (ep_add(t->ep, t->lfd, EPOLLIN, EV_LISTEN) != 0) {
-        net_set_err(err, "--tcp: epoll: %s", strerror(errno));
-        rawtcp_close(t);
-        return NULL;
+    for (size_t i = 0; i < t->nlfds; i++) {
+        if (ep_add(t->ep, t->lfds[i], EPOLLIN, EV_LISTEN) != 0) {
+            net_set_err(err, "--tcp: epoll: %s", strerror(errno));
+            rawtcp_close(t);
+            return NULL;
+        }
     }
     return t;
 }
@@ -722,8 +815,6 @@ static void deliver_cb(void *user, const struct tcpraw_flow *f, const uint8_t *p
     b->seg[i] = len;
     to_net(&f->peer, t->mapped, &b->from[i]);
     t->st.rx_dgrams++;
-    if (t->on_tcp)
-        t->unanswered_since = 0;
 }
 
 /* Feeds one parsed raw segment to the core; a server accepts pending connections when the
@@ -732,8 +823,9 @@ static void input(struct rawtcp *t, const struct tcpraw_addr *src, const struct 
                   const struct tcpraw_seg *seg, uint64_t now)
 {
     enum tcpraw_rx rx = tcpraw_input_seg(&t->core, src, dst, seg, now);
-    if (rx == TCPRAW_RX_UNKNOWN && t->server) {
-        server_accept(t);
+    if (rx == TCPRAW_RX_UNKNOWN && t->server && dst->port >= t->port &&
+        dst->port <= t->port_hi && t->nlfds > (size_t)(dst->port - t->port)) {
+        server_accept(t, t->lfds[dst->port - t->port]);
         rx = tcpraw_input_seg(&t->core, src, dst, seg, now);
     }
     if (rx == TCPRAW_RX_UNKNOWN)
@@ -865,9 +957,10 @@ int rawtcp_recv_batch(struct rawtcp *t, struct net_rbatch *b)
 {
     client_maybe_retry(t);
     uint64_t now = now_ms();
-    if (t->accept_paused && now >= t->accept_resume &&
-        ep_add(t->ep, t->lfd, EPOLLIN, EV_LISTEN) == 0)
+    if (t->accept_paused && now >= t->accept_resume) {
+        listeners_watch(t, true);
         t->accept_paused = false;
+    }
     t->rb = b;
     struct epoll_event ev[16];
     int n;
@@ -883,7 +976,7 @@ int rawtcp_recv_batch(struct rawtcp *t, struct net_rbatch *b)
             read_raw(t, fd, kind == EV_RAW4, now);
             break;
         case EV_LISTEN:
-            server_accept(t);
+            server_accept(t, fd);
             break;
         case EV_UDP:
             read_udp(t);
@@ -966,8 +1059,9 @@ void rawtcp_close(struct rawtcp *t)
         setsockopt(t->cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
         close(t->cfd);
     }
-    if (t->lfd >= 0)
-        close(t->lfd);
+    for (size_t i = 0; i < t->nlfds; i++)
+        close(t->lfds[i]);
+    free(t->lfds);
     if (t->ufd >= 0)
         close(t->ufd);
     if (t->raw4 >= 0)

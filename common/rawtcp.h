@@ -55,13 +55,36 @@ struct rawtcp *rawtcp_dial(const struct net_addr *remote, int sockbuf, char *err
 
 /* Client with --tcp auto: datagrams go over UDP or fake TCP, starting with the path that the
  * last switch of the process chose (UDP at first); a path that answers nothing for
- * RAWTCP_AUTO_DEAD_MS while datagrams go out is given up for the other (logged). Datagrams are
- * taken from both paths. Returns the transport, or NULL with the reason in |err|. */
+ * RAWTCP_AUTO_DEAD_MS while datagrams go out is given up for the other (logged). What counts
+ * as an answer is the session's to say (rawtcp_path_answered): a datagram from the server is
+ * not one by itself (a server whose acknowledgements never arrive keeps resending its data).
+ * Datagrams are taken from both paths. Returns the transport, or NULL with the reason in
+ * |err|. */
 struct rawtcp *rawtcp_dial_auto(const struct net_addr *remote, int sockbuf, char *err);
+
+/* Client: replaces the real connection by a new one to |remote| (the same address family),
+ * from a new local port with its own rule, at once: the path replacement of a session whose
+ * path died, and --hop (docs/roaming.md). Datagrams of the old connection still on their way
+ * are lost (KCP resends). With --tcp auto on its UDP path only the address changes. Returns
+ * 0, or an ERR_* with the reason in |err| (then the transport retries after
+ * RAWTCP_RETRY_MS). */
+int rawtcp_redial(struct rawtcp *t, const struct net_addr *remote, char *err);
+
+/* --tcp auto: the server acknowledged what the session sent (or nothing was outstanding): the
+ * path in use works. */
+void rawtcp_path_answered(struct rawtcp *t);
+
+/* True for a --tcp auto transport. */
+bool rawtcp_is_auto(const struct rawtcp *t);
 
 /* Server: listens on |local| (an IPv6 wildcard also takes IPv4). Returns the transport, or
  * NULL with the reason in |err|. */
 struct rawtcp *rawtcp_listen(const struct net_addr *local, int sockbuf, char *err);
+
+/* Server on every port from |local|'s to |port_hi| (kcptun's -l :MIN-MAX): a TCP listener
+ * per port, one raw socket filter and one firewall rule for the range. */
+struct rawtcp *rawtcp_listen_range(const struct net_addr *local, uint16_t port_hi, int sockbuf,
+                                   char *err);
 
 /* The descriptor to watch for readability. */
 int rawtcp_fd(const struct rawtcp *t);

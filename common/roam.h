@@ -138,8 +138,11 @@ struct roam_path {
 
 void roam_path_init(struct roam_path *p, uint64_t now_ms);
 
-/* A datagram of the session came from the server. Returns true if that answers a replaced
- * path (worth a log line). */
+/* The server answered: a datagram from it acknowledged something the session was waiting
+ * for, or came while nothing was outstanding. (A datagram alone proves nothing about the
+ * path towards the server: a server whose acknowledgements are lost on a path that died one
+ * way keeps resending its own data.) Returns true if that answers a replaced path (worth a
+ * log line). */
 bool roam_path_answered(struct roam_path *p, uint64_t now_ms);
 
 /* When roam_path_check has something to do: UINT64_MAX while nothing is outstanding, and

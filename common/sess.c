@@ -4,6 +4,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/rawtcp.h"
 #include "common/udpfwd.h"
 #include "common/util.h"
 
@@ -113,6 +114,20 @@ static void sess_path_replace(struct sess *s, uint64_t silent)
     if (sh->hooks.path_change)
         sh->hooks.path_change(sh, s);
     char err[NET_ERR_LEN];
+    if (s->udp->raw) {
+        /* fake TCP: a new connection from a new port, the same session */
+        if (sh->sb_udp == s->udp)
+            shell_flush_dgrams(sh);
+        if (rawtcp_redial(s->udp->raw, &s->peer, err) != 0)
+            LOG_WARN("sess: %s: nothing from the server for %llu ms; %s", s->name,
+                     (unsigned long long)silent, err);
+        else
+            LOG_INFO("sess: %s: nothing from the server for %llu ms with data outstanding: "
+                     "new fake-TCP connection (a new source port), try %u of %u", s->name,
+                     (unsigned long long)silent, s->path.tries, ROAM_PATH_TRIES);
+        tunnel_ping(s->tun);
+        return;
+    }
     int fd = net_udp_socket(s->peer.ss.ss_family, NULL, err);
     if (fd < 0) {
         LOG_WARN("sess: %s: nothing from the server for %llu ms; no new socket: %s", s->name,
@@ -183,9 +198,19 @@ static void sess_udp_input(struct sess *s, uint8_t *p, size_t len, const struct 
         sh->base.v[SNMP_IN_ERRS]++;
         return;
     }
-    if (tunnel_input(s->tun, p, len, shell_now_ms()) == 0 && s->path_client &&
-        roam_path_answered(&s->path, shell_now_ms()))
+    /* The path works when the server acknowledges what we sent: a datagram from it is no
+     * proof by itself (a server whose acknowledgements are lost keeps resending its data). */
+    size_t avail, wait0, wait1;
+    tunnel_progress(s->tun, &avail, &wait0);
+    if (tunnel_input(s->tun, p, len, shell_now_ms()) != 0)
+        return;
+    tunnel_progress(s->tun, &avail, &wait1);
+    if (wait0 > 0 && wait1 >= wait0)
+        return;
+    if (s->path_client && roam_path_answered(&s->path, shell_now_ms()))
         LOG_INFO("sess: %s: the server answers on the new path", s->name);
+    if (s->udp->raw)
+        rawtcp_path_answered(s->udp->raw);
 }
 
 static void sess_udp_cb(EV_P_ ev_io *w, int revents)
@@ -263,8 +288,8 @@ struct sess *sess_new(struct shell *sh, size_t size, struct net_udp *udp, bool o
     s->conv = conv;
     s->created_ms = now;
     roam_init(&s->roam, roam_mode_of(sh->crypt));
-    /* a fake-TCP flow cannot change its port this way (--tcp) */
-    s->path_client = own_fd && sh->is_client && !udp->raw;
+    /* --tcp auto watches its own paths (it switches between UDP and fake TCP) */
+    s->path_client = own_fd && sh->is_client && !(udp->raw && rawtcp_is_auto(udp->raw));
     roam_path_init(&s->path, now);
     snprintf(s->name, sizeof(s->name), "conv %u peer %s", conv,
              net_addr_str(peer, as, sizeof(as)));
@@ -338,6 +363,15 @@ void sess_hop(struct sess *s, const struct net_addr *to)
     s->prev_peer = s->peer;
     s->prev_until_ms = now + SESS_HOP_GRACE_MS;
     s->peer = *to;
+    if (s->udp->raw) {
+        /* fake TCP: a new connection to that port (the old one's datagrams are lost) */
+        char err[NET_ERR_LEN];
+        if (s->sh->sb_udp == s->udp)
+            shell_flush_dgrams(s->sh);
+        if (rawtcp_redial(s->udp->raw, to, err) != 0)
+            LOG_WARN("sess: %s: %s", s->name, err);
+    }
+    tunnel_ping(s->tun); /* new data: a server in kcptun's crypt modes follows it at once */
     s->hops++;
     snprintf(s->name, sizeof(s->name), "conv %u peer %s", s->conv,
              net_addr_str(to, as, sizeof(as)));

@@ -185,6 +185,7 @@ void tcpraw_init(struct tcpraw *t, uint16_t port, uint64_t seed, const struct tc
 {
     memset(t, 0, sizeof(*t));
     t->port = port;
+    t->port_hi = port;
     t->rng = seed;
     if (cb)
         t->cb = *cb;
@@ -294,7 +295,7 @@ enum tcpraw_rx tcpraw_input_seg(struct tcpraw *t, const struct tcpraw_addr *src,
                                 const struct tcpraw_addr *dst, const struct tcpraw_seg *seg,
                                 uint64_t now_ms)
 {
-    if (seg->dport != t->port || src->port != seg->sport || dst->port != seg->dport ||
+    if (seg->dport < t->port || seg->dport > t->port_hi || src->port != seg->sport || dst->port != seg->dport ||
         src->family != dst->family) {
         t->st.rx_foreign++;
         return TCPRAW_RX_IGNORED;

@@ -146,6 +146,7 @@ struct tcpraw_cb {
 struct tcpraw {
     struct tcpraw_cb cb;
     uint16_t port;                        /* local TCP port */
+    uint16_t port_hi;                     /* a server on a range: its last port (else port) */
     uint64_t rng;                         /* window generator state */
     struct tcpraw_flow *table[TCPRAW_BUCKETS];
     size_t nflows;
@@ -156,7 +157,8 @@ struct tcpraw {
     uint8_t *(*slot)(void *user, const struct tcpraw_flow *f, size_t *cap);
 };
 
-/* Sets up |t| for local port |port|; |seed| seeds the window choice. */
+/* Sets up |t| for local port |port|; |seed| seeds the window choice. A server listening on a
+ * range of ports sets |port_hi| afterwards: segments to any port of [port, port_hi] are its. */
 void tcpraw_init(struct tcpraw *t, uint16_t port, uint64_t seed, const struct tcpraw_cb *cb);
 
 /* Frees every flow. */

@@ -785,7 +785,7 @@ int server_run(const struct config *cfg)
     if (!sv->target_unix && server_resolve_target(sv, err) != 0)
         LOG_WARN("server: --target: %s (retried for every stream)", err);
     if (cfg->tcp) {
-        struct rawtcp *t = rawtcp_listen(&listen_addr, cfg->sockbuf, err);
+        struct rawtcp *t = rawtcp_listen_range(&listen_addr, port_hi, cfg->sockbuf, err);
         if (!t) {
             LOG_ERROR("server: %s", err);
             rc = 2;

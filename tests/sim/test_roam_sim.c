@@ -48,6 +48,7 @@ struct nat {
     int id;
     bool live;      /* forwards down */
     bool killed;    /* forwards nothing either way (a middlebox dropped the flow for good) */
+    bool up_dead;   /* forwards nothing up (the path died towards the server only) */
     uint64_t up, down, down_dead;
 };
 
@@ -168,7 +169,10 @@ static void cli_deliver(void *user, int from, const uint8_t *pkt, size_t len, ui
     if (len > sizeof(tmp))
         return;
     memcpy(tmp, pkt, len);
-    if (link_input(w->cli, tmp, len, now) == 0 && w->path_rule)
+    size_t wait0 = link_wait_snd(w->cli);
+    /* as the session layer: an answer acknowledges something (or nothing was outstanding) */
+    if (link_input(w->cli, tmp, len, now) == 0 && w->path_rule &&
+        (wait0 == 0 || link_wait_snd(w->cli) < wait0))
         roam_path_answered(&w->path, now);
     cli_pump(w, now);
 }
@@ -330,6 +334,8 @@ static void nat_deliver(void *user, int from, const uint8_t *pkt, size_t len, ui
         n->down_dead += from != w->cli_id;
         return;
     }
+    if (from == w->cli_id && n->up_dead)
+        return;
     if (from == w->cli_id) {
         n->up++;
         if (len <= sizeof(w->cap[0].data)) {
@@ -392,6 +398,7 @@ struct scenario {
     bool path_rule;         /* the client replaces a dead path (roam_path) */
     uint64_t kill_ms;       /* the client's current mapping dies both ways this often */
     uint64_t restart_ms;    /* the server loses the session at this time (0: never) */
+    bool kill_up_only;      /* a kill drops the client's datagrams only (replies still come) */
 };
 
 struct result {
@@ -494,6 +501,8 @@ static void run(const struct scenario *sc, uint64_t seed, struct result *res)
                 w->replaced_at_restart = w->replaced;
                 w->rto_at_restart = link_rto(w->cli);
             }
+            else if (sc->kill_ms && t < sc->duration_ms && sc->kill_up_only)
+                w->nats[w->cur_nat].up_dead = true;
             else if (sc->kill_ms && t < sc->duration_ms)
                 w->nats[w->cur_nat].killed = true;
         }
@@ -874,6 +883,23 @@ TEST(roam_sim_path_killed_every_10s)
         CHECK_EQ(r.replaced_spare, 0);
         CHECK_EQ(r.gone_ms, 0);
         CHECK(r.moves >= 5);
+    }
+}
+
+TEST(roam_sim_path_dead_one_way)
+{
+    /* The path dies towards the server only: the server's datagrams still arrive (it resends
+     * what the client's lost acknowledgements never confirmed), yet none acknowledges the
+     * client's data, so the path still counts as dead and is replaced. */
+    const char *methods[] = {"aes", "xsalsa20-poly1305"};
+    for (int i = 0; i < 2; i++) {
+        struct scenario sc = {.method = methods[i], .duration_ms = 40000, .delay_ms = 10,
+                              .path_rule = true, .kill_ms = 10000, .kill_up_only = true};
+        struct result r;
+        run(&sc, 41 + (uint64_t)i, &r);
+        check_stream(&r, 2 * ROAM_PATH_MIN_MS);
+        CHECK_EQ(r.replaced, 3);
+        CHECK_EQ(r.gone_ms, 0);
     }
 }
 

@@ -87,6 +87,12 @@ TEST(roam_config_hop)
     REQUIRE(config_parse_args(&cfg, 5, aes, err, sizeof(err)) == 0);
     CHECK(config_validate(&cfg, err, sizeof(err)) < 0);
     CHECK(strstr(err, "--hop") && strstr(err, "xsalsa20-poly1305"));
+    /* ... unless the server is declared ktun (the capability exchange confirms it) */
+    config_defaults(&cfg, CONFIG_CLIENT);
+    char *kt[] = {(char *)"prog", (char *)"-r", (char *)"127.0.0.1:3000-3015", (char *)"--hop",
+                  (char *)"5", (char *)"--peer", (char *)"ktun", (char *)"--tcp", NULL};
+    REQUIRE(config_parse_args(&cfg, 8, kt, err, sizeof(err)) == 0);
+    CHECK_EQ(config_validate(&cfg, err, sizeof(err)), 0); /* with --tcp too */
     /* one port is no range to hop over */
     config_defaults(&cfg, CONFIG_CLIENT);
     char *one[] = {(char *)"prog", (char *)"-r", (char *)"127.0.0.1:3000-3000", (char *)"--hop",
