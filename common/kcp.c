@@ -3,10 +3,10 @@
 #include "common/kcp.h"
 
 #include "common/err.h"
+#include "common/mathlog.h"
 #include "common/pace.h"
 #include "common/wire.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1206,9 +1206,9 @@ static double loss_loglik(const struct kcp *k, double p)
             if (q >= 1)
                 q = 1 - 1e-12;
             if (l > 0)
-                f += l * log(q > 1e-300 ? q : 1e-300);
+                f += l * ktun_log(q > 1e-300 ? q : 1e-300);
             if (won > 0)
-                f += won * log1p(-q);
+                f += won * ktun_log1p(-q);
         }
     }
     return f;
