@@ -107,7 +107,7 @@ MULTI_SRCS  := $(wildcard ktun/*.c)
 # Layers (checked by scripts/check-layering.sh): the shell does I/O, the cores do not. A new
 # file under common/ is a core unless listed here.
 SHELL_SRCS  := $(addprefix common/,config.c fwrule.c log.c net.c rawtcp.c resolve.c sess.c shell.c \
-                                    snmp.c stream.c udpfwd.c)
+                                    snmp.c socksudp.c stream.c udpfwd.c)
 CORE_SRCS   := $(filter-out $(SHELL_SRCS),$(LIB_SRCS))
 CLIENT_SRCS := $(wildcard client/*.c)
 SERVER_SRCS := $(wildcard server/*.c)

@@ -8,6 +8,7 @@
 #include "common/net.h"
 #include "common/sess.h"
 #include "common/socks5.h"
+#include "common/socksudp.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -127,14 +128,24 @@ static bool socks_step(struct socks_conn *sc)
         socks_refuse(sc, req.rep);
         return false;
     }
-    if (req.cmd != SOCKS5_CMD_CONNECT || req.target.port == 0) {
-        /* UDP ASSOCIATE needs the datagram channel between ktun ends */
-        socks_refuse(sc, req.cmd == SOCKS5_CMD_CONNECT ? FWD_FAIL : SOCKS5_REP_CMD_UNSUPPORTED);
+    if (req.cmd == SOCKS5_CMD_CONNECT && req.target.port == 0) {
+        socks_refuse(sc, FWD_FAIL);
         return false;
     }
     struct sess *s = fwd_sess(sc->l);
     if (!s) {
         socks_refuse(sc, FWD_FAIL);
+        return false;
+    }
+    if (req.cmd == SOCKS5_CMD_UDP) {
+        /* the datagram channel between ktun ends (held while the exchange is on) */
+        if (!tunnel_peer_is_ktun(s->tun) && !tunnel_caps_pending(s->tun)) {
+            socks_refuse(sc, FWD_FAIL);
+            return false;
+        }
+        int fd = sc->fd;
+        socks_free(sc, false);
+        socksudp_associate(s, fd);
         return false;
     }
     int fd = sc->fd;
@@ -331,6 +342,7 @@ void client_fwds_stop(struct client_fwds *f)
     }
     while (f->conns)
         socks_free(f->conns, true);
+    socksudp_close_all();
 }
 
 void client_fwds_free(struct client_fwds *f)

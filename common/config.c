@@ -173,8 +173,8 @@ static const struct opt_desc opts[] = {
      "repeatable, as ssh -L: a local TCP port forwarded to HOST:HOSTPORT as the server sees "
      "it (ktun server; BIND defaults to 127.0.0.1, * for every address)"},
     {"socks", NULL, 'D', ROLE_C, OPT_LIST, SEC_KTUN, FIELD(socks), "[BIND:]PORT",
-     "repeatable, as ssh -D: a SOCKS5 server (CONNECT) whose connections the ktun server opens "
-     "(names resolved there)"},
+     "repeatable, as ssh -D: a SOCKS5 server (CONNECT, UDP ASSOCIATE) whose connections and "
+     "datagrams the ktun server opens (names resolved there)"},
     {"allow", NULL, 0, ROLE_S, OPT_LIST, SEC_KTUN, FIELD(allow), "HOST:PORTS",
      "repeatable: a target peers may name besides --target: host:port, a CIDR block, a "
      "name, *.domain, ports N, N-M or * (docs/forwards.md)"},

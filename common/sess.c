@@ -5,6 +5,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/rawtcp.h"
+#include "common/socksudp.h"
 #include "common/udpfwd.h"
 #include "common/util.h"
 
@@ -64,12 +65,14 @@ static void sess_caps_cb(void *user)
 
 static void sess_dgram_cb(void *user, const struct tunnel_dgram *d)
 {
-    udpfwd_dgram(user, d);
+    if (!socksudp_dgram(user, d))
+        udpfwd_dgram(user, d);
 }
 
 static void sess_flow_cb(void *user, uint8_t type, uint32_t flow)
 {
-    udpfwd_flow(user, type, flow);
+    if (!socksudp_flow(user, type, flow))
+        udpfwd_flow(user, type, flow);
 }
 
 static void sess_log_cb(void *user, const char *msg)
@@ -483,6 +486,7 @@ void sess_close(struct sess *s, const char *reason)
     while (s->streams)
         stream_free(s->streams, "session closed");
     udpfwd_sess_gone(s);
+    socksudp_sess_gone(s);
     if (sh->hooks.sess_gone)
         sh->hooks.sess_gone(sh, s);
     ev_timer_stop(EV_A_ &s->timer);

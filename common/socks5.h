@@ -12,7 +12,8 @@
 /*
  * What a -D listener speaks with its local clients: no authentication (method 0; a client that
  * offers only other methods gets 0xff and is closed), the commands CONNECT (opened on the
- * server side through a stream with a target header, docs/forwards.md) and UDP ASSOCIATE; BIND
+ * server side through a stream with a target header, docs/forwards.md) and UDP ASSOCIATE
+ * (common/socksudp.h, over the datagram channel); BIND
  * is refused with reply 7. Targets: IPv4, IPv6 and host names (resolved by the server). The
  * address types are SOCKS5's, which struct fwd_target shares.
  *

@@ -9,6 +9,8 @@
 #   - curl --socks5-hostname to a local HTTP server, by a name only the server can resolve
 #     (root: the server gets its own /etc/hosts in a mount namespace; else "localhost");
 #   - --allow entries (a name, a port range) open exactly what they list;
+#   - SOCKS5 UDP ASSOCIATE through the datagram channel, echoed intact, and refused without
+#     --allow;
 #   - in a kcptun mode the capability exchange finds a ktun server; with Debian's kcptun-server
 #     (if installed) the offer goes unanswered, -L connections are refused, -l works as ever.
 source "$(dirname "$0")/lib.sh"
@@ -55,6 +57,10 @@ start_echo echo2
 E2=$ECHO
 E2P=${E2##*:}
 count_listener probe
+SUDP=tests/e2e/socks5udp.py
+spawn uecho python3 "$SUDP" echo --count "$tmp/uecho.count"
+wait_log uecho '^listening '
+UE=$(sed -n 's/^listening //p' "$tmp/uecho.log")
 mkdir -p "$tmp/www"
 head -c 3000000 /dev/urandom >"$tmp/www/blob"
 WWW=$(free_port)
@@ -124,6 +130,9 @@ for t in "127.0.0.1:$COUNT_PORT" "localhost:$COUNT_PORT" "127.0.0.1:22" "$NAME:$
 done
 curl -s --max-time 10 --socks5 "127.0.0.1:$D1" "http://127.0.0.1:$COUNT_PORT/" &&
     fail "SOCKS5 (client-side name) went through"
+python3 "$SUDP" assoc --socks "$D1" --target "127.0.0.1:$UE" --n 3 --wait 1 --refused ||
+    fail "SOCKS5 UDP to a target that is not -t went through"
+[ "$(cat "$tmp/uecho.count")" = 0 ] || fail "the UDP echo got datagrams it must not"
 [ "$(cat "$tmp/probe.count")" = 0 ] ||
     fail "the server connected to a target it must refuse ($(cat "$tmp/probe.count") accepts)"
 n=$(grep -c "refused a stream from .* to 127.0.0.1:$COUNT_PORT:" "$tmp/srv.log")
@@ -131,7 +140,8 @@ n=$(grep -c "refused a stream from .* to 127.0.0.1:$COUNT_PORT:" "$tmp/srv.log")
 n=$(grep -c "refused a stream from .* to 127.0.0.1:$E2P:" "$tmp/srv.log")
 [ "$n" = 1 ] || fail "refusals of 127.0.0.1:$E2P logged $n times, not once"
 grep -q "to localhost:$COUNT_PORT:" "$tmp/srv.log" || fail "a refused name is not logged"
-echo "refused: 3x -L and 5 SOCKS5 targets, 0 accepts at the probe, one line per target"
+echo "refused: 3x -L, 5 SOCKS5 CONNECT and 1 UDP target; 0 accepts at the probe, 0 datagrams"
+echo "at the UDP echo, one line per target"
 
 echo "== SOCKS5 CONNECT to -t by address and by name, hash-checked"
 curl -s -S --max-time 20 --socks5-hostname "127.0.0.1:$D1" "http://$E1/" -o /dev/null 2>/dev/null
@@ -164,7 +174,7 @@ PY
 echo "== --allow: the HTTP server by a name only the server resolves ($NAME), an echo by range"
 stop_pid "$CLIPID" || fail "client did not exit cleanly"
 stop_pid "$SRVPID" || fail "server did not exit cleanly"
-start_srv srv2 --allow "$NAME:$WWW" --allow "127.0.0.1:$E2P-$E2P"
+start_srv srv2 --allow "$NAME:$WWW" --allow "127.0.0.1:$E2P-$E2P" --allow "127.0.0.1:$UE"
 start_cli cli1
 curl -s -S --max-time 30 --socks5-hostname "127.0.0.1:$D1" "http://$NAME:$WWW/blob" \
     -o "$tmp/got" || fail "curl --socks5-hostname $NAME:$WWW"
@@ -172,6 +182,11 @@ cmp -s "$tmp/got" "$tmp/www/blob" || fail "the file fetched through SOCKS5 diffe
 echo "curl --socks5-hostname http://$NAME:$WWW/blob: 3000000 bytes, identical"
 python3 "$STREAMS" check --connect "127.0.0.1:$L4" --bytes 1000000 --streams 2 ||
     fail "-L to an --allow'ed port range"
+echo "== SOCKS5 UDP ASSOCIATE through the datagram channel, by address and by name"
+python3 "$SUDP" assoc --socks "$D1" --target "127.0.0.1:$UE" --n 50 ||
+    fail "SOCKS5 UDP ASSOCIATE to an allowed target"
+python3 "$SUDP" assoc --socks "$D1" --target "localhost:$UE" --n 20 --size 1000 ||
+    fail "SOCKS5 UDP ASSOCIATE to an allowed target by name"
 # the name entry does not open the address, nor other ports
 curl -s --max-time 10 --socks5 "127.0.0.1:$D1" "http://127.0.0.1:$WWW/" &&
     fail "a name entry opened the address"
