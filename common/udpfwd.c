@@ -7,6 +7,7 @@
 #include "common/dgram.h"
 #include "common/err.h"
 #include "common/ext.h"
+#include "common/fwd.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "common/sess.h"
@@ -25,7 +26,6 @@
 
 #define UDPFWD_DGRAM_MAX 65536   /* read buffer: the largest UDP payload */
 #define UDPFWD_READS 64          /* datagrams read per readiness event */
-#define UDPFWD_LOGBOOK 64        /* peers and targets whose refusal was logged recently */
 #define UDPFWD_PUMP_MAX 64       /* sessions pumped after one expiry scan */
 
 struct udpfwd;
@@ -85,30 +85,11 @@ struct udpfwd {
     struct net_addr target;     /* -t, resolved at start */
     bool target_ok;
     char target_text[CONFIG_ADDR_MAX];
-    uint64_t log_key[UDPFWD_LOGBOOK];
-    uint64_t log_at[UDPFWD_LOGBOOK];
+    struct fwd_logbook refused_book; /* one refusal line per peer address and target */
+    uint64_t refused;
     struct log_limit limit_log;
     uint8_t buf[UDPFWD_DGRAM_MAX];
 };
-
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-
-/* True if a refusal for |key| may be logged now (one line per key per period). */
-static bool logbook_pass(struct udpfwd *u, uint64_t key, uint64_t now)
-{
-    size_t slot = (size_t)(key % UDPFWD_LOGBOOK);
-    if (u->log_key[slot] == key && u->log_at[slot] && now - u->log_at[slot] < UDPFWD_REFUSE_LOG_MS)
-        return false;
-    u->log_key[slot] = key;
-    u->log_at[slot] = now ? now : 1;
-    return true;
-}
 
 static void count_drop(struct udpfwd *u)
 {
@@ -366,13 +347,17 @@ static void server_refuse(struct udpfwd *u, struct sess *s, const struct tunnel_
                           const char *why)
 {
     count_drop(u);
+    u->refused++;
     tunnel_flow_signal(s->tun, EXT_FLOW_CLOSE, d->flow);
-    uint64_t now = shell_now_ms();
-    uint64_t key = fnv(0xcbf29ce484222325ull, &s->peer.ss, s->peer.len);
-    key = fnv(key, d->target, d->target_len);
-    if (logbook_pass(u, key, now))
-        LOG_WARN("udp: %s: flow to %.*s refused: %s", s->name, (int)d->target_len,
-                 d->target_len ? (const char *)d->target : "-t", why);
+    /* the peer is its address without the port: a client that roams stays one peer */
+    size_t alen;
+    const uint8_t *ab = addr_bytes(&s->peer, &alen);
+    uint64_t key = fwd_hash(fwd_hash(FWD_HASH_INIT, ab, alen), d->target, d->target_len);
+    if (fwd_logbook_pass(&u->refused_book, key, shell_now_ms(), UDPFWD_REFUSE_LOG_MS))
+        LOG_WARN("udp: %s: flow to %.*s refused: %s (%llu refused so far; this line once a "
+                 "minute per peer and target)", s->name, (int)d->target_len,
+                 d->target_len ? (const char *)d->target : "-t", why,
+                 (unsigned long long)u->refused);
 }
 
 static struct udpfwd_sess *server_sess_state(struct udpfwd *u, struct sess *s)

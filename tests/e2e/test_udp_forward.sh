@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # UDP forwards (-U) over the datagram channel, through the lossy relay (udpfw: 5% loss and
-# 25 ms each way): a TCP forward and three UDP forwards in one client process, a UDP echo
+# 25 ms each way): two TCP forwards (-l, -L) and three UDP forwards in one client process, a UDP echo
 # measured (every datagram at most once, nearly all delivered), dig against a local dnsmasq
 # through a forward, a target outside --allow refused with one log line, the default server
 # refusing every UDP target but its -t (no open proxy), and the CSV counters.
@@ -11,6 +11,8 @@ FW=$TOOLS/udpfw
 [ -x "$FW" ] || { echo "missing $FW (run make tools)"; exit 1; }
 UDPPY=tests/e2e/udp.py
 
+start_echo techo2
+ECHO2=$ECHO
 start_echo techo
 spawn uecho python3 "$UDPPY" echo --listen 127.0.0.1:0 --duration 300
 wait_log uecho '^listening '
@@ -30,25 +32,30 @@ else
 fi
 
 SP=$(free_port); CP=$(free_port); U1=$(free_port); U2=$(free_port); U3=$(free_port)
+L1=$(free_port)
 start_server srv "$SP" "$ECHO" --key udp-key --allow "$UECHO" ${DNS:+--allow "$DNS"} \
+    --allow "$ECHO2" \
     --snmplog "$tmp/srv.csv" --snmpperiod 1
 spawn relay "$FW" --listen 127.0.0.1:0 --upstream "127.0.0.1:$SP" --loss 5 --delay 25 --seed 3 \
     --duration 300
 wait_log relay '^listening '
 RELAY=$(sed -n 's/^listening //p' "$tmp/relay.log")
 spawn cli "$CLIENT" -l "127.0.0.1:$CP" -r "$RELAY" --key udp-key \
-    -U "$U1:$UECHO" -U "127.0.0.1:$U2:${DNS:-127.0.0.1:9}" -U "$U3:127.0.0.1:9" \
+    -U "$U1:$UECHO" -U "127.0.0.1:$U2:${DNS:-127.0.0.1:9}" -U "$U3:127.0.0.1:9" -L "$L1:$ECHO2" \
     --snmplog "$tmp/cli.csv" --snmpperiod 1
 wait_log cli 'client: listening'
 
-echo "== TCP stream and UDP echo at once, 5% loss and 25 ms each way"
+echo "== TCP streams (-l and -L) and UDP echo at once, 5% loss and 25 ms each way"
 python3 "$STREAMS" check --connect "127.0.0.1:$CP" --bytes 300000 --streams 2 \
     >"$tmp/tcp.out" 2>&1 &
 tcp_pid=$!
+python3 "$STREAMS" check --connect "127.0.0.1:$L1" --bytes 200000 >"$tmp/tcpL.out" 2>&1 &
+tcpl_pid=$!
 python3 "$UDPPY" probe --connect "127.0.0.1:$U1" --count 500 --interval 20 --flows 4 \
     --wait 3000 >"$tmp/probe.out" 2>&1
 probe_rc=$?
 wait "$tcp_pid" || fail "TCP stream through the lossy tunnel: $(cat "$tmp/tcp.out")"
+wait "$tcpl_pid" || fail "-L stream through the lossy tunnel: $(cat "$tmp/tcpL.out")"
 cat "$tmp/probe.out"
 [ $probe_rc -eq 0 ] || fail "an echo came back twice or corrupted"
 ratio=$(sed -n 's/.*ratio=\([^ ]*\).*/\1/p' "$tmp/probe.out")
