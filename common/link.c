@@ -36,6 +36,8 @@ struct link {
     uint8_t *pkt;               /* kcp_mtu bytes: a KCP packet with its extension segment */
     bool group_close;           /* close groups that hold extension records (link_set_group_close) */
     bool group_ext;             /* the current FEC group holds extension records */
+    uint64_t ext_last_ms;       /* when the last extension segment left */
+    uint64_t ext_gap_ms;        /* smoothed time between extension segments (0: none yet) */
 };
 
 void link_config_default(struct link_config *cfg)
@@ -100,15 +102,17 @@ static void fec_data_out(struct link *l, const uint8_t *pkt, size_t len, bool ex
 {
     if (l->group_fill == 0)
         l->group_start_ms = l->now_ms;
+    l->group_ext |= ext;
     if (l->fec_adaptive && l->group_fill + 1 == l->cfg.data_shards) {
+        /* datagrams have no retransmission to fall back on: their groups keep full parity */
         int ps = l->cfg.parity_shards;
-        int k = kcp_fec_parity(l->kcp, l->cfg.data_shards, ps,
-                               (uint32_t)(l->now_ms - l->group_start_ms));
+        int k = l->group_ext ? ps
+                             : kcp_fec_parity(l->kcp, l->cfg.data_shards, ps,
+                                              (uint32_t)(l->now_ms - l->group_start_ms));
         fec_encoder_set_parity(l->enc, k);
         kcp_fec_group_closed(l->kcp, l->group, k);
         l->st.fec_parity_skipped += (uint64_t)(ps - k);
     }
-    l->group_ext |= ext;
     fec_encoder_encode(l->enc, pkt, len, emit_sealed, l);
     if (l->fec_on && ++l->group_fill == l->cfg.data_shards) {
         l->group_fill = 0;
@@ -119,11 +123,13 @@ static void fec_data_out(struct link *l, const uint8_t *pkt, size_t len, bool ex
 
 /* How long a group holding extension records may stay open: an eighth of the smoothed RTT
  * (at least 2 ms; 10 ms before any sample), so that a datagram FEC rebuilds arrives at most
- * that much after the others. */
+ * that much after the others; no wait at all when datagrams come further apart than that (the
+ * next one would not arrive in time to share the group). */
 static uint64_t group_hold_ms(const struct link *l)
 {
     uint32_t srtt = kcp_srtt(l->kcp);
-    return srtt ? MAX(srtt / 8u, 2u) : 10u;
+    uint64_t budget = srtt ? MAX(srtt / 8u, 2u) : 10u;
+    return l->ext_gap_ms > budget ? 0 : budget;
 }
 
 /* Completes the current group with empty extension segments (its parity leaves with the
@@ -144,6 +150,11 @@ static void group_close_due(struct link *l)
  * sends the packet as an FEC data shard. */
 static void ext_out(struct link *l, size_t len)
 {
+    if (l->ext_last_ms) {
+        uint64_t gap = l->now_ms - l->ext_last_ms;
+        l->ext_gap_ms = l->ext_gap_ms ? (l->ext_gap_ms * 7 + gap) / 8 : gap;
+    }
+    l->ext_last_ms = l->now_ms ? l->now_ms : 1;
     ext_seg_header(l->pkt + len, kcp_conv(l->kcp), l->ext_len);
     memcpy(l->pkt + len + EXT_SEG_HDR, l->ext, l->ext_len);
     len += EXT_SEG_HDR + l->ext_len;
