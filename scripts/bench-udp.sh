@@ -12,7 +12,7 @@
 #                  rate sent, rate received, loss
 #   idle_flows_*   RSS the server and the client gain for 1000 idle UDP flows
 #
-# Environment: LOSS (5), DELAY (25), COUNT (1500 echoes), RATE (20M), SECONDS (10), FLOWS
+# Environment: LOSS (5), DELAY (25), COUNT (1500 echoes), RATE (20M), IPERF_SECONDS (10), FLOWS
 # (1000), KTUN_ARGS (extra flags for both ends), SEED (3).
 set -u
 cd "$(dirname "$0")/.."
@@ -25,7 +25,7 @@ LOSS=${LOSS:-5}
 DELAY=${DELAY:-25}
 COUNT=${COUNT:-1500}
 RATE=${RATE:-20M}
-SECONDS_IPERF=${SECONDS:-10}
+IPERF_SECONDS=${IPERF_SECONDS:-10}
 FLOWS=${FLOWS:-1000}
 SEED=${SEED:-3}
 read -r -a EXTRA <<<"${KTUN_ARGS:-}"
@@ -130,7 +130,7 @@ if command -v iperf3 >/dev/null; then
     bg cli2 "$BIN/ktun-client" -l "127.0.0.1:$CP2" -r "$R2" --key bench-udp \
         -U "$CP2:127.0.0.1:$IP" --quiet "${EXTRA[@]}"
     waitfor cli2 'client: listening'
-    iperf3 -c 127.0.0.1 -p "$CP2" -u -b "$RATE" -l 1200 -t "$SECONDS_IPERF" -J \
+    iperf3 -c 127.0.0.1 -p "$CP2" -u -b "$RATE" -l 1200 -t "$IPERF_SECONDS" -J \
         >"$tmp/iperf.json" 2>"$tmp/iperf.err"
     python3 - "$tmp/iperf.json" <<'PY'
 import json, sys
