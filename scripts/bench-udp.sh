@@ -59,8 +59,8 @@ addr_of() {
     echo "bench-udp: $1 did not start" >&2
     exit 1
 }
-waitfor() {
-    for _ in $(seq 100); do
+waitfor() { # NAME PATTERN [TENTHS]
+    for _ in $(seq "${3:-100}"); do
         grep -q "$2" "$tmp/$1.log" && return 0
         sleep 0.1
     done
@@ -152,7 +152,7 @@ fi
 # idle flows: RSS before and after FLOWS flows that each carried one datagram
 s0=$(rss_kb "$SRV"); c0=$(rss_kb "$CLI")
 bg hold python3 "$UDPPY" hold --connect "127.0.0.1:$UP" --flows "$FLOWS" --seconds 15
-waitfor hold '^hold:'
+waitfor hold '^hold:' 400
 sleep 2
 s1=$(rss_kb "$SRV"); c1=$(rss_kb "$CLI")
 echo "bench: idle_flows_answered $(field answered "$(cat "$tmp/hold.log")") flows"
