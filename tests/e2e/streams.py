@@ -8,8 +8,8 @@
 #       (so half-close is exercised); prints "listening H:P".
 #   streams.py check --connect H:P --bytes N [--streams K] [--seed S] [--text] [--duration S]
 #       K concurrent connections; each writes N bytes (seeded random, or compressible text
-#       with --text; even streams only with --mixed) then shuts down writing, while reading everything back until EOF; checks
-#       length and sha256 of the echo. Prints one "check: ..." line; exit 0 if every stream
+#       with --text; even streams only with --mixed) then shuts down writing, while reading
+#       everything back until EOF; checks length and sha256 of the echo. Prints one "check: ..." line; exit 0 if every stream
 #       came back intact, 1 otherwise. --no-halfclose: read the whole echo first, then close
 #       (kcptun ends both directions when one ends).
 #   streams.py flood --listen H:P       every connection gets an endless stream; nothing is read
@@ -26,6 +26,9 @@
 #       K concurrent streams, each an "up" and a "down" of N bytes against a digest target;
 #       nothing comes back unchanged, so a layer applied on one side only (QPP) is caught,
 #       which an echo cannot catch. Prints one "oneway: ..." line; exit 0 if all matched.
+#   streams.py eof --connect H:P --bytes N [--duration S]
+#       writes N bytes, half-closes, reads the echo to EOF; prints "eof: bytes=B seconds=S",
+#       S from the half-close to the EOF (a held FIN shows here); exit 0 if all N came back.
 #   streams.py refused --connect H:P [--duration S]
 #       connects, expects the tunnel to end the connection (EOF or reset) with no data.
 import argparse
@@ -169,10 +172,13 @@ def check_one(a, idx, results):
     results[idx] = f"stream {idx}: " + ", ".join(err) if err else None
 
 
-def cmd_check(a):
+def run_streams(a, one, name, rate=False):
+    """Runs one(a, idx, results) for --streams connections at once, each in a thread that sets
+    results[idx] to a reason on failure; prints "NAME: streams=... failed=N" (with mbit_s if
+    rate) and the first reasons. Exit status 0 if every stream succeeded in --duration."""
     results = [None] * a.streams
     t0 = time.time()
-    threads = [threading.Thread(target=check_one, args=(a, i, results), daemon=True)
+    threads = [threading.Thread(target=one, args=(a, i, results), daemon=True)
                for i in range(a.streams)]
     for t in threads:
         t.start()
@@ -181,12 +187,16 @@ def cmd_check(a):
     el = max(time.time() - t0, 1e-6)
     bad = [r for r in results if r]
     alive = sum(t.is_alive() for t in threads)
-    total = a.bytes * a.streams
-    print(f"check: streams={a.streams} bytes_each={a.bytes} seconds={el:.2f} "
-          f"mbit_s={total * 8 / el / 1e6:.1f} failed={len(bad) + alive}", flush=True)
+    speed = f"mbit_s={a.bytes * a.streams * 8 / el / 1e6:.1f} " if rate else ""
+    print(f"{name}: streams={a.streams} bytes_each={a.bytes} seconds={el:.2f} "
+          f"{speed}failed={len(bad) + alive}", flush=True)
     for r in bad[:10]:
         print(r, flush=True)
     return 0 if not bad and not alive else 1
+
+
+def cmd_check(a):
+    return run_streams(a, check_one, "check", rate=True)
 
 
 def flood_conn(c):
@@ -325,21 +335,26 @@ def oneway_one(a, idx, results):
 
 
 def cmd_oneway(a):
-    results = [None] * a.streams
+    return run_streams(a, oneway_one, "oneway")
+
+
+def cmd_eof(a):
+    """Writes --bytes, half-closes, reads the echo to EOF; prints how many bytes came back and
+    how long after the half-close the EOF came (a held FIN shows here)."""
+    host, port = parse_addr(a.connect)
+    s = socket.create_connection((host, port), timeout=a.duration)
+    s.sendall(b"x" * a.bytes)
+    s.shutdown(socket.SHUT_WR)
     t0 = time.time()
-    threads = [threading.Thread(target=oneway_one, args=(a, i, results), daemon=True)
-               for i in range(a.streams)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(a.duration)
-    bad = [r for r in results if r]
-    alive = sum(t.is_alive() for t in threads)
-    print(f"oneway: streams={a.streams} bytes_each={a.bytes} seconds={time.time() - t0:.2f} "
-          f"failed={len(bad) + alive}", flush=True)
-    for r in bad[:10]:
-        print(r, flush=True)
-    return 0 if not bad and not alive else 1
+    got = 0
+    while True:
+        b = s.recv(CHUNK)
+        if not b:
+            break
+        got += len(b)
+    s.close()
+    print(f"eof: bytes={got} seconds={time.time() - t0:.2f}", flush=True)
+    return 0 if got == a.bytes else 1
 
 
 def cmd_refused(a):
@@ -360,7 +375,7 @@ def cmd_refused(a):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=["echo", "check", "refused", "flood", "stall", "hold",
-                                     "push", "digest", "oneway"])
+                                     "push", "digest", "oneway", "eof"])
     ap.add_argument("--listen")
     ap.add_argument("--connect")
     ap.add_argument("--bytes", type=int, default=1 << 20)
@@ -377,7 +392,7 @@ def main():
     a = ap.parse_args()
     modes = {"echo": cmd_echo, "check": cmd_check, "refused": cmd_refused, "flood": cmd_flood,
              "stall": cmd_stall, "hold": cmd_hold, "push": cmd_push,
-             "digest": cmd_digest, "oneway": cmd_oneway}
+             "digest": cmd_digest, "oneway": cmd_oneway, "eof": cmd_eof}
     return modes[a.mode](a)
 
 
