@@ -31,6 +31,9 @@
 /* --remoteaddr that does not resolve (a router starting before its DNS): retried after 1 s,
  * then twice as long each time, up to this many seconds. */
 #define CLIENT_RESOLVE_MAX_S 60.0
+/* shadowsocks-android's VPN mode: the app's socket-protection service, in the working
+ * directory it starts the plugin in (net_set_protect). */
+#define CLIENT_PROTECT_PATH "protect_path"
 /* A session that heard nothing usable from the server this long after its creation is
  * explained in the log (tunnel_explain_silence), at most once per CLIENT_SILENT_LOG_MS. */
 #define CLIENT_SILENT_MS 8000u
@@ -597,6 +600,11 @@ int client_run(const struct config *cfg)
     c->cfg = cfg;
     c->lfd = -1;
     shell_raise_nofile(); /* every connection is a descriptor */
+    if (cfg->android_vpn) {
+        net_set_protect(CLIENT_PROTECT_PATH);
+        LOG_INFO("client: Android VPN mode: every UDP socket is handed to ./%s first",
+                 CLIENT_PROTECT_PATH);
+    }
     c->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (config_port_range(cfg->remoteaddr, c->remote_base, sizeof(c->remote_base), &c->port_lo,
                           &c->port_hi) < 0) {

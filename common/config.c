@@ -123,7 +123,7 @@ static const struct opt_desc opts[] = {
     {"ratelimit", NULL, 0, ROLE_ALL, OPT_I64, SEC_MAIN, FIELD(ratelimit), "BYTES/S",
      "cap on each KCP session's sending rate, 0 = none (needs pacing)"},
     {"__android_vpn", NULL, 'V', ROLE_C, OPT_BOOL, SEC_KTUN, FIELD(android_vpn), NULL,
-     "shadowsocks-android VPN mode (needs its socket protection: refused)"},
+     "shadowsocks-android VPN mode: UDP sockets are handed to ./protect_path"},
     {"QPP", NULL, 0, ROLE_ALL, OPT_BOOL, SEC_MAIN, FIELD(qpp), NULL,
      "kcptun's Quantum Permutation Pad: substitute every stream byte (both ends must agree)"},
     {"QPPCount", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(qppcount), "N",
@@ -661,8 +661,8 @@ static int prescan(int argc, char **argv, enum config_role role, char *err, size
 /* Single-letter long names need NUL-terminated strings: one per letter used in opts[]. */
 static const char *letter_name(char c)
 {
-    static const char *const names[] = {"l", "r", "t", "c", "h", "v", "U", "L", "D"};
-    static const char letters[] = "lrtchvULD";
+    static const char *const names[] = {"l", "r", "t", "c", "h", "v", "U", "L", "D", "V"};
+    static const char letters[] = "lrtchvULDV";
     const char *p = c ? strchr(letters, c) : NULL;
     return p ? names[p - letters] : NULL;
 }
@@ -1418,9 +1418,6 @@ static int validate_smux(const struct config *cfg, char *err, size_t errlen)
         check_range("--ratelimit", cfg->ratelimit, 0, (int64_t)1 << 40, "bytes per second",
                     err, errlen) < 0)
         return ERR_INVAL;
-    if (cfg->android_vpn)
-        return fail(err, errlen, "-V/__android_vpn: Android VPN mode needs the protect_path "
-                                 "socket hand-over, which ktun does not implement");
     if (cfg->ratelimit > 0 && cfg->nopace)
         return fail(err, errlen, "--ratelimit: caps ktun's pacer, which --nopace turns off");
     enum qpp_variant v;

@@ -200,6 +200,63 @@ static bool is_ipv6_wildcard(const struct net_addr *a)
     return IN6_IS_ADDR_UNSPECIFIED(&s->sin6_addr);
 }
 
+static const char *protect_path; /* net_set_protect */
+
+void net_set_protect(const char *path)
+{
+    protect_path = path;
+}
+
+int net_protect_fd(const char *path, int fd, char *err)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        net_set_err(err, "%s: path too long", path);
+        return ERR_INVAL;
+    }
+    strcpy(sa.sun_path, path);
+    int us = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (us == -1) {
+        net_set_err(err, "%s: socket: %s", path, strerror(errno));
+        return ERR_INVAL;
+    }
+    struct timeval tv = {.tv_sec = 3};
+    setsockopt(us, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(us, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    const char *what = "connect";
+    uint8_t one = 1, reply = 1;
+    union {
+        struct cmsghdr h;
+        uint8_t b[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    memset(&ctl, 0, sizeof(ctl));
+    struct iovec iov = {.iov_base = &one, .iov_len = 1};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+                       .msg_controllen = sizeof(ctl.b)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    ssize_t n = -1;
+    if (connect(us, (const struct sockaddr *)&sa, sizeof(sa)) == 0) {
+        what = "send";
+        if (sendmsg(us, &m, MSG_NOSIGNAL) == 1) {
+            what = "reply";
+            n = recv(us, &reply, 1, 0);
+        }
+    }
+    int e = errno;
+    close(us);
+    if (n == 1 && reply == 0)
+        return 0;
+    if (n == 1)
+        net_set_err(err, "%s: the app did not protect the socket (reply %u)", path, reply);
+    else
+        net_set_err(err, "%s: %s: %s", path, what, n == 0 ? "closed" : strerror(e));
+    return ERR_INVAL;
+}
+
 int net_udp_socket(int family, const struct net_addr *bind_to, char *err)
 {
     int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -219,6 +276,9 @@ int net_udp_socket(int family, const struct net_addr *bind_to, char *err)
             close(fd);
             return ERR_INVAL;
         }
+    } else if (protect_path && net_protect_fd(protect_path, fd, err) != 0) {
+        close(fd);
+        return ERR_INVAL;
     }
     return fd;
 }

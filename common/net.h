@@ -50,8 +50,22 @@ uint16_t net_addr_port(const struct net_addr *a);
 /* Makes |fd| non-blocking. Returns 0 or ERR_INVAL. */
 int net_set_nonblock(int fd, char *err);
 
+/* shadowsocks-android's VPN mode (-V, __android_vpn): every socket that talks to the server
+ * must be handed to the app to be exempted from the VPN, or its datagrams would loop back
+ * into the tunnel. The app listens on the Unix stream socket |path| ("protect_path" in the
+ * plugin's working directory); per socket the plugin connects, sends one byte with the fd
+ * attached (SCM_RIGHTS), and reads one byte: 0 when the app protected it. NULL turns it off.
+ * |path| is borrowed for the life of the process. */
+void net_set_protect(const char *path);
+
+/* Hands |fd| to the protect_path app (see net_set_protect), waiting at most 3 s. Returns 0,
+ * or ERR_INVAL with the reason in |err|. */
+int net_protect_fd(const char *path, int fd, char *err);
+
 /* A new non-blocking, close-on-exec UDP socket of |family|; bound to |bind_to| when not NULL
- * (an IPv6 wildcard bind is made dual-stack). Returns the fd or ERR_INVAL. */
+ * (an IPv6 wildcard bind is made dual-stack). An unbound socket (one that talks to a server)
+ * is protected first when net_set_protect is on, and not made if that fails. Returns the fd
+ * or ERR_INVAL. */
 int net_udp_socket(int family, const struct net_addr *bind_to, char *err);
 
 /* A non-blocking TCP listening socket bound to |a| with SO_REUSEADDR. Returns the fd or
