@@ -4,6 +4,7 @@
 
 #include "common/err.h"
 #include "common/link.h"
+#include "common/tunnel.h"
 #include "crypto/crypt.h"
 
 #include <stdbool.h>
@@ -20,7 +21,7 @@
  *   3                                          -> link_flush
  *   4 step LE16                                -> clock += step, link_tick when due
  *   5 len LE16                                 -> link_send of 1 + len % 4096 pattern bytes
- * Every record is also given to link_peek as an opened payload. Every emitted datagram must
+ * Every record is also given to link_peek and tunnel_is_session_start as an opened payload. Every emitted datagram must
  * fit the MTU and open with the same crypt.
  */
 
@@ -106,6 +107,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             bool parity;
             rc = link_peek(rec, len, &pconv, &sn, &parity);
             FUZZ_CHECK(rc == 0 || rc == ERR_PROTO);
+            /* a session start (what a refusal answers) is a routable first segment */
+            if (tunnel_is_session_start(rec, len))
+                FUZZ_CHECK(rc == 0 && sn == 0 && !parity);
             uint8_t *copy = malloc(len ? len : 1);
             FUZZ_CHECK(copy != NULL);
             memcpy(copy, rec, len);

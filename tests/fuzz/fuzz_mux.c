@@ -12,7 +12,8 @@
  * Input layout:
  *   flags u8 | rcvbuf LE16 | streambuf LE16 | max_streams u8 | op...
  * flags: bit 0 smux v2, 1 client, 2 read inside on_stream_readable, 3 release on the peer's
- * FIN, 4 keepalive on (1000 ms, timeout 3000 ms), 5 small frames (max_frame_size 100).
+ * FIN, 4 keepalive on (1000 ms, timeout 3000 ms), 5 small frames (max_frame_size 100), 6 the
+ * version is the first frame's (MUX_VERSION_AUTO; bit 0 then unused).
  * The session budget is 1 + rcvbuf * 16 bytes, the stream buffer 1 + streambuf % budget.
  * Each op is one byte (value % 8) and its arguments:
  *   0, 1 chunk record (LE16 length + bytes) -> appended to what mux_input left, then fed
@@ -80,13 +81,13 @@ static int on_output(void *user, const uint8_t *frame, size_t len)
     struct mux_frame_hdr h;
 
     FUZZ_CHECK(mux_frame_parse(frame, len, &h) == 0);
-    FUZZ_CHECK(h.ver == s->cfg.version);
+    FUZZ_CHECK(h.ver == mux_version(s->m) && h.ver != MUX_VERSION_AUTO);
     FUZZ_CHECK(h.cmd < MUX_CMD_COUNT);
     FUZZ_CHECK(h.len == len - MUX_HEADER_SIZE);
     if (h.cmd == MUX_CMD_PSH)
         FUZZ_CHECK(h.len > 0 && h.len <= s->cfg.max_frame_size);
     else if (h.cmd == MUX_CMD_UPD)
-        FUZZ_CHECK(s->cfg.version == 2 && h.len == MUX_UPD_SIZE);
+        FUZZ_CHECK(mux_version(s->m) == 2 && h.len == MUX_UPD_SIZE);
     else
         FUZZ_CHECK(h.len == 0);
     return 0;
@@ -108,7 +109,7 @@ static void on_readable(void *user, uint32_t sid)
 static void on_writable(void *user, uint32_t sid)
 {
     struct mux_fuzz *s = user;
-    FUZZ_CHECK(s->cfg.version == 2);
+    FUZZ_CHECK(mux_version(s->m) == 2);
     FUZZ_CHECK(mux_stream_exists(s->m, sid));
 }
 
@@ -148,7 +149,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_reader_init(&r, data, size);
     s->flags = fuzz_u8(&r);
     mux_config_default(&s->cfg);
-    s->cfg.version = (s->flags & 1) ? 2 : 1;
+    /* flags bit 6: the version is taken from the first frame (a detecting listener) */
+    s->cfg.version = (s->flags & 64) ? MUX_VERSION_AUTO : (s->flags & 1) ? 2 : 1;
     s->cfg.max_receive_buffer = 1 + (uint32_t)fuzz_u16(&r) * 16;
     s->cfg.max_stream_buffer = 1 + fuzz_u16(&r) % s->cfg.max_receive_buffer;
     s->cfg.max_streams = fuzz_u8(&r);
