@@ -84,7 +84,8 @@ struct shell_hooks {
     void (*stream_accept)(struct shell *sh, struct sess *s, uint32_t sid);
     /* Server, between ktun ends: stream |st| of |s| named target |t| in its header
      * (docs/forwards.md). Returns a socket connecting to it (the stream waits for the
-     * connect, then replies), or minus an enum fwd_status to refuse the stream with. */
+     * connect, then replies), minus an enum fwd_status to refuse the stream with, or
+     * STREAM_TARGET_WAIT after setting st->res (a lookup that calls stream_target_done). */
     int (*stream_target)(struct shell *sh, struct sess *s, struct stream *st,
                          const struct fwd_target *t);
     /* |s| is about to be freed: drop every reference to it (slot, address table). */

@@ -5,6 +5,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "common/resolve.h"
 #include "common/sess.h"
 #include "common/socks5.h"
 #include "common/util.h"
@@ -54,6 +55,8 @@ void stream_free(struct stream *st, const char *why)
     if (!st->wait)
         tunnel_stream_release(s->tun, st->sid);
     free(st->wait);
+    resolver_free(st->res);
+    free(st->role_data);
     ring_release(&st->out);
     if (st->prev)
         st->prev->next = st->next;
@@ -229,6 +232,24 @@ static void stream_reset(struct stream *st, const char *why)
     stream_free(st, why);
 }
 
+/* Server: the decision on the stream's target: a socket connecting to it, or minus a status
+ * to refuse it with. Returns false if the stream was freed. */
+static bool stream_target_go(struct stream *st, int fd)
+{
+    if (fd < 0) {
+        stream_reply(st, (uint8_t)-fd);
+        stream_free(st, fwd_status_str(-fd));
+        return false;
+    }
+    st->fd = fd;
+    st->connecting = true;
+    st->fwd = STREAM_FWD_CONNECT;
+    ev_io_set(&st->rio, fd, EV_READ);
+    ev_io_set(&st->wio, fd, EV_WRITE);
+    ev_io_start(st->s->sh->loop, &st->wio);
+    return true;
+}
+
 /* Server, STREAM_FWD_HEADER: reads the target header and lets the role decide. Returns false
  * if the stream was freed. */
 static bool stream_take_header(struct stream *st)
@@ -251,18 +272,20 @@ static bool stream_take_header(struct stream *st)
     }
     ring_consume(&st->out, (size_t)rc);
     int fd = sh->hooks.stream_target(sh, s, st, &t);
-    if (fd < 0) {
-        stream_reply(st, (uint8_t)-fd);
-        stream_free(st, fwd_status_str(-fd));
-        return false;
+    if (fd == STREAM_TARGET_WAIT) {
+        st->fwd = STREAM_FWD_RESOLVE;
+        return true;
     }
-    st->fd = fd;
-    st->connecting = true;
-    st->fwd = STREAM_FWD_CONNECT;
-    ev_io_set(&st->rio, fd, EV_READ);
-    ev_io_set(&st->wio, fd, EV_WRITE);
-    ev_io_start(sh->loop, &st->wio);
-    return true;
+    return stream_target_go(st, fd);
+}
+
+void stream_target_done(struct stream *st, int fd)
+{
+    struct sess *s = st->s;
+    resolver_free(st->res);
+    st->res = NULL;
+    stream_target_go(st, fd);
+    sess_pump(s);
 }
 
 /* Client, STREAM_FWD_REPLY: takes the server's reply from the ring. Returns 1 once it was
@@ -306,7 +329,7 @@ bool stream_push_tcp(struct stream *st)
     struct ev_loop *loop = st->s->sh->loop;
     if (st->fwd == STREAM_FWD_HEADER)
         return stream_take_header(st);
-    if (st->fwd == STREAM_FWD_WAIT)
+    if (st->fwd == STREAM_FWD_WAIT || st->fwd == STREAM_FWD_RESOLVE)
         return true;
     if (st->connecting)
         return true;

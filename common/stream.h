@@ -33,6 +33,7 @@ struct sess;
 enum stream_fwd {
     STREAM_FWD_NONE = 0, /* plain bytes both ways (also every stream with a kcptun peer) */
     STREAM_FWD_HEADER,   /* server: waiting for the target header; no socket yet */
+    STREAM_FWD_RESOLVE,  /* server: the role looks the target's name up (stream_target_done) */
     STREAM_FWD_CONNECT,  /* server: dialling the target the header named; replies once known */
     STREAM_FWD_REPLY,    /* client: the server's reply comes before the stream's bytes */
     STREAM_FWD_WAIT,     /* client: no tunnel stream yet, the capability exchange is on */
@@ -66,7 +67,12 @@ struct stream {
     uint8_t fwd;                 /* enum stream_fwd */
     bool socks;                  /* client: a -D connection (the reply becomes SOCKS5's) */
     struct stream_wait *wait;    /* STREAM_FWD_WAIT: how to open, once the server is known */
+    struct resolver *res;        /* STREAM_FWD_RESOLVE: the lookup (freed with the stream) */
+    void *role_data;             /* the role's state of that lookup (free()d with the stream) */
 };
+
+/* The stream_target hook's "decided later" (see stream_target_done). */
+#define STREAM_TARGET_WAIT (-1000)
 
 /* Opens a new stream on |s| for the connected TCP socket |fd| (client): for the server's -t
  * target; between ktun ends with a target header for it. Returns 0, or an ERR_* from
@@ -87,6 +93,10 @@ int stream_open_target(struct sess *s, int fd, const struct fwd_target *t, bool 
 /* Client: the capability exchange of |s| ended: every waiting connection opens its stream
  * (or is refused) as stream_open_target decides now. */
 void stream_caps_known(struct sess *s);
+
+/* Server: the role's decision on a stream whose stream_target hook returned
+ * STREAM_TARGET_WAIT: a socket connecting to the target, or minus an enum fwd_status. */
+void stream_target_done(struct stream *st, int fd);
 
 /* Server: takes the peer's stream |sid|, whose first bytes are a target header; the role's
  * stream_target hook then decides. Returns 0 or ERR_NOMEM (stream released). */

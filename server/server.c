@@ -583,64 +583,96 @@ static void server_log_target_refused(struct server *sv, struct sess *s, const c
                  as, target, (unsigned long long)sv->targets_refused);
 }
 
-/* The stream_target hook: a ktun peer named |t|. Checks it against the allow-list, resolving
- * a name the list does not settle, and dials it. */
-static int server_stream_target(struct shell *sh, struct sess *s, struct stream *st,
-                                const struct fwd_target *t)
+/* Checks target |t| of stream |st|, at address |a|, against the allow-list (|ok|: admitted
+ * already, by name) and dials it. Returns the socket, or minus the refusal's status. */
+static int server_target_dial(struct server *sv, struct sess *s, struct stream *st,
+                              const struct fwd_target *t, const struct net_addr *a, bool ok)
 {
-    struct server *sv = container_of(sh, struct server, sh);
     char ts[FWD_HOST_MAX + 16], err[NET_ERR_LEN];
-    if (t->atyp == FWD_ATYP_DEFAULT) {
-        int fd = server_dial_default(sv, s, st->sid);
-        return fd >= 0 ? fd : -FWD_FAIL;
-    }
     fwd_target_str(t, ts, sizeof(ts));
-    struct net_addr a;
-    memset(&a, 0, sizeof(a));
-    bool ok;
-    if (t->atyp == FWD_ATYP_NAME) {
-        ok = allow_match_name(&sv->allow, t->name, strlen(t->name), t->port);
-        if (!ok && !allow_port_possible(&sv->allow, t->port)) {
-            server_log_target_refused(sv, s, ts);
-            return -FWD_NOT_ALLOWED;
-        }
-        char hp[FWD_HOST_MAX + 16];
-        snprintf(hp, sizeof(hp), strchr(t->name, ':') ? "[%s]:%u" : "%s:%u", t->name, t->port);
-        if (net_resolve(hp, false, &a, err) != 0) {
-            LOG_INFO("server: stream %u on %s: %s", st->sid, s->name, err);
-            return -FWD_HOST_UNREACH;
-        }
+    if (!ok) {
         uint8_t b[16];
-        size_t n = server_addr_bytes(&a, b);
-        ok = ok || (n && allow_match(&sv->allow, b, n, t->port));
-    } else {
-        size_t n = t->atyp == FWD_ATYP_IPV4 ? 4 : 16;
-        ok = allow_match(&sv->allow, t->addr, n, t->port);
-        if (n == 4) {
-            struct sockaddr_in *in = (struct sockaddr_in *)&a.ss;
-            in->sin_family = AF_INET;
-            memcpy(&in->sin_addr, t->addr, 4);
-            a.len = sizeof(*in);
-        } else {
-            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a.ss;
-            in6->sin6_family = AF_INET6;
-            memcpy(&in6->sin6_addr, t->addr, 16);
-            a.len = sizeof(*in6);
-        }
-        net_addr_set_port(&a, t->port);
+        size_t n = server_addr_bytes(a, b);
+        ok = n && allow_match(&sv->allow, b, n, t->port);
     }
     if (!ok) {
         server_log_target_refused(sv, s, ts);
         return -FWD_NOT_ALLOWED;
     }
-    int fd = net_tcp_connect(&a, err);
+    int fd = net_tcp_connect(a, err);
     if (fd < 0) {
         LOG_INFO("server: stream %u on %s to %s: %s", st->sid, s->name, ts, err);
         return -FWD_FAIL;
     }
-    if (!sh->params.quiet)
+    if (!sv->sh.params.quiet)
         LOG_STREAM("stream: %u on %s to %s", st->sid, s->name, ts);
     return fd;
+}
+
+/* A name lookup of a stream's target (the stream's role_data). */
+struct server_lookup {
+    struct server *sv;
+    struct fwd_target t;
+    bool named;              /* a name entry admitted it already */
+};
+
+static void server_target_looked_up(void *user, int rc, const struct net_addr *a,
+                                    const char *err)
+{
+    struct stream *st = user;
+    struct server_lookup *lk = st->role_data;
+    if (rc != 0) {
+        LOG_INFO("server: stream %u on %s: %s", st->sid, st->s->name, err);
+        stream_target_done(st, -FWD_HOST_UNREACH);
+        return;
+    }
+    stream_target_done(st, server_target_dial(lk->sv, st->s, st, &lk->t, a, lk->named));
+}
+
+/* The stream_target hook: a ktun peer named |t|. Checks it against the allow-list and dials
+ * it; a name the list does not settle is looked up off the loop first (docs/forwards.md). */
+static int server_stream_target(struct shell *sh, struct sess *s, struct stream *st,
+                                const struct fwd_target *t)
+{
+    struct server *sv = container_of(sh, struct server, sh);
+    if (t->atyp == FWD_ATYP_DEFAULT) {
+        int fd = server_dial_default(sv, s, st->sid);
+        return fd >= 0 ? fd : -FWD_FAIL;
+    }
+    if (t->atyp == FWD_ATYP_NAME) {
+        bool ok = allow_match_name(&sv->allow, t->name, strlen(t->name), t->port);
+        if (!ok && !allow_port_possible(&sv->allow, t->port)) {
+            char ts[FWD_HOST_MAX + 16];
+            server_log_target_refused(sv, s, fwd_target_str(t, ts, sizeof(ts)));
+            return -FWD_NOT_ALLOWED;
+        }
+        char hp[FWD_HOST_MAX + 16];
+        snprintf(hp, sizeof(hp), strchr(t->name, ':') ? "[%s]:%u" : "%s:%u", t->name, t->port);
+        struct server_lookup *lk = calloc(1, sizeof(*lk));
+        st->role_data = lk;
+        if (!lk || !(st->res = resolver_new(sh->loop, server_target_looked_up, st)) ||
+            resolver_start(st->res, hp, false) != 0)
+            return -FWD_FAIL; /* the stream frees what was made */
+        lk->sv = sv;
+        lk->t = *t;
+        lk->named = ok;
+        return STREAM_TARGET_WAIT;
+    }
+    struct net_addr a;
+    memset(&a, 0, sizeof(a));
+    if (t->atyp == FWD_ATYP_IPV4) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&a.ss;
+        in->sin_family = AF_INET;
+        memcpy(&in->sin_addr, t->addr, 4);
+        a.len = sizeof(*in);
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a.ss;
+        in6->sin6_family = AF_INET6;
+        memcpy(&in6->sin6_addr, t->addr, 16);
+        a.len = sizeof(*in6);
+    }
+    net_addr_set_port(&a, t->port);
+    return server_target_dial(sv, s, st, t, &a, false);
 }
 
 static void server_stream_accept(struct shell *sh, struct sess *s, uint32_t sid)
