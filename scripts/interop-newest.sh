@@ -18,9 +18,12 @@
 #  * --framesize: 1000 and 65535 on either side against the other side's default;
 #  * --closewait 2 on either server, and both servers' defaults (kcptun: 30 s; ktun: held until
 #    the client has read everything, up to 30 s, smux v2 only), with a client that half-closes
-#    first; the other combinations run the ktun server with --closewait 1 (see one());
+#    first; --closewait 30 on both with smux v1; the other combinations run the ktun server
+#    with --closewait 1 (see one());
 #  * --mtu 1500 with aes-128-gcm and null, --ratelimit, kcptun-client --conn 2;
-#  * stock defaults on both sides (no flags but the addresses).
+#  * stock defaults on both sides (no flags but the addresses); from a stock ktun client to a
+#    stock kcptun server the first connection may fail (the client's first session finds out
+#    the server's smux version) and is not counted.
 #
 # Usage: scripts/interop-newest.sh [--quick] [--ref-client PATH] [--ref-server PATH]
 #   --quick: a subset (a few methods, QPP, smux v1/v2, closewait, stock defaults).
@@ -95,6 +98,7 @@ one() {
     fs65535c) clix=(--framesize 65535) ;;
     cw2) refsrv_cw=(--closewait 2); ktunsrv_cw=(--closewait 2) ;;
     cwdef) refsrv_cw=(); ktunsrv_cw=(); echo_dur=50 ;;
+    cw30) refsrv_cw=(); ktunsrv_cw=(--closewait 30); echo_dur=50 ;;
     mtu1500) common+=(--mtu 1500) ;;
     ratelimit) common+=(--ratelimit 4000000) ;;
     conn2) [ "$dir" = r2k ] && clix=(--conn 2) ;;
@@ -110,6 +114,10 @@ one() {
     # The echo check half-closes first, then expects the whole echo and the server's FIN.
     CHECKS=("check --bytes $BYTES --streams 2 --mixed $halfclose --seed 5 --digest-target --duration $echo_dur"
             "oneway --bytes $BYTES --streams 2 --seed 7 --duration 20")
+    # A stock ktun client speaks smux v1 first; the stock kcptun server (v2) refuses that
+    # session, and the client's next one speaks v2: the streams of the first are lost.
+    [ "$opt$dir" = stockk2r ] &&
+        CHECKS=("try check --bytes 1000 --no-halfclose --duration 5" "${CHECKS[@]}")
     CHECK_TIMEOUT=$((echo_dur + 5)) interop_pair "$id" "$tag" "$DIGEST"
 }
 
@@ -146,7 +154,9 @@ if [ -z "$QUICK" ]; then
         for o in fs1000s fs1000c fs65535s fs65535c cw2 cwdef ratelimit conn2; do
             add "$dir aes 10 3 on 2 $o"
         done
-        add "$dir aes 10 3 on 1 cwdef"
+        # smux v1 has no UPD: ktun's default cannot tell when the client has read everything,
+        # and a kcptun v20260126+ client on v1 that half-closes needs --closewait 30.
+        add "$dir aes 10 3 on 1 cw30"
         add "$dir aes-128-gcm 10 3 on 2 mtu1500"
         add "$dir null 10 3 off 2 mtu1500"
         add "$dir aes 10 3 on 2 stock"
