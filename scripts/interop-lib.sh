@@ -84,6 +84,7 @@ interop_pair() {
     done
     kill "$cpid" "$spid" 2>/dev/null
     wait "$cpid" "$spid" 2>/dev/null
+    trap - EXIT TERM # both are reaped: their PIDs may belong to others from now on
     if [ $rc -ne 0 ] && [ -z "${RETRIED:-}" ] && grep -q 'Connection refused' <<<"$out"; then
         # A port free_port picked was taken by another process before the program bound it
         # (its log then shows the bind error): try once more with fresh ports.

@@ -29,7 +29,8 @@
 #   --quick: a subset (a few methods, QPP, smux v1/v2, closewait, stock defaults).
 # Environment: KCPTUN_REF_CLIENT, KCPTUN_REF_SERVER (the reference binaries; default
 # $KCPTUN_REF_DIR/kcptun-client and -server, KCPTUN_REF_DIR default /opt/ktun-ref), BUILD,
-# INTEROP_JOBS (default 6), INTEROP_BYTES (per stream, default 262144), KEEP_TMP=1.
+# INTEROP_JOBS (default 6), INTEROP_BYTES (per stream, default 262144), INTEROP_ONLY (an
+# extended regular expression: only the combinations whose tag matches), KEEP_TMP=1.
 # Exit 0 if all passed, 77 if the reference binaries are missing, 1 otherwise.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -175,4 +176,12 @@ else
     done
 fi
 
+if [ -n "${INTEROP_ONLY:-}" ]; then # a regular expression on the combinations' tags
+    sel=()
+    for c in "${combos[@]}"; do
+        # shellcheck disable=SC2086
+        interop_tag $c | grep -qE -- "$INTEROP_ONLY" && sel+=("$c")
+    done
+    combos=("${sel[@]}")
+fi
 interop_run interop-newest one "${combos[@]}"
