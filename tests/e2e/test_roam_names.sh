@@ -72,7 +72,22 @@ moves=$(grep -c 'peer moved' "$tmp/srvh.log")
 echo "server: $moves move lines (at most one per 10 s per session)"
 [ "$moves" -ge 1 ] || fail "the server never followed a hop"
 "$CLIENT" -l 127.0.0.1:0 -r "127.0.0.1:$hlo-$hhi" --hop 5 >/dev/null 2>&1
-[ $? = 2 ] || fail "--hop without the secure mode: want exit 2"
+[ $? = 2 ] || fail "--hop without the secure mode or --peer ktun: want exit 2"
+
+echo "== --hop 1 with aes and --peer ktun: the capability exchange confirms a ktun server"
+free_block
+alo=$LO; ahi=$((LO + 7))
+start_server srva "$alo-$ahi" "$ECHO" --key hop --crypt aes
+cp=$(free_port)
+start_client clia "$cp" "$alo-$ahi" --key hop --crypt aes --peer ktun --hop 1 --loglevel debug
+line=$("$BLAST" rr -c "127.0.0.1:$cp" --count 120 --interval 50 --size 64 --wait 3000 \
+    --duration 30)
+hops=$(grep -c 'hopped to this server port' "$tmp/clia.log")
+echo "roam-hop: aes --peer ktun, every 1 s over 8 ports: hops=$hops $line"
+[ "$hops" -ge 4 ] || fail "aes --peer ktun: $hops hops in 6 s"
+[ "$(field received "$line")" = 120 ] && [ "$(field dups "$line")" = 0 ] &&
+    [ "$(field bad "$line")" = 0 ] || fail "aes --peer ktun: messages lost across hops"
+grep -q 'peer moved' "$tmp/srva.log" || fail "aes: the server never followed a hop"
 "$CLIENT" -l 127.0.0.1:0 -r "127.0.0.1:$hlo" --hop 5 --crypt xsalsa20-poly1305 >/dev/null 2>&1
 [ $? = 2 ] || fail "--hop without a port range: want exit 2"
 
