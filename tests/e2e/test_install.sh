@@ -34,8 +34,8 @@ echo "== man pages"
 for role in client server; do
     page=$P/share/man/man1/ktun-$role.1
     # every long flag of --help is documented
-    flags=$("$P/bin/ktun-$role" --help | grep -oE '^  (-[a-z], )?--[A-Za-z0-9-]+(, --[A-Za-z0-9-]+)?' |
-            grep -oE -- '--[A-Za-z0-9-]+' | sort -u)
+    flags=$("$P/bin/ktun-$role" --help | grep -oE '^  (-[a-z], )?--[A-Za-z0-9_-]+(, --[A-Za-z0-9_-]+)?' |
+            grep -oE -- '--[A-Za-z0-9_-]+' | sort -u)
     [ -n "$flags" ] || fail "ktun-$role --help lists no flags"
     for f in $flags; do
         grep -q -- "\\\\-\\\\-${f#--}\\b" "$page" || fail "ktun-$role.1 does not document $f"
