@@ -456,7 +456,8 @@ static int stream_wait(struct sess *s, int fd, const struct fwd_target *t, bool 
     w->has_target = t != NULL;
     if (t)
         w->target = *t;
-    memcpy(w->early, early, early_len);
+    if (early_len)
+        memcpy(w->early, early, early_len);
     w->early_len = early_len;
     sess_pump(s); /* a new session's offer leaves now */
     return 0;
