@@ -782,6 +782,17 @@ static void after_read(struct mux *m, struct mux_stream *s, uint32_t n)
     }
 }
 
+/* Our FIN is leaving or due: reads not yet reported in an UPD are reported now if they emptied
+ * the stream. A reader that drained everything before its FIN would otherwise never send the
+ * UPD that a peer holding its own FIN (fin_hold_ms) waits for: no later read empties anything. */
+static void report_drained(struct mux *m, struct mux_stream *s)
+{
+    if (m->cfg.version != 2 || m->closed || s->incr == 0 || s->buffered != 0)
+        return;
+    s->incr = 0;
+    send_upd(m, s->sid, s->num_read);
+}
+
 ssize_t mux_stream_read(struct mux *m, uint32_t sid, uint8_t *buf, size_t cap)
 {
     struct mux_stream *s = stream_find(m, sid);
@@ -870,6 +881,7 @@ int mux_stream_close(struct mux *m, uint32_t sid)
         s->fin_pending = false;
     }
     s->fin_sent = true;
+    report_drained(m, s);
     return send_frame(m, MUX_CMD_FIN, sid, NULL, 0);
 }
 
@@ -902,6 +914,7 @@ int mux_stream_close_wait(struct mux *m, uint32_t sid, uint64_t now_ms)
     m->fin_count++;
     s->fin_pending = true;
     m->st.fins_delayed++;
+    report_drained(m, s);
     return 0;
 }
 

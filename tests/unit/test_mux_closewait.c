@@ -233,3 +233,58 @@ TEST(mux_fin_hold_only_when_needed)
     mh_side_free(&cl);
     mh_side_free(&sv);
 }
+
+TEST(mux_fin_hold_reader_drained_before_its_fin)
+{
+    /* The client reads the whole echo before its application half-closes (its FIN leaves after
+     * the last read): that FIN must carry the report of the drain, or the server, which holds
+     * its own FIN after the client's, would wait for an UPD no read will ever send. */
+    struct mh_side cl, sv;
+    hold_pair(&cl, &sv, 2);
+    static uint8_t data[3000], buf[4000];
+    uint32_t sid;
+    CHECK_EQ(mux_stream_open(cl.m, &sid), 0);
+    CHECK_EQ(mux_stream_write(cl.m, sid, data, sizeof(data)), (ssize_t)sizeof(data));
+    flush(&cl, &sv, 0);
+    CHECK_EQ(mux_stream_read(sv.m, sid, buf, sizeof(buf)), 3000);
+    CHECK_EQ(mux_stream_write(sv.m, sid, data, sizeof(data)), (ssize_t)sizeof(data));
+    flush(&cl, &sv, 10);
+    CHECK_EQ(mux_stream_read(cl.m, sid, buf, 100), 100); /* the first read's UPD */
+    CHECK_EQ(mux_stream_read(cl.m, sid, buf, sizeof(buf)), 2900);
+    flush(&cl, &sv, 20);
+    /* Now the client's application half-closes; the server's target answers with its EOF. */
+    CHECK_EQ(mux_stream_close(cl.m, sid), 0);
+    flush(&cl, &sv, 30);
+    CHECK_EQ(mux_stream_read(sv.m, sid, buf, sizeof(buf)), 0);
+    CHECK_EQ(mux_stream_close_wait(sv.m, sid, 40), 0);
+    flush(&cl, &sv, 40);
+    CHECK_EQ(mh_count(&cl, MH_FIN, sid), 1);
+    CHECK_EQ(mux_stream_read(cl.m, sid, buf, sizeof(buf)), 0);
+    CHECK_EQ(mux_next_deadline(sv.m), UINT64_MAX);
+    mh_side_free(&cl);
+    mh_side_free(&sv);
+    /* The same with the client's own FIN delayed by close_wait_ms (kcptun --closewait). */
+    hold_pair(&cl, &sv, 2);
+    struct mux_config cw;
+    mux_config_default(&cw);
+    cw.keepalive_interval_ms = 0;
+    cw.close_wait_ms = 500;
+    CHECK_EQ(mux_set_local(cl.m, &cw, 0), 0);
+    CHECK_EQ(mux_stream_open(cl.m, &sid), 0);
+    CHECK_EQ(mux_stream_write(cl.m, sid, data, sizeof(data)), (ssize_t)sizeof(data));
+    flush(&cl, &sv, 0);
+    CHECK_EQ(mux_stream_read(sv.m, sid, buf, sizeof(buf)), 3000);
+    CHECK_EQ(mux_stream_write(sv.m, sid, data, sizeof(data)), (ssize_t)sizeof(data));
+    flush(&cl, &sv, 10);
+    CHECK_EQ(mux_stream_read(cl.m, sid, buf, 100), 100);
+    CHECK_EQ(mux_stream_read(cl.m, sid, buf, sizeof(buf)), 2900);
+    CHECK_EQ(mux_stream_close_wait(cl.m, sid, 20), 0);
+    CHECK_EQ(mux_tick(cl.m, 520), 0);
+    flush(&cl, &sv, 520);
+    CHECK_EQ(mux_stream_read(sv.m, sid, buf, sizeof(buf)), 0);
+    CHECK_EQ(mux_stream_close_wait(sv.m, sid, 530), 0);
+    flush(&cl, &sv, 530);
+    CHECK_EQ(mh_count(&cl, MH_FIN, sid), 1);
+    mh_side_free(&cl);
+    mh_side_free(&sv);
+}
