@@ -93,7 +93,7 @@ static const struct opt_desc opts[] = {
     {"mtu", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(mtu), "BYTES",
      "maximum transmission unit for UDP packets (50..1500)"},
     {"sndwnd", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(sndwnd), "N",
-     "send window size (packets); with pacing (default) the initial window and a floor, the "
+     "send window size (packets); with pacing (default) a bound on the initial window, the "
      "pacer sizes the window from the measured path (a fixed cap: --nopace)"},
     {"rcvwnd", NULL, 0, ROLE_ALL, OPT_INT, SEC_MAIN, FIELD(rcvwnd), "N",
      "receive window size (packets)"},

@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-#define PACE_INIT_CWND_SEGS 32   /* in-flight cap before the first rate sample */
+#define PACE_INIT_CWND_SEGS 64   /* in-flight cap before the first rate sample, at most */
 #define PACE_RTT_UNKNOWN 100     /* ms assumed before the first RTT sample */
 #define PACE_STARTUP_GAIN 2.0
 #define PACE_STARTUP_CWND_GAIN 1.5
@@ -27,7 +27,9 @@ void pace_init(struct pace *p, uint32_t mss, uint32_t ack_delay_ms, uint64_t now
     p->mss = mss ? mss : 1;
     p->ack_delay_ms = ack_delay_ms;
     p->min_rtt = UINT32_MAX;
-    p->init_cwnd = (size_t)PACE_INIT_CWND_SEGS * p->mss;
+    p->init_cwnd = (size_t)(PACE_INIT_CWND_SEGS > PACE_MIN_CWND_SEGS ? PACE_INIT_CWND_SEGS
+                                                                     : PACE_MIN_CWND_SEGS) *
+                   p->mss;
     p->startup_cwnd = p->init_cwnd;
     p->delivered_ms = now_ms;
     p->tokens_ms = now_ms;
@@ -35,8 +37,16 @@ void pace_init(struct pace *p, uint32_t mss, uint32_t ack_delay_ms, uint64_t now
 
 void pace_set_init_cwnd(struct pace *p, size_t bytes)
 {
+    /* the configured window is a limit, not evidence about the path: a window many times
+     * the path's BDP sent at once (and then as STARTUP's first rate, which never falls
+     * while STARTUP lasts) floods a slow link, and what it loses is lost again until a
+     * segment reaches the dead-link count. Start from the smaller of it and a fixed initial
+     * window; STARTUP grows from there by the measured delivery rate. */
+    size_t init = (size_t)PACE_INIT_CWND_SEGS * p->mss;
+    if (bytes < init)
+        init = bytes;
     size_t floor = (size_t)PACE_MIN_CWND_SEGS * p->mss;
-    p->init_cwnd = bytes > floor ? bytes : floor;
+    p->init_cwnd = init > floor ? init : floor;
     if (p->phase == PACE_STARTUP && p->startup_cwnd < p->init_cwnd)
         p->startup_cwnd = p->init_cwnd;
 }

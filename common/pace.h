@@ -90,8 +90,10 @@ struct pace {
  * |p| is zeroed memory or a struct pace initialised before (its rate cap is kept). */
 void pace_init(struct pace *p, uint32_t mss, uint32_t ack_delay_ms, uint64_t now_ms);
 
-/* Sets the in-flight cap used before the first rate sample (|bytes|, at least
- * PACE_MIN_CWND_SEGS segments): the sender's configured window is the only prior there is.
+/* Sets the in-flight cap used before the first rate sample: |bytes| (the sender's configured
+ * window), but at most an initial window of 64 segments and at least PACE_MIN_CWND_SEGS: a
+ * configured window is a limit, not a measure of the path, and one many times the path's
+ * BDP would flood it (the first pacing rate is this cap over the RTT).
  * In STARTUP neither the cap nor the pacing rate ever falls below what it has been (BBR):
  * the first round's rate samples cover less than a round trip of data and run low. */
 void pace_set_init_cwnd(struct pace *p, size_t bytes);

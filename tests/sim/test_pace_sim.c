@@ -330,3 +330,59 @@ TEST(pace_sim_bulk_grid_adaptive_parity)
     /* where the pacer's own startup overflows a small queue the path is not clean either */
     CHECK(saved >= 2);
 }
+
+/* A send window many times the path's bandwidth-delay product (40 ms each way, 5 Mbit/s, a
+ * one-BDP queue, 3 % loss each way, FEC 10/3): the window is the sender's configured limit,
+ * not evidence about the path, so the pacer's startup must not flood the link with it. Both
+ * windows are run for 12 s; the large one must move about as much and never kill the link. */
+static void big_window_run(uint32_t sndwnd, uint64_t rate, uint64_t seed, double *mb, bool *dead,
+                           uint64_t *drops)
+{
+    struct vnet *net = vnet_new(vnet_seed_from_env(seed));
+    struct pend *cli = calloc(1, sizeof(*cli)), *srv = calloc(1, sizeof(*srv));
+    REQUIRE(net && cli && srv);
+    struct link_config lc;
+    sim_link_config(&lc, true);
+    lc.sndwnd = lc.rcvwnd = sndwnd;
+    cli->end.pump = srv->end.pump = pend_pump;
+    uint64_t bdp = rate / 8 * 80 / 1000;
+    struct vnet_link_cfg lk = {.loss = 0.03, .delay_ms = 40, .rate_bps = rate,
+                               .queue_bytes = bdp > 16384 ? bdp : 16384};
+    REQUIRE(sim_pair_open(net, &cli->end, &srv->end, &lc, &lk, 80) == 0);
+    cli->to_send = UINT64_MAX;
+    pend_pump(&cli->end, 0);
+    vnet_run(net, 12000, NULL, NULL);
+    struct vnet_link_stats up = vnet_link_stats(net, cli->end.id, srv->end.id);
+    *drops = up.dropped_queue;
+    *dead = link_is_dead(cli->end.link) || link_is_dead(srv->end.link);
+    *mb = (double)srv->got / 1e6;
+    sim_pair_close(&cli->end, &srv->end);
+    free(cli);
+    free(srv);
+    vnet_free(net);
+}
+
+TEST(pace_sim_large_sndwnd_does_not_flood_slow_link)
+{
+    static const uint64_t rates[] = {1000000, 2000000, 5000000};
+    for (size_t r = 0; r < 3; r++) {
+        for (uint64_t seed = 1; seed <= 3; seed++) {
+            bool dead_small, dead_big;
+            uint64_t drops_small, drops_big;
+            double small = 0, big = 0;
+            big_window_run(256, rates[r], 300 + seed, &small, &dead_small, &drops_small);
+            big_window_run(1024, rates[r], 300 + seed, &big, &dead_big, &drops_big);
+            printf("    %llu Mbit/s seed %llu: sndwnd 256 %.2f MB (queue drops %llu%s), "
+                   "sndwnd 1024 %.2f MB (queue drops %llu%s)\n",
+                   (unsigned long long)(rates[r] / 1000000), (unsigned long long)seed, small,
+                   (unsigned long long)drops_small, dead_small ? ", dead" : "", big,
+                   (unsigned long long)drops_big, dead_big ? ", dead" : "");
+            if (seed == 1 && rates[r] == 5000000)
+                printf("    bench: pace_sim_sndwnd1024_5mbit_40ms_3pct %.2f MB\n"
+                       "    bench: pace_sim_sndwnd256_5mbit_40ms_3pct %.2f MB\n", big, small);
+            CHECK(!dead_small);
+            CHECK(!dead_big);
+            CHECK(big >= small * 0.9);
+        }
+    }
+}
