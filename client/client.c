@@ -416,6 +416,7 @@ static void client_refused(struct client *c, struct sess *s)
     if (!tunnel_next_format(&c->probe_step, c->cfg->smuxver, c->cfg->nocomp, c->cfg->smuxver_set,
                             c->cfg->nocomp_set, &nv, &nn)) {
         c->probe_done = true;
+        tc->replay_max = 0; /* nothing left to try: connections are not opened again */
         LOG_WARN("client: the server refused smux v%d %s too, the last format left to try%s: "
                  "give both ends the same --smuxver and --nocomp (and --QPP)", ver,
                  comp_name(!comp), c->cfg->smuxver_set || c->cfg->nocomp_set
@@ -428,12 +429,27 @@ static void client_refused(struct client *c, struct sess *s)
     tc->nocomp = nn;
 }
 
+/* A connection whose session the server refused opens again on the next one. */
+static void client_replay(struct shell *sh, int fd, const uint8_t *data, size_t len)
+{
+    struct client *c = container_of(sh, struct client, sh);
+    struct client_sess *s = c->remote_ok ? client_pick(c) : NULL;
+    if (!s) {
+        close(fd);
+        return;
+    }
+    int rc = stream_open_replay(&s->s, fd, data, len);
+    if (rc != 0)
+        LOG_WARN("client: cannot open a stream again on %s: %s", s->s.name, err_str(rc));
+}
+
 /* The server answered: after a probe, say what it speaks. */
 static void client_heard(struct shell *sh, struct sess *s)
 {
     struct client *c = container_of(sh, struct client, sh);
     int ver;
     bool comp;
+    sh->params.tun.replay_max = 0; /* its smux takes ours: no more copies */
     if (c->probe_step == 0 || c->probe_done || !tunnel_format(s->tun, &ver, &comp))
         return;
     c->probe_done = true;
@@ -638,8 +654,12 @@ int client_run(const struct config *cfg)
         LOG_ERROR("client: %s", err);
         goto out;
     }
+    /* until the server is heard, streams keep what they send: its smux may refuse ours */
+    if (!cfg->smuxver_set || !cfg->nocomp_set)
+        params.tun.replay_max = TUNNEL_REPLAY_MAX;
     struct shell_hooks hooks = {
         .sess_gone = client_sess_gone,
+        .replay = client_replay,
         .shutdown = client_shutdown,
         .reload = client_reload,
         .path_change = client_path_change,

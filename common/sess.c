@@ -478,11 +478,47 @@ static void sess_detach(struct shell *sh, struct sess *s)
     sh->nsess--;
 }
 
+/* A TCP connection whose stream opens again on the next session (shell_hooks.replay). */
+struct sess_orphan {
+    struct sess_orphan *next;
+    int fd;
+    size_t len;
+    uint8_t data[];
+};
+
+/* The server's smux refused |s|: every plain stream that kept a copy of what it sent leaves
+ * its socket and the copy on |*list| instead of closing it. */
+static void sess_orphan_streams(struct sess *s, struct sess_orphan **list)
+{
+    for (struct stream *st = s->streams, *nx; st; st = nx) {
+        nx = st->next;
+        const uint8_t *data;
+        size_t len;
+        if (st->fd < 0 || st->wait || st->fwd != STREAM_FWD_NONE ||
+            !tunnel_stream_replay(s->tun, st->sid, &data, &len))
+            continue;
+        struct sess_orphan *o = malloc(sizeof(*o) + len);
+        if (!o)
+            continue;
+        o->fd = st->fd;
+        o->len = len;
+        if (len)
+            memcpy(o->data, data, len);
+        o->next = *list;
+        *list = o;
+        st->fd = -1; /* stream_free leaves the socket open */
+        stream_free(st, "to be opened again on the next session");
+    }
+}
+
 void sess_close(struct sess *s, const char *reason)
 {
     struct shell *sh = s->sh;
     struct ev_loop *loop = sh->loop;
+    struct sess_orphan *orphans = NULL;
     LOG_INFO("sess: closed %s (%s), %zu streams", s->name, reason, s->nstreams);
+    if (sh->hooks.replay && tunnel_peer_refused(s->tun))
+        sess_orphan_streams(s, &orphans);
     while (s->streams)
         stream_free(s->streams, "session closed");
     udpfwd_sess_gone(s);
@@ -500,4 +536,10 @@ void sess_close(struct sess *s, const char *reason)
     tunnel_free(s->tun);
     sess_detach(sh, s);
     free(s);
+    while (orphans) { /* after the role took note of the refusal (sess_gone) */
+        struct sess_orphan *o = orphans;
+        orphans = o->next;
+        sh->hooks.replay(sh, o->fd, o->data, o->len);
+        free(o);
+    }
 }

@@ -101,6 +101,11 @@ struct shell_hooks {
     void (*caps)(struct shell *sh, struct sess *s);
     /* The first smux frame from the peer arrived on |s| (once per session; may be NULL). */
     void (*heard)(struct shell *sh, struct sess *s);
+    /* Client: the server's smux refused the session a stream was on (tunnel_peer_refused):
+     * the hook opens it again for TCP socket |fd|, sending |len| bytes of |data| (all the
+     * stream sent before, tunnel_stream_replay) first, or closes |fd|. NULL: such streams are
+     * closed with their session. */
+    void (*replay)(struct shell *sh, int fd, const uint8_t *data, size_t len);
 };
 
 /* The process: loop, shared crypt, parameters, session list, counters, signals. */

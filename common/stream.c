@@ -581,6 +581,28 @@ static int stream_open_plain(struct sess *s, int fd)
     return 0;
 }
 
+int stream_open_replay(struct sess *s, int fd, const uint8_t *data, size_t len)
+{
+    uint32_t sid;
+    int rc = tunnel_stream_open(s->tun, &sid);
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    ssize_t w = len ? tunnel_stream_write(s->tun, sid, data, len) : 0;
+    struct stream *st = (size_t)w == len ? stream_new(s, sid, fd) : NULL;
+    if (!st) {
+        tunnel_stream_release(s->tun, sid);
+        close(fd);
+        return w < 0 ? (int)w : ERR_NOMEM;
+    }
+    ev_io_start(s->sh->loop, &st->rio); /* a socket at EOF reads 0 again: the FIN follows */
+    if (!s->sh->params.quiet)
+        LOG_STREAM("stream: %u opened again on %s, %zu bytes sent again", sid, s->name, len);
+    sess_pump(s);
+    return 0;
+}
+
 int stream_attach(struct sess *s, uint32_t sid, int fd, bool connecting)
 {
     struct stream *st = stream_new(s, sid, fd);

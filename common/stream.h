@@ -79,6 +79,11 @@ struct stream {
  * tunnel_stream_open (then |fd| is closed). */
 int stream_open_local(struct sess *s, int fd);
 
+/* Client: opens a plain stream on |s| again for TCP socket |fd|, whose first session's smux
+ * refused it, sending the |len| bytes of |data| it sent there first (shell_hooks.replay).
+ * Returns 0, or an ERR_* (|fd| closed). */
+int stream_open_replay(struct sess *s, int fd, const uint8_t *data, size_t len);
+
 /* Client: opens a stream on |s| for the connected TCP socket |fd| to target |t| (NULL: the
  * server's -t). With a ktun server (tunnel_peer_is_ktun) it starts with the target header,
  * then |early| (|early_len| bytes, at most STREAM_EARLY_MAX, the socket sent already); the

@@ -58,6 +58,17 @@ struct tunnel {
     bool peer_refused;            /* died: the peer's smux refused the session */
     bool reset_pinged;            /* a NOP went out to confirm a una_reset */
     int first_byte;               /* the peer's first byte out of KCP, -1 before it */
+    size_t replay_max;            /* tunnel_config.replay_max */
+    struct replay *replays;       /* copies of streams' bytes (tunnel_config.replay_max) */
+};
+
+/* What a stream wrote while the server had not been heard (tunnel_stream_replay). */
+struct replay {
+    struct replay *next;
+    uint32_t sid;
+    size_t len, cap;
+    uint8_t *data;
+    bool lost;                    /* a write could not be copied: no replay */
 };
 
 bool tunnel_budget_over(const struct tunnel_budget *b)
@@ -363,6 +374,7 @@ struct tunnel *tunnel_new(uint32_t conv, const struct tunnel_config *cfg, bool i
     link_set_ext(t->link, link_ext_cb, t);
     t->is_client = is_client;
     t->ext_caps = cfg->ext_caps;
+    t->replay_max = cfg->replay_max;
     lerr = ERR_NOMEM;
     struct mux_callbacks mcb = {
         .output = mux_out_cb,
@@ -390,6 +402,32 @@ fail:
     return NULL;
 }
 
+static void replay_drop_all(struct tunnel *t)
+{
+    while (t->replays) {
+        struct replay *r = t->replays;
+        t->replays = r->next;
+        free(r->data);
+        free(r);
+    }
+}
+
+static struct replay **replay_find(const struct tunnel *t, uint32_t sid)
+{
+    struct replay **pp = (struct replay **)&t->replays;
+    while (*pp && (*pp)->sid != sid)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static void replay_keep(struct tunnel *t, uint32_t sid, const uint8_t *data, size_t len);
+
+/* Copies are kept while the server has not been heard and has not refused us. */
+static bool replay_on(const struct tunnel *t)
+{
+    return t->is_client && t->replay_max > 0 && !t->peer_refused && !tunnel_peer_heard(t);
+}
+
 void tunnel_free(struct tunnel *t)
 {
     if (!t)
@@ -405,6 +443,7 @@ void tunnel_free(struct tunnel *t)
     comp_decoder_free(t->dec);
     free(t->hold);
     free(t->rx);
+    replay_drop_all(t);
     free(t);
 }
 
@@ -716,6 +755,8 @@ bool tunnel_pump(struct tunnel *t, uint64_t now_ms)
     }
     if (!t->dead)
         check_refused(t, false);
+    if (t->replays && !t->peer_refused && tunnel_peer_heard(t))
+        replay_drop_all(t); /* the server spoke: its smux took the session */
     if (t->caps_news && !t->dead) {
         t->caps_news = false;
         if (t->cb.on_caps)
@@ -818,7 +859,10 @@ size_t tunnel_stream_count(const struct tunnel *t)
 
 int tunnel_stream_open(struct tunnel *t, uint32_t *sid)
 {
-    return mux_stream_open(t->mux, sid);
+    int rc = mux_stream_open(t->mux, sid);
+    if (rc == 0 && replay_on(t))
+        replay_keep(t, *sid, NULL, 0); /* a stream that has sent nothing opens again too */
+    return rc;
 }
 
 size_t tunnel_send_room(const struct tunnel *t)
@@ -835,12 +879,71 @@ size_t tunnel_stream_room(const struct tunnel *t, uint32_t sid, size_t cap)
     if (room < TUNNEL_MIN_ROOM)
         return 0;
     room = MIN(room, cap);
+    if (replay_on(t)) { /* the copy must hold what is written */
+        const struct replay *r = *replay_find(t, sid);
+        size_t used = r ? r->len : 0;
+        room = MIN(room, t->replay_max - MIN(used, t->replay_max));
+    }
     return MIN(room, mux_stream_writable(t->mux, sid));
+}
+
+/* Appends |data| to the copy of stream |sid|; a write it cannot hold (memory, or past the
+ * bound) marks the copy lost. */
+static void replay_keep(struct tunnel *t, uint32_t sid, const uint8_t *data, size_t len)
+{
+    struct replay **pp = replay_find(t, sid), *r = *pp;
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            return; /* no copy: the stream is not replayed */
+        r->sid = sid;
+        *pp = r;
+    }
+    if (r->lost || len == 0)
+        return;
+    if (len > t->replay_max - r->len) {
+        r->lost = true;
+        return;
+    }
+    if (r->len + len > r->cap) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap < r->len + len)
+            cap *= 2;
+        cap = MIN(cap, t->replay_max);
+        uint8_t *d = realloc(r->data, cap);
+        if (!d) {
+            r->lost = true;
+            return;
+        }
+        r->data = d;
+        r->cap = cap;
+    }
+    memcpy(r->data + r->len, data, len);
+    r->len += len;
 }
 
 ssize_t tunnel_stream_write(struct tunnel *t, uint32_t sid, const uint8_t *data, size_t len)
 {
-    return mux_stream_write(t->mux, sid, data, len);
+    bool keep = replay_on(t);
+    if (!keep && t->replays && !t->peer_refused)
+        replay_drop_all(t); /* the server spoke: its smux took the session */
+    ssize_t w = mux_stream_write(t->mux, sid, data, len);
+    if (keep && w > 0)
+        replay_keep(t, sid, data, (size_t)w);
+    return w;
+}
+
+bool tunnel_stream_replay(const struct tunnel *t, uint32_t sid, const uint8_t **data,
+                          size_t *len)
+{
+    if (!t->peer_refused)
+        return false;
+    const struct replay *r = *replay_find(t, sid);
+    if (!r || r->lost)
+        return false;
+    *data = r->data;
+    *len = r->len;
+    return true;
 }
 
 ssize_t tunnel_stream_read(struct tunnel *t, uint32_t sid, uint8_t *buf, size_t cap)
@@ -860,6 +963,14 @@ int tunnel_stream_close_wait(struct tunnel *t, uint32_t sid, uint64_t now_ms)
 
 int tunnel_stream_release(struct tunnel *t, uint32_t sid)
 {
+    if (!t->peer_refused) { /* after a refusal the copies wait for tunnel_stream_replay */
+        struct replay **pp = replay_find(t, sid), *r = *pp;
+        if (r) {
+            *pp = r->next;
+            free(r->data);
+            free(r);
+        }
+    }
     return mux_stream_release(t->mux, sid);
 }
 

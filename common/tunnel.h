@@ -84,6 +84,10 @@ bool tunnel_budget_over(const struct tunnel_budget *b);
  * until the keepalive check. Such a tunnel dies with tunnel_peer_refused true; the client
  * tries the next format of tunnel_next_format for new sessions.
  */
+/* A client's tunnel_config.replay_max while it does not know the server's smux format: below
+ * the smux v2 initial window (MUX_INITIAL_PEER_WINDOW), so a copy opens again at once. */
+#define TUNNEL_REPLAY_MAX 131072u
+
 struct tunnel_config {
     struct link_config link; /* KCP + FEC settings */
     struct mux_config mux;   /* smux settings (version MUX_VERSION_AUTO: the peer decides) */
@@ -94,6 +98,10 @@ struct tunnel_config {
     uint32_t ext_caps;       /* EXT_CAP_* this end supports */
     bool ext_offer;          /* client: send a capability offer */
     bool comp_auto;          /* the peer's first byte decides compression (nocomp ignored) */
+    /* Client: bytes of each stream kept while the server has not sent one smux frame (its
+     * smux may still refuse the session, tunnel_peer_refused); a stream's writes stop at this
+     * bound (tunnel_stream_room) until the server is heard. 0: no copies. */
+    size_t replay_max;
 };
 
 /* Capability offers a client sends before it takes the server for kcptun (or an older
@@ -242,6 +250,12 @@ int tunnel_send_refusal(uint32_t conv, const uint8_t *payload, size_t len,
 bool tunnel_peer_heard(const struct tunnel *t);
 /* True if the tunnel died because the peer's smux refused the session (see above). */
 bool tunnel_peer_refused(const struct tunnel *t);
+/* Client, with tunnel_config.replay_max: after the server refused the session
+ * (tunnel_peer_refused), everything stream |sid| wrote (*|data|, *|len|, valid until
+ * tunnel_free), so that the stream can open again on the next session and send it again.
+ * False if the stream has no such copy (the server was heard, or none was kept). */
+bool tunnel_stream_replay(const struct tunnel *t, uint32_t sid, const uint8_t **data,
+                          size_t *len);
 /* The client's probe after a refusal: advances |*step| (0 at first) to the next format to try
  * for new sessions, given the configured |smuxver| and |nocomp| and which of them the user
  * set (|ver_set|, |comp_set|: those stay). The order is: the other smux version, the other

@@ -555,3 +555,56 @@ TEST(detect_refusal_reaches_the_client_and_is_named)
         crypt_free(sc);
     }
 }
+
+/* A client that does not know the server's smux format keeps what each stream sends until the
+ * server is heard (writes stop at the bound meanwhile): when a kcptun-like server refuses the
+ * session, the stream opens again on the next session in the next format with its bytes, and
+ * the server gets every byte once, in order; a server that takes the session (its UPD) ends
+ * the copies and the bound. */
+TEST(detect_sim_refused_stream_replayed_on_next_session)
+{
+    for (int big = 0; big <= 1; big++) {
+        struct duo d;
+        REQUIRE(duo_init(&d, 900 + (uint64_t)big));
+        e_config(&d.cli, 1, false, false);
+        d.cli.cfg.replay_max = TUNNEL_REPLAY_MAX;
+        e_config(&d.srv, 2, false, false);
+        d.srv.reopen_dead = true;
+        size_t total = big ? 3 * TUNNEL_REPLAY_MAX : 5000;
+        REQUIRE(cli_go(&d.cli, 0x7000u + (uint32_t)big, total, 0));
+        CHECK_EQ(vnet_run(d.net, 30000, cli_died, &d), VNET_DONE);
+        REQUIRE(d.cli.refused);
+        CHECK(d.cli.sent > 0 && d.cli.sent <= TUNNEL_REPLAY_MAX);
+        const uint8_t *data = NULL;
+        size_t len = 0;
+        REQUIRE(tunnel_stream_replay(d.cli.t, 3, &data, &len));
+        CHECK_EQ(len, d.cli.sent);
+        bool same = true;
+        for (size_t i = 0; i < len; i++)
+            same &= data[i] == pat(i);
+        CHECK(same);
+        /* the next session, smux v2: the copy first, then the rest */
+        uint8_t *copy = malloc(len);
+        REQUIRE(copy);
+        memcpy(copy, data, len);
+        d.srv.got = 0;
+        d.srv.bad = false;
+        uint64_t now = vnet_now(d.net);
+        e_config(&d.cli, 2, false, false);
+        d.cli.cfg.replay_max = TUNNEL_REPLAY_MAX;
+        REQUIRE(cli_go(&d.cli, 0x7100u + (uint32_t)big, 0, now));
+        CHECK_EQ(tunnel_stream_write(d.cli.t, 3, copy, len), (ssize_t)len);
+        free(copy);
+        d.cli.sent = len;
+        d.cli.to_send = total;
+        e_pump(&d.cli, now);
+        CHECK_EQ(vnet_run(d.net, now + 30000, srv_has_all, &d), VNET_DONE);
+        CHECK_EQ(d.srv.got, total);
+        CHECK(!d.srv.bad);
+        CHECK(!d.cli.died_ms);
+        CHECK(!tunnel_stream_replay(d.cli.t, 3, &data, &len)); /* not refused: no copy */
+        if (test_failures())
+            printf("    total %zu\n", total);
+        duo_free(&d);
+    }
+}
