@@ -40,6 +40,11 @@
 /* Sessions refused at --maxsessions are counted by peer address and conv, remembered in a
  * table of this many slots (a retransmission of the same first datagram is not a new session). */
 #define SERVER_REFUSED_SLOTS 4096
+/* Datagrams that do not open: peers remembered as explained, the shortest gap between two
+ * explaining lines, and how long a requested sample may take before another peer's is asked. */
+#define SERVER_BADPEER_SLOTS 16
+#define SERVER_BADCRYPT_GAP_MS 1000u
+#define SERVER_SAMPLE_WAIT_MS 2000u
 /* Refusal datagrams (tunnel_send_refusal) sent at most this often per second, in bursts of as
  * many: a flood of first datagrams gets no more answers than that. */
 #define SERVER_REFUSALS_PER_S 100u
@@ -96,8 +101,12 @@ struct server {
     uint64_t orphans;                    /* datagrams of unknown sessions past their start */
     struct log_limit orphan_log;         /* one line about them per 10 s */
     struct server_reload *reloads;       /* configurations read on SIGHUP, newest first */
-    /* datagrams that do not open: one explaining line per LOG_REPEAT_MS */
-    struct log_limit badcrypt_log;       /* when the next line may be prepared */
+    /* datagrams that do not open: one explaining line per peer per LOG_REPEAT_MS */
+    struct log_limit badcrypt_log;       /* at most one line per second in all */
+    struct server_badpeer {              /* peers explained lately: one line each per */
+        struct net_addr addr;            /* LOG_REPEAT_MS, so a busy peer cannot hide */
+        uint64_t at;                     /* a quiet one */
+    } badpeers[SERVER_BADPEER_SLOTS];
     struct crypt_probe *probe;           /* tries the other methods (made on first need) */
     bool want_sample;                    /* keep the next datagram of |sample_from| */
     uint64_t sample_since;               /* when want_sample was set */
@@ -373,17 +382,49 @@ static void server_route(struct server *sv, struct net_udp *u, const struct net_
     server_touch(sv, s);
 }
 
+/* True if |from|'s failing datagrams were explained less than LOG_REPEAT_MS ago. */
+static bool server_badpeer_recent(const struct server *sv, const struct net_addr *from,
+                                  uint64_t now)
+{
+    for (size_t i = 0; i < SERVER_BADPEER_SLOTS; i++) {
+        const struct server_badpeer *b = &sv->badpeers[i];
+        if (b->at && now - b->at < LOG_REPEAT_MS && net_addr_equal(&b->addr, from))
+            return true;
+    }
+    return false;
+}
+
+/* Remembers that |from| was explained at |now|, in its own slot or the oldest one. */
+static void server_badpeer_note(struct server *sv, const struct net_addr *from, uint64_t now)
+{
+    struct server_badpeer *slot = &sv->badpeers[0];
+    for (size_t i = 0; i < SERVER_BADPEER_SLOTS; i++) {
+        struct server_badpeer *b = &sv->badpeers[i];
+        if (b->at && net_addr_equal(&b->addr, from)) {
+            slot = b;
+            break;
+        }
+        if (b->at < slot->at)
+            slot = b;
+    }
+    slot->addr = *from;
+    slot->at = now;
+}
+
 /* A datagram from |from| did not open (|orig|: its bytes as received, if kept). Explains it
- * in one line per LOG_REPEAT_MS: which --crypt method opens it under our --key, if any. The
- * bytes are gone after a failed open, so the first failure asks for the next datagram of the
- * same peer to be kept (KCP resends soon); that one is probed. */
+ * in one line per peer per LOG_REPEAT_MS (and one per second in all): which --crypt method
+ * opens it under our --key, if any. The bytes are gone after a failed open, so the first
+ * failure asks for the next datagram of the same peer to be kept (KCP resends soon); that
+ * one is probed. */
 static void server_open_failed(struct server *sv, const struct net_addr *from,
                                const uint8_t *orig, size_t len, uint64_t now)
 {
     const struct config *cfg = sv->cfg;
     if (!orig) {
-        if ((!sv->want_sample || now - sv->sample_since > LOG_REPEAT_MS) &&
-            log_limit_pass(&sv->badcrypt_log, now, LOG_REPEAT_MS)) {
+        if (server_badpeer_recent(sv, from, now))
+            return;
+        if ((!sv->want_sample || now - sv->sample_since > SERVER_SAMPLE_WAIT_MS) &&
+            log_limit_pass(&sv->badcrypt_log, now, SERVER_BADCRYPT_GAP_MS)) {
             sv->want_sample = true;
             sv->sample_since = now;
             sv->sample_from = *from;
@@ -391,6 +432,7 @@ static void server_open_failed(struct server *sv, const struct net_addr *from,
         return;
     }
     sv->want_sample = false;
+    server_badpeer_note(sv, from, now);
     if (!sv->probe && !(sv->probe = crypt_probe_new(cfg->key)))
         return;
     const char *m = crypt_probe_identify(sv->probe, orig, len);
