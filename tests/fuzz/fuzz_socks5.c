@@ -60,7 +60,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct fwd_target t;
         int rc = socks5_udp_parse(copy, size, &t);
         FUZZ_CHECK(rc == ERR_PROTO || (rc >= 7 && (size_t)rc <= size));
-        if (rc > 0 && t.atyp != FWD_ATYP_NAME) {
+        /* An address sent as a name (its literal text) is taken as the address, so only
+         * headers that carry an address on the wire (ATYP 1 or 4, byte 3) encode back to the
+         * same bytes. */
+        if (rc > 0 && copy[3] != 3) {
             uint8_t back[SOCKS5_UDP_HDR_MAX];
             FUZZ_CHECK(socks5_udp_encode(&t, back, sizeof(back)) == rc);
             FUZZ_CHECK(memcmp(back, copy, (size_t)rc) == 0);
