@@ -4,26 +4,11 @@
 
 #include "common/err.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return ERR_INVAL;
-}
 
 static bool is_digit(char c)
 {
@@ -172,15 +157,15 @@ static int parse_name(const char *s, size_t len, char out[ALLOW_NAME_MAX + 1], c
     if (len > 0 && s[len - 1] == '.')
         len--;
     if (len == 0)
-        return fail(err, errlen, "empty host");
+        return err_fail(err, errlen, "empty host");
     if (len > ALLOW_NAME_MAX)
-        return fail(err, errlen, "host name longer than %d bytes", ALLOW_NAME_MAX);
+        return err_fail(err, errlen, "host name longer than %d bytes", ALLOW_NAME_MAX);
     size_t label = 0, last_start = 0;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (c == '.') {
             if (label == 0)
-                return fail(err, errlen, "empty label in host name '%.*s'", (int)len, s);
+                return err_fail(err, errlen, "empty label in host name '%.*s'", (int)len, s);
             label = 0;
             last_start = i + 1;
             out[i] = c;
@@ -189,20 +174,20 @@ static int parse_name(const char *s, size_t len, char out[ALLOW_NAME_MAX + 1], c
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) ||
                   c == '-' || c == '_';
         if (!ok)
-            return fail(err, errlen, "'%.*s' is not a host name or address", (int)len, s);
+            return err_fail(err, errlen, "'%.*s' is not a host name or address", (int)len, s);
         if (++label > 63)
-            return fail(err, errlen, "label longer than 63 bytes in '%.*s'", (int)len, s);
+            return err_fail(err, errlen, "label longer than 63 bytes in '%.*s'", (int)len, s);
         if (c == '-' && (label == 1 || i + 1 == len || s[i + 1] == '.'))
-            return fail(err, errlen, "a label of '%.*s' starts or ends with '-'", (int)len, s);
+            return err_fail(err, errlen, "a label of '%.*s' starts or ends with '-'", (int)len, s);
         out[i] = lower(c);
     }
     if (label == 0)
-        return fail(err, errlen, "empty label in host name '%.*s'", (int)len, s);
+        return err_fail(err, errlen, "empty label in host name '%.*s'", (int)len, s);
     bool numeric = true;
     for (size_t i = last_start; i < len; i++)
         numeric &= is_digit(s[i]);
     if (numeric)
-        return fail(err, errlen, "'%.*s' is not a valid IPv4 address", (int)len, s);
+        return err_fail(err, errlen, "'%.*s' is not a valid IPv4 address", (int)len, s);
     out[len] = '\0';
     return 0;
 }
@@ -220,11 +205,11 @@ static int parse_ports(const char *s, size_t len, struct allow_entry *e, char *e
     size_t l1 = dash ? (size_t)(dash - s) : len;
     unsigned long lo, hi;
     if (!parse_dec(s, l1, 65535, 5, &lo) || lo == 0)
-        return fail(err, errlen, "bad port '%.*s' (1..65535, a range N-M, or *)", (int)len, s);
+        return err_fail(err, errlen, "bad port '%.*s' (1..65535, a range N-M, or *)", (int)len, s);
     hi = lo;
     if (dash && (!parse_dec(dash + 1, len - l1 - 1, 65535, 5, &hi) || hi < lo))
-        return fail(err, errlen, "bad port range '%.*s' (N-M with 1 <= N <= M <= 65535)",
-                    (int)len, s);
+        return err_fail(err, errlen, "bad port range '%.*s' (N-M with 1 <= N <= M <= 65535)",
+                        (int)len, s);
     e->port_lo = (uint16_t)lo;
     e->port_hi = (uint16_t)hi;
     return 0;
@@ -240,12 +225,12 @@ static int parse_block(const char *s, size_t len, bool bracketed, struct allow_e
     size_t n;
     if (!allow_parse_ip(s, alen, a, &n) || (n == 16) != bracketed) {
         if (bracketed)
-            return fail(err, errlen, "'[%.*s]' is not an IPv6 address", (int)len, s);
-        return fail(err, errlen, "'%.*s' is not a valid IPv4 address", (int)len, s);
+            return err_fail(err, errlen, "'[%.*s]' is not an IPv6 address", (int)len, s);
+        return err_fail(err, errlen, "'%.*s' is not a valid IPv4 address", (int)len, s);
     }
     unsigned long bits = n * 8;
     if (slash && !parse_dec(slash + 1, len - alen - 1, n * 8, 3, &bits))
-        return fail(err, errlen, "bad prefix length in '%.*s' (0..%zu)", (int)len, s, n * 8);
+        return err_fail(err, errlen, "bad prefix length in '%.*s' (0..%zu)", (int)len, s, n * 8);
     e->kind = ALLOW_ADDR;
     if (n == 4) {
         memcpy(e->addr, v4_mapped, 12);
@@ -257,8 +242,8 @@ static int parse_block(const char *s, size_t len, bool bracketed, struct allow_e
     e->prefix = (uint8_t)bits;
     for (unsigned i = (unsigned)bits; i < 128; i++) {
         if (e->addr[i / 8] & (0x80u >> (i % 8)))
-            return fail(err, errlen, "'%.*s' has bits set past the prefix (the block starts "
-                        "lower)", (int)len, s);
+            return err_fail(err, errlen, "'%.*s' has bits set past the prefix (the block starts "
+                            "lower)", (int)len, s);
     }
     return 0;
 }
@@ -268,7 +253,7 @@ int allow_parse_entry(const char *s, size_t len, struct allow_entry *e, char *er
 {
     memset(e, 0, sizeof(*e));
     if (len == 0)
-        return fail(err, errlen, "empty entry");
+        return err_fail(err, errlen, "empty entry");
     const char *host = s, *ports;
     size_t hlen;
     bool bracketed = false;
@@ -276,7 +261,7 @@ int allow_parse_entry(const char *s, size_t len, struct allow_entry *e, char *er
     if (s[0] == '[') {
         const char *close = memchr(s, ']', len);
         if (!close)
-            return fail(err, errlen, "'%.*s': '[' without ']'", (int)len, s);
+            return err_fail(err, errlen, "'%.*s': '[' without ']'", (int)len, s);
         host = s + 1;
         hlen = (size_t)(close - host);
         const char *after = close + 1;
@@ -286,7 +271,7 @@ int allow_parse_entry(const char *s, size_t len, struct allow_entry *e, char *er
             const char *colon = memchr(after, ':', rest);
             size_t plen = colon ? (size_t)(colon - after) : rest;
             if (hlen + plen >= sizeof(hostbuf))
-                return fail(err, errlen, "'%.*s' is not an IPv6 block", (int)len, s);
+                return err_fail(err, errlen, "'%.*s' is not an IPv6 block", (int)len, s);
             memcpy(hostbuf, host, hlen);
             memcpy(hostbuf + hlen, after, plen);
             host = hostbuf;
@@ -295,23 +280,23 @@ int allow_parse_entry(const char *s, size_t len, struct allow_entry *e, char *er
             rest -= plen;
         }
         if (rest == 0 || after[0] != ':')
-            return fail(err, errlen, "'%.*s': missing :PORT after the address (:* for every "
-                        "port)", (int)len, s);
+            return err_fail(err, errlen, "'%.*s': missing :PORT after the address (:* for every "
+                            "port)", (int)len, s);
         ports = after + 1;
         bracketed = true;
     } else {
         const char *colon = memchr(s, ':', len);
         if (!colon)
-            return fail(err, errlen, "'%.*s': missing :PORT (:* for every port)", (int)len, s);
+            return err_fail(err, errlen, "'%.*s': missing :PORT (:* for every port)", (int)len, s);
         if (memchr(colon + 1, ':', len - (size_t)(colon + 1 - s)))
-            return fail(err, errlen, "'%.*s': an IPv6 address needs brackets, [addr]:port",
-                        (int)len, s);
+            return err_fail(err, errlen, "'%.*s': an IPv6 address needs brackets, [addr]:port",
+                            (int)len, s);
         hlen = (size_t)(colon - s);
         ports = colon + 1;
     }
     size_t plen = len - (size_t)(ports - s);
     if (plen == 0)
-        return fail(err, errlen, "'%.*s': missing port after ':'", (int)len, s);
+        return err_fail(err, errlen, "'%.*s': missing port after ':'", (int)len, s);
     if (parse_ports(ports, plen, e, err, errlen) < 0)
         return ERR_INVAL;
     if (bracketed)
@@ -374,9 +359,9 @@ int allow_add(struct allow_list *l, const char *spec, char *err, size_t errlen)
         if (rc == 0) {
             rc = list_push(l, &e);
             if (rc == ERR_LIMIT)
-                fail(err, errlen, "more than %d allow entries", ALLOW_ENTRIES_MAX);
+                err_fail(err, errlen, "more than %d allow entries", ALLOW_ENTRIES_MAX);
             else if (rc == ERR_NOMEM)
-                fail(err, errlen, "out of memory");
+                err_fail(err, errlen, "out of memory");
         }
         if (rc != 0) {
             l->n = n0;
@@ -385,7 +370,7 @@ int allow_add(struct allow_list *l, const char *spec, char *err, size_t errlen)
         p += len;
     }
     if (l->n == n0)
-        return fail(err, errlen, "empty allow value");
+        return err_fail(err, errlen, "empty allow value");
     return 0;
 }
 

@@ -226,21 +226,6 @@ static const struct mode_row modes[] = {
 /* ------------------------------------------------------------------------------------------ */
 /* Small helpers */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Formats the one-line reason into |err| and returns ERR_INVAL. */
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return ERR_INVAL;
-}
-
 static void add_warning(struct config *cfg, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -443,8 +428,8 @@ static int set_string(struct config *cfg, const struct opt_desc *o, const char *
 {
     size_t n = strlen(v);
     if (n >= o->size)
-        return fail(err, errlen, "%s: value too long (%zu bytes, at most %u)", label, n,
-                    (unsigned)o->size - 1);
+        return err_fail(err, errlen, "%s: value too long (%zu bytes, at most %u)", label, n,
+                        (unsigned)o->size - 1);
     memcpy((char *)cfg + o->offset, v, n + 1);
     if (o->offset == offsetof(struct config, localaddr))
         cfg->localaddr_set = true;
@@ -466,7 +451,7 @@ static int set_int64(struct config *cfg, const struct opt_desc *o, int64_t v, co
     note_given(cfg, o);
     if (o->type == OPT_INT) {
         if (v < INT_MIN || v > INT_MAX)
-            return fail(err, errlen, "%s: %s is out of range", label, text);
+            return err_fail(err, errlen, "%s: %s is out of range", label, text);
         int iv = (int)v;
         memcpy((char *)cfg + o->offset, &iv, sizeof(iv));
     } else {
@@ -482,10 +467,10 @@ static int append_list(struct config *cfg, const struct opt_desc *o, const char 
     char *field = (char *)cfg + o->offset;
     size_t used = strlen(field), n = strlen(v);
     if (n == 0 || strchr(v, '\n'))
-        return fail(err, errlen, "%s: %s value", label, n ? "multi-line" : "empty");
+        return err_fail(err, errlen, "%s: %s value", label, n ? "multi-line" : "empty");
     if (used + n + 2 > o->size)
-        return fail(err, errlen, "%s: too many values (%u bytes in all at most)", label,
-                    (unsigned)o->size - 2);
+        return err_fail(err, errlen, "%s: too many values (%u bytes in all at most)", label,
+                        (unsigned)o->size - 2);
     memcpy(field + used, v, n);
     field[used + n] = '\n';
     field[used + n + 1] = '\0';
@@ -503,7 +488,7 @@ static int set_level(struct config *cfg, const struct opt_desc *o, const char *v
 {
     int level = log_level_parse(v);
     if (level < 0)
-        return fail(err, errlen, "%s: unknown level '%s' (error, warn, info, debug)", label, v);
+        return err_fail(err, errlen, "%s: unknown level '%s' (error, warn, info, debug)", label, v);
     memcpy((char *)cfg + o->offset, &level, sizeof(level));
     return 0;
 }
@@ -532,7 +517,7 @@ static int set_from_text(struct config *cfg, const struct opt_desc *o, const cha
     case OPT_INT:
     case OPT_I64:
         if (parse_go_int(v, &n) < 0)
-            return fail(err, errlen, "%s: invalid value '%s' (not an integer)", label, v);
+            return err_fail(err, errlen, "%s: invalid value '%s' (not an integer)", label, v);
         return set_int64(cfg, o, n, label, v, err, errlen);
     case OPT_BOOL:
         if (v && is_tcp_auto(o, v)) {
@@ -540,7 +525,7 @@ static int set_from_text(struct config *cfg, const struct opt_desc *o, const cha
             return 0;
         }
         if (v && parse_go_bool(v, &b) < 0)
-            return fail(err, errlen, "%s: invalid value '%s' (true or false)", label, v);
+            return err_fail(err, errlen, "%s: invalid value '%s' (true or false)", label, v);
         set_bool(cfg, o, b);
         return 0;
     case OPT_LEVEL:
@@ -589,12 +574,12 @@ static int stray_argument(const char *prev, const char *arg, enum config_role ro
         const char *name = prev + (prev[1] == '-' ? 2 : 1);
         int i = find_opt(name, strlen(name), role, &dummy);
         if (i >= 0 && opts[i].type == OPT_BOOL)
-            return fail(err, errlen,
-                        "unexpected argument '%s': boolean flags take no separate value "
-                        "(write %s=%s)", arg, prev, arg);
+            return err_fail(err, errlen,
+                            "unexpected argument '%s': boolean flags take no separate value "
+                            "(write %s=%s)", arg, prev, arg);
     }
-    return fail(err, errlen, "unexpected argument '%s' (%s takes no positional arguments)", arg,
-                config_prog_name(role));
+    return err_fail(err, errlen, "unexpected argument '%s' (%s takes no positional arguments)", arg,
+                    config_prog_name(role));
 }
 
 /* True if |a| spells one of |role|'s flags ("--key", "-mtu=5"): Go would take it as the
@@ -635,22 +620,23 @@ static int prescan(int argc, char **argv, enum config_role role, char *err, size
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
         bool other;
         if (len == 0)
-            return fail(err, errlen, "bad flag syntax '%s'", a);
+            return err_fail(err, errlen, "bad flag syntax '%s'", a);
         int k = find_opt(name, len, role, &other);
         if (k < 0) {
             if (other)
-                return fail(err, errlen, "flag %.*s is not a %s flag", (int)(len + name - a), a,
-                            config_prog_name(role));
-            return fail(err, errlen, "unknown flag %.*s (see --help)", (int)(len + name - a), a);
+                return err_fail(err, errlen, "flag %.*s is not a %s flag", (int)(len + name - a), a,
+                                config_prog_name(role));
+            return err_fail(err, errlen, "unknown flag %.*s (see --help)", (int)(len + name - a),
+                            a);
         }
         const struct opt_desc *o = &opts[k];
         if (!eq && i + 1 < argc && is_tcp_auto(o, argv[i + 1]))
             i++; /* "--tcp auto" */
         if (eq && (o->type == OPT_HELP || o->type == OPT_VERSION))
-            return fail(err, errlen, "flag %.*s takes no value", (int)(len + name - a), a);
+            return err_fail(err, errlen, "flag %.*s takes no value", (int)(len + name - a), a);
         if (takes_value(o) && !eq) {
             if (i + 1 >= argc || looks_like_flag(argv[i + 1], role))
-                return fail(err, errlen, "flag %s needs a value", a);
+                return err_fail(err, errlen, "flag %s needs a value", a);
             i++;
         }
         prev = a;
@@ -715,8 +701,8 @@ int config_parse_args(struct config *cfg, int argc, char **argv, char *err, size
             break;
         char *e = rc == CONFIG_OK ? err : NULL; /* keep the first reason */
         if (c < OPT_VAL_BASE || c >= OPT_VAL_BASE + OPT_COUNT) {
-            rc = fail(e, errlen, "cannot parse argument %d ('%s')", optind - 1,
-                      argv[optind - 1]);
+            rc = err_fail(e, errlen, "cannot parse argument %d ('%s')", optind - 1,
+                          argv[optind - 1]);
             continue;
         }
         const struct opt_desc *o = &opts[c - OPT_VAL_BASE];
@@ -734,7 +720,7 @@ int config_parse_args(struct config *cfg, int argc, char **argv, char *err, size
     if (result != CONFIG_OK)
         return result;
     if (rc == CONFIG_OK && optind < argc) /* prescan() makes this unreachable; be safe */
-        rc = fail(err, errlen, "unexpected argument '%s'", argv[optind]);
+        rc = err_fail(err, errlen, "unexpected argument '%s'", argv[optind]);
     if (rc != CONFIG_OK)
         return rc;
     if (cfg->config_file[0] && config_load_json(cfg, cfg->config_file, err, errlen) < 0)
@@ -763,7 +749,7 @@ static int join_addr(char *out, size_t cap, const char *host, size_t host_len, c
     int n = snprintf(out, cap, "%s%.*s%s:%s", v6 ? "[" : "", (int)host_len, host, v6 ? "]" : "",
                      port);
     if (n < 0 || (size_t)n >= cap)
-        return fail(err, errlen, "%s: address too long", what);
+        return err_fail(err, errlen, "%s: address too long", what);
     return 0;
 }
 
@@ -776,7 +762,7 @@ static int remote_addr(struct config *cfg, const char *hosts, const char *port, 
     const char *first = hosts;
     size_t first_len = strcspn(hosts, "|");
     if (first_len == 0)
-        return fail(err, errlen, "SS_REMOTE_HOST: empty host in '%s'", hosts);
+        return err_fail(err, errlen, "SS_REMOTE_HOST: empty host in '%s'", hosts);
     if (cfg->role == CONFIG_SERVER) {
         bool v4_any = false, v6_any = false;
         int n = 0;
@@ -805,7 +791,7 @@ int config_sip003_parse(const char *text, char keys[][CONFIG_OPTION_KEY_MAX],
     const char *p = text;
     while (*p) {
         if (n == max)
-            return fail(err, errlen, "SS_PLUGIN_OPTIONS: more than %d options", max);
+            return err_fail(err, errlen, "SS_PLUGIN_OPTIONS: more than %d options", max);
         char *out = keys[n];
         size_t len = 0, cap = CONFIG_OPTION_KEY_MAX;
         bool in_key = true, has_value = false;
@@ -813,7 +799,7 @@ int config_sip003_parse(const char *text, char keys[][CONFIG_OPTION_KEY_MAX],
             char c = *p;
             if (c == '\\') {
                 if (!p[1])
-                    return fail(err, errlen, "SS_PLUGIN_OPTIONS: '\\' at the end");
+                    return err_fail(err, errlen, "SS_PLUGIN_OPTIONS: '\\' at the end");
                 c = *++p;
             } else if (c == '=' && in_key) {
                 out[len] = '\0';
@@ -825,12 +811,12 @@ int config_sip003_parse(const char *text, char keys[][CONFIG_OPTION_KEY_MAX],
                 continue;
             }
             if (len + 1 >= cap)
-                return fail(err, errlen, "SS_PLUGIN_OPTIONS: option %d is too long", n + 1);
+                return err_fail(err, errlen, "SS_PLUGIN_OPTIONS: option %d is too long", n + 1);
             out[len++] = c;
         }
         out[len] = '\0';
         if (!keys[n][0])
-            return fail(err, errlen, "SS_PLUGIN_OPTIONS: empty option name (option %d)", n + 1);
+            return err_fail(err, errlen, "SS_PLUGIN_OPTIONS: empty option name (option %d)", n + 1);
         if (!has_value)
             strcpy(vals[n], "1"); /* a bare key means true */
         n++;
@@ -848,7 +834,7 @@ int config_apply_sip003(struct config *cfg, const char *remote_host, const char 
         !*local_host)
         return 0; /* not started as a plugin */
     if (!local_port || !*local_port)
-        return fail(err, errlen, "SS_LOCAL_PORT: not set (shadowsocks plugin mode needs all "
+        return err_fail(err, errlen, "SS_LOCAL_PORT: not set (shadowsocks plugin mode needs all "
                                  "of SS_REMOTE_HOST, SS_REMOTE_PORT, SS_LOCAL_HOST, "
                                  "SS_LOCAL_PORT)");
     cfg->sip003 = true;
@@ -888,10 +874,10 @@ int config_apply_sip003(struct config *cfg, const char *remote_host, const char 
         const struct opt_desc *o = k >= 0 ? &opts[k] : NULL;
         if (!o || !o->name || o->type == OPT_FILE || o->type == OPT_HELP ||
             o->type == OPT_VERSION)
-            return fail(err, errlen, "SS_PLUGIN_OPTIONS: unknown option '%s'", keys[i]);
+            return err_fail(err, errlen, "SS_PLUGIN_OPTIONS: unknown option '%s'", keys[i]);
         char why[CONFIG_ERR_MAX];
         if (set_from_text(cfg, o, vals[i], why, sizeof(why)) < 0)
-            return fail(err, errlen, "SS_PLUGIN_OPTIONS: %s", why);
+            return err_fail(err, errlen, "SS_PLUGIN_OPTIONS: %s", why);
     }
     return 0;
 }
@@ -961,8 +947,8 @@ static int json_apply(struct config *cfg, const char *path, const cJSON *item, c
     case OPT_STR:
     case OPT_LEVEL:
         if (!cJSON_IsString(item))
-            return fail(err, errlen, "%s: expected a string, got %s", label,
-                        json_type_name(item));
+            return err_fail(err, errlen, "%s: expected a string, got %s", label,
+                            json_type_name(item));
         if (o->type == OPT_LEVEL)
             return set_level(cfg, o, item->valuestring, label, err, errlen);
         return set_string(cfg, o, item->valuestring, label, err, errlen);
@@ -971,17 +957,17 @@ static int json_apply(struct config *cfg, const char *path, const cJSON *item, c
         double d = item->valuedouble;
         char text[64];
         if (!cJSON_IsNumber(item))
-            return fail(err, errlen, "%s: expected an integer, got %s", label,
-                        json_type_name(item));
+            return err_fail(err, errlen, "%s: expected an integer, got %s", label,
+                            json_type_name(item));
         snprintf(text, sizeof(text), "%.17g", d);
         if (!(d <= JSON_SAFE_INT && d >= -JSON_SAFE_INT) || d != (double)(int64_t)d)
-            return fail(err, errlen, "%s: expected an integer, got %s", label, text);
+            return err_fail(err, errlen, "%s: expected an integer, got %s", label, text);
         return set_int64(cfg, o, (int64_t)d, label, text, err, errlen);
     }
     case OPT_BOOL:
         if (!cJSON_IsBool(item))
-            return fail(err, errlen, "%s: expected true or false, got %s", label,
-                        json_type_name(item));
+            return err_fail(err, errlen, "%s: expected true or false, got %s", label,
+                            json_type_name(item));
         set_bool(cfg, o, cJSON_IsTrue(item));
         return 0;
     case OPT_LIST:
@@ -990,12 +976,12 @@ static int json_apply(struct config *cfg, const char *path, const cJSON *item, c
         if (cJSON_IsString(item))
             return append_list(cfg, o, item->valuestring, label, err, errlen);
         if (!cJSON_IsArray(item))
-            return fail(err, errlen, "%s: expected a string or an array of strings, got %s",
-                        label, json_type_name(item));
+            return err_fail(err, errlen, "%s: expected a string or an array of strings, got %s",
+                            label, json_type_name(item));
         for (const cJSON *v = item->child; v; v = v->next) {
             if (!cJSON_IsString(v))
-                return fail(err, errlen, "%s: expected an array of strings, found %s", label,
-                            json_type_name(v));
+                return err_fail(err, errlen, "%s: expected an array of strings, found %s", label,
+                                json_type_name(v));
             if (append_list(cfg, o, v->valuestring, label, err, errlen) < 0)
                 return ERR_INVAL;
         }
@@ -1016,23 +1002,23 @@ static int read_text_file(const char *path, char **text, size_t *len, char *err,
     int rc = ERR_INVAL;
 
     if (!f)
-        return fail(err, errlen, "-c %s: %s", path, strerror(errno));
+        return err_fail(err, errlen, "-c %s: %s", path, strerror(errno));
     buf = malloc(JSON_FILE_MAX + 1);
     if (!buf) {
-        rc = fail(err, errlen, "-c %s: out of memory", path);
+        rc = err_fail(err, errlen, "-c %s: out of memory", path);
         goto out;
     }
     size_t n = fread(buf, 1, JSON_FILE_MAX + 1, f);
     if (ferror(f)) {
-        rc = fail(err, errlen, "-c %s: read error", path);
+        rc = err_fail(err, errlen, "-c %s: read error", path);
         goto out;
     }
     if (n > JSON_FILE_MAX) {
-        rc = fail(err, errlen, "-c %s: file too big (over %d bytes)", path, JSON_FILE_MAX);
+        rc = err_fail(err, errlen, "-c %s: file too big (over %d bytes)", path, JSON_FILE_MAX);
         goto out;
     }
     if (memchr(buf, '\0', n)) {
-        rc = fail(err, errlen, "-c %s: contains a NUL byte (not a JSON text file)", path);
+        rc = err_fail(err, errlen, "-c %s: contains a NUL byte (not a JSON text file)", path);
         goto out;
     }
     buf[n] = '\0';
@@ -1073,16 +1059,16 @@ int config_load_json(struct config *cfg, const char *path, char *err, size_t err
             if (text[i] == '\n')
                 line++, col = 0;
         if (off >= len)
-            rc = fail(err, errlen, "-c %s:%d:%d: JSON syntax error: unexpected end of file",
-                      path, line, col);
+            rc = err_fail(err, errlen, "-c %s:%d:%d: JSON syntax error: unexpected end of file",
+                          path, line, col);
         else
-            rc = fail(err, errlen, "-c %s:%d:%d: JSON syntax error near '%.*s'", path, line,
-                      col, (int)snippet_len(text + off, 12), text + off);
+            rc = err_fail(err, errlen, "-c %s:%d:%d: JSON syntax error near '%.*s'", path, line,
+                          col, (int)snippet_len(text + off, 12), text + off);
         goto out;
     }
     if (!cJSON_IsObject(root)) {
-        rc = fail(err, errlen, "-c %s: the top level must be a JSON object, not %s", path,
-                  json_type_name(root));
+        rc = err_fail(err, errlen, "-c %s: the top level must be a JSON object, not %s", path,
+                      json_type_name(root));
         goto out;
     }
     for (const cJSON *it = root->child; it; it = it->next) {
@@ -1120,8 +1106,8 @@ int config_apply_mode(struct config *cfg, char *err, size_t errlen)
     }
     if (strcmp(cfg->mode, "manual") == 0)
         return 0;
-    return fail(err, errlen, "--mode: unknown mode '%s' (fast3, fast2, fast, normal, manual)",
-                cfg->mode);
+    return err_fail(err, errlen, "--mode: unknown mode '%s' (fast3, fast2, fast, normal, manual)",
+                    cfg->mode);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1142,15 +1128,15 @@ static bool is_service_name(const char *p)
 static int check_port(const char *s, const char *p, char *err, size_t errlen)
 {
     if (*p == '\0')
-        return fail(err, errlen, "address '%s': missing port (want host:port)", s);
+        return err_fail(err, errlen, "address '%s': missing port (want host:port)", s);
     if (strspn(p, "0123456789") == strlen(p)) {
         const char *q = p + strspn(p, "0"); /* leading zeros are fine, as in Go */
         if (strlen(q) > 5 || atoi(q) > 65535)
-            return fail(err, errlen, "address '%s': port %s is out of range 0..65535", s, p);
+            return err_fail(err, errlen, "address '%s': port %s is out of range 0..65535", s, p);
         return 0;
     }
     if (!is_service_name(p))
-        return fail(err, errlen, "address '%s': bad port '%s'", s, p);
+        return err_fail(err, errlen, "address '%s': bad port '%s'", s, p);
     return 0;
 }
 
@@ -1160,25 +1146,25 @@ int config_parse_addr(const char *s, char *host, size_t hostlen, char *port, siz
     const char *h, *hend, *p;
 
     if (s == NULL || *s == '\0')
-        return fail(err, errlen, "empty address (want host:port)");
+        return err_fail(err, errlen, "empty address (want host:port)");
     if (s[0] == '[') {
         h = s + 1;
         hend = strchr(h, ']');
         if (!hend)
-            return fail(err, errlen, "address '%s': missing ']'", s);
+            return err_fail(err, errlen, "address '%s': missing ']'", s);
         if (hend == h)
-            return fail(err, errlen, "address '%s': empty host in brackets", s);
+            return err_fail(err, errlen, "address '%s': empty host in brackets", s);
         if (hend[1] != ':')
-            return fail(err, errlen, "address '%s': missing port after ']' (want [host]:port)",
-                        s);
+            return err_fail(err, errlen, "address '%s': missing port after ']' (want [host]:port)",
+                            s);
         p = hend + 2;
     } else {
         const char *colon = strrchr(s, ':');
         if (!colon)
-            return fail(err, errlen, "address '%s': missing port (want host:port)", s);
+            return err_fail(err, errlen, "address '%s': missing port (want host:port)", s);
         if (memchr(s, ':', (size_t)(colon - s)))
-            return fail(err, errlen,
-                        "address '%s': too many colons (write IPv6 as [::1]:29900)", s);
+            return err_fail(err, errlen,
+                            "address '%s': too many colons (write IPv6 as [::1]:29900)", s);
         h = s;
         hend = colon;
         p = colon + 1;
@@ -1186,12 +1172,12 @@ int config_parse_addr(const char *s, char *host, size_t hostlen, char *port, siz
     for (const char *q = h; q < hend; q++) {
         unsigned char c = (unsigned char)*q;
         if (c <= ' ' || c == 0x7f || c == '[' || c == ']' || c == '/')
-            return fail(err, errlen, "address '%s': bad character in host", s);
+            return err_fail(err, errlen, "address '%s': bad character in host", s);
     }
     if (check_port(s, p, err, errlen) < 0)
         return ERR_INVAL;
     if ((size_t)(hend - h) >= hostlen || strlen(p) >= portlen)
-        return fail(err, errlen, "address '%s': too long", s);
+        return err_fail(err, errlen, "address '%s': too long", s);
     memcpy(host, h, (size_t)(hend - h));
     host[hend - h] = '\0';
     strcpy(port, p);
@@ -1247,18 +1233,18 @@ static int check_addr_range(const char *flag, const char *s, bool connect, unsig
     uint16_t lo, hi;
     int rc = max_range ? config_port_range(s, base, sizeof(base), &lo, &hi) : 0;
     if (rc < 0)
-        return fail(err, errlen, "%s: address '%s': bad port range (want host:MIN-MAX, "
-                    "1 <= MIN <= MAX <= 65535)", flag, s);
+        return err_fail(err, errlen, "%s: address '%s': bad port range (want host:MIN-MAX, "
+                        "1 <= MIN <= MAX <= 65535)", flag, s);
     if (rc > 0 && (unsigned)(hi - lo) + 1 > max_range)
-        return fail(err, errlen, "%s: address '%s': port range of %u ports, at most %u", flag,
-                    s, (unsigned)(hi - lo) + 1, max_range);
+        return err_fail(err, errlen, "%s: address '%s': port range of %u ports, at most %u", flag,
+                        s, (unsigned)(hi - lo) + 1, max_range);
     if (rc > 0)
         s = base;
     char host[CONFIG_ADDR_MAX], port[32], why[CONFIG_ERR_MAX];
     if (config_parse_addr(s, host, sizeof(host), port, sizeof(port), why, sizeof(why)) < 0)
-        return fail(err, errlen, "%s: %s", flag, why);
+        return err_fail(err, errlen, "%s: %s", flag, why);
     if (connect && strspn(port, "0") == strlen(port))
-        return fail(err, errlen, "%s: address '%s': port 0 cannot be connected to", flag, s);
+        return err_fail(err, errlen, "%s: address '%s': port 0 cannot be connected to", flag, s);
     return 0;
 }
 
@@ -1275,8 +1261,8 @@ static int check_range(const char *flag, int64_t v, int64_t lo, int64_t hi, cons
 {
     if (v >= lo && v <= hi)
         return 0;
-    return fail(err, errlen, "%s: %lld is out of range %lld..%lld%s%s%s", flag, (long long)v,
-                (long long)lo, (long long)hi, why ? " (" : "", why ? why : "", why ? ")" : "");
+    return err_fail(err, errlen, "%s: %lld is out of range %lld..%lld%s%s%s", flag, (long long)v,
+                    (long long)lo, (long long)hi, why ? " (" : "", why ? why : "", why ? ")" : "");
 }
 
 static int validate_client(const struct config *cfg, char *err, size_t errlen)
@@ -1296,7 +1282,7 @@ static int validate_client(const struct config *cfg, char *err, size_t errlen)
         memcpy(line, p, n);
         line[n] = '\0';
         if (udpflow_parse_spec(line, &spec, why, sizeof(why)) < 0)
-            return fail(err, errlen, "-U/--udpforward: %s", why);
+            return err_fail(err, errlen, "-U/--udpforward: %s", why);
         p += n + (p[n] == '\n');
     }
     const struct {
@@ -1310,25 +1296,25 @@ static int validate_client(const struct config *cfg, char *err, size_t errlen)
             memcpy(line, p, n);
             line[n] = '\0';
             if (fwd_parse_spec(fl[k].kind, line, &spec, why, sizeof(why)) < 0)
-                return fail(err, errlen, "-%c: %s", fl[k].kind, why);
+                return err_fail(err, errlen, "-%c: %s", fl[k].kind, why);
             p += n + (p[n] == '\n');
         }
     }
     if (strcmp(cfg->peer, "auto") != 0 && strcmp(cfg->peer, "ktun") != 0 &&
         strcmp(cfg->peer, "kcptun") != 0)
-        return fail(err, errlen, "--peer: '%s' is not auto, ktun or kcptun", cfg->peer);
+        return err_fail(err, errlen, "--peer: '%s' is not auto, ktun or kcptun", cfg->peer);
     if (strcmp(cfg->peer, "kcptun") == 0 && config_needs_ktun_peer(cfg))
-        return fail(err, errlen, "--peer kcptun: UDP forwards and forward targets need a ktun "
+        return err_fail(err, errlen, "--peer kcptun: UDP forwards and forward targets need a ktun "
                                  "server");
     if (cfg->hop_s > 0) {
         char base[CONFIG_ADDR_MAX + 16];
         uint16_t lo, hi;
         if (config_port_range(cfg->remoteaddr, base, sizeof(base), &lo, &hi) != 1 || lo == hi)
-            return fail(err, errlen, "--hop: needs a port range of two ports or more in "
-                        "--remoteaddr (host:MIN-MAX)");
+            return err_fail(err, errlen, "--hop: needs a port range of two ports or more in "
+                            "--remoteaddr (host:MIN-MAX)");
         if (strcmp(cfg->crypt, "xsalsa20-poly1305") != 0 && strcmp(cfg->peer, "ktun") != 0)
-            return fail(err, errlen, "--hop: needs --crypt xsalsa20-poly1305 or --peer ktun (a "
-                        "kcptun server cannot follow a session to another port)");
+            return err_fail(err, errlen, "--hop: needs --crypt xsalsa20-poly1305 or --peer ktun (a "
+                            "kcptun server cannot follow a session to another port)");
     }
     return 0;
 }
@@ -1345,7 +1331,7 @@ int config_allow_list(const struct config *cfg, struct allow_list *out, char *er
         line[n] = '\0';
         rc = allow_add(l, line, why, sizeof(why));
         if (rc < 0)
-            fail(err, errlen, "--allow: %s", why);
+            err_fail(err, errlen, "--allow: %s", why);
         p += n + (p[n] == '\n');
     }
     if (rc < 0 || !out)
@@ -1359,11 +1345,11 @@ static int validate_server(const struct config *cfg, char *err, size_t errlen)
         return ERR_INVAL;
     if (config_target_is_unix(cfg)) {
         if (strlen(cfg->target) > 107)
-            return fail(err, errlen, "--target: Unix socket path longer than 107 bytes");
+            return err_fail(err, errlen, "--target: Unix socket path longer than 107 bytes");
     } else {
         char why[CONFIG_ERR_MAX];
         if (check_addr("--target", cfg->target, true, why, sizeof(why)) < 0)
-            return fail(err, errlen, "%s; Unix socket paths start with / or .", why);
+            return err_fail(err, errlen, "%s; Unix socket paths start with / or .", why);
     }
     if (config_allow_list(cfg, NULL, err, errlen) < 0)
         return ERR_INVAL;
@@ -1375,8 +1361,9 @@ static int validate_server(const struct config *cfg, char *err, size_t errlen)
 static int validate_kcp(const struct config *cfg, char *err, size_t errlen)
 {
     if (!find_mode(cfg->mode) && strcmp(cfg->mode, "manual") != 0)
-        return fail(err, errlen, "--mode: unknown mode '%s' (fast3, fast2, fast, normal, manual)",
-                    cfg->mode);
+        return err_fail(err, errlen,
+                        "--mode: unknown mode '%s' (fast3, fast2, fast, normal, manual)",
+                        cfg->mode);
     if (check_range("--nodelay", cfg->nodelay, 0, 1, NULL, err, errlen) < 0 ||
         check_range("--interval", cfg->interval_ms, 10, 5000, "kcp-go clamps to this", err,
                     errlen) < 0 ||
@@ -1394,9 +1381,9 @@ static int validate_kcp(const struct config *cfg, char *err, size_t errlen)
         check_range("--sockbuf", cfg->sockbuf, 1, INT_MAX, NULL, err, errlen) < 0)
         return ERR_INVAL;
     if (cfg->datashard + cfg->parityshard > 256)
-        return fail(err, errlen,
-                    "--datashard/--parityshard: %d + %d shards exceed 256 (Reed-Solomon limit)",
-                    cfg->datashard, cfg->parityshard);
+        return err_fail(err, errlen,
+                        "--datashard/--parityshard: %d + %d shards exceed 256 (Reed-Solomon limit)",
+                        cfg->datashard, cfg->parityshard);
     return 0;
 }
 
@@ -1410,8 +1397,9 @@ static int validate_smux(const struct config *cfg, char *err, size_t errlen)
                     errlen) < 0)
         return ERR_INVAL;
     if (cfg->streambuf > cfg->smuxbuf)
-        return fail(err, errlen, "--streambuf: %d is larger than --smuxbuf %d (smux refuses it)",
-                    cfg->streambuf, cfg->smuxbuf);
+        return err_fail(err, errlen,
+                        "--streambuf: %d is larger than --smuxbuf %d (smux refuses it)",
+                        cfg->streambuf, cfg->smuxbuf);
     if (check_range("--framesize", cfg->framesize, 1, 65535, "smux's frame length field", err,
                     errlen) < 0 ||
         check_range("--closewait", cfg->closewait_s, -1, 3600, "-1: automatic", err, errlen) < 0 ||
@@ -1419,12 +1407,13 @@ static int validate_smux(const struct config *cfg, char *err, size_t errlen)
                     err, errlen) < 0)
         return ERR_INVAL;
     if (cfg->ratelimit > 0 && cfg->nopace)
-        return fail(err, errlen, "--ratelimit: caps ktun's pacer, which --nopace turns off");
+        return err_fail(err, errlen, "--ratelimit: caps ktun's pacer, which --nopace turns off");
     enum qpp_variant v;
     if (qpp_variant_parse(cfg->qppvariant, &v) < 0)
-        return fail(err, errlen,
-                    "--QPPVariant: unknown variant '%s' (A: kcptun builds 2024-07-16..2025-12-18, "
-                    "B: ..2025-12-22, C: later)", cfg->qppvariant);
+        return err_fail(err, errlen,
+                        "--QPPVariant: unknown variant '%s' "
+                        "(A: kcptun builds 2024-07-16..2025-12-18, B: ..2025-12-22, C: later)",
+                        cfg->qppvariant);
     if (cfg->qpp && check_range("--QPPCount", cfg->qppcount, 1, QPP_COUNT_MAX, NULL, err,
                                 errlen) < 0)
         return ERR_INVAL;
@@ -1440,8 +1429,8 @@ static int validate_misc(const struct config *cfg, char *err, size_t errlen)
         check_range("--maxstreams", cfg->maxstreams, 1, 1 << 20, NULL, err, errlen) < 0 ||
         (strcmp(cfg->plugin_mode, "tcp_only") != 0 && strcmp(cfg->plugin_mode, "udp_only") != 0 &&
          strcmp(cfg->plugin_mode, "tcp_and_udp") != 0 &&
-         fail(err, errlen, "--plugin_mode: '%s' is not tcp_only, udp_only or tcp_and_udp",
-              cfg->plugin_mode) < 0) ||
+         err_fail(err, errlen, "--plugin_mode: '%s' is not tcp_only, udp_only or tcp_and_udp",
+                  cfg->plugin_mode) < 0) ||
         check_range("--udpidle", cfg->udpidle_s, 1, 86400, NULL, err, errlen) < 0 ||
         check_range("--udpflows", cfg->udpflows, 1, 1 << 20, NULL, err, errlen) < 0 ||
         check_range("--udpflowsall", cfg->udpflowsall, 1, 1 << 22, NULL, err, errlen) < 0 ||
@@ -1457,11 +1446,11 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
                                    : validate_server(cfg, err, errlen) < 0)
         return ERR_INVAL;
     if (!config_crypt_is_known(cfg->crypt))
-        return fail(err, errlen,
-                    "--crypt: unknown method '%s' (aes, aes-128, aes-192, salsa20, blowfish, "
-                    "twofish, cast5, 3des, tea, xtea, xor, sm4, none, aes-128-gcm, null, "
-                    "xsalsa20-poly1305)",
-                    cfg->crypt);
+        return err_fail(err, errlen,
+                        "--crypt: unknown method '%s' (aes, aes-128, aes-192, salsa20, blowfish, "
+                        "twofish, cast5, 3des, tea, xtea, xor, sm4, none, aes-128-gcm, null, "
+                        "xsalsa20-poly1305)",
+                        cfg->crypt);
     if (validate_kcp(cfg, err, errlen) < 0 || validate_smux(cfg, err, errlen) < 0 ||
         validate_misc(cfg, err, errlen) < 0)
         return ERR_INVAL;
@@ -1588,7 +1577,7 @@ struct qpp *config_qpp_new(const struct config *cfg, char *err, size_t errlen)
     if (qpp_variant_parse(cfg->qppvariant, &v) == 0 && cfg->qppcount > 0)
         q = qpp_new(cfg->key, strlen(cfg->key), (unsigned)cfg->qppcount, v, &rc);
     if (!q)
-        fail(err, errlen, "--QPP: cannot build %d pads: %s", cfg->qppcount, err_str(rc));
+        err_fail(err, errlen, "--QPP: cannot build %d pads: %s", cfg->qppcount, err_str(rc));
     return q;
 }
 
@@ -1689,12 +1678,12 @@ static char **saved_argv;
 int config_reload(struct config *out, char *err, size_t errlen)
 {
     if (!saved_argv)
-        return fail(err, errlen, "no command line to read again");
+        return err_fail(err, errlen, "no command line to read again");
     enum config_role role = out->role;
     config_defaults(out, role);
     int rc = config_parse_args(out, saved_argc, saved_argv, err, errlen);
     if (rc > 0)
-        return fail(err, errlen, "--help or --version on the command line");
+        return err_fail(err, errlen, "--help or --version on the command line");
     if (rc == CONFIG_OK)
         rc = config_validate(out, err, errlen);
     return rc;

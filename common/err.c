@@ -2,6 +2,9 @@
 /* Names of the project-wide error codes. */
 #include "common/err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *err_str(int err)
 {
     switch (err) {
@@ -16,4 +19,15 @@ const char *err_str(int err)
     case ERR_LIMIT: return "limit reached";
     default: return "unknown error";
     }
+}
+
+int err_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return ERR_INVAL;
 }

@@ -17,4 +17,10 @@ enum ktun_err {
 /* Returns a short English description of |err| (an ERR_* value); never NULL. */
 const char *err_str(int err);
 
+#include <stddef.h>
+
+/* Formats a one-line reason into |err| (|errlen| bytes; either may be 0/NULL for none) and
+ * returns ERR_INVAL: the shape of every parser's "bad input" exit. */
+int err_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

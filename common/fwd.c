@@ -5,23 +5,8 @@
 #include "common/allow.h"
 #include "common/err.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return ERR_INVAL;
-}
 
 /* Bytes a host name (or an address literal's text) may hold. */
 static bool name_byte(uint8_t c)
@@ -94,15 +79,16 @@ static int take_host(const struct token *k, char out[FWD_HOST_MAX], const char *
     uint8_t a[16];
     size_t alen;
     if (k->len == 0 || k->len >= FWD_HOST_MAX)
-        return fail(err, errlen, "'%s': %s host is %s", spec, what, k->len ? "too long" : "empty");
+        return err_fail(err, errlen, "'%s': %s host is %s", spec, what,
+                        k->len ? "too long" : "empty");
     for (size_t i = 0; i < k->len; i++)
         if (!name_byte((uint8_t)k->p[i]))
-            return fail(err, errlen, "'%s': %s host '%.*s' is not a name or address", spec,
-                        what, (int)k->len, k->p);
+            return err_fail(err, errlen, "'%s': %s host '%.*s' is not a name or address", spec,
+                            what, (int)k->len, k->p);
     bool ip = allow_parse_ip(k->p, k->len, a, &alen);
     if (k->bracketed ? !(ip && alen == 16) : memchr(k->p, ':', k->len) != NULL)
-        return fail(err, errlen, "'%s': %s host '%.*s': IPv6 addresses go in brackets, "
-                    "[addr]", spec, what, (int)k->len, k->p);
+        return err_fail(err, errlen, "'%s': %s host '%.*s': IPv6 addresses go in brackets, "
+                        "[addr]", spec, what, (int)k->len, k->p);
     memcpy(out, k->p, k->len);
     out[k->len] = '\0';
     return 0;
@@ -115,16 +101,16 @@ int fwd_parse_spec(char kind, const char *s, struct fwd_spec *out, char *err, si
     out->kind = kind;
     bool target = kind == 'L' || kind == 'U';
     if (!target && kind != 'D')
-        return fail(err, errlen, "unknown forward kind '%c'", kind);
+        return err_fail(err, errlen, "unknown forward kind '%c'", kind);
     const char *shape = target ? "[bind:]port:host:hostport" : "[bind:]port";
     for (const char *c = s; *c; c++)
         if ((uint8_t)*c < 0x21 || (uint8_t)*c >= 0x7f)
-            return fail(err, errlen, "-%c: a spec holds no blanks or control bytes (%s)", kind,
-                        shape);
+            return err_fail(err, errlen, "-%c: a spec holds no blanks or control bytes (%s)", kind,
+                            shape);
     int n = split(s, t);
     int want = target ? 3 : 1;
     if (n != want && n != want + 1)
-        return fail(err, errlen, "'%s': expected %s", s, shape);
+        return err_fail(err, errlen, "'%s': expected %s", s, shape);
     int i = 0;
     if (n == want + 1) {
         if (t[0].len == 0 || (t[0].len == 1 && t[0].p[0] == '*' && !t[0].bracketed))
@@ -136,15 +122,15 @@ int fwd_parse_spec(char kind, const char *s, struct fwd_spec *out, char *err, si
         strcpy(out->bind, "127.0.0.1");
     }
     if (t[i].bracketed || !parse_port(t[i].p, t[i].len, &out->bind_port))
-        return fail(err, errlen, "'%s': bad listen port '%.*s' (1..65535; %s)", s,
-                    (int)t[i].len, t[i].p, shape);
+        return err_fail(err, errlen, "'%s': bad listen port '%.*s' (1..65535; %s)", s,
+                        (int)t[i].len, t[i].p, shape);
     if (!target)
         return 0;
     if (take_host(&t[i + 1], out->host, "target", s, err, errlen) < 0)
         return ERR_INVAL;
     if (t[i + 2].bracketed || !parse_port(t[i + 2].p, t[i + 2].len, &out->port))
-        return fail(err, errlen, "'%s': bad target port '%.*s' (1..65535; %s)", s,
-                    (int)t[i + 2].len, t[i + 2].p, shape);
+        return err_fail(err, errlen, "'%s': bad target port '%.*s' (1..65535; %s)", s,
+                        (int)t[i + 2].len, t[i + 2].p, shape);
     return 0;
 }
 
