@@ -153,43 +153,45 @@ int fwd_target_set(struct fwd_target *t, const char *host, uint16_t port)
     return 0;
 }
 
-int fwd_request_encode(const struct fwd_target *t, uint8_t *out, size_t cap)
+int fwd_addr_encode(const struct fwd_target *t, uint8_t out[FWD_ADDR_MAX])
 {
-    size_t n = 3, alen;
-    uint8_t tmp[FWD_REQ_MAX];
-    tmp[0] = FWD_MAGIC;
-    tmp[1] = FWD_VERSION;
-    tmp[2] = t->atyp;
+    size_t n = 0, alen;
+    out[n++] = t->atyp;
     switch (t->atyp) {
-    case FWD_ATYP_DEFAULT:
-        break;
     case FWD_ATYP_IPV4:
     case FWD_ATYP_IPV6:
         alen = t->atyp == FWD_ATYP_IPV4 ? 4 : 16;
-        memcpy(tmp + n, t->addr, alen);
-        n += alen;
+        memcpy(out + n, t->addr, alen);
         break;
     case FWD_ATYP_NAME:
         alen = strnlen(t->name, sizeof(t->name));
         if (alen == 0 || alen > 255)
             return ERR_INVAL;
-        tmp[n++] = (uint8_t)alen;
-        memcpy(tmp + n, t->name, alen);
-        n += alen;
+        out[n++] = (uint8_t)alen;
+        memcpy(out + n, t->name, alen);
         break;
     default:
         return ERR_INVAL;
     }
-    if (t->atyp != FWD_ATYP_DEFAULT) {
-        if (t->port == 0)
-            return ERR_INVAL;
-        tmp[n++] = (uint8_t)(t->port >> 8);
-        tmp[n++] = (uint8_t)t->port;
-    }
-    if (n > cap)
-        return ERR_INVAL;
-    memcpy(out, tmp, n);
+    n += alen;
+    out[n++] = (uint8_t)(t->port >> 8);
+    out[n++] = (uint8_t)t->port;
     return (int)n;
+}
+
+int fwd_request_encode(const struct fwd_target *t, uint8_t *out, size_t cap)
+{
+    uint8_t tmp[FWD_REQ_MAX];
+    tmp[0] = FWD_MAGIC;
+    tmp[1] = FWD_VERSION;
+    tmp[2] = FWD_ATYP_DEFAULT;
+    int n = 1;
+    if (t->atyp != FWD_ATYP_DEFAULT && (t->port == 0 || (n = fwd_addr_encode(t, tmp + 2)) < 0))
+        return ERR_INVAL;
+    if (2 + (size_t)n > cap)
+        return ERR_INVAL;
+    memcpy(out, tmp, 2 + (size_t)n);
+    return 2 + n;
 }
 
 int fwd_request_decode(const uint8_t *p, size_t len, struct fwd_target *t)

@@ -75,6 +75,13 @@ int fwd_parse_spec(char kind, const char *s, struct fwd_spec *out, char *err, si
  * Returns 0 or ERR_INVAL. */
 int fwd_target_set(struct fwd_target *t, const char *host, uint16_t port);
 
+/* Longest ATYP ADDR PORT (SOCKS5's address layout, which the request header uses too). */
+#define FWD_ADDR_MAX (1 + 1 + 255 + 2)
+
+/* Writes |t| (IPv4, IPv6 or a name) as ATYP ADDR PORT into |out|. Returns its length, or
+ * ERR_INVAL for another type or a name that is empty or longer than 255 bytes. */
+int fwd_addr_encode(const struct fwd_target *t, uint8_t out[FWD_ADDR_MAX]);
+
 /* Writes the request header for |t| into |out| (FWD_REQ_MAX bytes suffice). Returns its
  * length, or ERR_INVAL for a target that cannot be encoded. */
 int fwd_request_encode(const struct fwd_target *t, uint8_t *out, size_t cap);

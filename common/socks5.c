@@ -103,12 +103,7 @@ size_t socks5_reply_encode(uint8_t rep, const struct fwd_target *bnd, uint8_t *o
     out[n++] = rep;
     out[n++] = 0;
     if (bnd && (bnd->atyp == FWD_ATYP_IPV4 || bnd->atyp == FWD_ATYP_IPV6)) {
-        size_t alen = bnd->atyp == FWD_ATYP_IPV4 ? 4 : 16;
-        out[n++] = bnd->atyp;
-        memcpy(out + n, bnd->addr, alen);
-        n += alen;
-        out[n++] = (uint8_t)(bnd->port >> 8);
-        out[n++] = (uint8_t)bnd->port;
+        n += (size_t)fwd_addr_encode(bnd, out + n);
     } else {
         out[n++] = FWD_ATYP_IPV4;
         memset(out + n, 0, 6);
@@ -130,34 +125,10 @@ int socks5_udp_parse(const uint8_t *p, size_t len, struct fwd_target *t)
 
 int socks5_udp_encode(const struct fwd_target *t, uint8_t *out, size_t cap)
 {
-    uint8_t tmp[SOCKS5_UDP_HDR_MAX];
-    size_t n = 0, alen;
-    tmp[n++] = 0;
-    tmp[n++] = 0;
-    tmp[n++] = 0;
-    tmp[n++] = t->atyp;
-    switch (t->atyp) {
-    case FWD_ATYP_IPV4:
-    case FWD_ATYP_IPV6:
-        alen = t->atyp == FWD_ATYP_IPV4 ? 4 : 16;
-        memcpy(tmp + n, t->addr, alen);
-        n += alen;
-        break;
-    case FWD_ATYP_NAME:
-        alen = strnlen(t->name, sizeof(t->name));
-        if (alen == 0 || alen > 255)
-            return ERR_INVAL;
-        tmp[n++] = (uint8_t)alen;
-        memcpy(tmp + n, t->name, alen);
-        n += alen;
-        break;
-    default:
+    uint8_t tmp[SOCKS5_UDP_HDR_MAX] = {0}; /* RSV RSV FRAG, then the address */
+    int n = fwd_addr_encode(t, tmp + 3);
+    if (n < 0 || 3 + (size_t)n > cap)
         return ERR_INVAL;
-    }
-    tmp[n++] = (uint8_t)(t->port >> 8);
-    tmp[n++] = (uint8_t)t->port;
-    if (n > cap)
-        return ERR_INVAL;
-    memcpy(out, tmp, n);
-    return (int)n;
+    memcpy(out, tmp, 3 + (size_t)n);
+    return 3 + n;
 }
