@@ -43,6 +43,28 @@ static struct stream *stream_new(struct sess *s, uint32_t sid, int fd)
     return st;
 }
 
+/* Opens a mux stream, writes |len| bytes of |data| to it first (none for 0), and wraps |fd|
+ * for it in |*out|. On failure the mux stream is released, |fd| closed, and an ERR_* (or the
+ * failed write's result) returned. */
+static int stream_open_fd(struct sess *s, int fd, const uint8_t *data, size_t len,
+                          struct stream **out)
+{
+    uint32_t sid;
+    int rc = tunnel_stream_open(s->tun, &sid);
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    ssize_t w = len ? tunnel_stream_write(s->tun, sid, data, len) : 0;
+    *out = (size_t)w == len ? stream_new(s, sid, fd) : NULL;
+    if (!*out) {
+        tunnel_stream_release(s->tun, sid);
+        close(fd);
+        return w < 0 ? (int)w : ERR_NOMEM;
+    }
+    return 0;
+}
+
 void stream_free(struct stream *st, const char *why)
 {
     struct sess *s = st->s;
@@ -504,7 +526,6 @@ int stream_open_target(struct sess *s, int fd, const struct fwd_target *t, bool 
         stream_refuse_local(s, fd, socks);
         return ERR_PROTO;
     }
-    uint32_t sid;
     struct fwd_target def = {.atyp = FWD_ATYP_DEFAULT};
     uint8_t hdr[FWD_REQ_MAX];
     int n = fwd_request_encode(t ? t : &def, hdr, sizeof(hdr));
@@ -512,17 +533,11 @@ int stream_open_target(struct sess *s, int fd, const struct fwd_target *t, bool 
         close(fd);
         return ERR_INVAL;
     }
-    int rc = tunnel_stream_open(s->tun, &sid);
-    if (rc != 0) {
-        close(fd);
+    struct stream *st;
+    int rc = stream_open_fd(s, fd, NULL, 0, &st);
+    if (rc != 0)
         return rc;
-    }
-    struct stream *st = stream_new(s, sid, fd);
-    if (!st) {
-        tunnel_stream_release(s->tun, sid);
-        close(fd);
-        return ERR_NOMEM;
-    }
+    uint32_t sid = st->sid;
     st->fwd = STREAM_FWD_REPLY;
     st->socks = socks;
     if (tunnel_stream_write(s->tun, sid, hdr, (size_t)n) != n ||
@@ -562,43 +577,27 @@ int stream_open_local(struct sess *s, int fd)
 /* A kcptun stream: the TCP bytes as they are, to the server's -t. */
 static int stream_open_plain(struct sess *s, int fd)
 {
-    uint32_t sid;
-    int rc = tunnel_stream_open(s->tun, &sid);
-    if (rc != 0) {
-        close(fd);
+    struct stream *st;
+    int rc = stream_open_fd(s, fd, NULL, 0, &st);
+    if (rc != 0)
         return rc;
-    }
-    struct stream *st = stream_new(s, sid, fd);
-    if (!st) {
-        tunnel_stream_release(s->tun, sid);
-        close(fd);
-        return ERR_NOMEM;
-    }
     ev_io_start(s->sh->loop, &st->rio);
     if (!s->sh->params.quiet)
-        LOG_STREAM("stream: %u opened on %s", sid, s->name);
+        LOG_STREAM("stream: %u opened on %s", st->sid, s->name);
     sess_pump(s);
     return 0;
 }
 
 int stream_open_replay(struct sess *s, int fd, const uint8_t *data, size_t len)
 {
-    uint32_t sid;
-    int rc = tunnel_stream_open(s->tun, &sid);
-    if (rc != 0) {
-        close(fd);
+    struct stream *st;
+    int rc = stream_open_fd(s, fd, data, len, &st);
+    if (rc != 0)
         return rc;
-    }
-    ssize_t w = len ? tunnel_stream_write(s->tun, sid, data, len) : 0;
-    struct stream *st = (size_t)w == len ? stream_new(s, sid, fd) : NULL;
-    if (!st) {
-        tunnel_stream_release(s->tun, sid);
-        close(fd);
-        return w < 0 ? (int)w : ERR_NOMEM;
-    }
     ev_io_start(s->sh->loop, &st->rio); /* a socket at EOF reads 0 again: the FIN follows */
     if (!s->sh->params.quiet)
-        LOG_STREAM("stream: %u opened again on %s, %zu bytes sent again", sid, s->name, len);
+        LOG_STREAM("stream: %u opened again on %s, %zu bytes sent again", st->sid, s->name,
+                   len);
     sess_pump(s);
     return 0;
 }
