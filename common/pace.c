@@ -2,6 +2,8 @@
 /* Sender pacing for KCP: delivery-rate and min-RTT estimates, an in-flight cap and a pacer. */
 #include "common/pace.h"
 
+#include "common/util.h"
+
 #include <string.h>
 
 #define PACE_INIT_CWND_SEGS 64   /* in-flight cap before the first rate sample, at most */
@@ -27,12 +29,9 @@ void pace_init(struct pace *p, uint32_t mss, uint32_t ack_delay_ms, uint64_t now
     p->mss = mss ? mss : 1;
     p->ack_delay_ms = ack_delay_ms;
     p->min_rtt = UINT32_MAX;
-    p->init_cwnd = (size_t)(PACE_INIT_CWND_SEGS > PACE_MIN_CWND_SEGS ? PACE_INIT_CWND_SEGS
-                                                                     : PACE_MIN_CWND_SEGS) *
-                   p->mss;
-    p->startup_cwnd = p->init_cwnd;
     p->delivered_ms = now_ms;
     p->tokens_ms = now_ms;
+    pace_set_init_cwnd(p, SIZE_MAX);
 }
 
 void pace_set_init_cwnd(struct pace *p, size_t bytes)
@@ -42,11 +41,8 @@ void pace_set_init_cwnd(struct pace *p, size_t bytes)
      * while STARTUP lasts) floods a slow link, and what it loses is lost again until a
      * segment reaches the dead-link count. Start from the smaller of it and a fixed initial
      * window; STARTUP grows from there by the measured delivery rate. */
-    size_t init = (size_t)PACE_INIT_CWND_SEGS * p->mss;
-    if (bytes < init)
-        init = bytes;
-    size_t floor = (size_t)PACE_MIN_CWND_SEGS * p->mss;
-    p->init_cwnd = init > floor ? init : floor;
+    size_t init = MIN(bytes, (size_t)PACE_INIT_CWND_SEGS * p->mss);
+    p->init_cwnd = MAX(init, (size_t)PACE_MIN_CWND_SEGS * p->mss);
     if (p->phase == PACE_STARTUP && p->startup_cwnd < p->init_cwnd)
         p->startup_cwnd = p->init_cwnd;
 }
