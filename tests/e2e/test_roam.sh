@@ -22,8 +22,6 @@ REBIND=${ROAM_REBIND:-5}
 REPLAYS=${ROAM_REPLAYS:-100000}
 COUNT=$((SECS * 20))
 
-field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
-le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
 
 spawn echo "$BLAST" echo -l 127.0.0.1:0 --duration $((SECS + 40))
 wait_log echo '^listening '

@@ -14,8 +14,6 @@ BLAST=$TOOLS/tcpblast
 for t in "$FW" "$BLAST"; do
     [ -x "$t" ] || { echo "missing $t (run make tools)"; exit 1; }
 done
-field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
-le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
 if ! unshare -m true 2>/dev/null; then
     echo "no mount namespaces here: skipping"
     exit 77

@@ -13,8 +13,6 @@
 source "$(dirname "$0")/lib.sh"
 BLAST=$TOOLS/tcpblast
 [ -x "$BLAST" ] || { echo "missing $BLAST (run make tools)"; exit 1; }
-field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
-le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
 DUR=${ROAM_HOP_DURATION:-15}
 HOP=${ROAM_HOP_S:-5}
 RATE=${ROAM_HOP_RATE:-6250000}

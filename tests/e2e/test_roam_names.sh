@@ -7,7 +7,6 @@
 source "$(dirname "$0")/lib.sh"
 BLAST=$TOOLS/tcpblast
 [ -x "$BLAST" ] || { echo "missing $BLAST (run make tools)"; exit 1; }
-field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
 spawn echo "$BLAST" echo -l 127.0.0.1:0 --duration 120
 wait_log echo '^listening '

@@ -22,8 +22,6 @@ for t in ip iptables ip6tables iptables-save ip6tables-save; do
 done
 BLAST=$TOOLS/tcpblast
 [ -x "$BLAST" ] || { echo "missing $BLAST (run make tools)"; exit 1; }
-field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
-le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
 
 NC=roam-c$$
 NS=roam-s$$
