@@ -10,6 +10,7 @@
 #include "common/fwd.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "common/resolve.h"
 #include "common/sess.h"
 #include "common/shell.h"
 #include "common/udpflow.h"
@@ -60,10 +61,35 @@ struct usflow {
     ev_io io;
 };
 
+/* Server: a datagram held while its flow's target name is looked up. */
+struct uqdgram {
+    struct uqdgram *next;
+    size_t len;
+    uint8_t data[];
+};
+
+/* Server: a flow whose target is a name being looked up off the loop; its datagrams wait
+ * (at most UDPFWD_QUEUE_MAX) and go out once the flow opens. */
+struct uspending {
+    struct uspending *prev, *next;
+    struct udpfwd_sess *us;
+    uint32_t id;
+    uint16_t port;
+    bool named;                 /* admitted by name already: any address goes */
+    struct resolver *res;
+    uint64_t started_ms;
+    struct uqdgram *head, *tail;
+    size_t nq;
+    char text[CONFIG_ADDR_MAX]; /* the target as the peer wrote it ("" for -t) */
+    char hostport[CONFIG_ADDR_MAX];
+};
+
 /* Server: the flows of one session. */
 struct udpfwd_sess {
+    struct udpfwd *u;
     struct udpflow_table tab;
     struct sess *s;
+    struct uspending *pending;  /* flows waiting for a name lookup */
     struct udpfwd_sess *prev, *next;
 };
 
@@ -87,7 +113,10 @@ struct udpfwd {
     char target_text[CONFIG_ADDR_MAX];
     struct fwd_logbook refused_book; /* one refusal line per peer address and target */
     uint64_t refused;
+    size_t npending;            /* flows waiting for a name lookup, in all sessions */
+    uint64_t lookups_failed;
     struct log_limit limit_log;
+    struct log_limit lookups_log;
     uint8_t buf[UDPFWD_DGRAM_MAX];
 };
 
@@ -312,12 +341,19 @@ static const uint8_t *addr_bytes(const struct net_addr *a, size_t *len)
     return (const uint8_t *)&((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
 }
 
-/* Is |text| ("host:port", from the peer) a target this server opens? Fills |*a| with where
- * to send. The -t target (as written, or its address) and --allow decide; a name --allow
- * does not name is checked by the address it resolves to. */
-static bool server_allowed(struct udpfwd *u, const char *text, struct net_addr *a)
+/* What the text of a target settles (server_check_name). */
+struct target_check {
+    bool is_ip;     /* an address literal: nothing to look up */
+    bool named;     /* admitted as written: any address it has goes */
+    uint16_t port;
+};
+
+/* May |text| ("host:port", from the peer) be opened, as far as its text tells? The -t target
+ * as written and --allow (names, addresses) decide; a name --allow does not name may still
+ * go by the address it resolves to (server_check_addr). */
+static bool server_check_name(struct udpfwd *u, const char *text, struct target_check *c)
 {
-    char host[CONFIG_ADDR_MAX], port[16], err[NET_ERR_LEN];
+    char host[CONFIG_ADDR_MAX], port[16];
     if (config_parse_addr(text, host, sizeof(host), port, sizeof(port), NULL, 0) != 0 ||
         !host[0])
         return false;
@@ -325,39 +361,187 @@ static bool server_allowed(struct udpfwd *u, const char *text, struct net_addr *
     long pn = strtol(port, &end, 10);
     if (*end || pn < 1 || pn > 65535)
         return false;
-    uint16_t pt = (uint16_t)pn;
+    c->port = (uint16_t)pn;
     uint8_t ip[16];
     size_t iplen;
-    bool is_ip = allow_parse_ip(host, strlen(host), ip, &iplen);
-    bool named = strcmp(text, u->target_text) == 0 ||
-                 (is_ip ? allow_match(&u->allow, ip, iplen, pt)
-                        : allow_match_name(&u->allow, host, strlen(host), pt));
-    if (!named && !is_ip && !allow_port_possible(&u->allow, pt))
-        return false;
-    if (net_resolve(text, false, a, err) != 0)
-        return false;
-    if (named || (u->target_ok && net_addr_equal(a, &u->target)))
+    c->is_ip = allow_parse_ip(host, strlen(host), ip, &iplen);
+    c->named = strcmp(text, u->target_text) == 0 ||
+               (c->is_ip ? allow_match(&u->allow, ip, iplen, c->port)
+                         : allow_match_name(&u->allow, host, strlen(host), c->port));
+    return c->named || c->is_ip || allow_port_possible(&u->allow, c->port);
+}
+
+/* Is address |a| of a target that passed server_check_name with |c| opened? */
+static bool server_check_addr(struct udpfwd *u, const struct target_check *c,
+                              const struct net_addr *a)
+{
+    if (c->named || (u->target_ok && net_addr_equal(a, &u->target)))
         return true;
     size_t alen;
     const uint8_t *ab = addr_bytes(a, &alen);
-    return !is_ip && allow_match(&u->allow, ab, alen, pt);
+    return !c->is_ip && allow_match(&u->allow, ab, alen, c->port);
 }
 
-static void server_refuse(struct udpfwd *u, struct sess *s, const struct tunnel_dgram *d,
+/* Refuses flow |flow| of |s| to |wire| (the target as the peer sent it, "" for -t): the peer
+ * hears EXT_FLOW_CLOSE; one line per peer and target per UDPFWD_REFUSE_LOG_MS. The caller
+ * counts the datagrams it drops. */
+static void server_refuse(struct udpfwd *u, struct sess *s, uint32_t flow, const char *wire,
                           const char *why)
 {
-    count_drop(u);
     u->refused++;
-    tunnel_flow_signal(s->tun, EXT_FLOW_CLOSE, d->flow);
+    tunnel_flow_signal(s->tun, EXT_FLOW_CLOSE, flow);
     /* the peer is its address without the port: a client that roams stays one peer */
     size_t alen;
     const uint8_t *ab = addr_bytes(&s->peer, &alen);
-    uint64_t key = fwd_hash(fwd_hash(FWD_HASH_INIT, ab, alen), d->target, d->target_len);
+    uint64_t key = fwd_hash(fwd_hash(FWD_HASH_INIT, ab, alen), wire, strlen(wire));
     if (fwd_logbook_pass(&u->refused_book, key, shell_now_ms(), UDPFWD_REFUSE_LOG_MS))
-        LOG_WARN("udp: %s: flow to %.*s refused: %s (%llu refused so far; this line once a "
-                 "minute per peer and target)", s->name, (int)d->target_len,
-                 d->target_len ? (const char *)d->target : "-t", why,
+        LOG_WARN("udp: %s: flow to %s refused: %s (%llu refused so far; this line once a "
+                 "minute per peer and target)", s->name, wire[0] ? wire : "-t", why,
                  (unsigned long long)u->refused);
+}
+
+/* Opens flow |id| of |us| towards |a| (|wire| as the peer named it, |text| for the log).
+ * Returns it, or NULL after refusing it. */
+static struct usflow *server_open(struct udpfwd *u, struct udpfwd_sess *us, uint32_t id,
+                                  const char *wire, const char *text, const struct net_addr *a,
+                                  uint64_t now)
+{
+    struct sess *s = us->s;
+    char err[NET_ERR_LEN];
+    int fd = net_udp_socket(a->ss.ss_family, NULL, err);
+    if (fd < 0 || connect(fd, (const struct sockaddr *)&a->ss, a->len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        server_refuse(u, s, id, wire, fd < 0 ? err : strerror(errno));
+        return NULL;
+    }
+    struct usflow *uf = calloc(1, sizeof(*uf));
+    int oerr = ERR_NOMEM;
+    if (!uf || !udpflow_open(&us->tab, &u->lim, id, uf, now, &oerr)) {
+        close(fd);
+        free(uf);
+        tunnel_flow_signal(s->tun, EXT_FLOW_CLOSE, id);
+        if (oerr == ERR_LIMIT && log_limit_pass(&u->limit_log, now, LOG_REPEAT_MS))
+            LOG_WARN("udp: %s: flow limit reached (--udpflows %zu per session, --udpflowsall "
+                     "%zu): flow refused", s->name, u->lim.per_sess, u->lim.total);
+        return NULL;
+    }
+    uf->u = u;
+    uf->s = s;
+    uf->id = id;
+    uf->fd = fd;
+    ev_io_init(&uf->io, server_flow_cb, fd, EV_READ);
+    ev_io_start(u->sh->loop, &uf->io);
+    tunnel_flow_signal(s->tun, EXT_FLOW_OPEN, id);
+    if (!u->sh->params.quiet)
+        LOG_INFO("udp: %s: flow %u to %s opened", s->name, id, text);
+    return uf;
+}
+
+static struct uspending *pending_find(struct udpfwd_sess *us, uint32_t id)
+{
+    for (struct uspending *p = us->pending; p; p = p->next)
+        if (p->id == id)
+            return p;
+    return NULL;
+}
+
+/* Holds a datagram of |p| until its flow opens; beyond UDPFWD_QUEUE_MAX it is dropped. */
+static void pending_queue(struct udpfwd *u, struct uspending *p, const uint8_t *data,
+                          size_t len)
+{
+    struct uqdgram *q = p->nq < UDPFWD_QUEUE_MAX ? malloc(sizeof(*q) + len) : NULL;
+    if (!q) {
+        count_drop(u);
+        return;
+    }
+    q->next = NULL;
+    q->len = len;
+    memcpy(q->data, data, len);
+    if (p->tail)
+        p->tail->next = q;
+    else
+        p->head = q;
+    p->tail = q;
+    p->nq++;
+}
+
+/* Abandons |p|'s lookup (if still running) and frees it; its held datagrams go to |uf| (NULL:
+ * dropped and counted). */
+static void pending_free(struct udpfwd *u, struct uspending *p, struct usflow *uf)
+{
+    for (struct uqdgram *q = p->head, *nx; q; q = nx) {
+        nx = q->next;
+        if (!uf || send(uf->fd, q->data, q->len, 0) < 0)
+            count_drop(u);
+        free(q);
+    }
+    struct udpfwd_sess *us = p->us;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        us->pending = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    resolver_free(p->res);
+    u->npending--;
+    free(p);
+}
+
+/* The lookup of a pending flow's target ended (on the loop). */
+static void server_looked_up(void *user, int rc, const struct net_addr *a, const char *err)
+{
+    struct uspending *p = user;
+    struct udpfwd_sess *us = p->us;
+    struct udpfwd *u = us->u;
+    struct sess *s = us->s;
+    struct target_check c = {.is_ip = false, .named = p->named, .port = p->port};
+    struct usflow *uf = NULL;
+    if (rc != 0)
+        server_refuse(u, s, p->id, p->text, err);
+    else if (!server_check_addr(u, &c, a))
+        server_refuse(u, s, p->id, p->text, "not the -t target and not in --allow");
+    else
+        uf = server_open(u, us, p->id, p->text, p->hostport, a, shell_now_ms());
+    pending_free(u, p, uf);
+    if (sess_pump(s))
+        shell_flush_dgrams(u->sh);
+}
+
+/* Flow |d->flow| names target |text| (a host name, |c| what its text settled): looks it up
+ * off the loop, holding the flow's datagrams meanwhile. */
+static void server_lookup(struct udpfwd *u, struct udpfwd_sess *us, const struct tunnel_dgram *d,
+                          const char *wire, const char *text, const struct target_check *c)
+{
+    struct sess *s = us->s;
+    if (u->npending >= UDPFWD_LOOKUPS_MAX) {
+        count_drop(u);
+        server_refuse(u, s, d->flow, wire, "too many target names being looked up at once");
+        return;
+    }
+    struct uspending *p = calloc(1, sizeof(*p));
+    if (!p || !(p->res = resolver_new(u->sh->loop, server_looked_up, p)) ||
+        resolver_start(p->res, text, false) != 0) {
+        if (p)
+            resolver_free(p->res);
+        free(p);
+        count_drop(u);
+        tunnel_flow_signal(s->tun, EXT_FLOW_CLOSE, d->flow);
+        return;
+    }
+    p->us = us;
+    p->id = d->flow;
+    p->port = c->port;
+    p->named = c->named;
+    p->started_ms = shell_now_ms();
+    snprintf(p->text, sizeof(p->text), "%s", wire);
+    snprintf(p->hostport, sizeof(p->hostport), "%s", text);
+    p->next = us->pending;
+    if (us->pending)
+        us->pending->prev = p;
+    us->pending = p;
+    u->npending++;
+    pending_queue(u, p, d->data, d->len);
 }
 
 static struct udpfwd_sess *server_sess_state(struct udpfwd *u, struct sess *s)
@@ -367,6 +551,7 @@ static struct udpfwd_sess *server_sess_state(struct udpfwd *u, struct sess *s)
     struct udpfwd_sess *us = calloc(1, sizeof(*us));
     if (!us)
         return NULL;
+    us->u = u;
     us->s = s;
     us->next = u->sessions;
     if (u->sessions)
@@ -396,55 +581,42 @@ static void server_dgram(struct udpfwd *u, struct sess *s, const struct tunnel_d
         count_drop(u); /* a closed flow: never reopened, nothing stale goes out */
         return;
     }
+    struct uspending *p = pending_find(us, d->flow);
+    if (p) {
+        pending_queue(u, p, d->data, d->len);
+        return;
+    }
     if (!d->target) {
         count_drop(u); /* a flow this server does not know (closed long ago, or restarted) */
         tunnel_flow_signal(s->tun, EXT_FLOW_CLOSE, d->flow);
         return;
     }
-    char text[CONFIG_ADDR_MAX];
-    if (d->target_len == 0 && !u->target_text[0]) {
-        server_refuse(u, s, d, "the -t target is a Unix socket");
+    char wire[CONFIG_ADDR_MAX];
+    snprintf(wire, sizeof(wire), "%.*s", (int)d->target_len, (const char *)d->target);
+    const char *text = wire[0] ? wire : u->target_text;
+    struct target_check c;
+    const char *why = NULL;
+    if (!text[0])
+        why = "the -t target is a Unix socket";
+    else if (!server_check_name(u, text, &c))
+        why = "not the -t target and not in --allow";
+    if (!why && !c.is_ip) {
+        server_lookup(u, us, d, wire, text, &c);
         return;
     }
-    if (d->target_len == 0)
-        snprintf(text, sizeof(text), "%s", u->target_text);
-    else
-        snprintf(text, sizeof(text), "%.*s", (int)d->target_len, (const char *)d->target);
     struct net_addr a;
-    if (!server_allowed(u, text, &a)) {
-        server_refuse(u, s, d, "not the -t target and not in --allow");
-        return;
-    }
     char err[NET_ERR_LEN];
-    int fd = net_udp_socket(a.ss.ss_family, NULL, err);
-    if (fd < 0 || connect(fd, (const struct sockaddr *)&a.ss, a.len) != 0) {
-        if (fd >= 0)
-            close(fd);
-        server_refuse(u, s, d, fd < 0 ? err : strerror(errno));
-        return;
-    }
-    struct usflow *uf = calloc(1, sizeof(*uf));
-    int oerr = ERR_NOMEM;
-    if (!uf || !udpflow_open(&us->tab, &u->lim, d->flow, uf, now, &oerr)) {
-        close(fd);
-        free(uf);
+    if (!why && net_resolve(text, false, &a, err) != 0) /* an address: nothing to wait for */
+        why = err;
+    else if (!why && !server_check_addr(u, &c, &a))
+        why = "not the -t target and not in --allow";
+    if (why) {
         count_drop(u);
-        tunnel_flow_signal(s->tun, EXT_FLOW_CLOSE, d->flow);
-        if (oerr == ERR_LIMIT && log_limit_pass(&u->limit_log, now, LOG_REPEAT_MS))
-            LOG_WARN("udp: %s: flow limit reached (--udpflows %zu per session, --udpflowsall "
-                     "%zu): flow refused", s->name, u->lim.per_sess, u->lim.total);
+        server_refuse(u, s, d->flow, wire, why);
         return;
     }
-    uf->u = u;
-    uf->s = s;
-    uf->id = d->flow;
-    uf->fd = fd;
-    ev_io_init(&uf->io, server_flow_cb, fd, EV_READ);
-    ev_io_start(u->sh->loop, &uf->io);
-    tunnel_flow_signal(s->tun, EXT_FLOW_OPEN, d->flow);
-    if (!u->sh->params.quiet)
-        LOG_INFO("udp: %s: flow %u to %s opened", s->name, d->flow, text);
-    if (send(fd, d->data, d->len, 0) < 0)
+    struct usflow *uf = server_open(u, us, d->flow, wire, text, &a, now);
+    if (!uf || send(uf->fd, d->data, d->len, 0) < 0)
         count_drop(u);
 }
 
@@ -454,8 +626,17 @@ static void server_expire(struct udpfwd *u, uint64_t now)
     size_t np = 0;
     for (struct udpfwd_sess *us = u->sessions; us; us = us->next) {
         size_t before = us->tab.nopen;
+        bool signalled = false;
         udpflow_expire(&us->tab, &u->lim, now, server_idle_cb, us);
-        if (us->tab.nopen != before && np < UDPFWD_PUMP_MAX)
+        for (struct uspending *p = us->pending, *nx; p; p = nx) {
+            nx = p->next;
+            if (now - p->started_ms < u->lim.idle_ms)
+                continue;
+            server_refuse(u, us->s, p->id, p->text, "its name lookup took --udpidle seconds");
+            pending_free(u, p, NULL);
+            signalled = true;
+        }
+        if ((signalled || us->tab.nopen != before) && np < UDPFWD_PUMP_MAX)
             pump[np++] = us->s;
     }
     for (size_t i = 0; i < np; i++)
@@ -584,6 +765,9 @@ void udpfwd_flow(struct sess *s, uint8_t type, uint32_t flow)
         return;
     }
     if (type == EXT_FLOW_CLOSE && s->uflows) {
+        struct uspending *p = pending_find(s->uflows, flow);
+        if (p)
+            pending_free(u, p, NULL);
         struct udpflow *f = udpflow_find(&s->uflows->tab, flow);
         if (f && f->open) {
             usflow_close_fd(f->user);
@@ -609,6 +793,8 @@ void udpfwd_sess_gone(struct sess *s)
     if (!us)
         return;
     us->s = NULL; /* no signals: the session is going */
+    while (us->pending)
+        pending_free(u, us->pending, NULL);
     udpflow_table_free(&us->tab, &u->lim, server_idle_cb, us);
     if (us->prev)
         us->prev->next = us->next;

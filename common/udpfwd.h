@@ -28,6 +28,8 @@ struct shell;
 struct tunnel_dgram;
 
 #define UDPFWD_REFUSE_LOG_MS 60000u /* one line per peer and target this often */
+#define UDPFWD_LOOKUPS_MAX 64       /* flows waiting for their target's name, in all */
+#define UDPFWD_QUEUE_MAX 32         /* datagrams held per flow while its name is looked up */
 
 /* Client: opens the -U forwards of |cfg|; new flows take the session |pick| returns (may
  * create one; NULL: none available, the datagram is dropped). Returns 0, or -1 after
