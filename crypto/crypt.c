@@ -16,6 +16,7 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "common/wire.h"
+#include "crypto/argon2.h"
 #include "crypto/secure.h"
 #include "crypto/tea.h"
 
@@ -211,10 +212,18 @@ int crypt_derive_secure_key(const char *password, uint8_t out[static CRYPT_KEY_L
     int rc = crypt_lib_init();
     if (rc < 0)
         return rc;
+#ifdef KTUN_SIZE_PROFILE
+    /* Our small Argon2id: libsodium's would add about 50 KB of unrolled code. */
+    if (argon2id(out, CRYPT_KEY_LEN, password, strlen(password), secure_salt,
+                 sizeof(secure_salt), NULL, 0, NULL, 0, CRYPT_SECURE_OPSLIMIT,
+                 CRYPT_SECURE_MEMLIMIT / 1024, 1) != 0)
+        return ERR_NOMEM;
+#else
     if (crypto_pwhash(out, CRYPT_KEY_LEN, password, strlen(password), secure_salt,
                       CRYPT_SECURE_OPSLIMIT, CRYPT_SECURE_MEMLIMIT,
                       crypto_pwhash_ALG_ARGON2ID13) != 0)
         return ERR_NOMEM;
+#endif
     return 0;
 }
 
