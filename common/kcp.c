@@ -3,7 +3,7 @@
 #include "common/kcp.h"
 
 #include "common/err.h"
-#include "common/mathlog.h"
+#include "common/lossest.h"
 #include "common/pace.h"
 #include "common/wire.h"
 
@@ -41,20 +41,17 @@
 #define KCP_ACK_LIMIT 4096 /* pending ACKs that force an ACK-only flush */
 #define KCP_ACK_MIN_BURST 32 /* pacing: never flush ACKs early for fewer than this */
 #define KCP_MAX_FRAGMENTS 255
-#define KCP_COPIES_MAX 2 /* pacing: redundant copies per segment at most (3x the load) */
-#define KCP_LOSS_LEVELS (KCP_COPIES_MAX + 1)
+#define KCP_COPIES_MAX LOSSEST_COPIES_MAX /* pacing: redundant copies per segment at most
+                                          * (3x the load) */
 /* Pacing: FEC parity counts the loss evidence tells apart (a group sent with more parity
  * shards counts as this many: kcp_fec_parity caps its answer here). */
-#define KCP_PARITY_LEVELS 17
-#define KCP_PARITY_UNKNOWN 0xff /* the segment's FEC group has not closed yet */
+#define KCP_PARITY_LEVELS LOSSEST_PARITY_LEVELS
+#define KCP_PARITY_UNKNOWN LOSSEST_PARITY_UNKNOWN /* the segment's FEC group has not closed */
 /* Pacing: the residual loss probability a segment sent while application-limited may keep
  * after its copies. A message whose segment is lost waits a round trip or more, so this is
  * set by the latency percentile to protect, not by a link: the 99th percentile stays clear of
  * retransmissions while fewer than 1 in 1000 segments (10x margin) needs one. */
 #define KCP_RESIDUAL_LOSS 0.001
-/* Pacing: the loss estimator forgets half of its evidence every this many resolved segments
- * (enough to see the residual rate above once). */
-#define KCP_LOSS_MEMORY 2048.0
 #define KCP_RTT_MAX (1 << 24) /* larger RTT samples are clamped (keeps int32 math defined) */
 #define KCP_NEVER UINT64_MAX
 
@@ -106,18 +103,10 @@ struct kcp {
     const struct kcp_send_ops *send; /* sending policy (kcp_set_pacing) */
     const struct kcp_hold_ops *hold; /* retransmission hold (kcp_set_fec_hold); NULL: none */
     struct pace pace;          /* the paced policy's estimates */
-    /* paced policy: loss evidence per number of copies c sent with a first transmission and
-     * parity shards j of its FEC group: segments resolved (acknowledged) and those of them
-     * that needed a retransmission */
-    double loss_n[KCP_LOSS_LEVELS][KCP_PARITY_LEVELS];
-    double loss_l[KCP_LOSS_LEVELS][KCP_PARITY_LEVELS];
-    uint32_t fec_ds;           /* data shards per FEC group (kcp_fec_parity); 0: no FEC */
+    /* paced policy: loss evidence (copies and FEC parity of each acknowledged segment,
+     * whether it needed a retransmission) and the estimates drawn from it */
+    struct lossest loss;
     uint32_t fec_last_parity;  /* parity shards kcp_fec_parity chose last */
-    double loss_p;             /* estimated loss probability of one packet (loss_dirty: stale) */
-    double loss_up;            /* its 95 % upper confidence bound (loss_up_dirty: stale) */
-    double loss_pooled;        /* rate of losses left unrepaired by parity (loss_dirty) */
-    bool loss_dirty;
-    bool loss_up_dirty;
     bool reordering_seen;      /* a never-retransmitted segment was acknowledged after a
                                 * later one */
     uint32_t rtt_last;         /* latest RTT sample, ms */
@@ -1076,183 +1065,11 @@ static void paced_on_xmit(struct kcp *k, struct kcp_seg *s, uint64_t now_ms)
     pace_on_send(&k->pace, &s->mark, now_ms);
 }
 
-/* Probability that at least |j| of |n| packets are lost, each with probability |p|
- * (binomial tail, summed from its small end: no cancellation for small p), and in *|tj| the
- * term for exactly j losses. */
-static double binom_tail(uint32_t n, uint32_t j, double p, double *tj)
-{
-    double r = p / (1 - p), t = 1;
-    for (uint32_t i = 0; i < n; i++)
-        t *= 1 - p;
-    for (uint32_t i = 0; i < j; i++)
-        t *= r * (double)(n - i) / (double)(i + 1);
-    *tj = t;
-    double g = 0;
-    for (uint32_t i = j; i <= n && t > 0; i++) {
-        g += t;
-        t *= r * (double)(n - i) / (double)(i + 1);
-    }
-    return g;
-}
-
-/* Probability that a data shard, lost with probability |p| in a group of |ds| data shards
- * sent with |j| parity shards, is not rebuilt: at least j of the group's other ds + j - 1
- * shards are lost too. *|dlog| receives p times the derivative of its logarithm over p. */
-static double fec_unrepaired(uint32_t ds, uint32_t j, double p, double *dlog)
-{
-    if (j == 0) {
-        *dlog = 1;
-        return p;
-    }
-    double tj;
-    double g = binom_tail(ds + j - 1, j, p, &tj);
-    /* d/dp P(X >= j) = j / p * P(X = j) for X ~ Bin(n, p) */
-    *dlog = 1 + (g > 0 ? (double)j * tj / g : (double)j);
-    return p * g;
-}
-
-/* Loss probability of one packet from the evidence: the maximum-likelihood p for which a
- * segment sent with c copies in a FEC group with j parity shards needed a retransmission
- * with probability p^c x fec_unrepaired(p) (the copies and the group taken as independent).
- * The score below (p times the derivative of the log-likelihood) falls with p; bisection
- * finds its root. */
-static double loss_score(const struct kcp *k, double p, bool pooled)
-{
-    double f = 0, pc = 1;
-    for (int c = 0; c < KCP_LOSS_LEVELS; c++, pc *= p) {
-        for (int j = 0; j < KCP_PARITY_LEVELS; j++) {
-            double n = k->loss_n[c][j], l = k->loss_l[c][j];
-            if (n <= 0)
-                continue;
-            double a, q = pc * fec_unrepaired(k->fec_ds, pooled ? 0 : (uint32_t)j, p, &a);
-            double won = n - l;
-            a += c;
-            if (q >= 1)
-                q = 1 - 1e-12;
-            f += a * (l - (won > 0 ? won : 0) * q / (1 - q));
-        }
-    }
-    return f;
-}
-
-/* The maximum-likelihood p (loss_score); |pooled|: every parity level taken as none, which
- * gives the rate of losses that parity left unrepaired (what the copies answer). */
-static double loss_ml(const struct kcp *k, bool pooled)
-{
-    double lost = 0;
-    for (int c = 0; c < KCP_LOSS_LEVELS; c++)
-        for (int j = 0; j < KCP_PARITY_LEVELS; j++)
-            lost += k->loss_l[c][j];
-    if (lost <= 0)
-        return 0;
-    double lo = 0, hi = 0.5;
-    for (int i = 0; i < 30; i++) {
-        double mid = (lo + hi) / 2;
-        if (loss_score(k, mid, pooled) > 0)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return (lo + hi) / 2;
-}
-
-static double loss_estimate(struct kcp *k)
-{
-    if (k->loss_dirty) {
-        k->loss_dirty = false;
-        k->loss_p = loss_ml(k, false);
-        k->loss_pooled = loss_ml(k, true);
-    }
-    return k->loss_p;
-}
-
-/* A segment sent with |copies| copies in a group with |parity| parity shards was
- * acknowledged, |lost| if late (see arrived_late). A group that had not closed when the
- * segment was acknowledged gave it no parity. */
-static void loss_record(struct kcp *k, unsigned copies, unsigned parity, bool lost)
-{
-    double total = 0;
-    unsigned j = parity == KCP_PARITY_UNKNOWN ? 0
-                 : parity < KCP_PARITY_LEVELS ? parity : KCP_PARITY_LEVELS - 1;
-    for (int c = 0; c < KCP_LOSS_LEVELS; c++)
-        for (int i = 0; i < KCP_PARITY_LEVELS; i++)
-            total += k->loss_n[c][i];
-    if (total >= KCP_LOSS_MEMORY) {
-        for (int c = 0; c < KCP_LOSS_LEVELS; c++) {
-            for (int i = 0; i < KCP_PARITY_LEVELS; i++) {
-                k->loss_n[c][i] /= 2;
-                k->loss_l[c][i] /= 2;
-            }
-        }
-    }
-    k->loss_n[copies][j] += 1;
-    if (lost)
-        k->loss_l[copies][j] += 1;
-    k->loss_dirty = true;
-    k->loss_up_dirty = true;
-}
-
-/* Log-likelihood of the evidence at loss probability |p| (the model of loss_score). */
-static double loss_loglik(const struct kcp *k, double p)
-{
-    double f = 0, pc = 1;
-    for (int c = 0; c < KCP_LOSS_LEVELS; c++, pc *= p) {
-        for (int j = 0; j < KCP_PARITY_LEVELS; j++) {
-            double n = k->loss_n[c][j], l = k->loss_l[c][j];
-            if (n <= 0)
-                continue;
-            double a, q = pc * fec_unrepaired(k->fec_ds, (uint32_t)j, p, &a);
-            double won = n - l;
-            if (q >= 1)
-                q = 1 - 1e-12;
-            if (l > 0)
-                f += l * ktun_log(q > 1e-300 ? q : 1e-300);
-            if (won > 0)
-                f += won * ktun_log1p(-q);
-        }
-    }
-    return f;
-}
-
-/* The largest loss probability the evidence still supports: the upper end of the likelihood
- * interval (log-likelihood within 1.92 of its maximum: 95 %). Without evidence 0.5. Parity rests on it: a clean path must show that it is clean
- * (some thousand segments without a loss) before its groups go without parity, and a quiet
- * spell under full parity (losses repaired unseen) does not pass for a clean path. */
-static double loss_upper(struct kcp *k)
-{
-    if (!k->loss_up_dirty)
-        return k->loss_up;
-    k->loss_up_dirty = false;
-    double total = 0;
-    for (int c = 0; c < KCP_LOSS_LEVELS; c++)
-        for (int j = 0; j < KCP_PARITY_LEVELS; j++)
-            total += k->loss_n[c][j];
-    double lo = loss_estimate(k), hi = 0.5;
-    if (total <= 0) {
-        k->loss_up = hi;
-        return hi;
-    }
-    double floor = loss_loglik(k, lo) - 1.92;
-    if (loss_loglik(k, hi) >= floor) {
-        k->loss_up = hi;
-        return hi;
-    }
-    for (int i = 0; i < 30; i++) {
-        double mid = (lo + hi) / 2;
-        if (loss_loglik(k, mid) >= floor)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    k->loss_up = (lo + hi) / 2;
-    return k->loss_up;
-}
-
 int kcp_fec_parity(struct kcp *k, int data_shards, int parity_shards, uint32_t span_ms)
 {
     if (data_shards <= 0 || parity_shards <= 0)
         return 0;
-    k->fec_ds = (uint32_t)data_shards;
+    lossest_set_data_shards(&k->loss, (uint32_t)data_shards);
     int cap = parity_shards < KCP_PARITY_LEVELS - 1 ? parity_shards : KCP_PARITY_LEVELS - 1;
     if (k->send != &send_paced || !k->rx_srtt)
         return parity_shards; /* kcp-go's sending, or nothing measured yet */
@@ -1260,10 +1077,7 @@ int kcp_fec_parity(struct kcp *k, int data_shards, int parity_shards, uint32_t s
      * trip wait behind it, so the residual is divided by their number */
     double per_rtt = (double)data_shards * k->rx_srtt / (span_ms ? span_ms : 1);
     double target = KCP_RESIDUAL_LOSS / (per_rtt > 1 ? per_rtt : 1);
-    double p = loss_upper(k), a;
-    int j = 0;
-    while (j < cap && fec_unrepaired(k->fec_ds, (uint32_t)j, p, &a) > target)
-        j++;
+    int j = lossest_parity(&k->loss, cap, target);
     k->fec_last_parity = (uint32_t)j;
     return j;
 }
@@ -1290,8 +1104,7 @@ static unsigned copies_wanted(struct kcp *k, size_t new_bytes)
 {
     if (pace_queue_building(&k->pace))
         return 0;
-    loss_estimate(k);
-    double p = k->loss_pooled; /* what parity leaves, as before adaptive parity */
+    double p = lossest_pooled(&k->loss); /* what parity leaves, as before adaptive parity */
     unsigned n = 0;
     for (double r = p; n < KCP_COPIES_MAX && r > KCP_RESIDUAL_LOSS; r *= p)
         n++;
@@ -1366,7 +1179,7 @@ static bool arrived_late(const struct kcp_seg *s, uint64_t now_ms)
 static void paced_on_release(struct kcp *k, const struct kcp_seg *s, uint64_t now_ms)
 {
     pace_on_ack(&k->pace, s->xmit == 1 ? &s->mark : NULL, s->len, k->inflight_bytes, now_ms);
-    loss_record(k, s->copies, s->parity, arrived_late(s, now_ms));
+    lossest_record(&k->loss, s->copies, s->parity, arrived_late(s, now_ms));
     k->copy_bytes -= (size_t)s->copies * s->len;
     if (s->xmit == 1 && seq_diff(s->sn, k->fast_hi) < 0)
         k->reordering_seen = true;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Pure core: natural logarithms without libm. The programs' only use of libm was log() and
- * log1p() (kcp.c's loss likelihood), and merely loading glibc's libm.so.6 (IFUNC resolution,
+ * log1p() (the loss likelihood, lossest.c), and merely loading glibc's libm.so.6 (IFUNC resolution,
  * relocations, the kernel's 64 KB fault-around) keeps about 0.5 MB of it resident in every
  * process; these are within 2 ulp of glibc's (tests/unit/test_mathlog.c). */
 #ifndef KTUN_MATHLOG_H

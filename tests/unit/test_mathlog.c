@@ -33,7 +33,7 @@ TEST(mathlog_log_matches_libm)
         uint64_t u = ulps(ktun_log(x), log(x));
         worst = u > worst ? u : worst;
     }
-    /* Near 1, where cancellation would show, and the kcp.c range (1e-300 .. 1). */
+    /* Near 1, where cancellation would show, and the loss likelihood's range (1e-300 .. 1). */
     for (double x = 0.5; x < 2; x += 1.0 / 4096) {
         uint64_t u = ulps(ktun_log(x), log(x));
         worst = u > worst ? u : worst;
