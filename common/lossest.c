@@ -80,23 +80,10 @@ double lossest_loglik(const struct lossest *e, double p)
     return f;
 }
 
-static double total_resolved(const struct lossest *e)
-{
-    double total = 0;
-    for (int c = 0; c < LOSSEST_COPY_LEVELS; c++)
-        for (int j = 0; j < LOSSEST_PARITY_LEVELS; j++)
-            total += e->n[c][j];
-    return total;
-}
-
 /* The maximum-likelihood p: the root of the score, by bisection on [0, 0.5]. */
 static double loss_ml(const struct lossest *e, bool pooled)
 {
-    double lost = 0;
-    for (int c = 0; c < LOSSEST_COPY_LEVELS; c++)
-        for (int j = 0; j < LOSSEST_PARITY_LEVELS; j++)
-            lost += e->l[c][j];
-    if (lost <= 0)
+    if (e->lost <= 0)
         return 0;
     double lo = 0, hi = 0.5;
     for (int i = 0; i < 30; i++) {
@@ -110,15 +97,6 @@ static double loss_ml(const struct lossest *e, bool pooled)
     return (lo + hi) / 2;
 }
 
-static void refresh(struct lossest *e)
-{
-    if (e->dirty) {
-        e->dirty = false;
-        e->p = loss_ml(e, false);
-        e->pooled = loss_ml(e, true);
-    }
-}
-
 void lossest_set_data_shards(struct lossest *e, uint32_t ds)
 {
     e->ds = ds;
@@ -130,66 +108,131 @@ void lossest_record(struct lossest *e, unsigned copies, unsigned parity, bool lo
                  : parity < LOSSEST_PARITY_LEVELS         ? parity
                                                           : LOSSEST_PARITY_LEVELS - 1;
     unsigned c = copies < LOSSEST_COPIES_MAX ? copies : LOSSEST_COPIES_MAX;
-    if (total_resolved(e) >= LOSSEST_MEMORY) {
+    if (e->total >= LOSSEST_MEMORY) {
         for (int i = 0; i < LOSSEST_COPY_LEVELS; i++) {
             for (int m = 0; m < LOSSEST_PARITY_LEVELS; m++) {
                 e->n[i][m] /= 2;
                 e->l[i][m] /= 2;
             }
         }
+        e->total /= 2;
+        e->lost /= 2;
     }
     e->n[c][j] += 1;
-    if (lost)
+    e->total += 1;
+    if (lost) {
         e->l[c][j] += 1;
-    e->dirty = true;
-    e->up_dirty = true;
+        e->lost += 1;
+    }
+    e->p_dirty = true;
+    e->pooled_dirty = true;
+    e->up_iter = -1;
 }
 
 double lossest_p(struct lossest *e)
 {
-    refresh(e);
+    if (e->p_dirty) {
+        e->p_dirty = false;
+        e->p = loss_ml(e, false);
+    }
     return e->p;
 }
 
 double lossest_pooled(struct lossest *e)
 {
-    refresh(e);
+    if (e->pooled_dirty) {
+        e->pooled_dirty = false;
+        e->pooled = loss_ml(e, true);
+    }
     return e->pooled;
+}
+
+/* Starts the bisection for the largest p in [lossest_p, 0.5] whose log-likelihood is within
+ * |drop| of the maximum: none when 0.5 itself is (then up_lo = up_hi = 0.5). */
+static void bound_start(struct lossest *e, double drop)
+{
+    e->up_iter = 0;
+    e->up_lo = lossest_p(e);
+    e->up_hi = 0.5;
+    e->up_floor = lossest_loglik(e, e->up_lo) - drop;
+    if (lossest_loglik(e, e->up_hi) >= e->up_floor)
+        e->up_lo = e->up_hi;
+}
+
+static bool bound_done(const struct lossest *e)
+{
+    return e->up_iter >= 30 || e->up_lo == e->up_hi;
+}
+
+static void bound_step(struct lossest *e)
+{
+    double mid = (e->up_lo + e->up_hi) / 2;
+    if (lossest_loglik(e, mid) >= e->up_floor)
+        e->up_lo = mid;
+    else
+        e->up_hi = mid;
+    e->up_iter++;
+}
+
+/* The bound once the bisection is done: the middle of its last interval (30 halvings of
+ * [lossest_p, 0.5]: within 5e-10). */
+static double bound_value(const struct lossest *e)
+{
+    return (e->up_lo + e->up_hi) / 2;
 }
 
 double lossest_bound(struct lossest *e, double drop)
 {
-    double lo = lossest_p(e), hi = 0.5;
-    double floor = lossest_loglik(e, lo) - drop;
-    if (lossest_loglik(e, hi) >= floor)
-        return hi;
-    for (int i = 0; i < 30; i++) {
-        double mid = (lo + hi) / 2;
-        if (lossest_loglik(e, mid) >= floor)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return (lo + hi) / 2;
+    bound_start(e, drop);
+    while (!bound_done(e))
+        bound_step(e);
+    double b = bound_value(e);
+    e->up_iter = -1; /* not lossest_upper's */
+    return b;
 }
+
+#define LOSSEST_UP_DROP 1.92 /* log-likelihood below the maximum at the 95 % bound */
 
 /* Parity rests on this bound: a clean path must show that it is clean (some thousand
  * segments without a loss) before its groups go without parity, and a quiet spell under full
  * parity (losses repaired unseen) does not pass for a clean path. */
 double lossest_upper(struct lossest *e)
 {
-    if (e->up_dirty) {
-        e->up_dirty = false;
-        e->up = lossest_bound(e, 1.92);
-    }
-    return e->up;
+    if (e->up_iter < 0)
+        bound_start(e, LOSSEST_UP_DROP);
+    while (!bound_done(e))
+        bound_step(e);
+    return bound_value(e);
 }
 
-int lossest_parity(struct lossest *e, int cap, double target)
+/* Fewest parity shards below |cap| that leave a shard unrepaired with probability <= |target|
+ * at loss probability |p|, else |cap|. It never falls as p grows (lossest_unrepaired grows
+ * with p and falls with the parity). */
+static int parity_at(uint32_t ds, int cap, double target, double p)
 {
-    double p = lossest_upper(e), a;
+    double a;
     int j = 0;
-    while (j < cap && lossest_unrepaired(e->ds, (uint32_t)j, p, &a) > target)
+    while (j < cap && lossest_unrepaired(ds, (uint32_t)j, p, &a) > target)
         j++;
     return j;
+}
+
+/* The answer at the bound is the answer at both ends of any interval of the bisection that
+ * gives the same answer at both ends (parity_at never falls as p grows, and each interval holds
+ * the next): the bisection goes only as far as that, and further questions with the same
+ * evidence continue it. */
+int lossest_parity(struct lossest *e, int cap, double target)
+{
+    if (e->up_iter < 0)
+        bound_start(e, LOSSEST_UP_DROP);
+    int j = parity_at(e->ds, cap, target, e->up_hi);
+    while (!bound_done(e)) {
+        double a;
+        if (j == 0 || lossest_unrepaired(e->ds, (uint32_t)j - 1, e->up_lo, &a) > target)
+            return j; /* parity_at(up_lo) is j too */
+        bound_step(e);
+        while (j > 0 && lossest_unrepaired(e->ds, (uint32_t)j - 1, e->up_hi, &a) <= target)
+            j--; /* parity_at(up_hi) */
+    }
+    return parity_at(e->ds, cap, target, bound_value(e));
 }

@@ -27,15 +27,21 @@ struct lossest {
      * retransmission (halved together, hence fractional) */
     double n[LOSSEST_COPY_LEVELS][LOSSEST_PARITY_LEVELS];
     double l[LOSSEST_COPY_LEVELS][LOSSEST_PARITY_LEVELS];
+    double total;     /* the sum of n */
+    double lost;      /* the sum of l */
     uint32_t ds;      /* data shards per FEC group (lossest_set_data_shards); 0: no FEC */
-    double p;         /* maximum-likelihood loss probability (dirty: stale) */
-    double pooled;    /* the same with every parity level taken as none (dirty: stale) */
-    double up;        /* upper end of the 95 % likelihood interval of p (up_dirty: stale) */
-    bool dirty;
-    bool up_dirty;
+    double p;         /* maximum-likelihood loss probability (p_dirty: stale) */
+    double pooled;    /* the same with every parity level taken as none (pooled_dirty) */
+    bool p_dirty;
+    bool pooled_dirty;
+    /* the upper bound's bisection, carried only as far as a question needed: after up_iter
+     * of its steps the bound lies in [up_lo, up_hi] (up_iter < 0: evidence changed since) */
+    int up_iter;
+    double up_lo, up_hi, up_floor;
 };
 
-/* A zeroed struct lossest is an estimator without evidence. */
+/* A zeroed struct lossest is an estimator without evidence. Each estimate is computed
+ * when asked for after the evidence changed, and only as precisely as the question needs. */
 
 /* The FEC groups have |ds| data shards (0: no FEC). */
 void lossest_set_data_shards(struct lossest *e, uint32_t ds);

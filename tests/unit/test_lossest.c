@@ -178,3 +178,37 @@ TEST(lossest_forgets_half)
         lossest_record(&e, 0, 0, false);
     CHECK(lossest_p(&e) < 0.001);
 }
+
+/* lossest_parity carries the bound's bisection only until the answer is known; the answer is
+ * the one at the bound itself, whatever the order of the questions. */
+TEST(lossest_parity_lazy_equals_full_bisection)
+{
+    static const double targets[] = {1e-3, 1e-5, 2e-4, 1e-7, 3e-3, 1e-4};
+    uint64_t seed = 7;
+    int asked = 0, nonzero = 0;
+    for (int round = 0; round < 300; round++) {
+        struct lossest e;
+        memset(&e, 0, sizeof(e));
+        lossest_set_data_shards(&e, 4 + (uint32_t)(round % 13));
+        int n = 50 + round * 7;
+        double rate = 0.002 * (round % 60);
+        for (int i = 0; i < n; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            double u = (double)(seed >> 11) / 9007199254740992.0;
+            lossest_record(&e, (unsigned)(i % 5 == 0), (unsigned)(i % 4), u < rate);
+        }
+        struct lossest full = e;
+        double a, up = lossest_upper(&full);
+        for (size_t t = 0; t < sizeof(targets) / sizeof(targets[0]); t++) {
+            int cap = 1 + (round + (int)t) % 16;
+            int want = 0;
+            while (want < cap && lossest_unrepaired(e.ds, (uint32_t)want, up, &a) > targets[t])
+                want++;
+            CHECK_EQ(lossest_parity(&e, cap, targets[t]), want);
+            asked++;
+            nonzero += want > 0;
+        }
+        CHECK(lossest_upper(&e) == up); /* continuing the bisection lands where it would */
+    }
+    CHECK(asked == 1800 && nonzero > 900);
+}
