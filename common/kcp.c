@@ -52,6 +52,8 @@
  * set by the latency percentile to protect, not by a link: the 99th percentile stays clear of
  * retransmissions while fewer than 1 in 1000 segments (10x margin) needs one. */
 #define KCP_RESIDUAL_LOSS 0.001
+/* FEC groups whose closing time is kept (older ones closed long ago) */
+#define KCP_GROUP_TIMES 64
 #define KCP_RTT_MAX (1 << 24) /* larger RTT samples are clamped (keeps int32 math defined) */
 #define KCP_NEVER UINT64_MAX
 
@@ -107,8 +109,12 @@ struct kcp {
      * whether it needed a retransmission) and the estimates drawn from it */
     struct lossest loss;
     uint32_t fec_last_parity;  /* parity shards kcp_fec_parity chose last */
-    bool reordering_seen;      /* a never-retransmitted segment was acknowledged after a
-                                * later one */
+    uint32_t reo_wnd;          /* measured reordering window, ms (paced_lost_at) */
+    bool reo_late;             /* some segment sent once was acknowledged after a later one */
+    uint64_t lost_deadline;    /* a fast-acked segment counts as lost by time then */
+    bool fec_groups;           /* the output path numbers FEC groups (kcp_set_fec_group) */
+    uint64_t clock_ms;         /* time of the latest flush or input */
+    uint64_t fec_closed_ms[KCP_GROUP_TIMES]; /* when group g closed, at [g % KCP_GROUP_TIMES] */
     uint32_t rtt_last;         /* latest RTT sample, ms */
     size_t copy_bytes;         /* payload bytes of the redundant copies still in flight */
     size_t inflight_bytes;     /* payload bytes of the inflight list */
@@ -181,6 +187,7 @@ struct flush_ctx {
     uint64_t lost;
     uint64_t deadline;    /* earliest resend_ms seen */
     bool fast_left;       /* a visited segment still has fastack > 0 */
+    uint64_t lost_at;     /* earliest time a fast-acked segment left waiting counts as lost */
     bool hold;            /* the retransmission hold applies to this flush */
 };
 
@@ -218,9 +225,9 @@ struct kcp_send_ops {
     uint32_t (*rto_slack)(const struct kcp *k);
     /* flush_segment: whether an early retransmission may go while nothing new was sent. */
     bool (*early_ok)(const struct kcp *k);
-    /* flush_segment: whether |s|, fast-acked by later segments, is lost by now (its fast or
-     * early retransmission may go). */
-    bool (*lost_by_time)(const struct kcp *k, const struct kcp_seg *s, uint64_t now_ms);
+    /* flush_segment: when |s|, fast-acked by later segments, counts as lost (its fast or
+     * early retransmission may go then); the engine wakes up for it. */
+    uint64_t (*lost_at)(const struct kcp *k, const struct kcp_seg *s, uint64_t now_ms);
     /* kcp_input: an ACK revealed a hole; retransmit at once instead of at the next tick. */
     bool recover_on_ack;
     /* flush_segment: |s| is about to be transmitted (xmit not yet counted). */
@@ -530,6 +537,10 @@ void kcp_set_ack_repeat(struct kcp *k, bool on)
 
 void kcp_set_fec_group(struct kcp *k, uint32_t group)
 {
+    /* the groups before |group| are complete: the last one's parity leaves now */
+    if (k->fec_groups || group != k->fec_group)
+        k->fec_closed_ms[(group - 1) % KCP_GROUP_TIMES] = k->clock_ms;
+    k->fec_groups = true;
     k->fec_group = group;
 }
 
@@ -773,9 +784,16 @@ static struct kcp_seg *admit_new(struct kcp *k, uint32_t cwnd, uint32_t *count,
 }
 
 /* The send policy's hooks with a kcp-go answer when it leaves them NULL. */
-static bool lost_by_time(const struct kcp *k, const struct kcp_seg *s, uint64_t now_ms)
+static bool lost_by_time(const struct kcp *k, const struct kcp_seg *s, struct flush_ctx *c)
 {
-    return !k->send->lost_by_time || k->send->lost_by_time(k, s, now_ms);
+    if (!k->send->lost_at)
+        return true;
+    uint64_t t = k->send->lost_at(k, s, c->now_ms);
+    if (t <= c->now_ms)
+        return true;
+    if (t < c->lost_at)
+        c->lost_at = t;
+    return false;
 }
 
 static uint64_t next_send_ms(const struct kcp *k, uint64_t now_ms)
@@ -793,7 +811,7 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
         send = true;
         s->rto = k->rx_rto;
         s->resend_ms = c->now_ms + s->rto + c->rto_slack;
-    } else if (s->fastack >= c->resend && !held && lost_by_time(k, s, c->now_ms)) {
+    } else if (s->fastack >= c->resend && !held && lost_by_time(k, s, c)) {
         send = true;
         s->fastack = 0;
         s->rto = k->rx_rto;
@@ -801,7 +819,7 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
         c->change++;
         k->stats.fast_retrans_segs++;
     } else if (s->fastack > 0 && !held && c->new_count == 0 &&
-               (!k->send->early_ok || k->send->early_ok(k)) && lost_by_time(k, s, c->now_ms)) {
+               (!k->send->early_ok || k->send->early_ok(k)) && lost_by_time(k, s, c)) {
         send = true;
         s->fastack = 0;
         s->rto = k->rx_rto;
@@ -861,6 +879,7 @@ static void flush_data(struct kcp *k, struct kcp_seg_hdr *h, struct kcp_seg *fir
         flush_segment(k, s, h, c);
     k->rto_deadline = k->inflight.head ? c->deadline : KCP_NEVER;
     k->fast_pending = c->fast_left;
+    k->lost_deadline = c->lost_at;
 }
 
 /* Congestion window reaction to this flush's retransmissions (kcp-go: rate halving on fast
@@ -895,6 +914,7 @@ static void cwnd_after_flush(struct kcp *k, const struct flush_ctx *c, uint32_t 
 
 static void flush(struct kcp *k, bool ack_only, uint64_t now_ms)
 {
+    k->clock_ms = now_ms;
     struct kcp_seg_hdr h = {.conv = k->conv, .wnd = wnd_unused(k), .una = k->rcv_nxt};
     flush_acks(k, &h);
     if (ack_only) {
@@ -906,7 +926,8 @@ static void flush(struct kcp *k, bool ack_only, uint64_t now_ms)
     if (k->hold)
         k->hold->flush_start(k, now_ms);
     uint32_t cwnd = k->send->span(k);
-    struct flush_ctx c = {.now_ms = now_ms, .resend = k->resend ? k->resend : UINT32_MAX};
+    struct flush_ctx c = {.now_ms = now_ms, .resend = k->resend ? k->resend : UINT32_MAX,
+                          .lost_at = KCP_NEVER};
     struct kcp_seg *first_new = admit_new(k, cwnd, &c.new_count, now_ms);
     c.hold = k->hold && k->hold->active(k);
     c.rto_slack = k->send->rto_slack ? k->send->rto_slack(k) : 0;
@@ -1036,16 +1057,32 @@ static uint32_t paced_rto_slack(const struct kcp *k)
 }
 
 /* Time-based loss detection (RACK, RFC 8985): a segment fast-acked by a later one is lost
- * once it has been out for the latest RTT plus a reordering window: none until the path has
- * shown reordering, then a quarter of min RTT as in RACK. Packets merely overtaken by jitter
- * are then not sent twice. */
-static bool paced_lost_by_time(const struct kcp *k, const struct kcp_seg *s, uint64_t now_ms)
+ * once it has been out for the latest RTT plus a reordering window.
+ *  - While the sender is application-limited (nothing queued: a message flow, whose latency
+ *    is the objective), the window is the reordering the path has shown (reo_wnd: how much
+ *    longer than the latest RTT an overtaken segment took; none until then), at most a
+ *    quarter of min RTT as in RACK. Jitter that reorders by a few ms then costs neither a
+ *    spurious retransmission nor a quarter of a long RTT for every hole, and the engine wakes
+ *    up at the time found (lost_deadline): no interval tick is added to a recovery.
+ *  - While data is queued (a bulk flow, where a retransmission takes the place of new data),
+ *    a quarter of min RTT once any segment was acknowledged after a later one, FEC repairs
+ *    included (reo_late): that leaves parity the time to rebuild a hole, and the next flush
+ *    (pacer or tick) sends what is due. */
+static uint64_t paced_lost_at(const struct kcp *k, const struct kcp_seg *s, uint64_t now_ms)
 {
-    uint32_t reo = 0;
-    if (k->reordering_seen && k->pace.min_rtt != UINT32_MAX)
+    bool bulk = k->snd_queue.head != NULL;
+    uint32_t reo = bulk ? (k->reo_late ? UINT32_MAX : 0) : k->reo_wnd;
+    if (k->pace.min_rtt != UINT32_MAX && reo > k->pace.min_rtt / 4)
         reo = k->pace.min_rtt / 4;
+    else if (k->pace.min_rtt == UINT32_MAX && reo == UINT32_MAX)
+        reo = 0;
+    uint64_t wait = (uint64_t)k->rtt_last + reo;
     int32_t age = seq_diff((uint32_t)now_ms, s->ts);
-    return age >= 0 && (uint64_t)age >= (uint64_t)k->rtt_last + reo;
+    if (age >= 0 && (uint64_t)age >= wait)
+        return now_ms;
+    if (bulk)
+        return KCP_NEVER; /* the next flush looks again */
+    return now_ms + wait - (uint64_t)(age > 0 ? age : 0);
 }
 
 /* An early retransmission would jump ahead of queued data the pacer is holding back. */
@@ -1174,15 +1211,55 @@ static bool arrived_late(const struct kcp_seg *s, uint64_t now_ms)
     return now_ms > s->first_deadline;
 }
 
-/* A retransmitted segment's ACK may answer either copy: no rate sample (Karn). Every
- * acknowledged segment is evidence for the loss estimate. */
+/* When the FEC group of |s|'s first transmission closed with parity (its parity left), or
+ * KCP_NEVER: never sent once, no FEC, the group still open or closed without parity. */
+static uint64_t fec_closed_at(const struct kcp *k, const struct kcp_seg *s)
+{
+    if (s->xmit != 1 || !k->fec_groups || s->parity == 0 ||
+        seq_diff(s->group_first, k->fec_group) >= 0)
+        return KCP_NEVER;
+    if (k->fec_group - s->group_first > KCP_GROUP_TIMES)
+        return 0; /* closed long ago */
+    return k->fec_closed_ms[s->group_first % KCP_GROUP_TIMES];
+}
+
+/* Whether the peer may have rebuilt |s| (sent once) from FEC parity by |now_ms|: its group
+ * closed with parity, and the parity had time to reach the peer and the ACK to come back (a
+ * min RTT after the group closed). */
+static bool fec_may_have_rebuilt(const struct kcp *k, const struct kcp_seg *s, uint64_t now_ms)
+{
+    uint64_t closed = fec_closed_at(k, s);
+    uint32_t rtt = k->pace.min_rtt == UINT32_MAX ? 0 : k->pace.min_rtt;
+    return closed != KCP_NEVER && now_ms >= closed + rtt;
+}
+
+/* |s|, sent once, was acknowledged after a segment sent later: the path reordered it, unless
+ * FEC parity may have rebuilt it (a repair comes after the rest of its group, which is no
+ * reordering). The window grows to how much longer than the latest RTT it took. */
+static void reordering_seen(struct kcp *k, const struct kcp_seg *s, uint64_t now_ms)
+{
+    if (fec_may_have_rebuilt(k, s, now_ms))
+        return;
+    int32_t age = seq_diff((uint32_t)now_ms, s->ts);
+    uint32_t extent = age > (int32_t)k->rtt_last ? (uint32_t)age - k->rtt_last : 1;
+    if (extent > k->reo_wnd)
+        k->reo_wnd = extent;
+}
+
+/* A retransmitted segment's ACK may answer either copy: no rate sample (Karn). The copies the
+ * path carried count as delivered: a flow's rate estimate then covers what it really sends
+ * (messages and their copies), so its copies keep their share of the pacing budget instead of
+ * living off the probing gain. Every acknowledged segment is evidence for the loss estimate. */
 static void paced_on_release(struct kcp *k, const struct kcp_seg *s, uint64_t now_ms)
 {
-    pace_on_ack(&k->pace, s->xmit == 1 ? &s->mark : NULL, s->len, k->inflight_bytes, now_ms);
+    pace_on_ack(&k->pace, s->xmit == 1 ? &s->mark : NULL, (size_t)s->len * (1u + s->copies),
+                k->inflight_bytes, now_ms);
     lossest_record(&k->loss, s->copies, s->parity, arrived_late(s, now_ms));
     k->copy_bytes -= (size_t)s->copies * s->len;
-    if (s->xmit == 1 && seq_diff(s->sn, k->fast_hi) < 0)
-        k->reordering_seen = true;
+    if (s->xmit == 1 && seq_diff(s->sn, k->fast_hi) < 0) {
+        k->reo_late = true;
+        reordering_seen(k, s, now_ms);
+    }
 }
 
 static void paced_on_rtt(struct kcp *k, uint32_t rtt_ms, uint64_t now_ms)
@@ -1201,7 +1278,7 @@ static const struct kcp_send_ops send_paced = {
     .admit_done = paced_admit_done,
     .rto_slack = paced_rto_slack,
     .early_ok = paced_early_ok,
-    .lost_by_time = paced_lost_by_time,
+    .lost_at = paced_lost_at,
     .recover_on_ack = true,
     .on_xmit = paced_on_xmit,
     .after_data = paced_after_data,
@@ -1282,6 +1359,8 @@ uint64_t kcp_next_deadline(const struct kcp *k, uint64_t now_ms)
     if (k->ack_len || k->probe || k->fast_pending ||
         (k->send->wants_tick && k->send->wants_tick(k)))
         d = d < k->next_flush_ms ? d : k->next_flush_ms;
+    if (k->fast_pending && k->lost_deadline < d)
+        d = k->lost_deadline;
     if (k->rmt_wnd == 0) {
         p = k->probe_wait ? k->probe_ms : k->next_flush_ms;
         d = d < p ? d : p;
@@ -1297,6 +1376,7 @@ void kcp_tick(struct kcp *k, uint64_t now_ms)
             k->next_flush_ms = now_ms + k->interval;
         flush(k, false, now_ms);
     } else if (now_ms >= k->rto_deadline || (k->rmt_wnd == 0 && now_ms >= k->probe_ms) ||
+               (k->fast_pending && now_ms >= k->lost_deadline) ||
                next_send_ms(k, now_ms) <= now_ms) {
         flush(k, false, now_ms);
     }
@@ -1566,6 +1646,7 @@ int kcp_input(struct kcp *k, const uint8_t *pkt, size_t len, bool regular, uint6
     bool slid = false, acked = false;
     int drop = -1;
 
+    k->clock_ms = now_ms;
     if (len < KCP_OVERHEAD) {
         drop = KCP_DROP_SHORT;
         goto out;

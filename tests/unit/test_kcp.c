@@ -1197,24 +1197,76 @@ TEST(kcp_pacing_time_based_loss_detection)
     CHECK_EQ(st.early_retrans_segs, 2);
     n = make_seg(pkt, 1, KCP_CMD_ACK, 256, 1040, 0, 3, NULL, 0);
     CHECK_EQ(kcp_input(k, pkt, n, true, 1080), 0);
-    /* sn 3..5 at 2000; ACKs of sn 5 and then sn 4 (overtaken: reordering) at 2040 */
+    /* sn 3..5 at 2000; at 2046 the ACKs of sn 5 and then sn 4 (overtaken: it took 46 ms
+     * where the latest RTT was 40, a reordering window of 6 ms) */
     CHECK_EQ(kcp_send(k, d, sizeof(d)), 0);
     kcp_flush(k, 2000);
     n = make_seg(pkt, 1, KCP_CMD_ACK, 256, 2000, 5, 3, NULL, 0);
     n += make_seg(pkt + n, 1, KCP_CMD_ACK, 256, 2000, 4, 3, NULL, 0);
-    CHECK_EQ(kcp_input(k, pkt, n, true, 2040), 0);
+    CHECK_EQ(kcp_input(k, pkt, n, true, 2046), 0);
     kcp_get_stats(k, &st);
-    CHECK_EQ(st.retrans_segs, 2); /* sn 3 may only be late: wait 40 / 4 = 10 ms */
-    kcp_flush(k, 2049);
+    CHECK_EQ(st.retrans_segs, 2); /* sn 3 may only be late: wait the RTT (46) + 6 ms */
+    kcp_tick(k, 2046); /* the interval tick: next one at 2056 */
+    CHECK_EQ(kcp_next_deadline(k, 2046), 2052); /* the engine wakes up for sn 3 before it */
+    kcp_tick(k, 2051);
     kcp_get_stats(k, &st);
     CHECK_EQ(st.retrans_segs, 2);
-    kcp_flush(k, 2050);
+    kcp_tick(k, 2052);
     kcp_get_stats(k, &st);
     CHECK_EQ(st.retrans_segs, 3);
     CHECK_EQ(st.fast_retrans_segs, 1); /* two later ACKs: the fast path, held as well */
     CHECK_EQ(st.lost_segs, 0);
     kcp_free(k);
     free(c);
+}
+
+/* A segment acknowledged after later ones a min RTT or more after its FEC group closed with
+ * parity may have been rebuilt by the peer: that is no reordering, and the next hole is
+ * resent as soon as the RTT says so (no window). The same ACK pattern before the group closed
+ * is reordering. */
+TEST(kcp_pacing_fec_repair_is_not_reordering)
+{
+    for (int closed = 0; closed <= 1; closed++) {
+        struct capture *c = cap_new();
+        REQUIRE(c);
+        struct kcp *k = paced_engine(c);
+        REQUIRE(k);
+        kcp_set_mtu(k, 100);
+        uint8_t d[76 * 3], pkt[128];
+        memset(d, 'r', sizeof(d));
+        /* an RTT sample of 40 ms */
+        CHECK_EQ(kcp_send(k, d, 76), 0);
+        kcp_flush(k, 1000);
+        size_t n = make_seg(pkt, 1, KCP_CMD_ACK, 256, 1000, 0, 1, NULL, 0);
+        CHECK_EQ(kcp_input(k, pkt, n, true, 1040), 0);
+        /* sn 1..3 at 2000 in group 0, which closes at 2000 (or stays open) */
+        CHECK_EQ(kcp_send(k, d, sizeof(d)), 0);
+        kcp_flush(k, 2000);
+        if (closed)
+            kcp_set_fec_group(k, 1);
+        /* at 2060, ACKs of sn 3 and then sn 2 (60 ms: a min RTT after the group closed) */
+        n = make_seg(pkt, 1, KCP_CMD_ACK, 256, 2000, 3, 1, NULL, 0);
+        n += make_seg(pkt + n, 1, KCP_CMD_ACK, 256, 2000, 2, 1, NULL, 0);
+        CHECK_EQ(kcp_input(k, pkt, n, true, 2060), 0);
+        struct kcp_stats st;
+        kcp_get_stats(k, &st);
+        /* sn 1 is out for 60 ms, the latest RTT: lost, unless a window was measured */
+        CHECK_EQ(st.retrans_segs, closed ? 1 : 0);
+        n = make_seg(pkt, 1, KCP_CMD_ACK, 256, 2060, 1, 4, NULL, 0);
+        CHECK_EQ(kcp_input(k, pkt, n, true, 2100), 0);
+        /* sn 4..6 at 3000; at 3040 the ACK of sn 6: sn 4 and 5 are out for the RTT (40) */
+        CHECK_EQ(kcp_send(k, d, sizeof(d)), 0);
+        kcp_flush(k, 3000);
+        n = make_seg(pkt, 1, KCP_CMD_ACK, 256, 3000, 6, 4, NULL, 0);
+        CHECK_EQ(kcp_input(k, pkt, n, true, 3040), 0);
+        kcp_get_stats(k, &st);
+        if (closed) /* no reordering seen: resent at once */
+            CHECK_EQ(st.retrans_segs, 3);
+        else /* reordering by 20 ms seen (capped at min RTT / 4 = 10): they wait */
+            CHECK_EQ(st.retrans_segs, 0);
+        kcp_free(k);
+        free(c);
+    }
 }
 
 /* The receive window doubles when the peer's data reaches its last quarter while the reader
