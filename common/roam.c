@@ -131,6 +131,24 @@ bool roam_path_answered(struct roam_path *p, uint64_t now_ms)
     return was;
 }
 
+void roam_path_outstanding(struct roam_path *p, uint64_t now_ms, bool outstanding)
+{
+    if (outstanding && !p->outstanding && now_ms > p->rx_ms)
+        p->rx_ms = now_ms;
+    p->outstanding = outstanding;
+}
+
+void roam_path_late(struct roam_path *p, uint64_t now_ms, uint64_t late_ms, uint32_t rto_ms)
+{
+    if (late_ms <= rto_ms || now_ms <= p->rx_ms)
+        return;
+    /* the stall is [now - late, now]; only its part after rx_ms was counted as silence */
+    uint64_t take = now_ms - p->rx_ms < late_ms ? now_ms - p->rx_ms : late_ms;
+    p->rx_ms += take;
+    p->stalls++;
+    p->stalled_ms += take;
+}
+
 uint64_t roam_path_deadline(const struct roam_path *p, bool outstanding, uint32_t rto_ms)
 {
     if (!outstanding || !p->answered)
@@ -142,6 +160,7 @@ uint64_t roam_path_deadline(const struct roam_path *p, bool outstanding, uint32_
 enum roam_path_action roam_path_check(struct roam_path *p, uint64_t now_ms, bool outstanding,
                                       uint32_t rto_ms)
 {
+    roam_path_outstanding(p, now_ms, outstanding);
     if (now_ms < roam_path_deadline(p, outstanding, rto_ms))
         return ROAM_PATH_WAIT;
     if (p->tries >= ROAM_PATH_TRIES)

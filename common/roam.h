@@ -118,7 +118,18 @@ const char *roam_verdict_name(enum roam_verdict v);
  * gone (it restarted and lost the session, or is unreachable): the session is closed at once,
  * so that its streams end instead of hanging and new connections get a new session.
  * The retransmission timeout is KCP's, measured on the path, so the silence that counts as
- * death follows the path's round trip; the rule starts with the server's first answer. */
+ * death follows the path's round trip; the rule starts with the server's first answer.
+ *
+ * Silence counts from the later of the server's last answer and the moment something became
+ * outstanding: while nothing waits for the server, it has no reason to send, and a path that
+ * was idle for a minute is not dead when the first keystroke after it leaves.
+ *
+ * Only silence the client watched counts: when its own event loop did not run (the host was
+ * loaded and did not schedule the process, or it was stopped), the server's answers wait in
+ * the socket unread, and the first thing the loop does on waking may be the path check. The
+ * shell reports each wake that came later than it planned (roam_path_late); a delay longer
+ * than one RTO (the path's own bound on noise: smaller delays are in the round trip it
+ * measured) is taken out of the silence. */
 #define ROAM_PATH_RTOS 3u
 #define ROAM_PATH_MIN_MS 1000u
 #define ROAM_PATH_TRIES 2u
@@ -131,9 +142,14 @@ enum roam_path_action {
 
 struct roam_path {
     bool answered;      /* the server answered at least once (the RTO is measured) */
-    uint64_t rx_ms;     /* last datagram from the server, or the last replacement */
+    uint64_t rx_ms;     /* last answer from the server, the last replacement, or when
+                           something became outstanding, whichever is later; moved on by the
+                           time the client's loop was stalled since */
+    bool outstanding;   /* something waited for the server when last told */
     unsigned tries;     /* replacements since the server last answered */
     uint64_t replaced;  /* ROAM_PATH_REPLACE verdicts in all */
+    uint64_t stalls;    /* wakes late by more than an RTO (roam_path_late) */
+    uint64_t stalled_ms; /* ... and the silence they took out */
 };
 
 void roam_path_init(struct roam_path *p, uint64_t now_ms);
@@ -145,13 +161,24 @@ void roam_path_init(struct roam_path *p, uint64_t now_ms);
  * log line). */
 bool roam_path_answered(struct roam_path *p, uint64_t now_ms);
 
+/* Whether something waits for the server's answer at |now_ms|: the shell tells every time it
+ * may have changed (the session layer: whenever it re-arms its timer); roam_path_check tells
+ * too. When something becomes outstanding, the silence starts then. */
+void roam_path_outstanding(struct roam_path *p, uint64_t now_ms, bool outstanding);
+
+/* The client's event loop woke at |now_ms|, |late_ms| after it planned to (a timer that was
+ * due then). With |rto_ms| the session's retransmission timeout: a delay longer than that
+ * was a stall of the client itself, not silence of the path, and does not count. Call it
+ * before roam_path_check at that wake. */
+void roam_path_late(struct roam_path *p, uint64_t now_ms, uint64_t late_ms, uint32_t rto_ms);
+
 /* When roam_path_check has something to do: UINT64_MAX while nothing is outstanding, and
  * before the server's first answer (a path that never worked is not replaced: the round trip
  * is unknown, and a server that never answered is no reason to believe a new port helps).
  * |rto_ms|: the session's current retransmission timeout. */
 uint64_t roam_path_deadline(const struct roam_path *p, bool outstanding, uint32_t rto_ms);
 
-/* The verdict at |now_ms|; a REPLACE restarts the silence count (the new path gets its own
+/* The verdict at |now_ms| (after roam_path_outstanding with |outstanding|); a REPLACE restarts the silence count (the new path gets its own
  * ROAM_PATH_RTOS timeouts). */
 enum roam_path_action roam_path_check(struct roam_path *p, uint64_t now_ms, bool outstanding,
                                       uint32_t rto_ms);

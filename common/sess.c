@@ -99,12 +99,15 @@ static bool sess_outstanding(const struct sess *s)
     return wait > 0;
 }
 
-/* When the path rule has something to do, or UINT64_MAX. */
-static uint64_t sess_path_deadline(const struct sess *s)
+/* When the path rule has something to do, or UINT64_MAX. Tells the rule whether something is
+ * outstanding at |now| (this runs after every event: the silence starts when it becomes so). */
+static uint64_t sess_path_deadline(struct sess *s, uint64_t now)
 {
     if (!sess_path_watched(s))
         return UINT64_MAX;
-    return roam_path_deadline(&s->path, sess_outstanding(s), tunnel_rto(s->tun));
+    bool outstanding = sess_outstanding(s);
+    roam_path_outstanding(&s->path, now, outstanding);
+    return roam_path_deadline(&s->path, outstanding, tunnel_rto(s->tun));
 }
 
 /* Client: moves the session to a new UDP socket, and sends a keepalive at once: new data
@@ -178,6 +181,9 @@ static void sess_timer_cb(EV_P_ ev_timer *w, int revents)
     (void)revents;
     struct sess *s = container_of(w, struct sess, timer);
     uint64_t now = shell_now_ms();
+    /* a wake later than planned: the loop did not run meanwhile (a loaded host) */
+    if (s->path_client && now > s->timer_due_ms)
+        roam_path_late(&s->path, now, now - s->timer_due_ms, tunnel_rto(s->tun));
     tunnel_set_wall_offset(s->tun, shell_wall_offset_ms());
     tunnel_tick(s->tun, now);
     sess_path_check(s, now);
@@ -294,6 +300,7 @@ struct sess *sess_new(struct shell *sh, size_t size, struct net_udp *udp, bool o
     /* --tcp auto watches its own paths (it switches between UDP and fake TCP) */
     s->path_client = own_fd && sh->is_client && !(udp->raw && rawtcp_is_auto(udp->raw));
     roam_path_init(&s->path, now);
+    s->timer_due_ms = UINT64_MAX;
     snprintf(s->name, sizeof(s->name), "conv %u peer %s", conv,
              net_addr_str(peer, as, sizeof(as)));
     s->tun = sess_tunnel_new(s, now, &err);
@@ -406,8 +413,9 @@ static void sess_arm_timer(struct sess *s)
 {
     struct ev_loop *loop = s->sh->loop;
     uint64_t now = shell_now_ms();
-    uint64_t d = MIN(tunnel_next_deadline(s->tun, now), sess_path_deadline(s));
+    uint64_t d = MIN(tunnel_next_deadline(s->tun, now), sess_path_deadline(s, now));
     ev_timer_stop(EV_A_ &s->timer);
+    s->timer_due_ms = MAX(d, now);
     if (d == UINT64_MAX)
         return;
     double after = d > now ? (double)(d - now) / 1e3 : 0.0;

@@ -55,6 +55,7 @@ struct sess {
     bool own_fd;                      /* client: the socket belongs to the session */
     ev_io udp_io;                     /* client: readable UDP socket */
     ev_timer timer;                   /* the one timer: the tunnel's deadline */
+    uint64_t timer_due_ms;            /* when it was armed to fire (UINT64_MAX: not armed) */
     struct net_addr peer;             /* where datagrams go */
     bool peer_locked;                 /* client: first reply fixed the source address */
     uint32_t conv;                    /* KCP conversation id */

@@ -69,6 +69,7 @@ struct world {
     uint64_t sent_ms[MAX_MSGS];
     uint64_t rtt_max_ms;
     uint64_t next_msg_ms;
+    uint64_t msg_every_ms;
     uint32_t msgs;        /* messages to send in all */
     uint8_t rxbuf[MSG_LEN];
     size_t rxlen;
@@ -81,6 +82,15 @@ struct world {
     uint64_t replaced_at_restart; /* replacements before the server restarted */
     uint32_t rto_at_restart;      /* the client's RTO then */
     uint32_t rto_at_gone;         /* ... and when it took the server for gone */
+    /* the client's own stalls: its loop does not run (a loaded host) */
+    uint64_t stall_every_ms, stall_ms; /* stall_ms of every stall_every_ms */
+    bool stall_credit;    /* the client reports late wakes (roam_path_late) */
+    bool resumed;         /* a stall ended: the next tick is the late wake */
+    uint64_t cli_due;     /* the deadline the client planned its last wake for */
+    uint64_t stalls;      /* stalls that held datagrams */
+    struct held inq[HELD_MAX * 4]; /* the socket's receive queue while stalled */
+    size_t ninq;
+    uint64_t inq_dropped;
     /* server */
     int srv_id;
     struct link *srv;
@@ -139,7 +149,7 @@ static void cli_pump(struct world *w, uint64_t now)
         if (link_send(w->cli, m, MSG_LEN) != 0)
             break;
         w->sent_ms[w->sent++] = now;
-        w->next_msg_ms += MSG_EVERY_MS;
+        w->next_msg_ms += w->msg_every_ms;
         link_flush(w->cli, now);
     }
     for (;;) {
@@ -161,10 +171,17 @@ static void cli_pump(struct world *w, uint64_t now)
     }
 }
 
-static void cli_deliver(void *user, int from, const uint8_t *pkt, size_t len, uint64_t now)
+/* Is the client's loop stalled at |now|? Stalls take the last stall_ms of every
+ * stall_every_ms (shifted by 1 ms: each begins just after a message left, so that something
+ * is outstanding) while messages are sent. */
+static bool cli_stalled(const struct world *w, uint64_t now)
 {
-    (void)from;
-    struct world *w = user;
+    return w->stall_ms && now >= 1 && now < (uint64_t)w->msgs * w->msg_every_ms &&
+           (now - 1) % w->stall_every_ms >= w->stall_every_ms - w->stall_ms;
+}
+
+static void cli_input(struct world *w, const uint8_t *pkt, size_t len, uint64_t now)
+{
     uint8_t tmp[1500];
     if (len > sizeof(tmp))
         return;
@@ -174,6 +191,24 @@ static void cli_deliver(void *user, int from, const uint8_t *pkt, size_t len, ui
     if (link_input(w->cli, tmp, len, now) == 0 && w->path_rule &&
         (wait0 == 0 || link_wait_snd(w->cli) < wait0))
         roam_path_answered(&w->path, now);
+}
+
+static void cli_deliver(void *user, int from, const uint8_t *pkt, size_t len, uint64_t now)
+{
+    (void)from;
+    struct world *w = user;
+    if (cli_stalled(w, now)) {
+        /* nobody reads the socket: the datagram waits in its receive queue */
+        if (w->ninq < sizeof(w->inq) / sizeof(w->inq[0]) && len <= sizeof(w->inq[0].data)) {
+            w->inq[w->ninq].len = len;
+            memcpy(w->inq[w->ninq++].data, pkt, len);
+        } else {
+            w->inq_dropped++;
+        }
+        w->resumed = true;
+        return;
+    }
+    cli_input(w, pkt, len, now);
     cli_pump(w, now);
 }
 
@@ -182,10 +217,21 @@ static uint64_t cli_deadline(void *user, uint64_t now)
     struct world *w = user;
     if (w->gone_ms)
         return VNET_NEVER; /* the session was closed */
+    if (cli_stalled(w, now)) {
+        w->resumed = true;
+        return ((now - 1) / w->stall_every_ms + 1) * w->stall_every_ms + 1;
+    }
+    if (w->resumed)
+        return now; /* the late wake: the deadline planned before the stall has passed */
     uint64_t d = link_next_deadline(w->cli, now);
-    if (w->path_rule)
-        d = MIN(d, roam_path_deadline(&w->path, link_wait_snd(w->cli) > 0, link_rto(w->cli)));
-    return w->sent < w->msgs ? MIN(d, w->next_msg_ms) : d;
+    if (w->path_rule) {
+        bool outstanding = link_wait_snd(w->cli) > 0;
+        roam_path_outstanding(&w->path, now, outstanding);
+        d = MIN(d, roam_path_deadline(&w->path, outstanding, link_rto(w->cli)));
+    }
+    d = w->sent < w->msgs ? MIN(d, w->next_msg_ms) : d;
+    w->cli_due = d;
+    return d;
 }
 
 /* The client's path rule, as the real session layer applies it: a new mapping for a dead
@@ -214,10 +260,21 @@ static void cli_path(struct world *w, uint64_t now)
 static void cli_tick(void *user, uint64_t now)
 {
     struct world *w = user;
-    if (w->gone_ms)
+    if (w->gone_ms || cli_stalled(w, now))
         return;
+    bool late = w->resumed;
+    w->resumed = false;
+    /* the worst order a real loop may take on waking: the timer runs before the reads */
+    if (late && w->stall_credit && w->path_rule && now > w->cli_due)
+        roam_path_late(&w->path, now, now - w->cli_due, link_rto(w->cli));
     link_tick(w->cli, now);
     cli_path(w, now);
+    if (late) {
+        w->stalls += w->ninq > 0;
+        for (size_t i = 0; i < w->ninq && !w->gone_ms; i++)
+            cli_input(w, w->inq[i].data, w->inq[i].len, now);
+        w->ninq = 0;
+    }
     cli_pump(w, now);
 }
 
@@ -399,6 +456,9 @@ struct scenario {
     uint64_t kill_ms;       /* the client's current mapping dies both ways this often */
     uint64_t restart_ms;    /* the server loses the session at this time (0: never) */
     bool kill_up_only;      /* a kill drops the client's datagrams only (replies still come) */
+    uint64_t stall_every_ms, stall_ms; /* the client's loop stalls stall_ms every stall_every_ms */
+    bool no_stall_credit;   /* the client does not report its late wakes (the old rule) */
+    uint64_t msg_every_ms;  /* a message this often (0: MSG_EVERY_MS) */
 };
 
 struct result {
@@ -407,6 +467,7 @@ struct result {
     uint64_t down_dead;
     uint64_t replaced, replaced_spare, gone_ms, replaced_at_restart;
     uint32_t rto_at_restart, rto_at_gone;
+    uint64_t stalls, stalled_ms, inq_dropped;
 };
 
 static bool run_done(void *user)
@@ -473,7 +534,8 @@ static void run(const struct scenario *sc, uint64_t seed, struct result *res)
     vnet_link_set_both(w->net, w->rp_id, w->srv_id, &lk);
     w->racing = sc->racing;
     w->reply = w->nats[0].id; /* the session was opened through the first mapping */
-    w->msgs = (uint32_t)MIN(sc->duration_ms / MSG_EVERY_MS, (uint64_t)MAX_MSGS);
+    w->msg_every_ms = sc->msg_every_ms ? sc->msg_every_ms : MSG_EVERY_MS;
+    w->msgs = (uint32_t)MIN(sc->duration_ms / w->msg_every_ms, (uint64_t)MAX_MSGS);
     w->next_msg_ms = 0;
     w->replays_left = sc->replays;
     w->replay_age_ms = sc->replay_age_ms;
@@ -481,6 +543,9 @@ static void run(const struct scenario *sc, uint64_t seed, struct result *res)
     w->next_replay_us = 1000 * 1000; /* from 1 s on, once something was captured */
     w->path_rule = sc->path_rule;
     roam_path_init(&w->path, 0);
+    w->stall_every_ms = sc->stall_every_ms;
+    w->stall_ms = sc->stall_ms;
+    w->stall_credit = !sc->no_stall_credit;
 
     if (sc->kill_ms || sc->restart_ms) {
         /* flows killed every kill_ms, the server restarted at restart_ms */
@@ -536,6 +601,8 @@ static void run(const struct scenario *sc, uint64_t seed, struct result *res)
     res->replaced_at_restart = w->replaced_at_restart;
     res->rto_at_restart = w->rto_at_restart;
     res->rto_at_gone = w->rto_at_gone;
+    res->stalls = w->stalls, res->stalled_ms = w->path.stalled_ms;
+    res->inq_dropped = w->inq_dropped;
     if (sc->path_rule)
         printf("  path: %llu replaced (%llu without a spare mapping), gone at %llu ms\n",
                (unsigned long long)w->replaced, (unsigned long long)w->replaced_spare,
@@ -830,6 +897,7 @@ TEST(roam_path_rule)
     /* nothing outstanding: never a verdict */
     CHECK_EQ(roam_path_deadline(&p, false, 100), UINT64_MAX);
     CHECK_EQ(roam_path_check(&p, 1000000, false, 100), ROAM_PATH_WAIT);
+    roam_path_outstanding(&p, 1000, true); /* outstanding since 1000 */
     /* a short RTO: the floor; a long one: ROAM_PATH_RTOS of them */
     CHECK_EQ(roam_path_deadline(&p, true, 100), 1000 + ROAM_PATH_MIN_MS);
     CHECK_EQ(roam_path_deadline(&p, true, 2000), 1000 + 2000 * ROAM_PATH_RTOS);
@@ -849,6 +917,43 @@ TEST(roam_path_rule)
     CHECK_EQ(roam_path_check(&p, t - 1, true, 10), ROAM_PATH_WAIT);
     CHECK_EQ(roam_path_check(&p, t, true, 10), ROAM_PATH_GONE);
     CHECK_EQ(p.replaced, 1 + ROAM_PATH_TRIES);
+}
+
+TEST(roam_path_silence_starts_when_outstanding)
+{
+    struct roam_path p;
+    roam_path_init(&p, 0);
+    roam_path_answered(&p, 1000);
+    roam_path_outstanding(&p, 1000, false);
+    /* idle for 9 s, then something leaves: its silence starts now, not at the last answer */
+    CHECK_EQ(roam_path_check(&p, 10000, true, 100), ROAM_PATH_WAIT);
+    CHECK_EQ(roam_path_deadline(&p, true, 100), 10000 + ROAM_PATH_MIN_MS);
+    /* still outstanding later: no new start */
+    roam_path_outstanding(&p, 10500, true);
+    CHECK_EQ(roam_path_deadline(&p, true, 100), 10000 + ROAM_PATH_MIN_MS);
+    CHECK_EQ(roam_path_check(&p, 11000, true, 100), ROAM_PATH_REPLACE);
+}
+
+TEST(roam_path_late_wakes)
+{
+    struct roam_path p;
+    roam_path_init(&p, 0);
+    roam_path_answered(&p, 1000);
+    roam_path_outstanding(&p, 1000, true);
+    /* late by no more than an RTO: noise the round trip already holds, still silence */
+    roam_path_late(&p, 1900, 100, 100);
+    CHECK_EQ(roam_path_deadline(&p, true, 100), 2000);
+    /* late by 700 ms: that stall is not silence of the path */
+    roam_path_late(&p, 1950, 700, 100);
+    CHECK_EQ(roam_path_deadline(&p, true, 100), 2700);
+    CHECK_EQ(p.stalls, 1);
+    CHECK_EQ(p.stalled_ms, 700);
+    /* a stall longer than the silence so far takes only the silence */
+    roam_path_late(&p, 4000, 3000, 100);
+    CHECK_EQ(roam_path_deadline(&p, true, 100), 5000);
+    CHECK_EQ(p.stalled_ms, 700 + 2300);
+    CHECK_EQ(roam_path_check(&p, 4999, true, 100), ROAM_PATH_WAIT);
+    CHECK_EQ(roam_path_check(&p, 5000, true, 100), ROAM_PATH_REPLACE);
 }
 
 TEST(roam_mode_of_methods)
@@ -947,5 +1052,87 @@ TEST(roam_sim_server_restart_noticed)
                    (unsigned long long)(r.gone_ms - sc.restart_ms), (unsigned long long)bound);
             CHECK(r.gone_ms - sc.restart_ms <= bound);
             CHECK_EQ(r.replaced, ROAM_PATH_TRIES);
+        }
+}
+
+TEST(roam_sim_client_stalls)
+{
+    /* The client's own loop stalls (a loaded host does not schedule it): the server's answers
+     * wait unread in its socket, and on waking its timer runs before the reads. That silence
+     * is the client's, not the path's: no path is replaced, and nothing is lost. Without the
+     * late-wake report (the old rule) the same runs replace paths. Stalls of 1.5-4 s every 6 s,
+     * one-way delays 2-100 ms, aes and the secure mode. */
+    const uint32_t delays[] = {2, 25, 100};
+    const uint64_t stalls[] = {1500, 4000};
+    const char *methods[] = {"aes", "xsalsa20-poly1305"};
+    for (int m = 0; m < 2; m++)
+        for (int i = 0; i < 3; i++)
+            for (int k = 0; k < 2; k++) {
+                struct scenario sc = {.method = methods[m], .duration_ms = 30000,
+                                      .delay_ms = delays[i], .path_rule = true,
+                                      .stall_every_ms = 6000, .stall_ms = stalls[k]};
+                struct result r, old;
+                uint64_t seed = 61 + (uint64_t)(m * 6 + i * 2 + k);
+                run(&sc, seed, &r);
+                sc.no_stall_credit = true;
+                run(&sc, seed, &old);
+                printf("  delay %u ms, stalls of %llu ms: %llu stalls, %llu ms not counted, "
+                       "%llu replaced (old rule: %llu)\n", delays[i],
+                       (unsigned long long)stalls[k], (unsigned long long)r.stalls,
+                       (unsigned long long)r.stalled_ms, (unsigned long long)r.replaced,
+                       (unsigned long long)old.replaced);
+                CHECK(r.stalls >= 4);
+                CHECK_EQ(r.inq_dropped, 0);
+                CHECK_EQ(r.echoed, r.sent);
+                CHECK_EQ(r.bad, 0);
+                CHECK_EQ(r.replaced, 0);
+                CHECK_EQ(r.gone_ms, 0);
+                CHECK(old.replaced > 0);
+            }
+}
+
+TEST(roam_sim_server_restart_noticed_while_client_stalls)
+{
+    /* A stalling client still notices a restarted server: only the stalls are taken out, so
+     * the server is gone at most the stalled time later than ROAM_PATH_TRIES + 1 windows. */
+    const uint32_t delays[] = {2, 25};
+    for (int i = 0; i < 2; i++) {
+        struct scenario sc = {.method = "xsalsa20-poly1305", .duration_ms = 30000,
+                              .delay_ms = delays[i], .loss = 0.01, .path_rule = true,
+                              .restart_ms = 10000, .stall_every_ms = 4000, .stall_ms = 1500};
+        struct result r;
+        run(&sc, 81 + (uint64_t)i, &r);
+        CHECK_EQ(r.bad, 0);
+        CHECK_EQ(r.replaced_at_restart, 0);
+        CHECK(r.gone_ms > sc.restart_ms);
+        uint32_t rto = MAX(r.rto_at_restart, r.rto_at_gone);
+        uint64_t window = MAX((uint64_t)ROAM_PATH_MIN_MS, (uint64_t)ROAM_PATH_RTOS * rto);
+        uint64_t active = (ROAM_PATH_TRIES + 1) * window + MSG_EVERY_MS + 4 * delays[i];
+        /* the loop runs 2.5 s of every 4 s: stalls may add up to 1.5 s per 2.5 s of waiting */
+        uint64_t bound = active + (active / 2500 + 1) * 1500;
+        printf("  delay %u ms: gone %llu ms after the restart (bound %llu), %llu ms of stalls "
+               "not counted\n", delays[i], (unsigned long long)(r.gone_ms - sc.restart_ms),
+               (unsigned long long)bound, (unsigned long long)r.stalled_ms);
+        CHECK(r.gone_ms - sc.restart_ms <= bound);
+        CHECK_EQ(r.replaced, ROAM_PATH_TRIES);
+    }
+}
+
+TEST(roam_sim_idle_gaps)
+{
+    /* One message every 3 s: between them nothing is outstanding and the server has nothing
+     * to send. Silence before a message left is no sign of a dead path: nothing is replaced. */
+    const uint32_t delays[] = {2, 25, 100};
+    const char *methods[] = {"aes", "xsalsa20-poly1305"};
+    for (int m = 0; m < 2; m++)
+        for (int i = 0; i < 3; i++) {
+            struct scenario sc = {.method = methods[m], .duration_ms = 30000,
+                                  .delay_ms = delays[i], .loss = 0.01, .path_rule = true,
+                                  .msg_every_ms = 3000};
+            struct result r;
+            run(&sc, 91 + (uint64_t)(m * 3 + i), &r);
+            CHECK_EQ(r.echoed, r.sent);
+            CHECK_EQ(r.bad, 0);
+            CHECK_EQ(r.replaced, 0);
         }
 }
