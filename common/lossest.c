@@ -80,19 +80,85 @@ double lossest_loglik(const struct lossest *e, double p)
     return f;
 }
 
-/* The maximum-likelihood p: the root of the score, by bisection on [0, 0.5]. */
-static double loss_ml(const struct lossest *e, bool pooled)
+static double score(const struct lossest *e, double p, bool pooled)
+{
+    double s;
+    loss_eval(e, p, pooled, &s, NULL);
+    return s;
+}
+
+/* Width of the interval the maximum-likelihood p is narrowed to (2^-31: what 30 halvings of
+ * [0, 0.5] give). */
+#define LOSSEST_ML_TOL 0x1p-31
+
+/* Narrows [*lo, *hi] (score positive at *lo, not at *hi) to the side of |x| where the
+ * score changes sign; returns the score at x. */
+static double narrow(const struct lossest *e, bool pooled, double x, double *lo, double *flo,
+                     double *hi, double *fhi)
+{
+    double fx = score(e, x, pooled);
+    if (fx > 0)
+        *lo = x, *flo = fx;
+    else
+        *hi = x, *fhi = fx;
+    return fx;
+}
+
+/* The maximum-likelihood p: the root of the score in [0, 0.5] (0.5 if the score is positive
+ * there, 0 without a loss), within LOSSEST_ML_TOL. The evidence changes by a few segments
+ * between questions, so the root is first bracketed around the previous answer |prev| (the
+ * bracket widening 8-fold until the score changes sign). Then each round takes the secant
+ * point of the bracket and a point past it on the root's side, twice the last secant step
+ * away: the secant point converges faster than linearly, so that second point usually
+ * closes the bracket around it; a round that does not halve the bracket adds a halving. */
+static double loss_ml(const struct lossest *e, bool pooled, double prev)
 {
     if (e->lost <= 0)
         return 0;
-    double lo = 0, hi = 0.5;
-    for (int i = 0; i < 30; i++) {
-        double mid = (lo + hi) / 2, s;
-        loss_eval(e, mid, pooled, &s, NULL);
-        if (s > 0)
-            lo = mid;
-        else
-            hi = mid;
+    double lo = 0, hi = 0.5, flo = 0, fhi = 0;
+    bool have_lo = false, have_hi = false;
+    if (prev > 0 && prev < 0.5) {
+        double d = prev / 256;
+        bool up = narrow(e, pooled, prev - d, &lo, &flo, &hi, &fhi) > 0;
+        have_lo = up, have_hi = !up;
+        for (;;) {
+            d *= 8;
+            double x = up ? prev + d : prev - d;
+            if (up ? x >= 0.5 : x <= 0)
+                break;
+            bool pos = narrow(e, pooled, x, &lo, &flo, &hi, &fhi) > 0;
+            if (pos != up) {
+                have_lo = have_hi = true;
+                break;
+            }
+        }
+    }
+    if (!have_lo)
+        flo = score(e, lo, pooled);
+    if (!have_hi)
+        fhi = score(e, hi, pooled);
+    if (fhi > 0)
+        return hi;
+    if (flo <= 0)
+        return lo;
+    double xprev = -1;
+    for (int round = 0; round < 64 && hi - lo > LOSSEST_ML_TOL; round++) {
+        double w = hi - lo;
+        double x = hi - fhi * w / (fhi - flo);
+        if (!(x > lo && x < hi))
+            x = lo + w / 2;
+        double fx = narrow(e, pooled, x, &lo, &flo, &hi, &fhi);
+        if (hi - lo <= LOSSEST_ML_TOL)
+            break;
+        double d = xprev < 0 ? w / 64 : x > xprev ? x - xprev : xprev - x;
+        xprev = x;
+        if (d < LOSSEST_ML_TOL / 4)
+            d = LOSSEST_ML_TOL / 4;
+        double y = fx > 0 ? x + 2 * d : x - 2 * d;
+        if (y > lo && y < hi)
+            narrow(e, pooled, y, &lo, &flo, &hi, &fhi);
+        if (hi - lo > w / 2)
+            narrow(e, pooled, lo + (hi - lo) / 2, &lo, &flo, &hi, &fhi);
     }
     return (lo + hi) / 2;
 }
@@ -133,7 +199,7 @@ double lossest_p(struct lossest *e)
 {
     if (e->p_dirty) {
         e->p_dirty = false;
-        e->p = loss_ml(e, false);
+        e->p = loss_ml(e, false, e->p);
     }
     return e->p;
 }
@@ -142,7 +208,7 @@ double lossest_pooled(struct lossest *e)
 {
     if (e->pooled_dirty) {
         e->pooled_dirty = false;
-        e->pooled = loss_ml(e, true);
+        e->pooled = loss_ml(e, true, e->pooled);
     }
     return e->pooled;
 }
