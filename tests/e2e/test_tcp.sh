@@ -11,36 +11,10 @@
 # root or without iptables. Skipped (77) when not root or without iptables/ip.
 source "$(dirname "$0")/lib.sh"
 
-[ "$(id -u)" -eq 0 ] || { echo "skip: needs root (network namespaces, raw sockets)"; exit 77; }
-for t in ip iptables ip6tables iptables-save ip6tables-save; do
-    command -v "$t" >/dev/null || { echo "skip: $t not installed"; exit 77; }
-done
-
-NC=tcp-c$$
-NS=tcp-s$$
+source tests/e2e/netns.sh
 SPORT=29900
 ECHOPORT=7000
-netns_cleanup() {
-    ip netns del "$NC" 2>/dev/null
-    ip netns del "$NS" 2>/dev/null
-}
-trap 'cleanup; netns_cleanup' EXIT
-trap 'exit 1' INT TERM
-
-inc() { ip netns exec "$NC" "$@"; }
-ins() { ip netns exec "$NS" "$@"; }
-
-ip netns add "$NC" || { echo "skip: cannot create network namespaces"; exit 77; }
-ip netns add "$NS" || exit 1
-ip link add "tcp-$$a" netns "$NC" type veth peer name "tcp-$$b" netns "$NS" || fail "veth"
-inc ip link set lo up
-ins ip link set lo up
-inc ip addr add 10.77.0.1/24 dev "tcp-$$a"
-ins ip addr add 10.77.0.2/24 dev "tcp-$$b"
-inc ip -6 addr add fd77::1/64 dev "tcp-$$a" nodad
-ins ip -6 addr add fd77::2/64 dev "tcp-$$b" nodad
-inc ip link set "tcp-$$a" up
-ins ip link set "tcp-$$b" up
+netns_pair tcp 10.77.0 fd77
 
 # The server namespace drops UDP to the tunnel ports: only fake TCP can carry the tunnel.
 # Both namespaces count RSTs and bare ACKs (no PSH/SYN/FIN/RST) they receive on the veth.
@@ -48,7 +22,7 @@ for p in $SPORT $((SPORT + 1)); do
     ins iptables -A INPUT -p udp --dport $p -j DROP
     ins ip6tables -A INPUT -p udp --dport $p -j DROP
 done
-for side in "$NC:tcp-$$a" "$NS:tcp-$$b"; do
+for side in "$NC:$VC" "$NS:$VS"; do
     for t in iptables ip6tables; do
         ip netns exec "${side%%:*}" $t -A INPUT -i "${side#*:}" -p tcp --tcp-flags RST RST \
             -m comment --comment rst
@@ -64,16 +38,6 @@ counter() {
         n=$((n + ${v:-0}))
     done
     echo "$n"
-}
-# fw_state: every rule of both namespaces (no counters), and the host's ktun rules.
-fw_state() {
-    for ns in "$NC" "$NS"; do
-        for t in iptables-save ip6tables-save; do
-            ip netns exec "$ns" $t | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'
-        done
-    done
-    iptables-save | grep -c ktun-tcp
-    ip6tables-save | grep -c ktun-tcp
 }
 fw_before=$(fw_state)
 

@@ -16,38 +16,14 @@
 # its event loop at every new connection). Skipped (77) when not root or without ip/iptables.
 source "$(dirname "$0")/lib.sh"
 
-[ "$(id -u)" -eq 0 ] || { echo "skip: needs root (network namespaces, raw sockets)"; exit 77; }
-for t in ip iptables ip6tables iptables-save ip6tables-save; do
-    command -v "$t" >/dev/null || { echo "skip: $t not installed"; exit 77; }
-done
+source tests/e2e/netns.sh
 BLAST=$TOOLS/tcpblast
 [ -x "$BLAST" ] || { echo "missing $BLAST (run make tools)"; exit 1; }
 
-NC=roam-c$$
-NS=roam-s$$
 LO=30100
 HI=30107
 ECHOPORT=7000
-netns_cleanup() {
-    ip netns del "$NC" 2>/dev/null
-    ip netns del "$NS" 2>/dev/null
-}
-trap 'cleanup; netns_cleanup' EXIT
-trap 'exit 1' INT TERM
-inc() { ip netns exec "$NC" "$@"; }
-ins() { ip netns exec "$NS" "$@"; }
-
-host_rules() { iptables-save | grep -c ktun-tcp; ip6tables-save | grep -c ktun-tcp; }
-host_before=$(host_rules)
-ip netns add "$NC" || { echo "skip: cannot create network namespaces"; exit 77; }
-ip netns add "$NS" || exit 1
-ip link add "roam-$$a" netns "$NC" type veth peer name "roam-$$b" netns "$NS" || fail "veth"
-inc ip link set lo up
-ins ip link set lo up
-inc ip addr add 10.78.0.1/24 dev "roam-$$a"
-ins ip addr add 10.78.0.2/24 dev "roam-$$b"
-inc ip link set "roam-$$a" up
-ins ip link set "roam-$$b" up
+netns_pair roam 10.78.0
 # only fake TCP reaches the range's ports (part 3 uses port HI+1, where UDP is open at first)
 ins iptables -A INPUT -p udp --dport $LO:$HI -j DROP
 # create the filter tables (a rule added and removed), so that the comparison below sees
@@ -59,14 +35,6 @@ for ns in "$NC" "$NS"; do
     done
 done
 
-fw_state() {
-    for ns in "$NC" "$NS"; do
-        for t in iptables-save ip6tables-save; do
-            ip netns exec "$ns" $t | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'
-        done
-    done
-    host_rules
-}
 fw_before=$(fw_state)
 
 spawn echo ip netns exec "$NS" "$BLAST" echo -l 127.0.0.1:$ECHOPORT --duration 300
