@@ -24,15 +24,19 @@ start_echo() {
     ECHO=$ADDR
 }
 
+# with_fds N CMD...: runs CMD (in place of this shell) with at most N open descriptors.
+with_fds() { ulimit -n "$1" && shift && exec "$@"; }
+
 # start_server NAME PORT TARGET ARGS...; start_client NAME LPORT RPORT ARGS...
+# FDS=N before either: that process runs with at most N open descriptors (ulimit -n).
 start_server() {
     local name=$1 port=$2 target=$3; shift 3
-    spawn "$name" "$SERVER" -l "127.0.0.1:$port" -t "$target" "$@"
+    spawn "$name" ${FDS:+with_fds "$FDS"} "$SERVER" -l "127.0.0.1:$port" -t "$target" "$@"
     wait_log "$name" 'server: listening'
 }
 start_client() {
     local name=$1 lport=$2 rport=$3; shift 3
-    spawn "$name" "$CLIENT" -l "127.0.0.1:$lport" -r "127.0.0.1:$rport" "$@"
+    spawn "$name" ${FDS:+with_fds "$FDS"} "$CLIENT" -l "127.0.0.1:$lport" -r "127.0.0.1:$rport" "$@"
     wait_log "$name" 'client: listening'
 }
 

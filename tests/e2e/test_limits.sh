@@ -133,8 +133,7 @@ stop_pid "$spid" || fail "maxsessions kcptun: server exit"
 for p in "${kpids[@]}"; do kill "$p" 2>/dev/null; done
 # the default limit is sized at start and says from what
 sp=$(free_port)
-spawn srv-auto bash -c "ulimit -n 600 && exec $SERVER -l 127.0.0.1:$sp -t $ECHO ${ARGS[*]}"
-wait_log srv-auto 'server: listening'
+FDS=600 start_server srv-auto "$sp" "$ECHO" "${ARGS[@]}"
 grep -h 'server: --maxsessions' "$tmp/srv-auto.log"
 grep -q -- '--maxsessions 536 (from 600 descriptors' "$tmp/srv-auto.log" \
     || fail "maxsessions: the default is not sized from the descriptor limit"
@@ -161,14 +160,19 @@ echo "after: $out"
 stop_pid "$cpid"; stop_pid "$spid" || fail "maxstreams: server exit"
 }
 
+# limited_pair SNAME CNAME server|client: a server and a client (ARGS, --quiet) on free ports
+# sp and cp (PIDs spid, cpid), the one named with at most 64 open descriptors.
+limited_pair() {
+    sp=$(free_port); cp=$(free_port)
+    FDS=$([ "$3" = server ] && echo 64) start_server "$1" "$sp" "$ECHO" "${ARGS[@]}" --quiet
+    spid=$LASTPID
+    FDS=$([ "$3" = client ] && echo 64) start_client "$2" "$cp" "$sp" "${ARGS[@]}" --quiet
+    cpid=$LASTPID
+}
+
 case_fd_server() {
 echo "== ulimit -n 64 on the server, 100 concurrent streams"
-sp=$(free_port); cp=$(free_port)
-spawn srv-fd bash -c "ulimit -n 64 && exec $SERVER -l 127.0.0.1:$sp -t $ECHO ${ARGS[*]} --quiet"
-spid=$LASTPID
-wait_log srv-fd 'server: listening'
-start_client cli-fd "$cp" "$sp" "${ARGS[@]}" --quiet
-cpid=$LASTPID
+limited_pair srv-fd cli-fd server
 fd_base=$(fds "$spid")
 out=$(timeout 60 bash -c "$(declare -f many); many 127.0.0.1:$cp 100 1")
 echo "$out"
@@ -186,12 +190,7 @@ stop_pid "$cpid"; stop_pid "$spid" || fail "server fds: server exit"
 
 case_fd_client() {
 echo "== ulimit -n 64 on the client, 100 concurrent connections"
-sp=$(free_port); cp=$(free_port)
-start_server srv-cf "$sp" "$ECHO" "${ARGS[@]}" --quiet
-spid=$LASTPID
-spawn cli-cf bash -c "ulimit -n 64 && exec $CLIENT -l 127.0.0.1:$cp -r 127.0.0.1:$sp ${ARGS[*]} --quiet"
-cpid=$LASTPID
-wait_log cli-cf 'client: listening'
+limited_pair srv-cf cli-cf client
 spawn many-cf bash -c "$(declare -f many); many 127.0.0.1:$cp 100 2"
 mpid=$LASTPID
 wait_log many-cf 'many:' 300
