@@ -6,32 +6,18 @@
     python3 examples/python/lkcp_echo_client.py 127.0.0.1 9999 [--count N] [--timeout S]
 
 Prints "echo ok N messages, avg rtt X ms" and exits 0 when every echo came back intact.
-Written against lkcp's KcpObj API: only the import line names ktun.
+Written against lkcp's KcpObj API: only lkcp_echo_common's import line names ktun.
 """
 
-import argparse
-import os
-import select
 import socket
 import sys
 import time
 
-try:
-    from ktun.lkcp import KcpObj
-except ImportError:  # not installed: use the source tree
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                    "python"))
-    from ktun.lkcp import KcpObj
+from lkcp_echo_common import new_kcp, parse_args, turn
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("host")
-    p.add_argument("port", type=int)
-    p.add_argument("--count", type=int, default=100)
-    p.add_argument("--timeout", type=float, default=30.0)
-    args = p.parse_args()
-
+    args = parse_args(100)
     addr = (args.host, args.port)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setblocking(False)
@@ -39,11 +25,7 @@ def main():
     def output(uid, data):
         sock.sendto(data, addr)
 
-    kcp = KcpObj(123, 2, output)
-    kcp.nodelay(1, 10, 2, 1)
-    kcp.wndsize(128, 128)
-    kcp.setmtu(1000)
-
+    kcp = new_kcp(2, output)
     end = time.time() + args.timeout
     rtts = []
     for i in range(args.count):
@@ -55,14 +37,7 @@ def main():
             if time.time() > end:
                 print("timeout after %d messages" % i, file=sys.stderr)
                 return 1
-            kcp.update(time.time())
-            r, _, _ = select.select([sock], [], [], 0.002)
-            if r:
-                try:
-                    data, _ = sock.recvfrom(2048)
-                except (BlockingIOError, ConnectionRefusedError):
-                    continue
-                kcp.input(data)
+            turn(kcp, sock, 0.002)
             n, data = kcp.recv()
             if n >= 0:
                 got = data
