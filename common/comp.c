@@ -8,7 +8,11 @@
 #include "common/util.h"
 #include "common/wire.h"
 
+#ifdef KTUN_NO_ISAL
+#include "fec/isal_own.h" /* ISA-L's CRCs in portable C (make ISAL=0) */
+#else
 #include <isa-l/crc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 

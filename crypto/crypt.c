@@ -7,7 +7,11 @@
 #else
 #include "crypto/gcry_own.h" /* ciphers and PBKDF2 of our own, see there */
 #endif
+#ifdef KTUN_NO_ISAL
+#include "fec/isal_own.h" /* ISA-L's CRCs in portable C (make ISAL=0) */
+#else
 #include <isa-l/crc.h>
+#endif
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,7 +251,7 @@ void crypt_error(const char *method, int err, char *msg, size_t cap)
 static uint32_t kcp_crc32(const struct crypt *c, const uint8_t *p, size_t len)
 {
     uint32_t crc = crc32_gzip_refl(0, p, len);
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(KTUN_NO_ISAL)
     /* ISA-L's AVX-512 kernel returns with the upper vector state dirty, and every legacy-SSE
      * instruction after it (our xor loop, libgcrypt's AES-NI code) then pays a transition
      * penalty: measured 3x on the xor method. vzeroupper keeps the low 128 bits, which is all

@@ -4,7 +4,11 @@
 
 #include "common/err.h"
 
+#ifdef KTUN_NO_ISAL
+#include "fec/isal_own.h" /* ISA-L's kernels in portable C (make ISAL=0) */
+#else
 #include <isa-l/erasure_code.h>
+#endif
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
