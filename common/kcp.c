@@ -1133,17 +1133,22 @@ void kcp_fec_group_closed(struct kcp *k, uint32_t group, int parity)
     }
 }
 
-/* Copies per segment: the fewest that bring the residual loss p^(n+1) to KCP_RESIDUAL_LOSS,
- * but none while the RTT shows a standing queue (the loss may be the copies' own doing: a
- * congested path gets less load, not more), and no more than the in-flight cap the pacer
- * derived from the path leaves room for, counting the copies already in flight. */
+/* Copies per segment: the fewest that bring the residual loss p^(n+1) to the objective's
+ * KCP_RESIDUAL_LOSS divided by the segments in flight (as for FEC parity: a segment that
+ * needs a retransmission stalls the stream for a round trip, and every message sent in that
+ * round trip waits behind it in order, so the more of them a round trip holds, the rarer such
+ * a stall must be), but none while the RTT shows a standing queue (the loss may be the
+ * copies' own doing: a congested path gets less load, not more), and no more than the
+ * in-flight cap the pacer derived from the path leaves room for, counting the copies already
+ * in flight. */
 static unsigned copies_wanted(struct kcp *k, size_t new_bytes)
 {
     if (pace_queue_building(&k->pace))
         return 0;
+    double target = KCP_RESIDUAL_LOSS / (k->inflight.count > 1 ? (double)k->inflight.count : 1);
     double p = lossest_pooled(&k->loss); /* what parity leaves, as before adaptive parity */
     unsigned n = 0;
-    for (double r = p; n < KCP_COPIES_MAX && r > KCP_RESIDUAL_LOSS; r *= p)
+    for (double r = p; n < KCP_COPIES_MAX && r > target; r *= p)
         n++;
     size_t cap = pace_cwnd(&k->pace);
     while (n > 0 && k->inflight_bytes + k->copy_bytes + n * new_bytes > cap)
