@@ -6,6 +6,21 @@
 #include "common/kcp.h"
 #include "common/wire.h"
 
+int ext_seg_parse(const uint8_t *seg, size_t len, uint32_t conv, const uint8_t **body,
+                  size_t *body_len)
+{
+    *body = NULL;
+    *body_len = 0;
+    if (len < EXT_SEG_HDR)
+        return ERR_PROTO;
+    uint32_t n = rd_u32le(seg + 20);
+    if (seg[4] != EXT_CMD || rd_u32le(seg) != conv || seg[5] != 0 || n > len - EXT_SEG_HDR)
+        return ERR_PROTO;
+    *body = seg + EXT_SEG_HDR;
+    *body_len = n;
+    return 0;
+}
+
 int ext_split(const uint8_t *pkt, size_t len, uint32_t conv, size_t *kcp_len,
               const uint8_t **body, size_t *body_len)
 {
@@ -18,11 +33,7 @@ int ext_split(const uint8_t *pkt, size_t len, uint32_t conv, size_t *kcp_len,
         uint32_t n = rd_u32le(h + 20);
         if (h[4] == EXT_CMD) {
             *kcp_len = off;
-            if (rd_u32le(h) != conv || h[5] != 0 || n > len - off - KCP_OVERHEAD)
-                return ERR_PROTO;
-            *body = h + EXT_SEG_HDR;
-            *body_len = n;
-            return 0;
+            return ext_seg_parse(h, len - off, conv, body, body_len);
         }
         if (n > len - off - KCP_OVERHEAD)
             return 0; /* KCP's own business (it refuses the packet) */

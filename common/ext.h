@@ -53,6 +53,12 @@ struct ext_rec {
 int ext_split(const uint8_t *pkt, size_t len, uint32_t conv, size_t *kcp_len,
               const uint8_t **body, size_t *body_len);
 
+/* Parses the extension segment at |seg| (|len| bytes to the packet's end; found where
+ * kcp_input_until stopped at EXT_CMD). Returns 0 with its records in |*body|/|*body_len|, or
+ * ERR_PROTO (NULL/0) when it is malformed as ext_split tells. */
+int ext_seg_parse(const uint8_t *seg, size_t len, uint32_t conv, const uint8_t **body,
+                  size_t *body_len);
+
 /* Writes the EXT_SEG_HDR-byte segment header for |body_len| bytes of records to |p|. */
 void ext_seg_header(uint8_t *p, uint32_t conv, size_t body_len);
 

@@ -1644,13 +1644,41 @@ static int input_segment(struct kcp *k, const struct kcp_seg_hdr *h, const uint8
     return -1;
 }
 
+/* Offset of the first segment from |off| on whose command byte is |cmd|, walking the
+ * segment headers only; |len| if there is none (or a length runs past the end first). */
+static size_t find_cmd(const uint8_t *pkt, size_t off, size_t len, int cmd)
+{
+    while (len - off >= KCP_OVERHEAD) {
+        const uint8_t *h = pkt + off;
+        if (h[4] == cmd)
+            return off;
+        uint32_t n = rd_u32le(h + 20);
+        if (n > len - off - KCP_OVERHEAD)
+            break;
+        off += KCP_OVERHEAD + n;
+    }
+    return len;
+}
+
 int kcp_input(struct kcp *k, const uint8_t *pkt, size_t len, bool regular, uint64_t now_ms)
+{
+    return kcp_input_until(k, pkt, len, regular, now_ms, -1, NULL);
+}
+
+int kcp_input_until(struct kcp *k, const uint8_t *pkt, size_t len, bool regular,
+                    uint64_t now_ms, int stop_cmd, size_t *stop_off)
 {
     const uint8_t *p = pkt, *end = pkt + len;
     uint32_t old_una = k->snd_una, latest_ts = 0;
     bool slid = false, acked = false;
     int drop = -1;
 
+    if (stop_off)
+        *stop_off = len;
+    if (len >= KCP_OVERHEAD && pkt[4] == stop_cmd) {
+        *stop_off = 0; /* no KCP segment: nothing for the engine */
+        return 0;
+    }
     k->clock_ms = now_ms;
     if (len < KCP_OVERHEAD) {
         drop = KCP_DROP_SHORT;
@@ -1658,14 +1686,23 @@ int kcp_input(struct kcp *k, const uint8_t *pkt, size_t len, bool regular, uint6
     }
     while (end - p >= KCP_OVERHEAD) {
         struct kcp_seg_hdr h;
+        const uint8_t *seg = p;
         kcp_seg_hdr_decode(&p, end, &h);
+        if (h.cmd == stop_cmd) {
+            *stop_off = (size_t)(seg - pkt);
+            end = p = seg;
+            break;
+        }
         if (h.len > (size_t)(end - p)) {
             drop = KCP_DROP_LEN;
             break;
         }
         drop = input_segment(k, &h, p, regular, now_ms, &slid, &acked, &latest_ts);
-        if (drop >= 0)
+        if (drop >= 0) {
+            if (stop_off) /* the segments after a dropped one are not KCP's, but may be ours */
+                *stop_off = find_cmd(pkt, (size_t)(seg - pkt), len, stop_cmd);
             break;
+        }
         p += h.len;
     }
     if (drop < 0 && p != end)

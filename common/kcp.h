@@ -189,6 +189,14 @@ size_t kcp_send_room(const struct kcp *k);
  * segments before the bad one have been processed, as in kcp-go). May call the output
  * callback (immediate flush when our data got acknowledged, or ACK-only with ack-nodelay). */
 int kcp_input(struct kcp *k, const uint8_t *pkt, size_t len, bool regular, uint64_t now_ms);
+/* kcp_input for packets that may end in a segment of a command of the caller's, |stop_cmd|
+ * (0..255; -1: none), which KCP would drop as unknown: that segment and what follows are
+ * not KCP's. The engine takes the segments before it, as kcp_input would take them alone
+ * (nothing at all when it is the first), and stores its offset in |*stop_off| (|len| when
+ * there is none; found past a segment KCP dropped too). One walk over the packet serves
+ * both. */
+int kcp_input_until(struct kcp *k, const uint8_t *pkt, size_t len, bool regular,
+                    uint64_t now_ms, int stop_cmd, size_t *stop_off);
 
 /* Copies received data into |buf| (|cap| bytes). Stream mode: as many in-order bytes as fit.
  * Message mode: exactly one message. Returns the byte count, ERR_AGAIN if nothing is

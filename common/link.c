@@ -202,10 +202,11 @@ static int deliver_kcp(void *user, const uint8_t *pkt, size_t len, bool recovere
     size_t klen;
     const uint8_t *body;
     size_t blen;
-    int erc = ext_split(pkt, len, kcp_conv(l->kcp), &klen, &body, &blen);
-    int rc = klen ? kcp_input(l->kcp, pkt, klen, !recovered, l->now_ms) : 0;
+    /* one walk: KCP takes its segments and tells where an extension segment starts */
+    int rc = kcp_input_until(l->kcp, pkt, len, !recovered, l->now_ms, EXT_CMD, &klen);
     if (klen == len)
         return rc;
+    int erc = ext_seg_parse(pkt + klen, len - klen, kcp_conv(l->kcp), &body, &blen);
     if (erc != 0 || !l->ext_fn) {
         l->st.ext_errs++;
         return klen ? rc : ERR_PROTO;

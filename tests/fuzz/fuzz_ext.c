@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* libFuzzer harness: the extension segment (ext_split, ext_next), its records (caps, flow,
- * datagram), the duplicate filter, and a tunnel fed the same packets. */
+/* libFuzzer harness: the extension segment (ext_split, kcp_input_until, ext_seg_parse,
+ * ext_next), its records (caps, flow, datagram), the duplicate filter, and a tunnel fed the
+ * same packets. */
 #include "tests/fuzz/fuzz.h"
 
 #include "common/dgram.h"
 #include "common/err.h"
 #include "common/ext.h"
+#include "common/kcp.h"
 #include "common/tunnel.h"
 #include "crypto/crypt.h"
 
@@ -16,7 +18,8 @@
  *   conv LE32 | flags u8 | packet record (LE16 length + bytes) ...
  * flags bit 0: the tunnel is a client (else a server). Every packet is a KCP packet as the
  * link sees it after crypt and FEC. Checks: ext_split's split lies within the packet and its
- * records too; a datagram record that parses re-encodes to the same bytes; the filter never
+ * records too; kcp_input_until (the link's one walk) stops where ext_split splits and
+ * ext_seg_parse agrees with it there; a datagram record that parses re-encodes to the same bytes; the filter never
  * accepts a sequence number twice in a row; the tunnel takes any packet without crashing.
  */
 
@@ -33,6 +36,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 static void out_cb(void *user, const uint8_t *d, size_t len)
+{
+    (void)user;
+    (void)d;
+    (void)len;
+}
+
+static void kcp_out_cb(void *user, const uint8_t *d, size_t len)
 {
     (void)user;
     (void)d;
@@ -103,6 +113,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(t);
     struct dgram_window w;
     memset(&w, 0, sizeof(w));
+    struct kcp *k = kcp_new(conv, kcp_out_cb, NULL);
+    FUZZ_CHECK(k);
     for (int i = 0; i < FUZZ_EXT_MAX_RECORDS && r.left; i++) {
         size_t len;
         const uint8_t *rec = fuzz_record(&r, &len);
@@ -117,12 +129,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(body == copy + klen + EXT_SEG_HDR && body + blen <= copy + len);
             check_records(body, blen, &w);
         }
+        size_t stop = 0;
+        (void)kcp_input_until(k, copy, len, true, (uint64_t)i, EXT_CMD, &stop);
+        FUZZ_CHECK(stop == klen);
+        if (stop < len) {
+            const uint8_t *b2;
+            size_t bl2;
+            FUZZ_CHECK(ext_seg_parse(copy + stop, len - stop, conv, &b2, &bl2) == rc);
+            FUZZ_CHECK(b2 == body && bl2 == blen);
+        }
         uint64_t now = (uint64_t)i * 7;
         tunnel_input_payload(t, copy, len, now);
         tunnel_tick(t, now);
         tunnel_pump(t, now);
         free(copy);
     }
+    kcp_free(k);
     tunnel_free(t);
     return 0;
 }
