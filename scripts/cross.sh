@@ -45,18 +45,13 @@ fail() { echo "cross: FAIL: $*"; exit 1; }
 
 step "tools"
 tools=(gcc-$TRIPLET libc6-dev-$ARCH-cross libstdc++-12-dev-$ARCH-cross qemu-user)
-missing=()
-for p in "${tools[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
+source scripts/pkgs.sh
+mapfile -t missing < <(pkgs_missing "${tools[@]}")
 if [ ${#missing[@]} -gt 0 ]; then
     [ -n "$INSTALL" ] || fail "missing ${missing[*]}"
-    SUDO=
-    [ "$(id -u)" -eq 0 ] || SUDO=sudo
     echo "cross: installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
-        -o DPkg::Lock::Timeout=300 "${missing[@]}" \
-        >/dev/null || fail "apt-get install ${missing[*]}"
+    pkgs_install --no-recommends "${missing[@]}" >/dev/null ||
+        fail "apt-get install ${missing[*]}"
 fi
 
 step "sysroot"

@@ -17,15 +17,12 @@ KEEP=
 [ "${1:-}" = --keep ] && KEEP=$2
 [ "$(id -u)" -eq 0 ] || { echo "deb-check: needs root (it installs the package)"; exit 2; }
 # Packaging tools, installed when missing (like scripts/deps.sh, with apt-get).
-missing=()
-for p in dpkg-dev debhelper lintian; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
+source scripts/pkgs.sh
+mapfile -t missing < <(pkgs_missing dpkg-dev debhelper lintian)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "deb-check: installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        -o DPkg::Lock::Timeout=300 "${missing[@]}" \
-        >/dev/null || { echo "deb-check: apt-get install failed"; exit 2; }
+    pkgs_install --no-recommends "${missing[@]}" >/dev/null ||
+        { echo "deb-check: apt-get install failed"; exit 2; }
 fi
 if dpkg-query -W -f='${Status}' ktun 2>/dev/null | grep -q 'install ok'; then
     echo "deb-check: a ktun package is installed already; not touching it"
@@ -65,8 +62,7 @@ dpkg-deb -f "$deb" Depends | grep -q libisal || fail "Depends lacks libisal"
 # may run beside this script, e.g. scripts/cross.sh in CI).
 echo "== install ($(basename "$deb"))"
 installed=1
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    -o DPkg::Lock::Timeout=300 "$deb" >"$tmp/dpkg.log" 2>&1 || { cat "$tmp/dpkg.log"; fail "install"; }
+pkgs_install --no-recommends "$deb" >"$tmp/dpkg.log" 2>&1 || { cat "$tmp/dpkg.log"; fail "install"; }
 for f in /usr/bin/ktun /usr/share/man/man1/ktun-client.1.gz /lib/systemd/system/ktun-server.service \
          /etc/ktun/client.json /etc/ktun/server.json; do
     [ -e "$f" ] || fail "not installed: $f"

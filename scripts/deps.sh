@@ -7,10 +7,8 @@ pkgs=(build-essential pkg-config libev-dev libsodium-dev libisal-dev libsnappy-d
       iproute2 kcptun shadowsocks-libev gnuplot-nox python3 openssh-server openssh-client
       python3-cffi python3-pytest python3-setuptools python3-wheel python3-venv iptables
       dnsutils dnsmasq-base iperf3)
-missing=()
-for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
+source "$(dirname "${BASH_SOURCE[0]}")/pkgs.sh"
+mapfile -t missing < <(pkgs_missing "${pkgs[@]}")
 if [ ${#missing[@]} -eq 0 ]; then
     echo "deps: all ${#pkgs[@]} packages present"
     exit 0
@@ -18,6 +16,5 @@ fi
 echo "deps: installing ${missing[*]}"
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
-export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
-$SUDO apt-get install -y -q "${missing[@]}"
+pkgs_install "${missing[@]}"
