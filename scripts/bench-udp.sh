@@ -16,7 +16,8 @@
 # (1000), KTUN_ARGS (extra flags for both ends), SEED (3).
 set -u
 cd "$(dirname "$0")/.."
-source tests/e2e/ports.sh
+FAIL_PREFIX="bench-udp: "
+source tests/e2e/proc.sh
 BIN=${BIN:-bin}
 FW=build/tools/udpfw
 UDPPY=tests/e2e/udp.py
@@ -33,73 +34,35 @@ for b in "$BIN/ktun-client" "$BIN/ktun-server" "$FW"; do
     [ -x "$b" ] || { echo "missing $b (run make)"; exit 1; }
 done
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-# bg NAME CMD...: runs CMD in the background (output in $tmp/NAME.log); sets LASTPID.
-bg() {
-    local name=$1; shift
-    "$@" >"$tmp/$name.log" 2>&1 &
-    LASTPID=$!
-    pids+=("$LASTPID")
-}
-# addr_of NAME: waits for "listening H:P" in NAME's log and prints H:P.
-addr_of() {
-    for _ in $(seq 100); do
-        local a; a=$(sed -n 's/^listening //p' "$tmp/$1.log")
-        [ -n "$a" ] && { echo "$a"; return 0; }
-        sleep 0.1
-    done
-    echo "bench-udp: $1 did not start" >&2
-    exit 1
-}
-waitfor() { # NAME PATTERN [TENTHS]
-    for _ in $(seq "${3:-100}"); do
-        grep -q "$2" "$tmp/$1.log" && return 0
-        sleep 0.1
-    done
-    echo "bench-udp: no '$2' from $1" >&2
-    exit 1
-}
-field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-
-bg uecho python3 "$UDPPY" echo --listen 127.0.0.1:0 --duration 3600
-UECHO=$(addr_of uecho)
+start_listener uecho python3 "$UDPPY" echo --listen 127.0.0.1:0 --duration 3600
+UECHO=$ADDR
 TP=$(free_port)
-bg tcpecho python3 "$STREAMS" echo --listen "127.0.0.1:$TP" --duration 3600
-waitfor tcpecho '^listening'
+start_listener tcpecho python3 "$STREAMS" echo --listen "127.0.0.1:$TP" --duration 3600
 
 # raw datagrams through the relay, without loss (base RTT) and with it
-bg clean "$FW" --listen 127.0.0.1:0 --upstream "$UECHO" --delay "$DELAY" --duration 3600
-out=$(python3 "$UDPPY" probe --connect "$(addr_of clean)" --count 200 --interval 20 --wait 1000)
+start_listener clean "$FW" --listen 127.0.0.1:0 --upstream "$UECHO" --delay "$DELAY" \
+    --duration 3600
+out=$(python3 "$UDPPY" probe --connect "$ADDR" --count 200 --interval 20 --wait 1000)
 base=$(field p50_ms "$out")
 echo "bench: base_rtt_ms $base ms"
-bg lossyraw "$FW" --listen 127.0.0.1:0 --upstream "$UECHO" --delay "$DELAY" --loss "$LOSS" \
-    --seed "$SEED" --duration 3600
-out=$(python3 "$UDPPY" probe --connect "$(addr_of lossyraw)" --count "$COUNT" --interval 20 \
-    --wait 2000)
+start_listener lossyraw "$FW" --listen 127.0.0.1:0 --upstream "$UECHO" --delay "$DELAY" \
+    --loss "$LOSS" --seed "$SEED" --duration 3600
+out=$(python3 "$UDPPY" probe --connect "$ADDR" --count "$COUNT" --interval 20 --wait 2000)
 echo "bench: raw_echo_delivered $(field ratio "$out") ratio"
 echo "bench: raw_echo_p99 $(field p99_ms "$out") ms"
 
 # the tunnel: client -> relay (loss, delay) -> server
 SP=$(free_port); CP=$(free_port); UP=$(free_port)
-bg srv "$BIN/ktun-server" -l "127.0.0.1:$SP" -t "127.0.0.1:$TP" --key bench-udp \
+spawn srv "$BIN/ktun-server" -l "127.0.0.1:$SP" -t "127.0.0.1:$TP" --key bench-udp \
     --allow "$UECHO" --allow "127.0.0.1:$TP" --quiet "${EXTRA[@]}"
-waitfor srv 'server: listening'
+wait_log srv 'server: listening'
 SRV=$LASTPID
-bg relay "$FW" --listen 127.0.0.1:0 --upstream "127.0.0.1:$SP" --delay "$DELAY" --loss "$LOSS" \
-    --seed "$SEED" --duration 3600 --max-clients 256
-RELAY=$(addr_of relay)
-bg cli "$BIN/ktun-client" -l "127.0.0.1:$CP" -r "$RELAY" --key bench-udp -U "$UP:$UECHO" \
+start_listener relay "$FW" --listen 127.0.0.1:0 --upstream "127.0.0.1:$SP" --delay "$DELAY" \
+    --loss "$LOSS" --seed "$SEED" --duration 3600 --max-clients 256
+RELAY=$ADDR
+spawn cli "$BIN/ktun-client" -l "127.0.0.1:$CP" -r "$RELAY" --key bench-udp -U "$UP:$UECHO" \
     -U "127.0.0.1:$CP:127.0.0.1:$TP" --quiet "${EXTRA[@]}"
-waitfor cli 'client: listening'
+wait_log cli 'client: listening'
 CLI=$LASTPID
 
 out=$(python3 "$UDPPY" probe --connect "127.0.0.1:$UP" --count "$COUNT" --interval 20 --wait 3000)
@@ -119,17 +82,17 @@ echo "bench: tcp_echo_p99 $(field p99_ms "$out") ms"
 
 if command -v iperf3 >/dev/null; then
     IP=$(free_port)
-    bg iperfs iperf3 -s -p "$IP" -1
+    spawn iperfs iperf3 -s -p "$IP" -1
     SP2=$(free_port); CP2=$(free_port)
-    bg srv2 "$BIN/ktun-server" -l "127.0.0.1:$SP2" -t "127.0.0.1:$IP" --key bench-udp --quiet \
+    spawn srv2 "$BIN/ktun-server" -l "127.0.0.1:$SP2" -t "127.0.0.1:$IP" --key bench-udp --quiet \
         "${EXTRA[@]}"
-    waitfor srv2 'server: listening'
-    bg relay2 "$FW" --listen 127.0.0.1:0 --upstream "127.0.0.1:$SP2" --delay "$DELAY" \
-        --loss "$LOSS" --seed "$SEED" --duration 3600
-    R2=$(addr_of relay2)
-    bg cli2 "$BIN/ktun-client" -l "127.0.0.1:$CP2" -r "$R2" --key bench-udp \
+    wait_log srv2 'server: listening'
+    start_listener relay2 "$FW" --listen 127.0.0.1:0 --upstream "127.0.0.1:$SP2" \
+        --delay "$DELAY" --loss "$LOSS" --seed "$SEED" --duration 3600
+    R2=$ADDR
+    spawn cli2 "$BIN/ktun-client" -l "127.0.0.1:$CP2" -r "$R2" --key bench-udp \
         -U "$CP2:127.0.0.1:$IP" --quiet "${EXTRA[@]}"
-    waitfor cli2 'client: listening'
+    wait_log cli2 'client: listening'
     iperf3 -c 127.0.0.1 -p "$CP2" -u -b "$RATE" -l 1200 -t "$IPERF_SECONDS" -J \
         >"$tmp/iperf.json" 2>"$tmp/iperf.err"
     python3 - "$tmp/iperf.json" <<'PY'
@@ -151,8 +114,8 @@ fi
 
 # idle flows: RSS before and after FLOWS flows that each carried one datagram
 s0=$(rss_kb "$SRV"); c0=$(rss_kb "$CLI")
-bg hold python3 "$UDPPY" hold --connect "127.0.0.1:$UP" --flows "$FLOWS" --seconds 15
-waitfor hold '^hold:' 400
+spawn hold python3 "$UDPPY" hold --connect "127.0.0.1:$UP" --flows "$FLOWS" --seconds 15
+wait_log hold '^hold:' 400
 sleep 2
 s1=$(rss_kb "$SRV"); c1=$(rss_kb "$CLI")
 echo "bench: idle_flows_answered $(field answered "$(cat "$tmp/hold.log")") flows"

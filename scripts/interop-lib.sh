@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # SPDX-License-Identifier: MIT
 # Shared by the interoperability matrices (scripts/interop.sh, scripts/interop-newest.sh;
-# sourced, not run): temp dir and cleanup, the echo and digest targets, one server/client pair
-# checked through the tunnel, and the parallel runner with its summary.
+# sourced, not run): tests/e2e/proc.sh (temp dir, cleanup), the echo and digest targets, one
+# server/client pair checked through the tunnel, and the parallel runner with its summary.
 #
 # The sourcing script sets BIN (directory of ktun-client/ktun-server) first, and later calls
 #   interop_targets                     starts the echo target (ECHO) and digest target (DIGEST)
@@ -12,37 +12,14 @@ set -u
 STREAMS=tests/e2e/streams.py
 JOBS=${INTEROP_JOBS:-6}
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    if [ -n "${KEEP_TMP:-}" ]; then echo "logs kept in $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-
-source tests/e2e/ports.sh
-
-# interop_target NAME MODE: starts streams.py MODE on a free port; sets TARGET_ADDR.
-interop_target() {
-    local name=$1 mode=$2 addr=
-    python3 "$STREAMS" "$mode" --listen 127.0.0.1:0 --duration 1800 >"$tmp/$name.out" 2>&1 &
-    pids+=($!)
-    for _ in $(seq 100); do
-        addr=$(sed -n 's/^listening //p' "$tmp/$name.out" 2>/dev/null)
-        [ -n "$addr" ] && break
-        sleep 0.1
-    done
-    [ -n "$addr" ] || { echo "$name target did not start" >&2; exit 1; }
-    TARGET_ADDR=$addr
-}
+source tests/e2e/proc.sh # temp dir, processes stopped and the temp dir removed at exit
 
 # shellcheck disable=SC2034  # ECHO and DIGEST are for the sourcing script
 interop_targets() {
-    interop_target echo echo
-    ECHO=$TARGET_ADDR
-    interop_target digest digest
-    DIGEST=$TARGET_ADDR
+    start_listener echo python3 "$STREAMS" echo --listen 127.0.0.1:0 --duration 1800
+    ECHO=$ADDR
+    start_listener digest python3 "$STREAMS" digest --listen 127.0.0.1:0 --duration 1800
+    DIGEST=$ADDR
 }
 
 # interop_pair ID TAG TARGET: starts "${SRV[@]}" (the server command, given -l and -t) and

@@ -13,36 +13,14 @@ for t in "$FW" "$BLAST"; do
     [ -x "$t" ] || { echo "missing $t (run make tools)"; exit 1; }
 done
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+source tests/e2e/proc.sh
 
-fail() { echo "FAIL: $*"; exit 1; }
-
-# start NAME CMD...: as in test_udpfw.sh; sets ADDR and PID.
-start() {
-    local name=$1; shift
-    "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-    PID=$!
-    pids+=("$PID")
-    for _ in $(seq 100); do
-        ADDR=$(sed -n 's/^listening //p' "$tmp/$name.out")
-        [ -n "$ADDR" ] && return 0
-        sleep 0.05
-    done
-    cat "$tmp/$name.err"
-    fail "$name did not start"
-}
-# stop PID NAME: SIGTERM and wait; the counters are then at the end of $tmp/NAME.err.
-stop() { kill -TERM "$1"; wait "$1" || fail "$2 exited with an error"; }
+# start NAME CMD...: start_listener (ADDR) with the PID in PID.
+start() { start_listener "$@"; PID=$LASTPID; }
+# stop PID NAME: SIGTERM and wait; the counters are then at the end of $tmp/NAME.log.
+stop() { stop_pid "$1" || fail "$2 exited with an error"; }
 # stats NAME PREFIX: the last counters line of NAME starting with PREFIX.
-stats() { grep "^$2" "$tmp/$1.err" | tail -1; }
-field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+stats() { grep "^$2" "$tmp/$1.log" | tail -1; }
 
 echo "== bad flags exit 2"
 for args in "--listen 127.0.0.1:0 --echo --rebind 1" "--listen 127.0.0.1:0 --echo --replay 5" \
@@ -93,7 +71,7 @@ echo "$line"
     fail "replays leaked to the client"
 for _ in $(seq 100); do
     kill -USR1 "$rp_pid"; sleep 0.05
-    r=$(grep '^replay:' "$tmp/rp.err" | tail -1)
+    r=$(stats rp replay:)
     [ "$(field sent "$r")" = 500 ] && [ "$(field replay_replies "$r")" = 500 ] && break
 done
 stop "$rp_pid" rp; r=$(stats rp replay:); echo "$r"

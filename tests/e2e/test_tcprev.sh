@@ -11,62 +11,47 @@ for t in "$REV" "$BLAST"; do
     [ -x "$t" ] || { echo "missing $t (run make tools)"; exit 1; }
 done
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+source tests/e2e/proc.sh
 
-fail() { echo "FAIL: $*"; exit 1; }
-
-# serve NAME ARGS...: starts tcprev serve on a free port; sets ADDR and SPID.
+# serve NAME ARGS...: starts tcprev serve on a free port (output in $tmp/NAME.log); sets ADDR
+# and SPID.
 serve() {
     local name=$1; shift
-    "$REV" serve -l 127.0.0.1:0 -t 20 "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-    SPID=$!
-    pids+=("$SPID")
-    for _ in $(seq 100); do
-        ADDR=$(sed -n 's/^listening //p' "$tmp/$name.out")
-        [ -n "$ADDR" ] && return 0
-        sleep 0.05
-    done
-    cat "$tmp/$name.err"
-    fail "$name did not start"
+    start_listener "$name" "$REV" serve -l 127.0.0.1:0 -t 20 "$@"
+    SPID=$LASTPID
 }
 
-field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" "$1" | head -1; }
+# value FILE KEY: KEY's value on the first line of FILE that has " KEY=".
+value() { field "$2" "$(grep -m 1 " $2=" "$1")"; }
 
 # byte-exact transfer, checked three ways
 want=$("$BLAST" gen -n 3M -s 9 --hash) || fail "tcpblast gen"
 serve a -s 9 -n 3M
 "$REV" fetch -c "$ADDR" -s 9 -n 3M -t 20 >"$tmp/a.fetch" 2>&1 || fail "fetch: $(cat "$tmp/a.fetch")"
 wait "$SPID" || fail "serve exited $?"
-grep -q '^serve: bytes=3145728 ' "$tmp/a.out" || fail "serve: $(cat "$tmp/a.out")"
-[ "$(field "$tmp/a.fetch" bytes)" = 3145728 ] || fail "fetch bytes: $(cat "$tmp/a.fetch")"
-[ "$(field "$tmp/a.fetch" verify)" = ok ] || fail "fetch verify: $(cat "$tmp/a.fetch")"
-[ "$(field "$tmp/a.fetch" sha256)" = "$want" ] || fail "fetch sha256 differs from gen"
-[ "$(field "$tmp/a.out" sha256)" = "$want" ] || fail "serve sha256 differs from gen"
+grep -q '^serve: bytes=3145728 ' "$tmp/a.log" || fail "serve: $(cat "$tmp/a.log")"
+[ "$(value "$tmp/a.fetch" bytes)" = 3145728 ] || fail "fetch bytes: $(cat "$tmp/a.fetch")"
+[ "$(value "$tmp/a.fetch" verify)" = ok ] || fail "fetch verify: $(cat "$tmp/a.fetch")"
+[ "$(value "$tmp/a.fetch" sha256)" = "$want" ] || fail "fetch sha256 differs from gen"
+[ "$(value "$tmp/a.log" sha256)" = "$want" ] || fail "serve sha256 differs from gen"
 
 # hash-only receiver: verify=off, same sha256
 serve b -s 9 -n 3M
 "$REV" fetch -c "$ADDR" -t 20 >"$tmp/b.fetch" 2>&1 || fail "fetch -hash only: $(cat "$tmp/b.fetch")"
 wait "$SPID"
-[ "$(field "$tmp/b.fetch" verify)" = off ] || fail "hash-only verify: $(cat "$tmp/b.fetch")"
-[ "$(field "$tmp/b.fetch" sha256)" = "$want" ] || fail "hash-only sha256 differs"
+[ "$(value "$tmp/b.fetch" verify)" = off ] || fail "hash-only verify: $(cat "$tmp/b.fetch")"
+[ "$(value "$tmp/b.fetch" sha256)" = "$want" ] || fail "hash-only sha256 differs"
 
 # the wrong seed and the wrong length are caught
 serve c -s 9 -n 1M
 "$REV" fetch -c "$ADDR" -s 10 -t 20 >"$tmp/c.fetch" 2>"$tmp/c.err" && fail "wrong seed accepted"
 wait "$SPID"
-[ "$(field "$tmp/c.fetch" verify)" = FAIL ] || fail "wrong seed: $(cat "$tmp/c.fetch")"
+[ "$(value "$tmp/c.fetch" verify)" = FAIL ] || fail "wrong seed: $(cat "$tmp/c.fetch")"
 grep -q 'first wrong byte at offset 0' "$tmp/c.err" || fail "wrong seed offset: $(cat "$tmp/c.err")"
 serve d -s 9 -n 1M
 "$REV" fetch -c "$ADDR" -s 9 -n 2M -t 20 >"$tmp/d.fetch" 2>&1 && fail "short stream accepted"
 wait "$SPID"
-[ "$(field "$tmp/d.fetch" bytes)" = 1048576 ] || fail "short stream: $(cat "$tmp/d.fetch")"
+[ "$(value "$tmp/d.fetch" bytes)" = 1048576 ] || fail "short stream: $(cat "$tmp/d.fetch")"
 
 # --time: the sender stops after about that long, and what it sent arrives intact
 serve e -s 4 -T 0.5
@@ -75,8 +60,8 @@ start=$(date +%s%N)
 wait "$SPID"
 ms=$((($(date +%s%N) - start) / 1000000))
 if [ "$ms" -lt 450 ] || [ "$ms" -ge 10000 ]; then fail "--time 0.5 took $ms ms"; fi
-[ "$(field "$tmp/e.fetch" bytes)" = "$(field "$tmp/e.out" bytes)" ] || fail "timed byte counts"
-[ "$(field "$tmp/e.fetch" sha256)" = "$(field "$tmp/e.out" sha256)" ] || fail "timed sha256"
+[ "$(value "$tmp/e.fetch" bytes)" = "$(value "$tmp/e.log" bytes)" ] || fail "timed byte counts"
+[ "$(value "$tmp/e.fetch" sha256)" = "$(value "$tmp/e.log" sha256)" ] || fail "timed sha256"
 
 # --duration bounds a serve nobody connects to
 "$REV" serve -l 127.0.0.1:0 -n 1M -t 1 >/dev/null 2>"$tmp/f.err"
