@@ -83,3 +83,12 @@ start_www() {
     spawn "$1" python3 -m http.server "$WP" --bind 127.0.0.1 --directory "$tmp/www"
     wait_port t "$WP"
 }
+
+# need_private_dns IP: skips the script (77) unless a process can get a private mount
+# namespace (for its own /etc/resolv.conf) and a name server can bind IP:53.
+need_private_dns() {
+    unshare -m true 2>/dev/null || { echo "no mount namespaces here: skipping"; exit 77; }
+    python3 -c 'import socket, sys
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).bind((sys.argv[1], 53))' "$1" 2>/dev/null ||
+        { echo "cannot bind $1:53: skipping"; exit 77; }
+}

@@ -14,15 +14,8 @@ BLAST=$TOOLS/tcpblast
 for t in "$FW" "$BLAST"; do
     [ -x "$t" ] || { echo "missing $t (run make tools)"; exit 1; }
 done
-if ! unshare -m true 2>/dev/null; then
-    echo "no mount namespaces here: skipping"
-    exit 77
-fi
 NS_IP=127.0.0.77
-python3 - "$NS_IP" <<'PY' 2>/dev/null || { echo "cannot bind $NS_IP:53: skipping"; exit 77; }
-import socket, sys
-socket.socket(socket.AF_INET, socket.SOCK_DGRAM).bind((sys.argv[1], 53))
-PY
+need_private_dns "$NS_IP"
 
 spawn echo "$BLAST" echo -l 127.0.0.1:0 --duration 120
 wait_log echo '^listening '

@@ -10,15 +10,8 @@
 set -u
 source "$(dirname "$0")/lib.sh"
 UDPPY=tests/e2e/udp.py
-if ! unshare -m true 2>/dev/null; then
-    echo "no mount namespaces here: skipping"
-    exit 77
-fi
 NS_IP=127.0.0.79
-python3 - "$NS_IP" <<'PY' 2>/dev/null || { echo "cannot bind $NS_IP:53: skipping"; exit 77; }
-import socket, sys
-socket.socket(socket.AF_INET, socket.SOCK_DGRAM).bind((sys.argv[1], 53))
-PY
+need_private_dns "$NS_IP"
 
 slow=slow.ktun-udp-dns.invalid
 hang=hang.ktun-udp-dns.invalid
