@@ -6,7 +6,8 @@
 #include "common/wire.h"
 #include "crypto/blkc.h"
 
-/* S-boxes S1..S8 of RFC 2144 Appendix A (S5..S8 serve the key schedule only). */
+/* S-boxes S1..S8 of RFC 2144 Appendix A (S5..S8 serve the key schedule only), as the RFC
+ * prints them: scripts/check-sboxes.py compares them with the RFC's text word for word. */
 static const uint32_t cast_s[8][256] = {
     /* S1 */
     {
