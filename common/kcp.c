@@ -148,6 +148,8 @@ struct kcp {
     uint32_t fec_ready_group;  /* fec_acked_group at least an interval ago: the hold's gate */
     uint64_t fec_mark_ms;
     bool fast_pending;         /* some in-flight segment has fastack > 0 */
+    bool rtx_waiting;          /* a retransmission due at the last flush waits for the send
+                                * policy (resend_at); no new data goes before it */
 
     struct kcp_list snd_queue;
     struct kcp_list inflight;
@@ -188,6 +190,7 @@ struct flush_ctx {
     uint64_t deadline;    /* earliest resend_ms seen */
     bool fast_left;       /* a visited segment still has fastack > 0 */
     uint64_t lost_at;     /* earliest time a fast-acked segment left waiting counts as lost */
+    bool rtx_deferred;    /* a retransmission due now waits for the send policy */
     bool hold;            /* the retransmission hold applies to this flush */
 };
 
@@ -228,6 +231,9 @@ struct kcp_send_ops {
     /* flush_segment: when |s|, fast-acked by later segments, counts as lost (its fast or
      * early retransmission may go then); the engine wakes up for it. */
     uint64_t (*lost_at)(const struct kcp *k, const struct kcp_seg *s, uint64_t now_ms);
+    /* flush_segment: when a retransmission due at |now_ms| may leave (<= now_ms: at once);
+     * until then it waits and no new data is admitted. */
+    uint64_t (*resend_at)(struct kcp *k, uint64_t now_ms);
     /* kcp_input: an ACK revealed a hole; retransmit at once instead of at the next tick. */
     bool recover_on_ack;
     /* flush_segment: |s| is about to be transmitted (xmit not yet counted). */
@@ -801,37 +807,56 @@ static uint64_t next_send_ms(const struct kcp *k, uint64_t now_ms)
     return k->send->next_send_ms ? k->send->next_send_ms(k, now_ms) : KCP_NEVER;
 }
 
+/* Whether a retransmission due now may leave (the send policy's resend_at); if not, the flush
+ * notes it and its next deadline comes when it may. */
+static bool resend_now(struct kcp *k, struct flush_ctx *c)
+{
+    if (!k->send->resend_at)
+        return true;
+    uint64_t at = k->send->resend_at(k, c->now_ms);
+    if (at <= c->now_ms)
+        return true;
+    c->rtx_deferred = true;
+    if (at < c->deadline)
+        c->deadline = at;
+    return false;
+}
+
 /* Decides whether |s| goes out now (kcp-go's four cases, in its order) and transmits it. */
 static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *h,
                           struct flush_ctx *c)
 {
     bool send = false;
     bool held = c->hold && s->fastack > 0 && k->hold->holds(k, s);
+    enum { NONE, FAST, EARLY, TIMEOUT } why = NONE;
     if (s->xmit == 0) {
         send = true;
         s->rto = k->rx_rto;
         s->resend_ms = c->now_ms + s->rto + c->rto_slack;
     } else if (s->fastack >= c->resend && !held && lost_by_time(k, s, c)) {
-        send = true;
-        s->fastack = 0;
-        s->rto = k->rx_rto;
-        s->resend_ms = c->now_ms + s->rto;
-        c->change++;
-        k->stats.fast_retrans_segs++;
+        why = FAST;
     } else if (s->fastack > 0 && !held && c->new_count == 0 &&
                (!k->send->early_ok || k->send->early_ok(k)) && lost_by_time(k, s, c)) {
-        send = true;
-        s->fastack = 0;
-        s->rto = k->rx_rto;
-        s->resend_ms = c->now_ms + s->rto;
-        c->change++;
-        k->stats.early_retrans_segs++;
+        why = EARLY;
     } else if (c->now_ms >= s->resend_ms) {
+        why = TIMEOUT;
+    }
+    /* a retransmission that the send policy holds back keeps its state for a later flush */
+    if (why != NONE && resend_now(k, c)) {
         send = true;
-        s->rto += k->nodelay ? k->rx_rto / 2 : k->rx_rto;
         s->fastack = 0;
+        if (why == TIMEOUT) {
+            s->rto += k->nodelay ? k->rx_rto / 2 : k->rx_rto;
+            c->lost++;
+        } else {
+            s->rto = k->rx_rto;
+            c->change++;
+            if (why == FAST)
+                k->stats.fast_retrans_segs++;
+            else
+                k->stats.early_retrans_segs++;
+        }
         s->resend_ms = c->now_ms + s->rto;
-        c->lost++;
     }
     if (send) {
         if (k->send->on_xmit)
@@ -854,8 +879,8 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
         if (s->xmit >= KCP_DEAD_LINK)
             k->dead = true;
     }
-    if (s->resend_ms < c->deadline)
-        c->deadline = s->resend_ms;
+    if (s->resend_ms < c->deadline && (send || why == NONE))
+        c->deadline = s->resend_ms; /* (a held-back one's deadline came from resend_now) */
     if (s->fastack > 0)
         c->fast_left = true;
 }
@@ -880,6 +905,7 @@ static void flush_data(struct kcp *k, struct kcp_seg_hdr *h, struct kcp_seg *fir
     k->rto_deadline = k->inflight.head ? c->deadline : KCP_NEVER;
     k->fast_pending = c->fast_left;
     k->lost_deadline = c->lost_at;
+    k->rtx_waiting = c->rtx_deferred;
 }
 
 /* Congestion window reaction to this flush's retransmissions (kcp-go: rate halving on fast
@@ -1009,8 +1035,11 @@ static size_t paced_send_room(const struct kcp *k)
     size_t want = 2 * (pace_cwnd(&k->pace) / k->mss + 1);
     if (want > wnd)
         wnd = want;
-    if (k->rmt_wnd < wnd)
-        wnd = k->rmt_wnd;
+    /* beyond what is in flight, one peer window may wait: a sender that the peer's window
+     * holds back still has data queued, so it knows (wnd_limited) that the window, not its
+     * writer, is the limit */
+    if (k->inflight.count + k->rmt_wnd < wnd)
+        wnd = k->inflight.count + k->rmt_wnd;
     size_t wait = k->inflight.count + k->snd_queue.count;
     return wait < wnd ? wnd - wait : 0;
 }
@@ -1022,11 +1051,24 @@ static uint32_t paced_span(const struct kcp *k)
     return k->rmt_wnd;
 }
 
+/* New data waits behind retransmissions the pacer held back (they repair holes the peer's
+ * window and the in-order delivery wait on). */
 static bool paced_may_admit(struct kcp *k, uint64_t now_ms)
 {
     if (!k->inflight.head)
         pace_on_idle_restart(&k->pace, now_ms);
-    return k->inflight_bytes < pace_cwnd(&k->pace) && pace_ready(&k->pace, now_ms);
+    return !k->rtx_waiting && k->inflight_bytes < pace_cwnd(&k->pace) &&
+           pace_ready(&k->pace, now_ms);
+}
+
+/* Retransmissions are paced like new data: one leaves while the token bucket holds budget
+ * (PACE_BURST_SEGS segments at least when it is full), otherwise when it will. A loss burst
+ * or a run of timeouts thus leaves at the pacing rate instead of at once into the bottleneck
+ * queue; an application-limited flow's bucket is full, so its tail-loss retransmission waits
+ * no longer than a pacing gap (none at all unless it just sent a burst). */
+static uint64_t paced_resend_at(struct kcp *k, uint64_t now_ms)
+{
+    return pace_ready(&k->pace, now_ms) ? now_ms : pace_next_ms(&k->pace, now_ms);
 }
 
 static void paced_admitted(struct kcp *k, const struct kcp_seg *s)
@@ -1034,9 +1076,14 @@ static void paced_admitted(struct kcp *k, const struct kcp_seg *s)
     pace_charge(&k->pace, s->len);
 }
 
+/* The flow is limited by its sender, not by the path, when it has nothing more to send or
+ * the peer's window holds back what it has (pace.h). */
 static void paced_admit_done(struct kcp *k)
 {
     pace_set_app_limited(&k->pace, !k->snd_queue.head, k->inflight_bytes);
+    pace_set_wnd_limited(&k->pace,
+                         k->snd_queue.head && seq_diff(k->snd_nxt, k->snd_una + k->rmt_wnd) >= 0,
+                         k->inflight_bytes);
 }
 
 /* Extra wait before a first transmission times out. The RTT samples come from the newest ACK
@@ -1091,8 +1138,9 @@ static bool paced_early_ok(const struct kcp *k)
     return !k->snd_queue.head;
 }
 
-/* Retransmissions are not delayed but spend pacing budget (first transmissions were charged
- * when admitted); every transmission records the delivery state for the rate sample. */
+/* Retransmissions spend pacing budget (first transmissions were charged when admitted; when
+ * retransmissions may leave is paced_resend_at's); every transmission records the delivery
+ * state for the rate sample. */
 static void paced_on_xmit(struct kcp *k, struct kcp_seg *s, uint64_t now_ms)
 {
     if (s->xmit > 0)
@@ -1100,6 +1148,25 @@ static void paced_on_xmit(struct kcp *k, struct kcp_seg *s, uint64_t now_ms)
     else /* a timeout set before any RTT sample knows nothing of the path: never late */
         s->first_deadline = k->rx_srtt ? s->resend_ms : KCP_NEVER;
     pace_on_send(&k->pace, &s->mark, now_ms);
+}
+
+/* Whether a loss among the packets leaving now is cheaper to repair by retransmission than
+ * by parity: the sender has queued, and the peer's window admits, at least what it sends in
+ * the time a loss takes to show (the smoothed RTT plus the peer's ACK delay) at its pacing
+ * rate. Such a hole is resent while data keeps flowing (time-based detection, recover_on_ack),
+ * so it costs the flow nothing but the segment sent again; parity would cost ps / ds of every
+ * group. A sender that would run dry within that time (an application-limited or
+ * request/response flow: the next data waits for this data's delivery) or that the peer's
+ * window holds back stalls on a hole for a round trip: there parity is worth it. */
+static bool paced_backlogged(const struct kcp *k)
+{
+    double rate = pace_rate(&k->pace);
+    if (!k->rx_srtt || rate <= 0)
+        return false;
+    double need = rate * ((double)k->rx_srtt + k->interval);
+    double queued = (double)k->snd_queue.count * (double)k->mss;
+    int32_t room = seq_diff(k->snd_una + k->rmt_wnd, k->snd_nxt);
+    return queued >= need && room > 0 && (double)room * (double)k->mss >= need;
 }
 
 int kcp_fec_parity(struct kcp *k, int data_shards, int parity_shards, uint32_t span_ms)
@@ -1110,6 +1177,10 @@ int kcp_fec_parity(struct kcp *k, int data_shards, int parity_shards, uint32_t s
     int cap = parity_shards < KCP_PARITY_LEVELS - 1 ? parity_shards : KCP_PARITY_LEVELS - 1;
     if (k->send != &send_paced || !k->rx_srtt)
         return parity_shards; /* kcp-go's sending, or nothing measured yet */
+    if (paced_backlogged(k)) {
+        k->fec_last_parity = 0;
+        return 0;
+    }
     /* an unrepaired loss stalls the stream for a round trip: the packets sent in that round
      * trip wait behind it, so the residual is divided by their number */
     double per_rtt = (double)data_shards * k->rx_srtt / (span_ms ? span_ms : 1);
@@ -1284,6 +1355,7 @@ static const struct kcp_send_ops send_paced = {
     .rto_slack = paced_rto_slack,
     .early_ok = paced_early_ok,
     .lost_at = paced_lost_at,
+    .resend_at = paced_resend_at,
     .recover_on_ack = true,
     .on_xmit = paced_on_xmit,
     .after_data = paced_after_data,

@@ -29,6 +29,7 @@ void pace_init(struct pace *p, uint32_t mss, uint32_t ack_delay_ms, uint64_t now
     p->mss = mss ? mss : 1;
     p->ack_delay_ms = ack_delay_ms;
     p->min_rtt = UINT32_MAX;
+    p->round_rtt_min = p->last_round_rtt_min = UINT32_MAX;
     p->delivered_ms = now_ms;
     p->tokens_ms = now_ms;
     pace_set_init_cwnd(p, SIZE_MAX);
@@ -58,6 +59,9 @@ static uint32_t rtt_eff(const struct pace *p)
 void pace_on_rtt(struct pace *p, uint32_t rtt_ms, uint64_t now_ms)
 {
     p->rtt_recent = p->rtt_recent ? (p->rtt_recent * 3 + rtt_ms) / 4 : rtt_ms;
+    if (rtt_ms < p->round_rtt_min)
+        p->round_rtt_min = rtt_ms;
+    p->round_rtt_n++;
     if (rtt_ms <= p->min_rtt || now_ms - p->min_rtt_ms > PACE_RTT_WINDOW_MS) {
         p->min_rtt = rtt_ms;
         p->min_rtt_ms = now_ms;
@@ -70,7 +74,8 @@ void pace_on_send(const struct pace *p, struct pace_mark *m, uint64_t now_ms)
     m->delivered_ms = p->delivered_ms;
     m->sent_ms = now_ms;
     m->first_sent_ms = p->first_sent_ms;
-    m->app_limited = p->app_limited;
+    m->wnd_limited = p->delivered < p->wnd_limited_until;
+    m->app_limited = p->app_limited || m->wnd_limited;
 }
 
 void pace_on_idle_restart(struct pace *p, uint64_t now_ms)
@@ -84,6 +89,12 @@ void pace_set_app_limited(struct pace *p, bool app_limited, size_t inflight_byte
     p->app_limited = app_limited;
     if (app_limited)
         p->app_limited_until = p->delivered + inflight_bytes + 1;
+}
+
+void pace_set_wnd_limited(struct pace *p, bool limited, size_t inflight_bytes)
+{
+    if (limited)
+        p->wnd_limited_until = p->delivered + inflight_bytes + 1;
 }
 
 void pace_charge(struct pace *p, size_t len)
@@ -119,18 +130,41 @@ bool pace_queue_building(const struct pace *p)
     return p->rtt_recent > p->min_rtt + p->ack_delay_ms + slack;
 }
 
+/* STARTUP's delay-based exit (HyStart++, RFC 9406), checked as a round ends: the smallest RTT
+ * sample of the round exceeds the previous round's by an eighth of it (4..16 ms). A round's
+ * smallest sample carries the least ACK delay, so it shows a queue forming at the bottleneck
+ * within a round, long before the smoothed RTT rises past the ACK delay allowance, while
+ * STARTUP's doubling could still overfill a queue of one BDP. */
+#define PACE_HYSTART_SAMPLES 8
+static bool startup_delay_exit(struct pace *p)
+{
+    bool exit = false;
+    if (p->round_rtt_n >= PACE_HYSTART_SAMPLES && p->last_round_rtt_min != UINT32_MAX) {
+        uint32_t eta = p->last_round_rtt_min / 8;
+        eta = eta < 4 ? 4 : eta > 16 ? 16 : eta;
+        exit = p->round_rtt_min != UINT32_MAX && p->round_rtt_min >= p->last_round_rtt_min + eta;
+    }
+    if (p->round_rtt_n >= PACE_HYSTART_SAMPLES)
+        p->last_round_rtt_min = p->round_rtt_min;
+    p->round_rtt_min = UINT32_MAX;
+    p->round_rtt_n = 0;
+    return exit;
+}
+
 /* Phase changes at the start of a round (STARTUP) or on every ACK (DRAIN, PROBE). */
-static void phase_update(struct pace *p, bool round_start, size_t inflight_bytes,
+static void phase_update(struct pace *p, bool round_start, bool limited, size_t inflight_bytes,
                          uint64_t now_ms)
 {
     double bdp = p->bw * rtt_eff(p);
     switch (p->phase) {
     case PACE_STARTUP:
-        if (p->bw > 0 && pace_queue_building(p)) {
+        if (p->bw > 0 && (pace_queue_building(p) || (round_start && startup_delay_exit(p)))) {
             p->phase = PACE_DRAIN; /* the queue fills before bw stops growing */
             break;
         }
-        if (!round_start || p->bw <= 0)
+        /* a round whose sample the peer's window limited says nothing about the pipe
+         * being full */
+        if (!round_start || limited || p->bw <= 0)
             break;
         if (p->bw >= p->full_bw * PACE_FULL_GROWTH) {
             p->full_bw = p->bw;
@@ -177,13 +211,36 @@ static void startup_floors(struct pace *p)
         p->startup_cwnd = c > (double)SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)c;
 }
 
+/* STARTUP: every byte delivered lets two leave (slow start, as BBR's cwnd in STARTUP): the cap
+ * doubles per round trip whatever the rate samples say. The samples of a round cover data
+ * sent at the previous round's rate, so a cap derived from them alone grows by the cwnd gain
+ * less the lag, about linearly on a long path. The pacing rate keeps up with the cap: STARTUP's
+ * gain times the cap over the round trip. Loss does not stop it (BBR): STARTUP ends when the
+ * delivery rate stops growing or the RTT shows a queue. */
+static void startup_grow(struct pace *p, size_t len, size_t inflight_bytes)
+{
+    /* only while the cap is what limits the flow (at least half of it in flight, as TCP's
+     * cwnd validation): a flow held back by its data or the peer's window does not show
+     * that the path would carry more */
+    if (p->phase != PACE_STARTUP || 2 * (inflight_bytes + len) < p->startup_cwnd)
+        return;
+    /* and only while below STARTUP's gain times the measured BDP (BBR): once the delivery
+     * rate stops growing the cap stops too, however long STARTUP takes to notice */
+    if (p->bw > 0 && p->min_rtt != UINT32_MAX &&
+        (double)p->startup_cwnd >= PACE_STARTUP_GAIN * p->bw * (p->min_rtt ? p->min_rtt : 1))
+        return;
+    if (p->startup_cwnd < SIZE_MAX / 4)
+        p->startup_cwnd += len;
+}
+
 void pace_on_ack(struct pace *p, const struct pace_mark *m, size_t len, size_t inflight_bytes,
                  uint64_t now_ms)
 {
     p->delivered += len;
     p->delivered_ms = now_ms;
     if (!m) {
-        phase_update(p, false, inflight_bytes, now_ms);
+        phase_update(p, false, false, inflight_bytes, now_ms);
+        startup_grow(p, len, inflight_bytes);
         return;
     }
     bool round_start = false;
@@ -217,8 +274,9 @@ void pace_on_ack(struct pace *p, const struct pace_mark *m, size_t len, size_t i
     }
     if (refresh || p->bw_round[p->bw_idx] > p->bw)
         bw_refresh(p);
-    phase_update(p, round_start, inflight_bytes, now_ms);
+    phase_update(p, round_start, m->wnd_limited, inflight_bytes, now_ms);
     startup_floors(p);
+    startup_grow(p, len, inflight_bytes);
 }
 
 static double cwnd_gain(const struct pace *p)

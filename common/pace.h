@@ -19,8 +19,10 @@
  *   cwnd     cwnd_gain * bw * (min_rtt + ack delay): the in-flight cap, in bytes
  *   rate     pacing_gain * bw: a token bucket spaces transmissions at this rate
  *
- * Phases: STARTUP (pacing gain 2, cwnd gain 1.5, until bw stops growing by 25% for three
- * rounds or the RTT shows a queue), DRAIN (pacing gain 0.4 until in-flight fits one BDP),
+ * Phases: STARTUP (pacing gain 2, cwnd gain 1.5, the cap also growing by every byte delivered
+ * while it limits the flow, up to 2 bw x min_rtt; until bw stops growing by 25% for three
+ * rounds that the peer's window did not hold back, or the RTT shows a queue), DRAIN (pacing
+ * gain 0.4 until in-flight fits one BDP),
  * PROBE (pacing gains cycling 1.25, 0.75, 1 x 6 per min_rtt; cwnd gain 2; as in BBR the
  * 0.75 phase ends early once in-flight fits one BDP, so an application-limited flow is not
  * held below its own rate). Unlike BBR,
@@ -53,6 +55,7 @@ struct pace_mark {
     uint64_t sent_ms;      /* when it was sent */
     uint64_t first_sent_ms; /* send time of the latest delivered segment when it was sent */
     bool app_limited;      /* sent while the sender had nothing more to send */
+    bool wnd_limited;      /* sent while the peer's window held back data to send */
 };
 
 struct pace {
@@ -73,6 +76,9 @@ struct pace {
     uint32_t min_rtt;                 /* ms, UINT32_MAX until sampled */
     uint64_t min_rtt_ms;              /* when min_rtt was taken */
     uint32_t rtt_recent;              /* EWMA (1/4) of the RTT samples, ms; 0 until sampled */
+    uint32_t round_rtt_min;           /* STARTUP: smallest RTT sample of this round (ms) ... */
+    uint32_t round_rtt_n;             /* ... and how many samples it has */
+    uint32_t last_round_rtt_min;      /* the previous round's (UINT32_MAX: none) */
     uint32_t cycle;                   /* PROBE gain index */
     uint64_t cycle_ms;                /* start of the current gain phase */
     double tokens;                    /* bytes that may leave now (may be negative) */
@@ -81,6 +87,8 @@ struct pace {
     size_t startup_cwnd;              /* STARTUP: largest in-flight cap so far, bytes */
     double startup_rate;              /* STARTUP: largest pacing rate so far, bytes/ms */
     bool app_limited;                 /* the last admission stopped for want of data */
+    uint64_t wnd_limited_until;       /* delivered count until which the flow counts as held
+                                       * back by the peer's window (0: not) */
     uint64_t app_limited_until;       /* delivered count that ends the application-limited
                                        * round (0: not application-limited) */
     double rate_cap;                  /* bytes/ms the rate never exceeds (--ratelimit); 0 none */
@@ -113,6 +121,12 @@ void pace_on_idle_restart(struct pace *p, uint64_t now_ms);
  * the flow counts as application-limited: it builds no queue, so no pacing gain below 1
  * (drain phases) holds it back. */
 void pace_set_app_limited(struct pace *p, bool app_limited, size_t inflight_bytes);
+
+/* The sender's last admission ended with data waiting that the peer's window held back
+ * (|limited|); |inflight_bytes| are outstanding. Until they have been delivered, samples never
+ * lower the estimate, and STARTUP does not take them for a full pipe: the peer's window, not
+ * the path, stopped the growth. */
+void pace_set_wnd_limited(struct pace *p, bool limited, size_t inflight_bytes);
 
 /* Spends |len| bytes of pacing budget. */
 void pace_charge(struct pace *p, size_t len);

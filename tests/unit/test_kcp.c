@@ -1269,6 +1269,82 @@ TEST(kcp_pacing_fec_repair_is_not_reordering)
     }
 }
 
+/* Retransmissions are paced like new data: an ACK that reveals many holes at once (a loss
+ * burst) resends them as the token bucket allows, not all in that call, and the rest follow
+ * at the pacing rate without waiting for their timeouts. */
+TEST(kcp_pacing_holds_retransmissions)
+{
+    struct capture *c = cap_new();
+    REQUIRE(c);
+    struct kcp *k = paced_engine(c);
+    REQUIRE(k);
+    uint32_t sn = 0;
+    uint64_t t = paced_messages(k, &sn, 100, 10, 300, 0); /* RTT 300 ms */
+    size_t mss = kcp_mss(k);
+    uint8_t *d = calloc(14, mss);
+    REQUIRE(d);
+    CHECK_EQ(kcp_send(k, d, 14 * mss), 0);
+    size_t before = cap_count_cmd(c, KCP_CMD_PUSH);
+    uint64_t last = t;
+    for (uint64_t end = t + 250; t < end; t++) {
+        if (kcp_next_deadline(k, t) > t)
+            continue;
+        kcp_tick(k, t);
+        if (cap_count_cmd(c, KCP_CMD_PUSH) > before) {
+            before = cap_count_cmd(c, KCP_CMD_PUSH);
+            last = t;
+        }
+    }
+    struct kcp_stats st;
+    kcp_get_stats(k, &st);
+    REQUIRE(st.retrans_segs == 0);
+    /* the last segment arrives (RTT 60 ms), the 13 before it are lost by time */
+    t = last + 60;
+    uint8_t pkt[64];
+    size_t n = make_seg(pkt, 1, KCP_CMD_ACK, 256, (uint32_t)last, sn + 13, sn, NULL, 0);
+    CHECK_EQ(kcp_input(k, pkt, n, true, t), 0);
+    kcp_get_stats(k, &st);
+    CHECK(st.retrans_segs >= 1);
+    CHECK(st.retrans_segs <= 8); /* at most the bucket's burst, not 13 */
+    uint64_t first = st.retrans_segs;
+    for (uint64_t end = t + 300; t < end && st.retrans_segs < 13; t++) {
+        if (kcp_next_deadline(k, t) <= t)
+            kcp_tick(k, t);
+        kcp_get_stats(k, &st);
+    }
+    CHECK_EQ(st.retrans_segs, 13);
+    CHECK(st.retrans_segs > first);
+    CHECK_EQ(st.lost_segs, 0); /* none waited for its timeout */
+    free(d);
+    kcp_free(k);
+    free(c);
+}
+
+/* Adaptive parity: a sender with more queued than it sends while a loss takes to show (a
+ * backlogged bulk flow) repairs holes by retransmission and sends no parity; the same engine
+ * with nothing queued (application-limited) keeps parity before the path has shown itself
+ * clean. */
+TEST(kcp_pacing_backlogged_sender_sends_no_parity)
+{
+    struct capture *c = cap_new();
+    REQUIRE(c);
+    struct kcp *k = paced_engine(c);
+    REQUIRE(k);
+    uint32_t sn = 0;
+    uint64_t t = paced_messages(k, &sn, 100, 10, 40, 0);
+    kcp_set_rate_limit(k, 100000); /* 100 bytes per ms: 50 ms of it is 5000 bytes */
+    CHECK(kcp_fec_parity(k, 10, 3, 10) > 0);
+    size_t mss = kcp_mss(k);
+    uint8_t *d = calloc(40, mss);
+    REQUIRE(d);
+    CHECK_EQ(kcp_send(k, d, 40 * mss), 0);
+    kcp_flush(k, t);
+    CHECK_EQ(kcp_fec_parity(k, 10, 3, 10), 0);
+    free(d);
+    kcp_free(k);
+    free(c);
+}
+
 /* The receive window doubles when the peer's data reaches its last quarter while the reader
  * keeps up, up to the limit, and is advertised in the next segment; a full receive queue (a
  * slow reader) makes it grow no further. */

@@ -3,6 +3,8 @@
 #include "common/pace.h"
 #include "tests/test.h"
 
+#include <stdio.h>
+
 /* One round trip of |segs| segments of 1000 bytes sent |gap| ms apart from |t| and each
  * acknowledged |rtt| ms after it left; |app_limited| marks them as sent with nothing queued.
  * Returns the time after the round. */
@@ -74,4 +76,69 @@ TEST(pace_large_window_is_not_the_prior)
     CHECK(pace_rate(&p) <= 2.0 * 64000 / 110 + 1);
     pace_set_init_cwnd(&p, 8 * 1000); /* below the floor */
     CHECK_EQ(pace_cwnd(&p) >= 16000, true);
+}
+
+/* One STARTUP round of |segs| segments of 1000 bytes sent 1 ms apart from |t|, acknowledged
+ * |rtt| ms after each left; |wnd_limited| marks the round as held back by the peer's window.
+ * Returns the time after the round. */
+static uint64_t startup_round(struct pace *p, uint64_t t, int segs, uint64_t rtt,
+                              bool wnd_limited)
+{
+    static struct pace_mark m[1024];
+    size_t inflight = 0;
+    if (segs > 1024)
+        segs = 1024;
+    for (int i = 0; i < segs; i++) {
+        pace_set_app_limited(p, false, inflight);
+        pace_set_wnd_limited(p, wnd_limited, inflight);
+        pace_on_send(p, &m[i], t + (uint64_t)i);
+        inflight += 1000;
+    }
+    for (int i = 0; i < segs; i++) {
+        uint64_t now = t + (uint64_t)i + rtt;
+        pace_on_rtt(p, (uint32_t)rtt, now);
+        inflight -= 1000;
+        pace_on_ack(p, &m[i], 1000, inflight, now);
+    }
+    return t + (uint64_t)segs + rtt;
+}
+
+/* STARTUP grows the in-flight cap by every byte delivered while the cap is what limits the
+ * flow (slow start), up to STARTUP's gain times the measured BDP (delivery rate x min RTT),
+ * beyond the cwnd gain times the rate samples, which lag on a long path; a flow that keeps
+ * far less in flight does not grow it. */
+TEST(pace_startup_grows_by_delivery)
+{
+    struct pace p = {0};
+    pace_init(&p, 1000, 10, 1000);
+    CHECK_EQ(pace_cwnd(&p), 64000);
+    uint64_t t = 1000;
+    for (int r = 0; r < 2; r++)
+        t = startup_round(&p, t, (int)(pace_cwnd(&p) / 1000), 200, false);
+    printf("    cwnd after two full rounds: %zu (bw %.1f B/ms)\n", pace_cwnd(&p), p.bw);
+    CHECK(pace_cwnd(&p) > 64000);
+    CHECK((double)pace_cwnd(&p) > 1.5 * p.bw * (200 + 10)); /* the cwnd gain's cap */
+    CHECK((double)pace_cwnd(&p) <= 2.0 * p.bw * 200 + 1000);  /* STARTUP gain x BDP */
+    struct pace q = {0};
+    pace_init(&q, 1000, 10, 1000);
+    t = 1000;
+    for (int r = 0; r < 2; r++)
+        t = startup_round(&q, t, 4, 200, false);
+    CHECK_EQ(pace_cwnd(&q), 64000);
+}
+
+/* Rounds whose delivery rate the peer's window held flat do not end STARTUP (the pipe is not
+ * full, the window is); the same flat rounds without the mark do. */
+TEST(pace_window_limited_rounds_keep_startup)
+{
+    struct pace p = {0}, q = {0};
+    pace_init(&p, 1000, 10, 0);
+    pace_init(&q, 1000, 10, 0);
+    uint64_t t = 1000, u = 1000;
+    for (int r = 0; r < 8; r++) {
+        t = startup_round(&p, t, 40, 100, true);
+        u = startup_round(&q, u, 40, 100, false);
+    }
+    CHECK_EQ(p.phase, PACE_STARTUP);
+    CHECK(q.phase != PACE_STARTUP);
 }
