@@ -223,6 +223,11 @@ static void fec_log(void *user, const char *msg)
         l->cfg.log(l->cfg.log_user, msg);
 }
 
+void link_set_fec_adaptive(struct link *l, bool on)
+{
+    l->fec_adaptive = on && l->fec_on && l->cfg.pace && !l->cfg.fec_fixed;
+}
+
 struct link *link_new(uint32_t conv, const struct link_config *cfg, struct crypt *crypt,
                       link_output_fn *out, void *user, int *err)
 {

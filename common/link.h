@@ -154,6 +154,12 @@ size_t link_ext_room(const struct link *l);
  * peer known to be ktun (a kcptun peer would count the fillers as input errors). */
 void link_set_group_close(struct link *l, bool on);
 
+/* Adaptive FEC parity (kcp_fec_parity) on or off: on only where link_config allows it (FEC,
+ * pacing, not fec_fixed). A kcptun peer keeps the configured --ds/--ps on the wire: the
+ * tunnel turns it on once the peer is known to be ktun (secure mode or the capability
+ * exchange). */
+void link_set_fec_adaptive(struct link *l, bool on);
+
 /* Queues |len| bytes of records (whole records, borrowed) for the peer. They leave in the
  * next KCP packet that has room for them, or in a packet of their own at the end of the next
  * link_flush or link_tick; either way as an FEC data shard. Never retransmitted. Returns 0,

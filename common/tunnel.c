@@ -209,6 +209,7 @@ static void caps_known(struct tunnel *t, uint32_t peer)
 {
     t->peer_caps = peer & t->ext_caps;
     link_set_group_close(t->link, (t->peer_caps & EXT_CAP_DGRAM) != 0);
+    link_set_fec_adaptive(t->link, true);
     t->caps_state = CAPS_KNOWN;
     t->caps_news = true;
     hold_release(t);
@@ -372,6 +373,8 @@ struct tunnel *tunnel_new(uint32_t conv, const struct tunnel_config *cfg, bool i
     if (!t->link)
         goto fail;
     link_set_ext(t->link, link_ext_cb, t);
+    /* parity below --ds/--ps only between ktun ends (docs/latency.md) */
+    link_set_fec_adaptive(t->link, t->secure);
     t->is_client = is_client;
     t->ext_caps = cfg->ext_caps;
     t->replay_max = cfg->replay_max;
