@@ -155,7 +155,9 @@ void kcp_set_fec_group(struct kcp *k, uint32_t group);
 /* ktun adaptive FEC parity (not in kcp-go; sending fewer parity shards than configured is
  * legal for every receiver, which only recovers less). The number of parity shards, 0 ..
  * |parity_shards| (at most 16), for a group of |data_shards| data shards whose data took
- * |span_ms| to send: none if that span exceeds the smoothed RTT (the ACK clock or the
+ * |span_ms| to send: none while the sender is backlogged (it has queued, and the peer's
+ * window admits, what it sends in an RTT plus the peer's ACK delay: its holes are resent
+ * while data flows), none if that span exceeds the smoothed RTT (the ACK clock or the
  * redundant copies repair its losses before parity could arrive), otherwise the fewest that
  * leave a data shard unrepaired with probability <= 0.001 at the measured loss rate (none on
  * a clean path). kcp-go's sending, or before the first RTT sample: |parity_shards|. */
