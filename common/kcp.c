@@ -1061,13 +1061,16 @@ static bool paced_may_admit(struct kcp *k, uint64_t now_ms)
            pace_ready(&k->pace, now_ms);
 }
 
-/* Retransmissions are paced like new data: one leaves while the token bucket holds budget
- * (PACE_BURST_SEGS segments at least when it is full), otherwise when it will. A loss burst
- * or a run of timeouts thus leaves at the pacing rate instead of at once into the bottleneck
- * queue; an application-limited flow's bucket is full, so its tail-loss retransmission waits
- * no longer than a pacing gap (none at all unless it just sent a burst). */
+/* Retransmissions of a sender with data queued are paced like new data: one leaves while the
+ * token bucket holds budget, otherwise when it will, and new data waits behind it. A loss
+ * burst or a run of timeouts thus leaves at the pacing rate instead of at once into the
+ * bottleneck queue. An application-limited sender (nothing queued) resends at once: its
+ * holes are few, nothing else competes for the budget, and every wait would be latency of a
+ * message. */
 static uint64_t paced_resend_at(struct kcp *k, uint64_t now_ms)
 {
+    if (!k->snd_queue.head)
+        return now_ms;
     return pace_ready(&k->pace, now_ms) ? now_ms : pace_next_ms(&k->pace, now_ms);
 }
 

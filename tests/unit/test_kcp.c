@@ -1269,55 +1269,88 @@ TEST(kcp_pacing_fec_repair_is_not_reordering)
     }
 }
 
-/* Retransmissions are paced like new data: an ACK that reveals many holes at once (a loss
- * burst) resends them as the token bucket allows, not all in that call, and the rest follow
- * at the pacing rate without waiting for their timeouts. */
-TEST(kcp_pacing_holds_retransmissions)
+/* Sends |segs| full segments from |*t| and ticks the engine for |ms|; returns how many left
+ * (first transmissions) and in |*last| when the last of them did. */
+static size_t paced_bulk_start(struct kcp *k, struct capture *c, size_t segs, uint64_t *t,
+                               uint64_t ms, uint64_t *last)
 {
-    struct capture *c = cap_new();
-    REQUIRE(c);
-    struct kcp *k = paced_engine(c);
-    REQUIRE(k);
-    uint32_t sn = 0;
-    uint64_t t = paced_messages(k, &sn, 100, 10, 300, 0); /* RTT 300 ms */
     size_t mss = kcp_mss(k);
-    uint8_t *d = calloc(14, mss);
-    REQUIRE(d);
-    CHECK_EQ(kcp_send(k, d, 14 * mss), 0);
-    size_t before = cap_count_cmd(c, KCP_CMD_PUSH);
-    uint64_t last = t;
-    for (uint64_t end = t + 250; t < end; t++) {
-        if (kcp_next_deadline(k, t) > t)
+    uint8_t *d = calloc(segs, mss);
+    if (!d)
+        return 0;
+    CHECK_EQ(kcp_send(k, d, segs * mss), 0);
+    free(d);
+    size_t before = cap_count_cmd(c, KCP_CMD_PUSH), sent = 0;
+    *last = *t;
+    for (uint64_t end = *t + ms; *t < end; (*t)++) {
+        if (kcp_next_deadline(k, *t) > *t)
             continue;
-        kcp_tick(k, t);
-        if (cap_count_cmd(c, KCP_CMD_PUSH) > before) {
-            before = cap_count_cmd(c, KCP_CMD_PUSH);
-            last = t;
+        kcp_tick(k, *t);
+        if (cap_count_cmd(c, KCP_CMD_PUSH) > before + sent) {
+            sent = cap_count_cmd(c, KCP_CMD_PUSH) - before;
+            *last = *t;
         }
     }
-    struct kcp_stats st;
-    kcp_get_stats(k, &st);
-    REQUIRE(st.retrans_segs == 0);
-    /* the last segment arrives (RTT 60 ms), the 13 before it are lost by time */
-    t = last + 60;
-    uint8_t pkt[64];
-    size_t n = make_seg(pkt, 1, KCP_CMD_ACK, 256, (uint32_t)last, sn + 13, sn, NULL, 0);
-    CHECK_EQ(kcp_input(k, pkt, n, true, t), 0);
-    kcp_get_stats(k, &st);
-    CHECK(st.retrans_segs >= 1);
-    CHECK(st.retrans_segs <= 8); /* at most the bucket's burst, not 13 */
-    uint64_t first = st.retrans_segs;
-    for (uint64_t end = t + 300; t < end && st.retrans_segs < 13; t++) {
-        if (kcp_next_deadline(k, t) <= t)
-            kcp_tick(k, t);
+    return sent;
+}
+
+/* Retransmissions of a sender with data queued are paced like new data: ACKs that reveal many
+ * holes at once (a loss burst) resend them as the token bucket allows, at most its burst per
+ * call, and the rest at the pacing rate, before any new data. An application-limited sender
+ * (nothing queued) resends its holes at once: its tail losses wait for nothing. */
+TEST(kcp_pacing_holds_retransmissions)
+{
+    for (int queued = 1; queued >= 0; queued--) {
+        struct capture *c = cap_new();
+        REQUIRE(c);
+        struct kcp *k = paced_engine(c);
+        REQUIRE(k);
+        uint32_t sn = 0;
+        uint64_t t = paced_messages(k, &sn, 100, 10, 300, 0); /* RTT 300 ms */
+        uint64_t last;
+        size_t n = paced_bulk_start(k, c, queued ? 40 : 14, &t, 200, &last);
+        REQUIRE(n >= 10);
+        REQUIRE(queued ? n < 40 : n == 14);
+        struct kcp_stats st;
         kcp_get_stats(k, &st);
+        REQUIRE(st.retrans_segs == 0);
+        /* the last two arrive (RTT 60 ms): the n - 2 before them are lost by time */
+        t = last + 60;
+        uint8_t pkt[64];
+        size_t len = make_seg(pkt, 1, KCP_CMD_ACK, 256, (uint32_t)last, sn + (uint32_t)n - 1,
+                              sn, NULL, 0);
+        len += make_seg(pkt + len, 1, KCP_CMD_ACK, 256, (uint32_t)last, sn + (uint32_t)n - 2,
+                        sn, NULL, 0);
+        CHECK_EQ(kcp_input(k, pkt, len, true, t), 0);
+        kcp_get_stats(k, &st);
+        if (!queued) {
+            CHECK_EQ(st.retrans_segs, n - 2);
+        } else {
+            CHECK(st.retrans_segs >= 1);
+            CHECK(st.retrans_segs <= 8); /* the bucket's burst */
+            uint64_t most = st.retrans_segs, prev = st.retrans_segs;
+            size_t pushes = cap_count_cmd(c, KCP_CMD_PUSH);
+            bool new_first = false;
+            for (uint64_t end = t + 600; t < end && st.retrans_segs < n - 2; t++) {
+                if (kcp_next_deadline(k, t) > t)
+                    continue;
+                kcp_tick(k, t);
+                kcp_get_stats(k, &st);
+                if (st.retrans_segs - prev > most)
+                    most = st.retrans_segs - prev;
+                /* every segment sent before the holes are all resent is one of them */
+                if (cap_count_cmd(c, KCP_CMD_PUSH) - pushes > st.retrans_segs - prev)
+                    new_first = true;
+                pushes = cap_count_cmd(c, KCP_CMD_PUSH);
+                prev = st.retrans_segs;
+            }
+            CHECK(st.retrans_segs >= n - 2);
+            CHECK(most <= 8);
+            CHECK(!new_first);
+        }
+        kcp_free(k);
+        free(c);
     }
-    CHECK_EQ(st.retrans_segs, 13);
-    CHECK(st.retrans_segs > first);
-    CHECK_EQ(st.lost_segs, 0); /* none waited for its timeout */
-    free(d);
-    kcp_free(k);
-    free(c);
 }
 
 /* Adaptive parity: a sender with more queued than it sends while a loss takes to show (a
