@@ -57,17 +57,13 @@ struct comp_encoder {
 
 struct comp_encoder *comp_encoder_new(void)
 {
-    struct comp_encoder *enc = calloc(1, sizeof(*enc));
-    if (!enc)
-        return NULL;
-    enc->scratch = malloc(COMP_IDENT_LEN + COMP_DATA_HDR_LEN +
-                          snap_max_compressed_len(COMP_BLOCK_MAX));
-    if (!enc->scratch) {
-        free(enc);
-        return NULL;
-    }
-    memcpy(enc->scratch, ident_chunk, COMP_IDENT_LEN);
-    return enc;
+    return calloc(1, sizeof(struct comp_encoder)); /* scratch comes with the first write */
+}
+
+void comp_encoder_trim(struct comp_encoder *enc)
+{
+    free(enc->scratch);
+    enc->scratch = NULL;
 }
 
 void comp_encoder_free(struct comp_encoder *enc)
@@ -115,6 +111,13 @@ ssize_t comp_encode(struct comp_encoder *enc, const uint8_t *in, size_t len, com
         return ERR_CLOSED;
     if (len == 0)
         return 0;
+    if (!enc->scratch) {
+        enc->scratch = malloc(COMP_IDENT_LEN + COMP_DATA_HDR_LEN +
+                              snap_max_compressed_len(COMP_BLOCK_MAX));
+        if (!enc->scratch)
+            return ERR_NOMEM;
+        memcpy(enc->scratch, ident_chunk, COMP_IDENT_LEN);
+    }
     enc->stats.writes++;
     size_t total = 0;
     while (len > 0) {
@@ -186,17 +189,18 @@ const char *comp_fault_str(enum comp_fault fault)
 struct comp_decoder *comp_decoder_new(void)
 {
     struct comp_decoder *dec = calloc(1, sizeof(*dec));
-    if (!dec)
-        goto out;
-    dec->inbuf = malloc(COMP_CHUNK_MAX);
-    dec->outbuf = malloc(COMP_BLOCK_MAX);
-    if (!dec->inbuf || !dec->outbuf)
-        goto out;
-    dec->state = COMP_RX_HEADER;
+    if (dec)
+        dec->state = COMP_RX_HEADER; /* the buffers come with the first input */
     return dec;
-out:
-    comp_decoder_free(dec);
-    return NULL;
+}
+
+void comp_decoder_trim(struct comp_decoder *dec)
+{
+    if (!comp_decoder_is_idle(dec))
+        return;
+    free(dec->inbuf);
+    free(dec->outbuf);
+    dec->inbuf = dec->outbuf = NULL;
 }
 
 void comp_decoder_free(struct comp_decoder *dec)
@@ -367,6 +371,14 @@ ssize_t comp_decoder_input(struct comp_decoder *dec, const uint8_t *in, size_t l
         return ERR_PROTO;
     if (dec->pending_len > 0)
         return ERR_AGAIN;
+    if (!dec->inbuf || !dec->outbuf) {
+        if (!dec->inbuf)
+            dec->inbuf = malloc(COMP_CHUNK_MAX);
+        if (!dec->outbuf)
+            dec->outbuf = malloc(COMP_BLOCK_MAX);
+        if (!dec->inbuf || !dec->outbuf)
+            return ERR_NOMEM;
+    }
     size_t pos = 0;
     /* Stop after the first chunk that yields bytes: at most one block is held at a time. */
     while (pos < len && dec->pending_len == 0) {

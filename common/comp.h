@@ -57,8 +57,12 @@ struct comp_encoder_stats {
     uint64_t uncompressed_chunks; /* type 0x01 chunks emitted */
 };
 
-/* Returns a new encoder (about 76 KB of scratch space), or NULL when out of memory. */
+/* Returns a new encoder, or NULL when out of memory. Its scratch space (about 76 KB) is
+ * allocated by the first write. */
 struct comp_encoder *comp_encoder_new(void);
+/* Frees the scratch space of |enc| (it holds nothing between writes); the next write allocates
+ * it again. */
+void comp_encoder_trim(struct comp_encoder *enc);
 /* Frees |enc|; NULL is accepted. */
 void comp_encoder_free(struct comp_encoder *enc);
 
@@ -69,7 +73,8 @@ void comp_encoder_free(struct comp_encoder *enc);
  * Output calls follow Go's writes exactly: a compressed chunk is one call (identifier +) header +
  * block; an uncompressed chunk is two calls, the (identifier +) 8-byte header, then the data.
  * Returns the number of framed bytes emitted, or the ERR_* returned by |out|, after which the
- * encoder is broken (the peer saw a partial chunk) and every later call returns ERR_CLOSED. */
+ * encoder is broken (the peer saw a partial chunk) and every later call returns ERR_CLOSED;
+ * or ERR_NOMEM (nothing emitted, not sticky) when its scratch space cannot be allocated. */
 ssize_t comp_encode(struct comp_encoder *enc, const uint8_t *in, size_t len, comp_output_fn *out,
                     void *user);
 
@@ -104,9 +109,12 @@ struct comp_decoder_stats {
     uint64_t faults[COMP_FAULT_COUNT];  /* by kind; at most one fault per decoder */
 };
 
-/* Returns a new decoder (about 140 KB: one chunk of input and one decoded block), or NULL when
- * out of memory. */
+/* Returns a new decoder, or NULL when out of memory. Its buffers (about 140 KB: one chunk of
+ * input and one decoded block) are allocated by the first input. */
 struct comp_decoder *comp_decoder_new(void);
+/* Frees the buffers of |dec| if it is idle (comp_decoder_is_idle); the next input allocates
+ * them again. */
+void comp_decoder_trim(struct comp_decoder *dec);
 /* Frees |dec|; NULL is accepted. */
 void comp_decoder_free(struct comp_decoder *dec);
 
@@ -116,7 +124,8 @@ void comp_decoder_free(struct comp_decoder *dec);
  * rest again later), 0 only when |len| is 0, ERR_AGAIN when decoded output is still waiting
  * (drain it with comp_decoder_peek/comp_decoder_consume first; nothing is consumed), or ERR_PROTO
  * when the stream is corrupt: the fault (see comp_decoder_fault) is sticky, every later call
- * returns ERR_PROTO again, and the bytes of that call count as lost. */
+ * returns ERR_PROTO again, and the bytes of that call count as lost; ERR_NOMEM (nothing
+ * consumed, not sticky) when the decoder's buffers cannot be allocated. */
 ssize_t comp_decoder_input(struct comp_decoder *dec, const uint8_t *in, size_t len);
 
 /* Points |*out| at the decoded bytes not consumed yet and returns their count (0 if none; then

@@ -359,6 +359,11 @@ static void pool_drain(struct kcp *k)
     k->pool_len = 0;
 }
 
+void kcp_trim(struct kcp *k)
+{
+    pool_drain(k);
+}
+
 /* ---- rings ---- */
 
 static uint32_t pow2_at_least(uint32_t n)

@@ -102,6 +102,9 @@ struct kcp_stats {
 struct kcp *kcp_new(uint32_t conv, kcp_output_fn *output, void *user);
 /* Frees |k| and every queued segment; NULL is allowed. */
 void kcp_free(struct kcp *k);
+/* Frees the spare segments |k| keeps for reuse (the next sends allocate again): for idle
+ * sessions. */
+void kcp_trim(struct kcp *k);
 
 /* kcp-go NoDelay: |nodelay| != 0 selects the 30 ms minimum RTO and the x1.5 back-off (else
  * 100 ms and x2); |interval_ms| is clamped to 10..5000; |resend| > 0 enables fast retransmit

@@ -290,6 +290,11 @@ out:
     return l;
 }
 
+void link_trim(struct link *l)
+{
+    kcp_trim(l->kcp);
+}
+
 void link_free(struct link *l)
 {
     if (!l)

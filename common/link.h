@@ -85,6 +85,8 @@ struct link *link_new(uint32_t conv, const struct link_config *cfg, struct crypt
 
 /* Frees |l|; NULL is allowed. Sends nothing (kcptun sessions end silently). */
 void link_free(struct link *l);
+/* Gives memory kept for reuse back (kcp_trim): for idle sessions. */
+void link_trim(struct link *l);
 
 /* Feeds one raw UDP datagram: opens it in place (so |dgram| is modified), then as
  * link_input_payload. Returns 0, ERR_AUTH (crypt refused it: silent drop, counted), or

@@ -503,6 +503,7 @@ int net_recv_batch(const struct net_udp *u, struct net_rbatch *b)
     b->nmsg = 0;
     b->it_msg = 0;
     b->it_off = 0;
+    b->reads++;
     if (rbatch_reserve(b, (size_t)slots * slot) != 0)
         return ERR_NOMEM;
     b->slot = slot;

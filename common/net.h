@@ -144,6 +144,7 @@ struct net_rbatch {
     size_t mlen[NET_BATCH];          /* bytes of each message */
     size_t seg[NET_BATCH];           /* datagram size within each message (GRO) */
     struct net_addr from[NET_BATCH]; /* source of each message */
+    uint64_t reads;                  /* net_recv_batch calls so far */
     int it_msg;                      /* iterator: current message */
     size_t it_off;                   /* iterator: offset in it */
 };

@@ -11,7 +11,10 @@
 #include "crypto/crypt.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <sodium.h>
@@ -298,6 +301,50 @@ static void shell_start_signals(struct shell *sh)
     ev_signal_start(EV_A_ &sh->sig_usr1);
 }
 
+void shell_drop_pages(void *p, size_t len)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + page - 1) & ~(uintptr_t)(page - 1);
+    uintptr_t b = ((uintptr_t)p + len) & ~(uintptr_t)(page - 1);
+    if (b > a)
+        madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* Idle memory: once a whole tick of SHELL_TRIM_S passed without any datagram read, the
+ * buffers a burst of traffic filled go back to the kernel: the receive batch (allocated again
+ * by the next read), the sessions' idle compression buffers and spare KCP segments
+ * (tunnel_trim), the pages of the empty send batch and of the TCP and UDP-forward read
+ * buffers, and the free memory of the C library's heap. An idle tunnel then holds what its sessions' state
+ * needs, not what its busiest second needed; the next burst pays some page faults. */
+static void shell_trim(struct shell *sh)
+{
+    net_rbatch_free(&sh->rb);
+    for (struct sess *s = sh->sessions; s; s = s->next)
+        if (s->tun)
+            tunnel_trim(s->tun);
+    if (sh->sb.n == 0)
+        shell_drop_pages(sh->sb.buf, sizeof(sh->sb.buf));
+    shell_drop_pages(sh->scratch, sizeof(sh->scratch));
+    udpfwd_trim(sh);
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
+static void trim_timer_cb(EV_P_ ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct shell *sh = container_of(w, struct shell, trim_timer);
+    if (sh->rb.reads != sh->trim_reads) {
+        sh->trim_reads = sh->rb.reads;
+        sh->trimmed = false;
+    } else if (!sh->trimmed) {
+        shell_trim(sh);
+        sh->trimmed = true;
+    }
+}
+
 int shell_init(struct shell *sh, struct ev_loop *loop, const struct sess_params *params,
                bool is_client, struct crypt *crypt, const struct shell_hooks *hooks,
                const char *snmplog, int snmpperiod)
@@ -324,6 +371,8 @@ int shell_init(struct shell *sh, struct ev_loop *loop, const struct sess_params 
         ev_timer_set(&sh->snmp_timer, snmpperiod, snmpperiod);
         ev_timer_start(EV_A_ &sh->snmp_timer);
     }
+    ev_timer_init(&sh->trim_timer, trim_timer_cb, SHELL_TRIM_S, SHELL_TRIM_S);
+    ev_timer_start(EV_A_ &sh->trim_timer);
     return 0;
 }
 
@@ -348,6 +397,7 @@ void shell_stop(struct shell *sh)
     ev_signal_stop(EV_A_ &sh->sig_usr1);
     ev_signal_stop(EV_A_ &sh->sig_hup);
     ev_timer_stop(EV_A_ &sh->snmp_timer);
+    ev_timer_stop(EV_A_ &sh->trim_timer);
     ev_prepare_stop(EV_A_ &sh->flush_prepare);
     net_rbatch_free(&sh->rb);
 }

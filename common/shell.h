@@ -27,6 +27,9 @@
 
 /* Bytes read from one TCP socket per read() call. */
 #define SHELL_TCP_CHUNK 32768
+/* Period of the idle check: buffers are given back after one to two of these without
+ * datagrams (shell.c, shell_trim). */
+#define SHELL_TRIM_S 0.5
 /* Datagram batches read per readiness event before yielding to other watchers. */
 #define SHELL_RX_BATCHES 8
 
@@ -127,6 +130,9 @@ struct shell {
     ev_prepare flush_prepare;      /* sends batched datagrams before the loop blocks */
     struct net_udp *sb_udp;        /* socket |sb| belongs to, NULL when empty */
     struct net_rbatch rb;          /* datagrams of the current recvmmsg */
+    ev_timer trim_timer;           /* gives idle buffers back, see shell_trim */
+    uint64_t trim_reads;           /* rb.reads at its last tick */
+    bool trimmed;                  /* nothing was read since the last trim */
     struct net_sbatch sb;          /* datagrams waiting for one sendmmsg */
     uint8_t scratch[SHELL_TCP_CHUNK]; /* TCP read buffer */
     bool stopping;                 /* shutdown in progress */
@@ -144,6 +150,10 @@ int shell_init(struct shell *sh, struct ev_loop *loop, const struct sess_params 
  * its parameters (KCP, FEC, smux, compression; with |crypt| if not NULL, the crypt object,
  * borrowed like the first); the log level, --quiet and --bufbudget apply at once. */
 void shell_reconfigure(struct shell *sh, const struct config *cfg, struct crypt *crypt);
+
+/* Hands the whole pages inside the |len| bytes at |p| back to the kernel: they read as zeros
+ * afterwards and count in the resident set again once written. For idle buffers. */
+void shell_drop_pages(void *p, size_t len);
 
 /* Runs the loop until SIGINT/SIGTERM (or ev_break), then shell_stop. */
 void shell_run(struct shell *sh);

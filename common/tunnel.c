@@ -431,6 +431,15 @@ static bool replay_on(const struct tunnel *t)
     return t->is_client && t->replay_max > 0 && !t->peer_refused && !tunnel_peer_heard(t);
 }
 
+void tunnel_trim(struct tunnel *t)
+{
+    if (t->enc)
+        comp_encoder_trim(t->enc);
+    if (t->dec)
+        comp_decoder_trim(t->dec);
+    link_trim(t->link);
+}
+
 void tunnel_free(struct tunnel *t)
 {
     if (!t)

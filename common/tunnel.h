@@ -183,6 +183,9 @@ struct tunnel *tunnel_new(uint32_t conv, const struct tunnel_config *cfg, bool i
 /* Frees |t| and its streams, giving its share of the budget back; sends nothing. NULL is
  * allowed. */
 void tunnel_free(struct tunnel *t);
+/* Gives memory kept for reuse back: the compression buffers when they hold nothing, the
+ * link's spare segments (link_trim). For idle sessions; the next traffic allocates again. */
+void tunnel_trim(struct tunnel *t);
 
 /* Feeds one raw datagram (opened in place, so |dgram| is modified). Returns link_input's
  * result (drops are counted in the link's stats). Call tunnel_pump after the batch. */

@@ -658,6 +658,12 @@ static void expiry_cb(EV_P_ ev_timer *w, int revents)
     shell_flush_dgrams(u->sh);
 }
 
+void udpfwd_trim(struct shell *sh)
+{
+    if (sh->udpfwd)
+        shell_drop_pages(sh->udpfwd->buf, sizeof(sh->udpfwd->buf));
+}
+
 static struct udpfwd *udpfwd_new(struct shell *sh, const struct config *cfg, bool is_client)
 {
     struct udpfwd *u = calloc(1, sizeof(*u));

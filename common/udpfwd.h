@@ -43,6 +43,9 @@ int udpfwd_server_start(struct shell *sh, const struct config *cfg);
 
 /* Closes every forward and flow and frees the state (shell_stop calls it). */
 void udpfwd_stop(struct shell *sh);
+/* Gives the pages of the (idle) datagram read buffer back (shell_drop_pages); nothing without
+ * UDP forwarding. */
+void udpfwd_trim(struct shell *sh);
 
 /* A datagram of session |s| arrived (the tunnel's on_dgram; runs inside tunnel_input). */
 void udpfwd_dgram(struct sess *s, const struct tunnel_dgram *d);
