@@ -141,6 +141,7 @@ end_job() {
     case $j in
         unit)
             cat "$BUILD/unit.log"
+            echo "(in-process suites: ${dur} s)"
             unit_verdict "$BUILD/unit.log" ;;
         python/tests)
             py_verdict "$BUILD/pytest.log" "$rc" "$dur" ;;
