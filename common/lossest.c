@@ -48,6 +48,19 @@ static void loss_eval(const struct lossest *e, double p, bool pooled, double *sc
                       double *loglik)
 {
     double s = 0, f = 0, pc = 1;
+    if (pooled && !loglik) { /* q = p^(c+1) whatever the parity: the sums per c suffice */
+        for (int c = 0; c < LOSSEST_COPY_LEVELS; c++, pc *= p) {
+            double n = e->cn[c], l = e->cl[c];
+            if (n <= 0)
+                continue;
+            double q = pc * p, won = n - l;
+            if (q >= 1)
+                q = 1 - 1e-12;
+            s += (1 + c) * (l - (won > 0 ? won : 0) * q / (1 - q));
+        }
+        *score = s;
+        return;
+    }
     for (int c = 0; c < LOSSEST_COPY_LEVELS; c++, pc *= p) {
         for (int j = 0; j < LOSSEST_PARITY_LEVELS; j++) {
             double n = e->n[c][j], l = e->l[c][j];
@@ -181,13 +194,19 @@ void lossest_record(struct lossest *e, unsigned copies, unsigned parity, bool lo
                 e->l[i][m] /= 2;
             }
         }
+        for (int i = 0; i < LOSSEST_COPY_LEVELS; i++) {
+            e->cn[i] /= 2;
+            e->cl[i] /= 2;
+        }
         e->total /= 2;
         e->lost /= 2;
     }
     e->n[c][j] += 1;
+    e->cn[c] += 1;
     e->total += 1;
     if (lost) {
         e->l[c][j] += 1;
+        e->cl[c] += 1;
         e->lost += 1;
     }
     e->p_dirty = true;

@@ -27,6 +27,8 @@ struct lossest {
      * retransmission (halved together, hence fractional) */
     double n[LOSSEST_COPY_LEVELS][LOSSEST_PARITY_LEVELS];
     double l[LOSSEST_COPY_LEVELS][LOSSEST_PARITY_LEVELS];
+    double cn[LOSSEST_COPY_LEVELS]; /* n and l summed over the parity levels (the pooled */
+    double cl[LOSSEST_COPY_LEVELS]; /* model's evidence) */
     double total;     /* the sum of n */
     double lost;      /* the sum of l */
     uint32_t ds;      /* data shards per FEC group (lossest_set_data_shards); 0: no FEC */
