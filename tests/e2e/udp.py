@@ -89,7 +89,10 @@ def probe(args):
             if args.tcp:
                 socks[0].sendall(struct.pack("<H", len(p)) + p)
             else:
-                socks[sent % len(socks)].send(p)
+                try:
+                    socks[sent % len(socks)].send(p)
+                except ConnectionRefusedError:
+                    pass  # an earlier datagram's ICMP port unreachable: nobody listens there
             sent += 1
             nxt += args.interval / 1000.0
             continue
