@@ -488,6 +488,17 @@ static void pending_free(struct udpfwd *u, struct uspending *p, struct usflow *u
     free(p);
 }
 
+/* Remembers flow |id| of |us| as closed (a tombstone, udpflow.h): its datagrams still on the
+ * way are dropped instead of starting another lookup. */
+static void server_tombstone(struct udpfwd *u, struct udpfwd_sess *us, uint32_t id,
+                             uint64_t now)
+{
+    int err;
+    struct udpflow *f = udpflow_open(&us->tab, &u->lim, id, NULL, now, &err);
+    if (f)
+        udpflow_close(&us->tab, &u->lim, f, now);
+}
+
 /* The lookup of a pending flow's target ended (on the loop). */
 static void server_looked_up(void *user, int rc, const struct net_addr *a, const char *err)
 {
@@ -497,12 +508,14 @@ static void server_looked_up(void *user, int rc, const struct net_addr *a, const
     struct sess *s = us->s;
     struct target_check c = {.is_ip = false, .named = p->named, .port = p->port};
     struct usflow *uf = NULL;
-    if (rc != 0)
-        server_refuse(u, s, p->id, p->text, err);
-    else if (!server_check_addr(u, &c, a))
-        server_refuse(u, s, p->id, p->text, "not the -t target and not in --allow");
-    else
-        uf = server_open(u, us, p->id, p->text, p->hostport, a, shell_now_ms());
+    uint64_t now = shell_now_ms();
+    if (rc == 0 && server_check_addr(u, &c, a)) {
+        uf = server_open(u, us, p->id, p->text, p->hostport, a, now);
+    } else {
+        server_refuse(u, s, p->id, p->text,
+                      rc != 0 ? err : "not the -t target and not in --allow");
+        server_tombstone(u, us, p->id, now);
+    }
     pending_free(u, p, uf);
     if (sess_pump(s))
         shell_flush_dgrams(u->sh);
@@ -633,6 +646,7 @@ static void server_expire(struct udpfwd *u, uint64_t now)
             if (now - p->started_ms < u->lim.idle_ms)
                 continue;
             server_refuse(u, us->s, p->id, p->text, "its name lookup took --udpidle seconds");
+            server_tombstone(u, us, p->id, now);
             pending_free(u, p, NULL);
             signalled = true;
         }
