@@ -147,7 +147,7 @@ TEST_BIN := $(BUILD)/tests/run
 BENCH_BIN:= $(BUILD)/tests/bench/run
 TOOLS    := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
-.PHONY: all test bench check clean deps tools
+.PHONY: all test test-build bench check clean deps tools
 .SECONDARY:
 all: $(BINS) $(TOOLS)
 
@@ -215,11 +215,13 @@ $(SHLIB): $(patsubst %.c,$(BUILD)/pic/%.o,$(SHLIB_SRCS))
 
 # `make test` also runs the Python binding's tests (scripts/run-tests.sh; in a sanitizer build
 # with the sanitizer runtimes preloaded into the interpreter).
-test: $(SHLIB)
+test-build: $(SHLIB)
 
-# `make test` runs every test: the in-process suites, then every tests/e2e/test_*.sh script.
-# The last line of the run is "N passed, N failed".
-test: $(TEST_BIN) $(BINS) $(TOOLS)
+# `make test` runs every test: the in-process suites, every tests/e2e/test_*.sh script (side by
+# side, see scripts/run-tests.sh) and the Python binding's tests. The last line of the run is
+# "N passed, N failed". `make test-build` only builds what they need.
+test-build: $(TEST_BIN) $(BINS) $(TOOLS)
+test: test-build
 	$(Q)BUILD=$(BUILD) scripts/run-tests.sh
 
 bench: $(BENCH_BIN)
@@ -256,7 +258,7 @@ FUZZ_SECONDS ?= 25
 
 .PHONY: fuzz fuzz-smoke fuzz-clean
 
-test: $(FUZZ_REPLAY)
+test-build: $(FUZZ_REPLAY)
 
 $(BUILD)/fuzz-replay/%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o $(LIB)
 	@mkdir -p $(dir $@)
