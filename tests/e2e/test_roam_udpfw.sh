@@ -99,8 +99,14 @@ line=$("$BLAST" rr --udp -c "$ADDR" --count 50 --interval 20 --wait 300 --durati
 echo "$line"
 got=$(field received "$line")
 [ "$got" -ge 15 ] && [ "$got" -le 35 ] || fail "want the replies of the first 0.5 s only"
-line=$("$BLAST" rr --udp -c "$ADDR" --count 10 --interval 10 --wait 300 --duration 20)
-[ "$(field received "$line")" -ge 5 ] || fail "a new flow should work until the next kill"
+# a new flow of 0.1 s: a kill every 0.5 s may still land in its first half, but not in three
+# of them in a row
+ok=0
+for _ in 1 2 3; do
+    line=$("$BLAST" rr --udp -c "$ADDR" --count 10 --interval 10 --wait 300 --duration 20)
+    [ "$(field received "$line")" -ge 5 ] && { ok=1; break; }
+done
+[ $ok = 1 ] || fail "a new flow should work until the next kill: $line"
 stop "$kf_pid" kf; cl=$(stats kf clients:); echo "$cl"
 [ "$(field flows_killed "$cl")" -ge 1 ] && [ "$(field dead_drops "$cl")" -ge 10 ] ||
     fail "no flow killed"
