@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Reed-Solomon erasure codec: klauspost's default coding matrix, ISA-L GF(2^8) kernels. */
+/* Reed-Solomon erasure codec: klauspost's default coding matrix, ISA-L GF(2^8) kernels (or ours,
+ * fec/isal_own.c, without libisal). */
 #include "fec/rs.h"
 
 #include "common/err.h"
