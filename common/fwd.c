@@ -153,7 +153,7 @@ int fwd_target_set(struct fwd_target *t, const char *host, uint16_t port)
     return 0;
 }
 
-int fwd_addr_encode(const struct fwd_target *t, uint8_t out[FWD_ADDR_MAX])
+int fwd_addr_encode(const struct fwd_target *t, uint8_t *out)
 {
     size_t n = 0, alen;
     out[n++] = t->atyp;

@@ -78,9 +78,10 @@ int fwd_target_set(struct fwd_target *t, const char *host, uint16_t port);
 /* Longest ATYP ADDR PORT (SOCKS5's address layout, which the request header uses too). */
 #define FWD_ADDR_MAX (1 + 1 + 255 + 2)
 
-/* Writes |t| (IPv4, IPv6 or a name) as ATYP ADDR PORT into |out|. Returns its length, or
+/* Writes |t| (IPv4, IPv6 or a name) as ATYP ADDR PORT into |out|, which has room for
+ * FWD_ADDR_MAX bytes, or for 1 + 16 + 2 when |t| is an address. Returns its length, or
  * ERR_INVAL for another type or a name that is empty or longer than 255 bytes. */
-int fwd_addr_encode(const struct fwd_target *t, uint8_t out[FWD_ADDR_MAX]);
+int fwd_addr_encode(const struct fwd_target *t, uint8_t *out);
 
 /* Writes the request header for |t| into |out| (FWD_REQ_MAX bytes suffice). Returns its
  * length, or ERR_INVAL for a target that cannot be encoded. */
