@@ -61,7 +61,9 @@ echo "roam-tcp: hop 1 s over fake TCP: hops=$hops $line"
 [ "$hops" -ge 6 ] || fail "$hops hops in 10 s with --hop 1"
 [ "$(field received "$line")" = 200 ] && [ "$(field dups "$line")" = 0 ] &&
     [ "$(field bad "$line")" = 0 ] || fail "messages lost across fake-TCP hops"
-le "$(field max_ms "$line")" 1500 || fail "a message waited $(field max_ms "$line") ms"
+# Every message arrives within rr's --wait (3 s) or counts as lost; how long the longest took
+# is a figure for the benchmark (bench-roam.sh), not a timed check: under load it only measures
+# the machine.
 ports=$(grep -o 'new connection to 10.78.0.2:[0-9]*' "$tmp/cli.log" | sed 's/.*://' | sort -u | wc -l)
 [ "$ports" -ge 2 ] || fail "the hops used $ports server port(s)"
 inc timeout 60 python3 "$STREAMS" check --connect 127.0.0.1:12960 --bytes 2097152 --streams 2 \
