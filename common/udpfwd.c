@@ -114,9 +114,7 @@ struct udpfwd {
     struct fwd_logbook refused_book; /* one refusal line per peer address and target */
     uint64_t refused;
     size_t npending;            /* flows waiting for a name lookup, in all sessions */
-    uint64_t lookups_failed;
     struct log_limit limit_log;
-    struct log_limit lookups_log;
     uint8_t buf[UDPFWD_DGRAM_MAX];
 };
 
