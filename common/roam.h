@@ -178,8 +178,8 @@ void roam_path_late(struct roam_path *p, uint64_t now_ms, uint64_t late_ms, uint
  * |rto_ms|: the session's current retransmission timeout. */
 uint64_t roam_path_deadline(const struct roam_path *p, bool outstanding, uint32_t rto_ms);
 
-/* The verdict at |now_ms| (after roam_path_outstanding with |outstanding|); a REPLACE restarts the silence count (the new path gets its own
- * ROAM_PATH_RTOS timeouts). */
+/* The verdict at |now_ms| (it tells roam_path_outstanding |outstanding| first); a REPLACE
+ * restarts the silence count (the new path gets its own ROAM_PATH_RTOS timeouts). */
 enum roam_path_action roam_path_check(struct roam_path *p, uint64_t now_ms, bool outstanding,
                                       uint32_t rto_ms);
 

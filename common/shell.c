@@ -314,8 +314,9 @@ void shell_drop_pages(void *p, size_t len)
  * buffers a burst of traffic filled go back to the kernel: the receive batch (allocated again
  * by the next read), the sessions' idle compression buffers and spare KCP segments
  * (tunnel_trim), the pages of the empty send batch and of the TCP and UDP-forward read
- * buffers, and the free memory of the C library's heap. An idle tunnel then holds what its sessions' state
- * needs, not what its busiest second needed; the next burst pays some page faults. */
+ * buffers, and the free memory of the C library's heap. An idle tunnel then holds what its
+ * sessions' state needs, not what its busiest second needed; the next burst pays some page
+ * faults. */
 static void shell_trim(struct shell *sh)
 {
     net_rbatch_free(&sh->rb);
