@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/wire.h"
+
 #define BLOCK_WORDS 128 /* an Argon2 block: 1 KiB */
 #define SYNC_POINTS 4   /* slices per pass */
 #define ARGON2_VERSION 0x13u
@@ -52,12 +54,6 @@ static uint64_t load64(const uint8_t *p)
 static void store64(uint8_t *p, uint64_t x)
 {
     for (int i = 0; i < 8; i++, x >>= 8)
-        p[i] = (uint8_t)x;
-}
-
-static void store32(uint8_t *p, uint32_t x)
-{
-    for (int i = 0; i < 4; i++, x >>= 8)
         p[i] = (uint8_t)x;
 }
 
@@ -154,7 +150,7 @@ void blake2b_final(struct blake2b *s, uint8_t *out)
 static void blake2b_le32(struct blake2b *s, size_t x)
 {
     uint8_t b[4];
-    store32(b, (uint32_t)x);
+    put_u32le(b, (uint32_t)x);
     blake2b_update(s, b, 4);
 }
 
@@ -293,8 +289,8 @@ int argon2id(uint8_t *out, size_t out_len, const void *pwd, size_t pwd_len, cons
     blake2b_final(&s, h0);
     for (uint32_t l = 0; l < lanes; l++) {
         for (uint32_t j = 0; j < 2; j++) {
-            store32(h0 + BLAKE2B_OUT_MAX, j);
-            store32(h0 + BLAKE2B_OUT_MAX + 4, l);
+            put_u32le(h0 + BLAKE2B_OUT_MAX, j);
+            put_u32le(h0 + BLAKE2B_OUT_MAX + 4, l);
             hprime(bytes, sizeof(bytes), h0, sizeof(h0));
             for (int k = 0; k < BLOCK_WORDS; k++)
                 a.b[(size_t)l * a.q + j][k] = load64(bytes + 8 * k);
