@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+#include "common/wire.h"
+
 static uint32_t crc_ieee[8][256]; /* reflected 0x04c11db7 (0xedb88320) */
 static uint32_t crc_c[8][256];    /* reflected 0x1edc6f41 (0x82f63b78) */
 static uint8_t gf_log[256];
@@ -42,8 +44,7 @@ __attribute__((constructor)) static void isal_own_init(void)
 static uint32_t crc_run(uint32_t t[8][256], uint32_t crc, const unsigned char *p, uint64_t len)
 {
     for (; len >= 8; len -= 8, p += 8) {
-        uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                             (uint32_t)p[3] << 24);
+        uint32_t lo = crc ^ rd_u32le(p);
         crc = t[7][lo & 0xff] ^ t[6][(lo >> 8) & 0xff] ^ t[5][(lo >> 16) & 0xff] ^
               t[4][lo >> 24] ^ t[3][p[4]] ^ t[2][p[5]] ^ t[1][p[6]] ^ t[0][p[7]];
     }
