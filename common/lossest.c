@@ -42,13 +42,13 @@ double lossest_unrepaired(uint32_t ds, uint32_t j, double p, double *dlog)
  * retransmission with probability q = p^c x lossest_unrepaired(p) (the copies and the group
  * taken as independent). At loss probability |p| this sums over the evidence the score (p
  * times the derivative of the log-likelihood, which falls with p) into *|score| and the
- * log-likelihood into *|loglik|, each only if asked for. |pooled|: every parity level
- * taken as none. */
+ * log-likelihood into *|loglik|, each only if asked for. |pooled| (score only): every parity
+ * level taken as none. */
 static void loss_eval(const struct lossest *e, double p, bool pooled, double *score,
                       double *loglik)
 {
     double s = 0, f = 0, pc = 1;
-    if (pooled && !loglik) { /* q = p^(c+1) whatever the parity: the sums per c suffice */
+    if (pooled) { /* q = p^(c+1) whatever the parity: the sums per c suffice */
         for (int c = 0; c < LOSSEST_COPY_LEVELS; c++, pc *= p) {
             double n = e->cn[c], l = e->cl[c];
             if (n <= 0)
@@ -66,7 +66,7 @@ static void loss_eval(const struct lossest *e, double p, bool pooled, double *sc
             double n = e->n[c][j], l = e->l[c][j];
             if (n <= 0)
                 continue;
-            double a, q = pc * lossest_unrepaired(e->ds, pooled ? 0 : (uint32_t)j, p, &a);
+            double a, q = pc * lossest_unrepaired(e->ds, (uint32_t)j, p, &a);
             double won = n - l;
             if (q >= 1)
                 q = 1 - 1e-12;
@@ -193,8 +193,6 @@ void lossest_record(struct lossest *e, unsigned copies, unsigned parity, bool lo
                 e->n[i][m] /= 2;
                 e->l[i][m] /= 2;
             }
-        }
-        for (int i = 0; i < LOSSEST_COPY_LEVELS; i++) {
             e->cn[i] /= 2;
             e->cl[i] /= 2;
         }
