@@ -139,13 +139,15 @@ bool pace_queue_building(const struct pace *p)
 static bool startup_delay_exit(struct pace *p)
 {
     bool exit = false;
-    if (p->round_rtt_n >= PACE_HYSTART_SAMPLES && p->last_round_rtt_min != UINT32_MAX) {
-        uint32_t eta = p->last_round_rtt_min / 8;
-        eta = eta < 4 ? 4 : eta > 16 ? 16 : eta;
-        exit = p->round_rtt_min != UINT32_MAX && p->round_rtt_min >= p->last_round_rtt_min + eta;
-    }
-    if (p->round_rtt_n >= PACE_HYSTART_SAMPLES)
+    if (p->round_rtt_n >= PACE_HYSTART_SAMPLES) {
+        if (p->last_round_rtt_min != UINT32_MAX) {
+            uint32_t eta = p->last_round_rtt_min / 8;
+            eta = eta < 4 ? 4 : eta > 16 ? 16 : eta;
+            exit = p->round_rtt_min != UINT32_MAX &&
+                   p->round_rtt_min >= p->last_round_rtt_min + eta;
+        }
         p->last_round_rtt_min = p->round_rtt_min;
+    }
     p->round_rtt_min = UINT32_MAX;
     p->round_rtt_n = 0;
     return exit;
