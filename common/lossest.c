@@ -178,7 +178,15 @@ static double loss_ml(const struct lossest *e, bool pooled, double prev)
 
 void lossest_set_data_shards(struct lossest *e, uint32_t ds)
 {
+    if (e->ds == ds)
+        return;
+    /* the likelihood of the parity levels depends on the group size: the ML estimate and the
+     * upper bound are stale (the pooled one ignores parity) */
     e->ds = ds;
+    if (e->total > 0) { /* (without evidence there is nothing to redo) */
+        e->p_dirty = true;
+        e->up_iter = -1;
+    }
 }
 
 void lossest_record(struct lossest *e, unsigned copies, unsigned parity, bool lost)

@@ -251,3 +251,25 @@ TEST(lossest_ml_warm_equals_cold)
     }
     CHECK(checked == 60);
 }
+
+/* The group size enters the likelihood of the parity levels: a new one makes the estimate and
+ * the bound stale, and each is then what it is from scratch with that group size. */
+TEST(lossest_data_shards_change_refreshes_estimates)
+{
+    struct lossest e;
+    memset(&e, 0, sizeof(e));
+    lossest_set_data_shards(&e, 10);
+    feed(&e, 2000, 40, 0, 2);
+    double p10 = lossest_p(&e), up10 = lossest_upper(&e);
+    lossest_parity(&e, 16, 1e-4); /* leaves a bisection under way */
+    lossest_set_data_shards(&e, 4);
+    struct lossest cold;
+    memset(&cold, 0, sizeof(cold));
+    lossest_set_data_shards(&cold, 4);
+    feed(&cold, 2000, 40, 0, 2);
+    CHECK(ml_near(lossest_p(&e), lossest_p(&cold)));
+    CHECK(lossest_p(&e) != p10);
+    CHECK(fabs(lossest_upper(&e) - lossest_upper(&cold)) <= 1e-9);
+    CHECK(fabs(lossest_upper(&e) - up10) > 1e-6);
+    CHECK_EQ(lossest_parity(&e, 16, 1e-4), lossest_parity(&cold, 16, 1e-4));
+}
