@@ -41,12 +41,6 @@
 #define KCP_ACK_LIMIT 4096 /* pending ACKs that force an ACK-only flush */
 #define KCP_ACK_MIN_BURST 32 /* pacing: never flush ACKs early for fewer than this */
 #define KCP_MAX_FRAGMENTS 255
-#define KCP_COPIES_MAX LOSSEST_COPIES_MAX /* pacing: redundant copies per segment at most
-                                          * (3x the load) */
-/* Pacing: FEC parity counts the loss evidence tells apart (a group sent with more parity
- * shards counts as this many: kcp_fec_parity caps its answer here). */
-#define KCP_PARITY_LEVELS LOSSEST_PARITY_LEVELS
-#define KCP_PARITY_UNKNOWN LOSSEST_PARITY_UNKNOWN /* the segment's FEC group has not closed */
 /* Pacing: the residual loss probability a segment sent while application-limited may keep
  * after its copies. A message whose segment is lost waits a round trip or more, so this is
  * set by the latency percentile to protect, not by a link: the 99th percentile stays clear of
@@ -74,7 +68,7 @@ struct kcp_seg {
     uint8_t copies;       /* pacing: redundant copies sent with the first transmission */
     uint64_t first_deadline; /* pacing: retransmission time set by the first transmission */
     uint32_t group_first; /* FEC group of the first transmission */
-    uint8_t parity;       /* parity shards that group got (KCP_PARITY_UNKNOWN: not closed) */
+    uint8_t parity;       /* parity shards that group got (LOSSEST_PARITY_UNKNOWN: not closed) */
     uint8_t data[];
 };
 
@@ -876,7 +870,7 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
         put_segment(k, h, s->data);
         if (s->xmit == 1) { /* after put_segment: it may have emitted the last packet */
             s->group_first = k->fec_group;
-            s->parity = KCP_PARITY_UNKNOWN;
+            s->parity = LOSSEST_PARITY_UNKNOWN;
         }
         if (k->hold)
             k->hold->on_sent(k, s);
@@ -1126,11 +1120,9 @@ static uint32_t paced_rto_slack(const struct kcp *k)
 static uint64_t paced_lost_at(const struct kcp *k, const struct kcp_seg *s, uint64_t now_ms)
 {
     bool bulk = k->snd_queue.head != NULL;
-    uint32_t reo = bulk ? (k->reo_late ? UINT32_MAX : 0) : k->reo_wnd;
-    if (k->pace.min_rtt != UINT32_MAX && reo > k->pace.min_rtt / 4)
-        reo = k->pace.min_rtt / 4;
-    else if (k->pace.min_rtt == UINT32_MAX && reo == UINT32_MAX)
-        reo = 0;
+    /* RACK's bound on the window: a quarter of min RTT (none before the first sample) */
+    uint32_t cap = k->pace.min_rtt == UINT32_MAX ? 0 : k->pace.min_rtt / 4;
+    uint32_t reo = bulk ? (k->reo_late ? cap : 0) : k->reo_wnd < cap ? k->reo_wnd : cap;
     uint64_t wait = (uint64_t)k->rtt_last + reo;
     int32_t age = seq_diff((uint32_t)now_ms, s->ts);
     if (age >= 0 && (uint64_t)age >= wait)
@@ -1182,7 +1174,8 @@ int kcp_fec_parity(struct kcp *k, int data_shards, int parity_shards, uint32_t s
     if (data_shards <= 0 || parity_shards <= 0)
         return 0;
     lossest_set_data_shards(&k->loss, (uint32_t)data_shards);
-    int cap = parity_shards < KCP_PARITY_LEVELS - 1 ? parity_shards : KCP_PARITY_LEVELS - 1;
+    int cap = parity_shards < LOSSEST_PARITY_LEVELS - 1 ? parity_shards
+                                                        : LOSSEST_PARITY_LEVELS - 1;
     if (k->send != &send_paced || !k->rx_srtt)
         return parity_shards; /* kcp-go's sending, or nothing measured yet */
     if (paced_backlogged(k)) {
@@ -1200,14 +1193,14 @@ int kcp_fec_parity(struct kcp *k, int data_shards, int parity_shards, uint32_t s
 
 void kcp_fec_group_closed(struct kcp *k, uint32_t group, int parity)
 {
-    uint8_t v = (uint8_t)(parity < KCP_PARITY_LEVELS ? parity : KCP_PARITY_LEVELS - 1);
+    uint8_t v = (uint8_t)(parity < LOSSEST_PARITY_LEVELS ? parity : LOSSEST_PARITY_LEVELS - 1);
     for (struct kcp_seg *s = k->inflight.tail; s; s = s->prev) {
         if (s->xmit == 0)
             continue;
         int32_t d = seq_diff(s->group_first, group);
         if (d < 0)
             break;
-        if (d == 0 && s->parity == KCP_PARITY_UNKNOWN)
+        if (d == 0 && s->parity == LOSSEST_PARITY_UNKNOWN)
             s->parity = v;
     }
 }
@@ -1227,7 +1220,7 @@ static unsigned copies_wanted(struct kcp *k, size_t new_bytes)
     double target = KCP_RESIDUAL_LOSS / (k->inflight.count > 1 ? (double)k->inflight.count : 1);
     double p = lossest_pooled(&k->loss); /* what parity leaves, as before adaptive parity */
     unsigned n = 0;
-    for (double r = p; n < KCP_COPIES_MAX && r > target; r *= p)
+    for (double r = p; n < LOSSEST_COPIES_MAX && r > target; r *= p)
         n++;
     size_t cap = pace_cwnd(&k->pace);
     while (n > 0 && k->inflight_bytes + k->copy_bytes + n * new_bytes > cap)

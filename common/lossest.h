@@ -11,7 +11,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Redundant copies per segment the evidence tells apart (0 .. LOSSEST_COPIES_MAX). */
+/* Redundant copies per segment the evidence tells apart (0 .. LOSSEST_COPIES_MAX), and the
+ * most the paced sender sends (kcp.c copies_wanted): three times the load of an interactive
+ * flow. */
 #define LOSSEST_COPIES_MAX 2
 #define LOSSEST_COPY_LEVELS (LOSSEST_COPIES_MAX + 1)
 /* FEC parity counts the evidence tells apart (a group sent with more parity shards counts as
