@@ -225,6 +225,11 @@ struct kcp_send_ops {
     /* flush_segment: when |s|, fast-acked by later segments, counts as lost (its fast or
      * early retransmission may go then); the engine wakes up for it. */
     uint64_t (*lost_at)(const struct kcp *k, const struct kcp_seg *s, uint64_t now_ms);
+    /* flush_segment: when |s|, whose retransmission timer has expired, times out by the
+     * RTT the path shows now (|slack|: this flush's rto_slack); later than |now_ms|: the
+     * timer is re-armed for then. NULL: at its timer. */
+    uint64_t (*timeout_at)(const struct kcp *k, const struct kcp_seg *s, uint32_t slack,
+                           uint64_t now_ms);
     /* flush_segment: when a retransmission due at |now_ms| may leave (<= now_ms: at once);
      * until then it waits and no new data is admitted. */
     uint64_t (*resend_at)(struct kcp *k, uint64_t now_ms);
@@ -821,6 +826,19 @@ static bool resend_now(struct kcp *k, struct flush_ctx *c)
     return false;
 }
 
+/* Whether the send policy re-arms the expired timer of |s| (timeout_at) rather than let it
+ * time out now. */
+static bool timeout_rearmed(const struct kcp *k, struct kcp_seg *s, const struct flush_ctx *c)
+{
+    if (!k->send->timeout_at)
+        return false;
+    uint64_t t = k->send->timeout_at(k, s, c->rto_slack, c->now_ms);
+    if (t <= c->now_ms)
+        return false;
+    s->resend_ms = t;
+    return true;
+}
+
 /* Decides whether |s| goes out now (kcp-go's four cases, in its order) and transmits it. */
 static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *h,
                           struct flush_ctx *c)
@@ -837,7 +855,7 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
     } else if (s->fastack > 0 && !held && c->new_count == 0 &&
                (!k->send->early_ok || k->send->early_ok(k)) && lost_by_time(k, s, c)) {
         why = EARLY;
-    } else if (c->now_ms >= s->resend_ms) {
+    } else if (c->now_ms >= s->resend_ms && !timeout_rearmed(k, s, c)) {
         why = TIMEOUT;
     }
     /* a retransmission that the send policy holds back keeps its state for a later flush */
@@ -1105,6 +1123,26 @@ static uint32_t paced_rto_slack(const struct kcp *k)
     return slack;
 }
 
+/* A segment's timer is set from the RTO when it leaves. A bulk flow filling the bottleneck
+ * queue (a start-up overshooting the path, a window that has just grown) raises the RTT
+ * within a round trip, faster than timers set before it: every segment waiting in the queue
+ * would time out at once, and its retransmission would join the queue. As TCP re-arms its
+ * one timer with the current RTO, while data is queued an expired timer counts only once the
+ * segment has been out for the RTO the estimator shows now (its samples come from the
+ * segments ahead in the same queue). An application-limited flow builds no queue: a sample
+ * that raised the RTO since is jitter, and its timers stand. */
+static uint64_t paced_timeout_at(const struct kcp *k, const struct kcp_seg *s, uint32_t slack,
+                                 uint64_t now_ms)
+{
+    if (!k->snd_queue.head)
+        return now_ms;
+    int32_t age = seq_diff((uint32_t)now_ms, s->ts);
+    if (age < 0)
+        age = 0;
+    uint64_t wait = (uint64_t)k->rx_rto + (s->xmit == 1 ? slack : 0);
+    return (uint64_t)age >= wait ? now_ms : now_ms + (wait - (uint64_t)age);
+}
+
 /* Time-based loss detection (RACK, RFC 8985): a segment fast-acked by a later one is lost
  * once it has been out for the latest RTT plus a reordering window.
  *  - While the sender is application-limited (nothing queued: a message flow, whose latency
@@ -1356,6 +1394,7 @@ static const struct kcp_send_ops send_paced = {
     .rto_slack = paced_rto_slack,
     .early_ok = paced_early_ok,
     .lost_at = paced_lost_at,
+    .timeout_at = paced_timeout_at,
     .resend_at = paced_resend_at,
     .recover_on_ack = true,
     .on_xmit = paced_on_xmit,

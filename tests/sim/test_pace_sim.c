@@ -431,3 +431,48 @@ TEST(pace_sim_fixed_parity_for_kcptun_peers)
     CHECK(out_fixed > 1000);
     CHECK(skip_adapt > out_adapt);
 }
+
+/* The bottleneck's rate falls to a quarter while a bulk flow fills it (another flow took the
+ * rest): until the estimates catch up, what the sender has in flight queues at the new rate
+ * and the RTT grows several times over within a round trip. The segments waiting in that
+ * queue are not lost, only late for the RTO they left with. 50 ms each way, 20 -> 5 Mbit/s
+ * at 3 s, a queue of a second at the new rate, no loss, FEC off: every retransmission
+ * timeout after the drop resends a segment still on its way (692 of them, and 4.15 Mbit/s of
+ * the 5, with timers that keep the RTO they were set with). */
+TEST(pace_sim_rate_drop_causes_no_spurious_timeouts)
+{
+    struct vnet *net = vnet_new(vnet_seed_from_env(501));
+    struct pend *cli = calloc(1, sizeof(*cli)), *srv = calloc(1, sizeof(*srv));
+    REQUIRE(net && cli && srv);
+    struct link_config lc;
+    sim_link_config(&lc, true);
+    lc.data_shards = lc.parity_shards = 0;
+    cli->end.pump = srv->end.pump = pend_pump;
+    struct vnet_link_cfg lk = {.delay_ms = 50, .rate_bps = 20000000, .queue_bytes = 625000};
+    REQUIRE(sim_pair_open(net, &cli->end, &srv->end, &lc, &lk, 81) == 0);
+    cli->to_send = UINT64_MAX;
+    pend_pump(&cli->end, 0);
+    vnet_run(net, 3000, NULL, NULL);
+    struct link_stats before, after;
+    link_get_stats(cli->end.link, &before);
+    lk.rate_bps = 5000000;
+    vnet_link_set(net, cli->end.id, srv->end.id, &lk);
+    uint64_t got = srv->got;
+    vnet_run(net, 8000, NULL, NULL);
+    link_get_stats(cli->end.link, &after);
+    uint64_t timeouts = after.kcp.lost_segs - before.kcp.lost_segs;
+    double mbit = (double)(srv->got - got) * 8 / (5000.0 * 1000);
+    printf("    after the drop: %.2f Mbit/s, %llu timeouts, %llu retransmissions, srtt %u\n",
+           mbit, (unsigned long long)timeouts,
+           (unsigned long long)(after.kcp.retrans_segs - before.kcp.retrans_segs),
+           link_srtt(cli->end.link));
+    printf("    bench: pace_sim_rate_drop_timeouts %llu segments\n",
+           (unsigned long long)timeouts);
+    CHECK(link_srtt(cli->end.link) > 400); /* the queue did build */
+    CHECK(timeouts <= 5);
+    CHECK(mbit > 4.5);
+    sim_pair_close(&cli->end, &srv->end);
+    free(cli);
+    free(srv);
+    vnet_free(net);
+}
