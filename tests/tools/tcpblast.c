@@ -53,7 +53,7 @@
 
 enum mode { MODE_SEND, MODE_SINK, MODE_ECHO, MODE_RR, MODE_GEN, MODE_COUNT };
 
-enum { OPT_HASH = 257, OPT_CONNS, OPT_WAIT, OPT_CC };
+enum { OPT_HASH = 257, OPT_CONNS, OPT_WAIT, OPT_CC, OPT_SAMPLES };
 
 struct config {
     enum mode mode;
@@ -71,6 +71,7 @@ struct config {
     double duration_s;    /* hard bound of the whole run */
     double time_s;        /* send: stop sending after this long (0 = when --bytes are sent) */
     const char *cc;       /* TCP congestion control for our sockets, NULL = system default */
+    const char *samples;  /* rr: file for one line per message (sequence, send time, RTT) */
 };
 
 static volatile sig_atomic_t got_stop;
@@ -646,6 +647,21 @@ static void rr_report(const struct rr_state *st, long sent)
     free(v);
 }
 
+/* Writes "seq sent_ms rtt_ms" per message (rtt -1: no reply) to --samples; send times are
+ * from the first message. */
+static void rr_samples(const struct rr_state *st, long sent, uint64_t interval_ns)
+{
+    FILE *f = fopen(st->cfg->samples, "w");
+    if (!f) {
+        fprintf(stderr, "tcpblast: cannot write %s: %s\n", st->cfg->samples, strerror(errno));
+        return;
+    }
+    for (long i = 0; i < sent; i++)
+        fprintf(f, "%ld %.3f %.3f\n", i, (double)i * (double)interval_ns / 1e6,
+                st->rtt_ns[i] ? (double)st->rtt_ns[i] / 1e6 : -1.0);
+    fclose(f);
+}
+
 /* Sends one message if it is due; returns false on a fatal error. */
 static bool rr_send(struct rr_state *st, long seq, uint8_t *msg)
 {
@@ -709,6 +725,8 @@ static int mode_rr(const struct config *cfg)
             break;
     }
     rr_report(&st, sent);
+    if (cfg->samples)
+        rr_samples(&st, sent, interval);
     rc = sent == cfg->count ? 0 : 1;
 out:
     if (st.fd != -1)
@@ -763,6 +781,7 @@ static void usage(FILE *f)
             "                                              receive, sha256, verify with -s\n"
             "  echo  -l HOST:PORT [-u]                     TCP or UDP echo server\n"
             "  rr    -c HOST:PORT [-u] [-C COUNT] [-i MS] [-z SIZE] [--wait MS]\n"
+            "        [--samples FILE]\n"
             "                                              latency: SIZE-byte messages every MS\n"
             "  gen   -n BYTES [-s SEED] [--hash]           write the stream (or its sha256)\n"
             "options:\n"
@@ -773,6 +792,7 @@ static void usage(FILE *f)
             "  -i, --interval MS        rr gap between messages (default 20)\n"
             "  -z, --size BYTES         rr message size, 16..65000 (default 64)\n"
             "      --wait MS            rr grace for late replies (default 2000)\n"
+            "      --samples FILE       rr: write \"seq sent_ms rtt_ms\" per message (-1: lost)\n"
             "      --conns N            sink: exit after N connections (default 1, 0 = never)\n"
             "      --hash               gen: print the sha256 only\n"
             "  -T, --time SEC           send: stop sending after SEC (with or without -n)\n"
@@ -842,6 +862,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         {"seed", required_argument, NULL, 's'},     {"count", required_argument, NULL, 'C'},
         {"interval", required_argument, NULL, 'i'}, {"size", required_argument, NULL, 'z'},
         {"wait", required_argument, NULL, OPT_WAIT}, {"conns", required_argument, NULL, OPT_CONNS},
+        {"samples", required_argument, NULL, OPT_SAMPLES},
         {"hash", no_argument, NULL, OPT_HASH},      {"duration", required_argument, NULL, 't'},
         {"time", required_argument, NULL, 'T'},
         {"cc", required_argument, NULL, OPT_CC},
@@ -906,6 +927,9 @@ static int parse_args(int argc, char **argv, struct config *cfg)
             if (!*optarg || strlen(optarg) >= 16)
                 return bad_opt("--cc", optarg);
             cfg->cc = optarg;
+            break;
+        case OPT_SAMPLES:
+            cfg->samples = optarg;
             break;
         case OPT_HASH:
             cfg->hash_only = true;
