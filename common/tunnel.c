@@ -43,7 +43,8 @@ struct tunnel {
     enum { CAPS_NONE, CAPS_PENDING, CAPS_KNOWN, CAPS_GAVE_UP } caps_state;
     bool caps_news;               /* on_caps is due at the next pump */
     uint32_t peer_caps;           /* both ends' capabilities */
-    unsigned offer_tries;         /* offers sent */
+    unsigned offer_tries;         /* offers sent (counted again once the server is heard) */
+    bool offer_unheard;           /* offers went on because the server had not answered */
     uint64_t offer_next_ms;       /* next offer due (CAPS_PENDING) */
     uint32_t dgram_seq;           /* next datagram record's sequence number */
     struct dgram_window dgram_win; /* received sequence numbers */
@@ -172,6 +173,14 @@ static void link_out_cb(void *user, const uint8_t *dgram, size_t len)
 }
 
 /* ---- extensions ----------------------------------------------------------------------- */
+
+/* Whether the server's KCP has sent anything (an ACK will do). */
+static bool kcp_heard(const struct tunnel *t)
+{
+    struct link_stats ls;
+    link_get_stats(t->link, &ls);
+    return ls.kcp.in_segs > 0;
+}
 
 static void caps_offer(struct tunnel *t, uint64_t now)
 {
@@ -793,7 +802,18 @@ void tunnel_tick(struct tunnel *t, uint64_t now_ms)
         tunnel_kill(t, "mux closed");
     }
     if (t->caps_state == CAPS_PENDING && now_ms >= t->offer_next_ms) {
-        if (t->offer_tries < TUNNEL_OFFER_TRIES) {
+        if (t->offer_tries >= TUNNEL_OFFER_TRIES && !kcp_heard(t)) {
+            /* nothing came from the server at all, so silence says nothing about what it is
+             * (it may not run yet): offer on at the longest wait, and count again once it is
+             * heard */
+            t->offer_unheard = true;
+            t->offer_tries--;
+            caps_offer(t, now_ms);
+        } else if (t->offer_unheard) {
+            t->offer_unheard = false;
+            t->offer_tries = 0;
+            caps_offer(t, now_ms);
+        } else if (t->offer_tries < TUNNEL_OFFER_TRIES) {
             caps_offer(t, now_ms);
         } else {
             t->caps_state = CAPS_GAVE_UP;

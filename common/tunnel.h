@@ -106,7 +106,9 @@ struct tunnel_config {
 
 /* Capability offers a client sends before it takes the server for kcptun (or an older
  * ktun); the first follows the tunnel's creation, the next ones after max(this, RTO) times
- * 1, 2, 4, then 8 (about 16 s in all). */
+ * 1, 2, 4, then 8 (about 16 s in all). Offers sent while nothing at all came from the server
+ * (its KCP did not even acknowledge) go on at the longest wait and do not count: the count
+ * starts again when the server is heard. */
 #define TUNNEL_OFFER_TRIES 10
 #define TUNNEL_OFFER_WAIT_MS 250u
 /* Datagrams (bytes of their records) a client holds while its offer is unanswered. */
