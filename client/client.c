@@ -96,6 +96,7 @@ struct client {
 
 static struct client_sess *client_start_sess(struct client *c, int slot, struct net_udp *udp,
                                              const struct net_addr *peer);
+static void client_open_early(struct client *c);
 
 /* Takes a resolved address of --remoteaddr. */
 static void client_take_address(struct client *c, const struct net_addr *a)
@@ -166,9 +167,12 @@ static void client_resolved(void *user, int rc, const struct net_addr *a, const 
             client_resolve_retry(c);
         return;
     }
+    bool first = !c->remote_ok;
     bool changed = c->remote_ok && !net_addr_equal(a, &c->remote);
     client_take_address(c, a);
     c->resolve_backoff = 1.0;
+    if (first)
+        client_open_early(c);
     if (!changed)
         return;
     for (struct sess *s = c->sh.sessions; s; s = s->next) {
@@ -299,6 +303,26 @@ static struct client_sess *client_pick(struct client *c)
         c->slots[idx] = s;
     }
     return s;
+}
+
+/* A session's capability exchange (docs/extensions.md) takes a round trip, and a connection
+ * that arrives meanwhile waits for it before its stream opens: a client that offers
+ * capabilities outside the secure mode (which knows its peer from the start) opens its
+ * sessions as soon as the server's address is known, so that the first connection finds the
+ * exchange done. */
+static void client_open_early(struct client *c)
+{
+    if (!c->remote_ok || !config_offers_caps(c->cfg) ||
+        strcmp(c->cfg->crypt, CRYPT_SECURE_METHOD) == 0)
+        return;
+    for (int i = 0; i < c->cfg->conn; i++) {
+        if (c->slots[i])
+            continue;
+        c->slots[i] = client_new_sess(c, i);
+        if (c->slots[i])
+            sess_pump(&c->slots[i]->s); /* the offer leaves now */
+    }
+    shell_flush_dgrams(&c->sh);
 }
 
 /* A session for a new UDP flow (common/udpfwd.h), as for a new connection. */
@@ -698,6 +722,7 @@ int client_run(const struct config *cfg)
         rc = 2;
         goto out;
     }
+    client_open_early(c);
     char ls[NET_ADDR_STRLEN], rs[NET_ADDR_STRLEN];
     LOG_INFO("client: listening on %s, server %s%s",
              c->lfd >= 0 ? net_addr_str(&local, ls, sizeof(ls)) : "(-L/-D only)",

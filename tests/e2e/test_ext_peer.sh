@@ -17,10 +17,11 @@ python3 "$STREAMS" check --connect "127.0.0.1:$CP" --bytes 100000 >"$tmp/k1.log"
 sleep 1
 grep -q 'ktun peer' "$tmp/s1.log" "$tmp/c1.log" && fail "a stock client exchanged capabilities"
 
-echo "== --peer ktun client -> ktun server"
+echo "== --peer ktun client -> ktun server: the exchange is done before the first connection"
 SP=$(free_port); CP=$(free_port)
 start_server s2 "$SP" "$ECHO" --key ext-key
 start_client c2 "$CP" "$SP" --key ext-key --peer ktun
+wait_log s2 'ktun peer, extensions 0x3'
 python3 "$STREAMS" check --connect "127.0.0.1:$CP" --bytes 100000 >"$tmp/k2.log" 2>&1 ||
     fail "stream with --peer ktun"
 wait_log c2 'ktun peer, extensions 0x3'
