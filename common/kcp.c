@@ -46,8 +46,6 @@
  * set by the latency percentile to protect, not by a link: the 99th percentile stays clear of
  * retransmissions while fewer than 1 in 1000 segments (10x margin) needs one. */
 #define KCP_RESIDUAL_LOSS 0.001
-/* FEC groups whose closing time is kept (older ones closed long ago) */
-#define KCP_GROUP_TIMES 64
 #define KCP_RTT_MAX (1 << 24) /* larger RTT samples are clamped (keeps int32 math defined) */
 #define KCP_NEVER UINT64_MAX
 
@@ -69,6 +67,7 @@ struct kcp_seg {
     uint64_t first_deadline; /* pacing: retransmission time set by the first transmission */
     uint32_t group_first; /* FEC group of the first transmission */
     uint8_t parity;       /* parity shards that group got (LOSSEST_PARITY_UNKNOWN: not closed) */
+    uint64_t group_closed_ms; /* when that group closed (its parity left); KCP_NEVER: open */
     uint8_t data[];
 };
 
@@ -108,7 +107,6 @@ struct kcp {
     uint64_t lost_deadline;    /* a fast-acked segment counts as lost by time then */
     bool fec_groups;           /* the output path numbers FEC groups (kcp_set_fec_group) */
     uint64_t clock_ms;         /* time of the latest flush or input */
-    uint64_t fec_closed_ms[KCP_GROUP_TIMES]; /* when group g closed, at [g % KCP_GROUP_TIMES] */
     uint32_t rtt_last;         /* latest RTT sample, ms */
     size_t copy_bytes;         /* payload bytes of the redundant copies still in flight */
     size_t inflight_bytes;     /* payload bytes of the inflight list */
@@ -292,6 +290,7 @@ static struct kcp_seg *seg_new(struct kcp *k, size_t len)
     uint32_t cap = s->cap;
     memset(s, 0, sizeof(*s));
     s->cap = cap;
+    s->group_closed_ms = KCP_NEVER;
     s->len = (uint32_t)len;
     return s;
 }
@@ -547,9 +546,16 @@ void kcp_set_ack_repeat(struct kcp *k, bool on)
 
 void kcp_set_fec_group(struct kcp *k, uint32_t group)
 {
-    /* the groups before |group| are complete: the last one's parity leaves now */
-    if (k->fec_groups || group != k->fec_group)
-        k->fec_closed_ms[(group - 1) % KCP_GROUP_TIMES] = k->clock_ms;
+    /* the groups before |group| are complete: the last one's parity leaves now. Its segments
+     * are at the tail of the in-flight list (first transmissions go in sequence order), after
+     * those of groups closed before. */
+    for (struct kcp_seg *s = k->inflight.tail; s; s = s->prev) {
+        if (s->xmit == 0 || seq_diff(s->group_first, group) >= 0)
+            continue;
+        if (s->group_closed_ms != KCP_NEVER)
+            break;
+        s->group_closed_ms = k->clock_ms;
+    }
     k->fec_groups = true;
     k->fec_group = group;
 }
@@ -889,6 +895,7 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
         if (s->xmit == 1) { /* after put_segment: it may have emitted the last packet */
             s->group_first = k->fec_group;
             s->parity = LOSSEST_PARITY_UNKNOWN;
+            s->group_closed_ms = KCP_NEVER;
         }
         if (k->hold)
             k->hold->on_sent(k, s);
@@ -1330,12 +1337,9 @@ static bool arrived_late(const struct kcp_seg *s, uint64_t now_ms)
  * KCP_NEVER: never sent once, no FEC, the group still open or closed without parity. */
 static uint64_t fec_closed_at(const struct kcp *k, const struct kcp_seg *s)
 {
-    if (s->xmit != 1 || !k->fec_groups || s->parity == 0 ||
-        seq_diff(s->group_first, k->fec_group) >= 0)
+    if (s->xmit != 1 || !k->fec_groups || s->parity == 0)
         return KCP_NEVER;
-    if (k->fec_group - s->group_first > KCP_GROUP_TIMES)
-        return 0; /* closed long ago */
-    return k->fec_closed_ms[s->group_first % KCP_GROUP_TIMES];
+    return s->group_closed_ms;
 }
 
 /* Whether the peer may have rebuilt |s| (sent once) from FEC parity by |now_ms|: its group
