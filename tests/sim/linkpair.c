@@ -2,6 +2,8 @@
 /* Simulator glue: two link stacks as vnet endpoints (see linkpair.h). */
 #include "tests/sim/linkpair.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void sim_link_config(struct link_config *lc, bool ktun)
@@ -88,4 +90,33 @@ void sim_pair_close(struct sim_end *cli, struct sim_end *srv)
     crypt_free(srv->crypt);
     cli->link = srv->link = NULL;
     cli->crypt = srv->crypt = NULL;
+}
+
+bool sim_grid_env(const char *name, uint64_t *v, size_t n, uint64_t scale)
+{
+    const char *s = getenv(name);
+    if (!s || !*s)
+        return false;
+    uint64_t tmp[16];
+    size_t i = 0;
+    const char *p = s;
+    while (i < n && i < 16) {
+        char *end;
+        unsigned long long x = strtoull(p, &end, 10);
+        if (end == p)
+            break;
+        tmp[i++] = (uint64_t)x * scale;
+        p = end;
+        if (*p != ',')
+            break;
+        p++;
+    }
+    if (i != n || *p != '\0') {
+        printf("    %s=%s ignored: want %zu comma-separated numbers\n", name, s, n);
+        return false;
+    }
+    for (i = 0; i < n; i++)
+        v[i] = tmp[i];
+    printf("    %s=%s\n", name, s);
+    return true;
 }

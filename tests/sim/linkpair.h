@@ -35,4 +35,10 @@ int sim_pair_open(struct vnet *net, struct sim_end *cli, struct sim_end *srv,
 /* Frees both links and crypts (not the structs, not the net). */
 void sim_pair_close(struct sim_end *cli, struct sim_end *srv);
 
+/* The grids' settings from the environment, to check a change off the grid: if $|name| is a
+ * comma-separated list of exactly |n| numbers, each times |scale| replaces |v|[i]
+ * (SIM_GRID_DELAYS=30,70,100,200 SIM_GRID_RATES=10,50,100: ms and Mbit/s). Returns whether it
+ * did; a malformed list is reported and ignored. */
+bool sim_grid_env(const char *name, uint64_t *v, size_t n, uint64_t scale);
+
 #endif

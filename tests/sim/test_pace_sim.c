@@ -291,26 +291,29 @@ static void bulk_grid_run(bool fixed, const struct vnet_link_cfg *lk, uint64_t m
 
 TEST(pace_sim_bulk_grid_adaptive_parity)
 {
-    static const uint32_t delays[] = {10, 40, 100, 200};
+    uint64_t delays[] = {10, 40, 100, 200};
     static const double losses[] = {0, 0.01, 0.03, 0.08};
-    static const uint64_t rates[] = {5000000, 30000000, 100000000};
+    uint64_t rates[] = {5000000, 30000000, 100000000};
+    sim_grid_env("SIM_GRID_DELAYS", delays, 4, 1);
+    sim_grid_env("SIM_GRID_RATES", rates, 3, 1000000);
     unsigned i = 0, saved = 0;
     double gsum = 0, gsum_fixed = 0, wsum = 0, wsum_fixed = 0;
     printf("    bulk grid: delay loss rate | Mbit/s adaptive | fixed 10/3 | wire adaptive | "
-           "fixed 10/3\n");
+           "fixed 10/3 | queue drops adaptive | fixed 10/3\n");
     for (size_t d = 0; d < 4; d++) {
         for (size_t l = 0; l < 4; l++, i++) {
             uint64_t rate = rates[i % 3];
             uint64_t bdp = rate / 8 * 2 * delays[d] / 1000;
-            struct vnet_link_cfg lk = {.loss = losses[l], .delay_ms = delays[d],
+            struct vnet_link_cfg lk = {.loss = losses[l], .delay_ms = (uint32_t)delays[d],
                                        .rate_bps = rate,
                                        .queue_bytes = bdp > 16384 ? bdp : 16384};
             struct pace_result a, f;
             bulk_grid_run(false, &lk, 10000, 200 + i, &a);
             bulk_grid_run(true, &lk, 10000, 200 + i, &f);
-            printf("    bulk grid: %3u ms %2.0f%% %3llu Mbit/s | %5.1f | %5.1f | %.3f | %.3f\n",
-                   delays[d], losses[l] * 100, (unsigned long long)(rate / 1000000), a.mbit,
-                   f.mbit, a.wire, f.wire);
+            printf("    bulk grid: %3u ms %2.0f%% %3llu Mbit/s | %5.1f | %5.1f | %.3f | %.3f | "
+                   "%llu | %llu\n", (unsigned)delays[d], losses[l] * 100,
+                   (unsigned long long)(rate / 1000000), a.mbit, f.mbit, a.wire, f.wire,
+                   (unsigned long long)a.queue_drops, (unsigned long long)f.queue_drops);
             gsum += a.mbit / (f.mbit > 0 ? f.mbit : 1);
             wsum += a.wire;
             wsum_fixed += f.wire;

@@ -200,10 +200,12 @@ static void grid_link(const struct grid_point *g, struct vnet_link_cfg *lk)
 
 static void grid_run(size_t msg, uint64_t gap, bool every_point)
 {
-    static const uint32_t delays[] = {10, 40, 100, 200};
+    uint64_t delays[] = {10, 40, 100, 200};
     static const double losses[] = {0, 0.01, 0.03, 0.08};
     static const uint32_t jitters[] = {0, 5};
-    static const uint64_t rates[] = {5000000, 30000000, 100000000};
+    uint64_t rates[] = {5000000, 30000000, 100000000};
+    sim_grid_env("SIM_GRID_DELAYS", delays, 4, 1);
+    sim_grid_env("SIM_GRID_RATES", rates, 3, 1000000);
     unsigned i = 0, worse = 0, worse_fixed = 0, clean_saved = 0;
     double ratio_sum = 0, rtt_sum = 0, fixed_ratio_sum = 0, wire_sum = 0, wire_fixed_sum = 0;
     printf("    grid: %zu B every %llu ms | delay jitter loss rate | ktun p99 | ktun fixed-FEC "
@@ -212,7 +214,7 @@ static void grid_run(size_t msg, uint64_t gap, bool every_point)
     for (size_t d = 0; d < 4; d++) {
         for (size_t l = 0; l < 4; l++) {
             for (size_t j = 0; j < 2; j++, i++) {
-                struct grid_point g = {delays[d], jitters[j], losses[l], rates[i % 3]};
+                struct grid_point g = {(uint32_t)delays[d], jitters[j], losses[l], rates[i % 3]};
                 struct vnet_link_cfg lk;
                 grid_link(&g, &lk);
                 struct rr_result k, f, o;
