@@ -1202,16 +1202,19 @@ static void paced_on_xmit(struct kcp *k, struct kcp_seg *s, uint64_t now_ms)
  * so it costs the flow nothing but the segment sent again; parity would cost ps / ds of every
  * group. A sender that would run dry within that time (an application-limited or
  * request/response flow: the next data waits for this data's delivery) or that the peer's
- * window holds back stalls on a hole for a round trip: there parity is worth it. */
-static bool paced_backlogged(const struct kcp *k)
+ * window holds back stalls on a hole for a round trip: there parity is worth it. *|bulk|
+ * says whether the queue alone holds that much (whatever the peer's window admits). */
+static bool paced_backlogged(const struct kcp *k, bool *bulk)
 {
     double rate = pace_rate(&k->pace);
+    *bulk = false;
     if (!k->rx_srtt || rate <= 0)
         return false;
     double need = rate * ((double)k->rx_srtt + k->interval);
     double queued = (double)k->snd_queue.count * (double)k->mss;
     int32_t room = seq_diff(k->snd_una + k->rmt_wnd, k->snd_nxt);
-    return queued >= need && room > 0 && (double)room * (double)k->mss >= need;
+    *bulk = queued >= need;
+    return *bulk && room > 0 && (double)room * (double)k->mss >= need;
 }
 
 int kcp_fec_parity(struct kcp *k, int data_shards, int parity_shards, uint32_t span_ms)
@@ -1223,7 +1226,14 @@ int kcp_fec_parity(struct kcp *k, int data_shards, int parity_shards, uint32_t s
                                                         : LOSSEST_PARITY_LEVELS - 1;
     if (k->send != &send_paced || !k->rx_srtt)
         return parity_shards; /* kcp-go's sending, or nothing measured yet */
-    if (paced_backlogged(k)) {
+    /* A bulk sender (data queued for the time a loss takes to show) that the peer's window
+     * holds back gets parity by the rule below, except while the RTT shows a standing queue:
+     * then its losses are at least partly its own queue overflowing, and parity, sent on top
+     * of what the pacer admits, only adds to that queue (the same brake as for redundant
+     * copies). A sparse flow's load is too small to build the queue it sees; it keeps its
+     * parity. */
+    bool bulk;
+    if (paced_backlogged(k, &bulk) || (bulk && pace_queue_building(&k->pace))) {
         k->fec_last_parity = 0;
         return 0;
     }
