@@ -117,6 +117,8 @@ struct kcp {
     uint32_t snd_wnd;
     uint32_t rcv_wnd;
     uint32_t rcv_wnd_max;      /* receive window growth limit (kcp_set_rcv_growth); 0: fixed */
+    kcp_rcv_grant_fn *rcv_grant; /* the shared budget growth comes from (kcp_set_rcv_grant) */
+    void *rcv_grant_user;
     uint32_t rmt_wnd;          /* peer's free receive slots, from its last regular segment */
     uint32_t cwnd;             /* congestion window, segments */
     uint32_t ssthresh;
@@ -529,6 +531,12 @@ void kcp_set_rate_limit(struct kcp *k, uint64_t bytes_per_s)
 void kcp_set_rcv_growth(struct kcp *k, uint32_t max_wnd)
 {
     k->rcv_wnd_max = max_wnd > 0xffff ? 0xffff : max_wnd;
+}
+
+void kcp_set_rcv_grant(struct kcp *k, kcp_rcv_grant_fn *fn, void *user)
+{
+    k->rcv_grant = fn;
+    k->rcv_grant_user = user;
 }
 
 void kcp_set_fec_hold(struct kcp *k, uint32_t hold_min)
@@ -1655,8 +1663,14 @@ static void rcv_grow(struct kcp *k, uint32_t sn)
     if (seq_diff(sn, k->rcv_nxt) < (int32_t)(k->rcv_wnd - k->rcv_wnd / 4))
         return;
     uint32_t wnd = k->rcv_wnd * 2 < k->rcv_wnd_max ? k->rcv_wnd * 2 : k->rcv_wnd_max;
-    if (rcv_ring_reserve(k, wnd) == 0)
-        k->rcv_wnd = wnd;
+    if (rcv_ring_reserve(k, wnd) != 0)
+        return;
+    if (k->rcv_grant) {
+        /* the shared budget's grant, in whole segments (the rest of it goes unused) */
+        size_t granted = k->rcv_grant(k->rcv_grant_user, (size_t)(wnd - k->rcv_wnd) * k->mss);
+        wnd = k->rcv_wnd + (uint32_t)(granted / k->mss);
+    }
+    k->rcv_wnd = wnd;
 }
 
 static void parse_push(struct kcp *k, const struct kcp_seg_hdr *h, const uint8_t *data,

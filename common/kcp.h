@@ -139,6 +139,13 @@ void kcp_set_rate_limit(struct kcp *k, uint64_t bytes_per_s);
  * with reading, up to |max_wnd| segments (at most 65535, the wnd field); it never shrinks.
  * A kcp-go sender honours the larger window up to its own snd_wnd. 0 (default): fixed. */
 void kcp_set_rcv_growth(struct kcp *k, uint32_t max_wnd);
+/* Asks a shared memory budget for receive window growth: the window would grow by |bytes|
+ * (the new segments times the MSS). Returns how many of them the budget grants, 0..|bytes|;
+ * what it grants stays taken until the engine is freed (the window never shrinks). */
+typedef size_t kcp_rcv_grant_fn(void *user, size_t bytes);
+/* Growth beyond the configured receive window is granted by |fn|(|user|, ...) from now on
+ * (NULL: by kcp_set_rcv_growth's limit alone). The engine grows only by what is granted. */
+void kcp_set_rcv_grant(struct kcp *k, kcp_rcv_grant_fn *fn, void *user);
 /* ktun FEC hold (not in kcp-go; the wire format is unchanged). The caller's output path tells
  * the engine, through kcp_set_fec_group, which FEC group the packet under construction will
  * join. A segment sent in group g is then fast- or early-retransmitted only once a segment

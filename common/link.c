@@ -223,6 +223,11 @@ static void fec_log(void *user, const char *msg)
         l->cfg.log(l->cfg.log_user, msg);
 }
 
+void link_set_rcv_grant(struct link *l, kcp_rcv_grant_fn *fn, void *user)
+{
+    kcp_set_rcv_grant(l->kcp, fn, user);
+}
+
 void link_set_fec_adaptive(struct link *l, bool on)
 {
     l->fec_adaptive = on && l->fec_on && l->cfg.pace && !l->cfg.fec_fixed;

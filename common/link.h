@@ -49,7 +49,8 @@ struct link_config {
                             * pace): as many as the measured loss calls for (kcp_fec_parity) */
     uint64_t rate_limit;   /* bytes/s cap on the pacer (kcptun --ratelimit), 0 = none */
     int64_t rcv_budget;    /* with pace: bytes the receive window may grow to (--bufbudget;
-                            * kcp_set_rcv_growth); 0: rcvwnd stays fixed */
+                            * kcp_set_rcv_growth; a tunnel takes the growth from its shared
+                            * budget, link_set_rcv_grant); 0: rcvwnd stays fixed */
     int64_t wall_offset_ms; /* wall clock minus now_ms, for the secure crypt mode */
     link_log_fn *log;      /* may be NULL */
     void *log_user;
@@ -161,6 +162,10 @@ void link_set_group_close(struct link *l, bool on);
  * tunnel turns it on once the peer is known to be ktun (secure mode or the capability
  * exchange). */
 void link_set_fec_adaptive(struct link *l, bool on);
+
+/* Receive window growth (link_config.rcv_budget) is granted by |fn|(|user|, ...) from a
+ * budget shared with other links (kcp_set_rcv_grant); NULL: rcv_budget alone bounds it. */
+void link_set_rcv_grant(struct link *l, kcp_rcv_grant_fn *fn, void *user);
 
 /* Queues |len| bytes of records (whole records, borrowed) for the peer. They leave in the
  * next KCP packet that has room for them, or in a packet of their own at the end of the next

@@ -30,6 +30,7 @@ struct tunnel {
     uint8_t *rx;                  /* TUNNEL_RX_BUF bytes from link_recv */
     size_t rx_off, rx_len;        /* unconsumed part of |rx| */
     uint64_t rx_counted;          /* this tunnel's share of budget->used */
+    uint64_t rcv_reserved;        /* ... and of budget->reserved (its grown receive window) */
     uint64_t bytes_sent;          /* bytes handed to the link */
     uint64_t bytes_received;      /* bytes taken from the link */
     bool stalled;                 /* waiting for the shared budget */
@@ -74,7 +75,29 @@ struct replay {
 
 bool tunnel_budget_over(const struct tunnel_budget *b)
 {
-    return b && b->limit > 0 && b->used >= b->limit;
+    return b && b->limit > 0 && b->used + b->reserved >= b->limit;
+}
+
+/* kcp_rcv_grant_fn: the KCP receive window grows by what the shared budget has left, up to
+ * half its limit for all windows together (tunnel.h). */
+static size_t tunnel_rcv_grant(void *user, size_t bytes)
+{
+    struct tunnel *t = user;
+    struct tunnel_budget *b = t->budget;
+    size_t n = bytes;
+    if (b->limit > 0) { /* (no limit: only counted) */
+        uint64_t half = b->limit / 2, taken = b->used + b->reserved;
+        if (b->reserved >= half || taken >= b->limit)
+            return 0;
+        uint64_t room = half - b->reserved;
+        if (room > b->limit - taken)
+            room = b->limit - taken;
+        if (n > room)
+            n = (size_t)room;
+    }
+    b->reserved += n;
+    t->rcv_reserved += n;
+    return n;
 }
 
 /* ---- sending ------------------------------------------------------------------------ */
@@ -382,6 +405,8 @@ struct tunnel *tunnel_new(uint32_t conv, const struct tunnel_config *cfg, bool i
     if (!t->link)
         goto fail;
     link_set_ext(t->link, link_ext_cb, t);
+    if (budget)
+        link_set_rcv_grant(t->link, tunnel_rcv_grant, t);
     /* parity below --ds/--ps only between ktun ends (docs/latency.md) */
     link_set_fec_adaptive(t->link, t->secure);
     t->is_client = is_client;
@@ -455,6 +480,7 @@ void tunnel_free(struct tunnel *t)
         return;
     if (t->budget) {
         t->budget->used -= t->rx_counted;
+        t->budget->reserved -= t->rcv_reserved;
         if (t->stalled)
             t->budget->nstalled--;
     }

@@ -44,6 +44,9 @@
  * bytes from KCP (so KCP's receive window closes towards the peer) and marks itself
  * stalled. Once the buffered total drops below the limit, the caller calls tunnel_unstall on
  * every stalled tunnel and pumps it. Each tunnel also has mux's own budget (--smuxbuf).
+ * KCP receive windows that grow with the path (link_config.rcv_budget) take what they grow
+ * by from the same budget and give it back when their tunnel is freed; all of them together
+ * at most half the limit, so the data waiting for streams always keeps the other half.
  *
  * Callbacks run inside tunnel_* calls; they may call tunnel_stream_* but never tunnel_input,
  * tunnel_tick, tunnel_pump or tunnel_free of the same tunnel.
@@ -59,10 +62,12 @@
 struct tunnel_budget {
     uint64_t limit;    /* stream bytes buffered by all tunnels before they stop reading KCP */
     uint64_t used;     /* stream bytes buffered now by all tunnels sharing it */
+    uint64_t reserved; /* bytes of KCP receive windows grown beyond their configured size */
     size_t nstalled;   /* tunnels stalled for want of budget */
 };
 
-/* True while the tunnels sharing |b| buffer |limit| bytes or more (false for NULL). */
+/* True while the tunnels sharing |b| buffer, or have reserved for grown receive windows,
+ * |limit| bytes or more (false for NULL). */
 bool tunnel_budget_over(const struct tunnel_budget *b);
 
 /*

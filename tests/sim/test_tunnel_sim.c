@@ -385,3 +385,45 @@ TEST(tunnel_sim_budget_back_pressure_stalls_and_resumes)
     CHECK_EQ(budget.used, 0);
     pair_free(&p);
 }
+
+/* Receive windows that grow with the path take what they grow by from the shared budget, half
+ * of it at most for all of them, and give it back when their tunnel goes. Two servers share
+ * a budget of 1 MB (each alone could grow to 1 MB, link_config.rcv_budget): bulk transfers
+ * through each in turn, 20 ms each way at 100 Mbit/s with 10 % loss, whose bandwidth-delay
+ * product (500 KB, holes included) is more than the configured 128-segment window. */
+TEST(tunnel_sim_grown_windows_come_from_the_budget)
+{
+    struct pair p[2];
+    struct tunnel_budget budget = {.limit = 1000000};
+    uint64_t after_first = 0;
+    for (int i = 0; i < 2; i++) {
+        REQUIRE(pair_init(&p[i], 31 + (uint64_t)i, 128));
+        p[i].srv.budget = &budget;
+        p[i].srv.cfg.link.rcv_budget = (int64_t)budget.limit;
+        struct vnet_link_cfg lk = {.loss = 0.1, .delay_ms = 20, .rate_bps = 100000000,
+                                   .queue_bytes = 500000};
+        vnet_link_set_both(p[i].net, p[i].cli.id, p[i].srv.id, &lk);
+        client_stream(&p[i].cli, 6000000, 0);
+        client_stream(&p[i].cli, 2000000, 0);
+        CHECK_EQ(vnet_run(p[i].net, 60000, srv_got, &p[i]), VNET_DONE);
+        CHECK_EQ(p[i].srv.got[3], 6000000);
+        CHECK(!p[i].srv.bad);
+        printf("    after transfer %d: %llu bytes of grown windows reserved\n", i + 1,
+               (unsigned long long)budget.reserved);
+        CHECK(budget.reserved <= budget.limit / 2);
+        if (i == 0)
+            after_first = budget.reserved;
+    }
+    CHECK(after_first > 100000); /* the first window did grow */
+    uint64_t both = budget.reserved;
+    CHECK(both >= after_first);
+    tunnel_free(p[0].srv.t); /* the first gives its part back */
+    p[0].srv.t = NULL;
+    CHECK_EQ(budget.reserved, both - after_first);
+    tunnel_free(p[1].srv.t);
+    p[1].srv.t = NULL;
+    CHECK_EQ(budget.reserved, 0);
+    CHECK_EQ(budget.used, 0);
+    pair_free(&p[0]);
+    pair_free(&p[1]);
+}
