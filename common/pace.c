@@ -44,7 +44,7 @@ void pace_set_init_cwnd(struct pace *p, size_t bytes)
      * window; STARTUP grows from there by the measured delivery rate. */
     size_t init = MIN(bytes, (size_t)PACE_INIT_CWND_SEGS * p->mss);
     p->init_cwnd = MAX(init, (size_t)PACE_MIN_CWND_SEGS * p->mss);
-    if (p->phase == PACE_STARTUP && p->startup_cwnd < p->init_cwnd)
+    if (p->phase == PACE_STARTUP && (p->startup_cwnd < p->init_cwnd || p->delivered == 0))
         p->startup_cwnd = p->init_cwnd;
 }
 
@@ -99,7 +99,7 @@ void pace_set_wnd_limited(struct pace *p, bool limited, size_t inflight_bytes)
 
 void pace_charge(struct pace *p, size_t len)
 {
-    if (p->bw > 0 || p->rate_cap > 0)
+    if (pace_rate(p) > 0)
         p->tokens -= (double)len;
 }
 
@@ -160,12 +160,17 @@ static void phase_update(struct pace *p, bool round_start, bool limited, size_t 
     double bdp = p->bw * rtt_eff(p);
     switch (p->phase) {
     case PACE_STARTUP:
-        if (p->bw > 0 && (pace_queue_building(p) || (round_start && startup_delay_exit(p)))) {
+        /* a sample that the sender's own limits held down (nothing to send, the peer's
+         * window) says nothing about the pipe being full (BBR skips such rounds): a queue
+         * seen then is not this flow's doing, or not yet, and its rate estimate is what the
+         * application offered, not what the path carries; ending STARTUP on it leaves the
+         * flow paced below what it offers, and the probing gain lifts that estimate by a
+         * quarter per eight round trips */
+        if (p->bw > 0 && !limited &&
+            (pace_queue_building(p) || (round_start && startup_delay_exit(p)))) {
             p->phase = PACE_DRAIN; /* the queue fills before bw stops growing */
             break;
         }
-        /* a round whose sample the peer's window limited says nothing about the pipe
-         * being full */
         if (!round_start || limited || p->bw <= 0)
             break;
         if (p->bw >= p->full_bw * PACE_FULL_GROWTH) {
@@ -196,6 +201,7 @@ static void phase_update(struct pace *p, bool round_start, bool limited, size_t 
 
 static double raw_cwnd(const struct pace *p);
 static double raw_rate(const struct pace *p);
+static double startup_first_rate(const struct pace *p);
 
 /* STARTUP: the cap and the rate only grow. The first rate is the initial window over the
  * RTT (what an unpaced sender would have sent), at STARTUP's gain. */
@@ -204,7 +210,7 @@ static void startup_floors(struct pace *p)
     if (p->phase != PACE_STARTUP || p->bw <= 0)
         return;
     if (p->startup_rate <= 0)
-        p->startup_rate = PACE_STARTUP_GAIN * (double)p->init_cwnd / rtt_eff(p);
+        p->startup_rate = startup_first_rate(p);
     double r = raw_rate(p);
     if (r > p->startup_rate)
         p->startup_rate = r;
@@ -276,7 +282,7 @@ void pace_on_ack(struct pace *p, const struct pace_mark *m, size_t len, size_t i
     }
     if (refresh || p->bw_round[p->bw_idx] > p->bw)
         bw_refresh(p);
-    phase_update(p, round_start, m->wnd_limited, inflight_bytes, now_ms);
+    phase_update(p, round_start, m->app_limited, inflight_bytes, now_ms);
     startup_floors(p);
     startup_grow(p, len, inflight_bytes);
 }
@@ -294,8 +300,12 @@ static double raw_cwnd(const struct pace *p)
 size_t pace_cwnd(const struct pace *p)
 {
     size_t floor = (size_t)PACE_MIN_CWND_SEGS * p->mss;
+    /* before the first rate sample (a path whose round trip exceeds the initial timeout
+     * resends the whole first flight, and Karn's rule leaves that round without samples)
+     * STARTUP's growth by the bytes delivered still counts */
     if (p->bw <= 0)
-        return p->init_cwnd;
+        return p->phase == PACE_STARTUP && p->startup_cwnd > p->init_cwnd ? p->startup_cwnd
+                                                                          : p->init_cwnd;
     if (p->phase == PACE_STARTUP && p->startup_cwnd > floor)
         floor = p->startup_cwnd;
     double c = raw_cwnd(p);
@@ -328,10 +338,20 @@ double pace_rate(const struct pace *p)
     return rate;
 }
 
+/* STARTUP's first rate: the initial window over the round trip at STARTUP's gain (what an
+ * unpaced sender would have sent), once the round trip is known. */
+static double startup_first_rate(const struct pace *p)
+{
+    return PACE_STARTUP_GAIN * (double)p->init_cwnd / rtt_eff(p);
+}
+
 static double pace_rate_estimated(const struct pace *p)
 {
+    /* before the first rate sample the cap may already have grown (pace_cwnd): from the
+     * first RTT sample on the sender is paced at the first rate, not sent in one burst into
+     * what may be a slow link's queue */
     if (p->bw <= 0)
-        return 0;
+        return p->phase == PACE_STARTUP && p->min_rtt != UINT32_MAX ? startup_first_rate(p) : 0;
     double rate = raw_rate(p);
     double floor = (double)PACE_MIN_CWND_SEGS * p->mss / rtt_eff(p);
     if (p->phase == PACE_STARTUP && p->startup_rate > floor)

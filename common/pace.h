@@ -20,8 +20,9 @@
  *   rate     pacing_gain * bw: a token bucket spaces transmissions at this rate
  *
  * Phases: STARTUP (pacing gain 2, cwnd gain 1.5, the cap also growing by every byte delivered
- * while it limits the flow, up to 2 bw x min_rtt; until bw stops growing by 25% for three
- * rounds that the peer's window did not hold back, or the RTT shows a queue), DRAIN (pacing
+ * while it limits the flow, up to 2 bw x min_rtt, and already before the first rate sample;
+ * until bw stops growing by 25% for three rounds that neither the sender's data nor the
+ * peer's window held back, or, in such a round, the RTT shows a queue), DRAIN (pacing
  * gain 0.4 until in-flight fits one BDP),
  * PROBE (pacing gains cycling 1.25, 0.75, 1 x 6 per min_rtt; cwnd gain 2; as in BBR the
  * 0.75 phase ends early once in-flight fits one BDP, so an application-limited flow is not
@@ -141,7 +142,11 @@ bool pace_spare(const struct pace *p, size_t len);
 void pace_on_ack(struct pace *p, const struct pace_mark *m, size_t len, size_t inflight_bytes,
                  uint64_t now_ms);
 
-/* In-flight cap in bytes (at least PACE_MIN_CWND_SEGS segments). */
+/* In-flight cap in bytes (at least PACE_MIN_CWND_SEGS segments). Before the first rate
+ * sample it is the initial window plus STARTUP's growth by the bytes delivered (a path whose
+ * round trip exceeds KCP's initial timeout resends the whole first flight, and Karn's rule
+ * leaves that round without samples); from the RTT sample on, pace_rate is then the first
+ * rate (the initial window over the RTT at STARTUP's gain), so that growth is paced. */
 size_t pace_cwnd(const struct pace *p);
 
 /* Refills the token bucket up to |now_ms|; true if a new segment may leave now. */

@@ -142,3 +142,41 @@ TEST(pace_window_limited_rounds_keep_startup)
     CHECK_EQ(p.phase, PACE_STARTUP);
     CHECK(q.phase != PACE_STARTUP);
 }
+
+/* Application-limited rounds do not end STARTUP either (BBR skips them): their flat rate is
+ * what the application offered. The same flat rounds sent with data queued do. */
+TEST(pace_app_limited_rounds_keep_startup)
+{
+    struct pace p = {0}, q = {0};
+    pace_init(&p, 1000, 10, 0);
+    pace_init(&q, 1000, 10, 0);
+    uint64_t t = 1000, u = 1000;
+    for (int r = 0; r < 8; r++) {
+        t = round_trip(&p, t, 20, 5, 100, true);
+        u = round_trip(&q, u, 20, 5, 100, false);
+    }
+    CHECK_EQ(p.phase, PACE_STARTUP);
+    CHECK(q.phase != PACE_STARTUP);
+}
+
+/* A path whose round trip exceeds the initial timeout: every first transmission of the first
+ * flight is sent again before its ACK returns, so the first round gives no rate sample (the
+ * engine passes no mark). STARTUP's growth by the bytes delivered still raises the cap
+ * beyond the initial window, and once the RTT is known the sender is paced at the first
+ * rate (the initial window over the RTT at STARTUP's gain) instead of sending the grown cap
+ * at once. */
+TEST(pace_startup_grows_before_the_first_rate_sample)
+{
+    struct pace p = {0};
+    pace_init(&p, 1000, 10, 0);
+    CHECK_EQ(pace_cwnd(&p), 64000);
+    CHECK(pace_rate(&p) == 0); /* nothing known: unpaced */
+    for (int i = 0; i < 32; i++) { /* each ACK's slot is taken again at once */
+        uint64_t now = 400 + (uint64_t)i;
+        pace_on_rtt(&p, 400, now);
+        pace_on_ack(&p, NULL, 1000, pace_cwnd(&p) - 1000, now);
+    }
+    CHECK_EQ(p.bw, 0);
+    CHECK_EQ(pace_cwnd(&p), 64000 + 32000);
+    CHECK(pace_rate(&p) > 2.0 * 64000 / 410 - 1 && pace_rate(&p) < 2.0 * 64000 / 410 + 1);
+}
