@@ -119,6 +119,14 @@ struct kcp {
     uint32_t rcv_wnd_max;      /* receive window growth limit (kcp_set_rcv_growth); 0: fixed */
     kcp_rcv_grant_fn *rcv_grant; /* the shared budget growth comes from (kcp_set_rcv_grant) */
     void *rcv_grant_user;
+    uint32_t rnd_edge;         /* receive round (rcv_grow): the window edge advertised at */
+    uint64_t rnd_start;        /*   rnd_start, ms; 0: no round under way */
+    uint32_t rnd_min;          /* fastest receive round seen, ms (0: none yet) */
+    uint32_t rnd_base;         /*   the furthest data received (rcv_hi) when it started */
+    uint32_t rcv_hi;           /* one past the furthest sn received */
+    uint64_t rnd_rate;         /* fastest round's delivery at this window, segments/s */
+    uint64_t rnd_rate_prev;    /*   and at the window before the last doubling (0: none) */
+    uint32_t rcv_adv;          /* furthest window edge (una + wnd) sent so far */
     uint32_t rmt_wnd;          /* peer's free receive slots, from its last regular segment */
     uint32_t cwnd;             /* congestion window, segments */
     uint32_t ssthresh;
@@ -692,6 +700,18 @@ static void put_segment(struct kcp *k, const struct kcp_seg_hdr *h, const uint8_
     if (k->buf_len + KCP_OVERHEAD + h->len > k->mtu)
         out_packet(k);
     uint8_t *p = kcp_seg_hdr_encode(k->buf + k->buf_len, h);
+    if (seq_diff(h->una + h->wnd, k->rcv_adv) > 0) {
+        k->rcv_adv = h->una + h->wnd;
+        /* a receive round (rcv_grow) starts when a new edge leaves, while the reader keeps
+         * up (the edge is then most of the window), once data came (before, the peer may
+         * assume a window as large) */
+        if (!k->rnd_start && h->una != 0 && k->rcv_wnd < k->rcv_wnd_max &&
+            k->rcv_queue.count < k->rcv_wnd / 4) {
+            k->rnd_edge = k->rcv_adv;
+            k->rnd_base = seq_diff(k->rcv_hi, h->una) > 0 ? k->rcv_hi : h->una;
+            k->rnd_start = k->clock_ms ? k->clock_ms : 1;
+        }
+    }
     if (h->len)
         memcpy(p, data, h->len);
     k->buf_len += KCP_OVERHEAD + h->len;
@@ -1222,7 +1242,10 @@ static bool paced_backlogged(const struct kcp *k, bool *bulk)
     double queued = (double)k->snd_queue.count * (double)k->mss;
     int32_t room = seq_diff(k->snd_una + k->rmt_wnd, k->snd_nxt);
     *bulk = queued >= need;
-    return *bulk && room > 0 && (double)room * (double)k->mss >= need;
+    /* a hole holds the peer's window from its first transmission until its retransmission
+     * is acknowledged: two round trips of data must fit for the flow to go on meanwhile */
+    double hold = rate * (2.0 * k->rx_srtt + k->interval);
+    return *bulk && room > 0 && (double)room * (double)k->mss >= hold;
 }
 
 int kcp_fec_parity(struct kcp *k, int data_shards, int parity_shards, uint32_t span_ms)
@@ -1650,27 +1673,76 @@ static bool parse_data(struct kcp *k, const struct kcp_seg_hdr *h, const uint8_t
     return false;
 }
 
-/* Receive window growth (kcp_set_rcv_growth): a PUSH in the last quarter of the window shows
- * a peer whose data in flight (holes included) is about to be limited by our window while we
- * keep up with reading (a receive queue filled by a slow reader leaves no room for that):
- * the window doubles, up to rcv_wnd_max. It never shrinks. The peer sees the new size in the
- * next segment's wnd field, so it grows once per round trip at most, like TCP's receive
- * buffer autotuning, following what the path carries rather than a configured size. */
-static void rcv_grow(struct kcp *k, uint32_t sn)
+/* Receive window growth (kcp_set_rcv_growth). The window doubles, up to rcv_wnd_max, when
+ * the peer's data in flight is limited by it while the reader keeps up (a receive queue
+ * filled by a slow reader stops the growth). It never shrinks; the peer sees the new size in
+ * the next segment's wnd field. Two signs of a window-limited peer make it double:
+ *  - a PUSH in the window's last quarter: holes hold the window back;
+ *  - a receive round as fast as the fastest one seen. A round runs from the moment a
+ *    segment carries a window edge (una + wnd) beyond any sent before (put_segment) until
+ *    data reaches that edge. A peer limited by the window sends up to the edge as soon as it
+ *    learns of it, so its rounds last one round trip, however large the window; a peer
+ *    limited by its own rate (congestion window, pacer, application) needs longer the
+ *    larger the window. So after a doubling the rounds stay as fast only if the peer's rate
+ *    doubled with the window, and the growth stops by itself one doubling above what the
+ *    peer fills (like TCP's receive-buffer autotuning, which keeps twice what the sender
+ *    delivered per round trip), following what the path carries rather than a
+ *    configured size. In order, without holes, data never reaches the last quarter, which is
+ *    why the first sign alone leaves a clean or FEC-repaired path at its initial window.
+ *    The slack of a round (an ACK waits up to one interval tick; a paced peer spreads its
+ *    data over the round) is a quarter of the fastest round plus one interval; the first
+ *    round only measures. Rounds lengthened by queueing once the window nears the path's
+ *    capacity count too while the last doubling raised the rate the peer delivers (data
+ *    arriving in a round over its length) by more than the geometric middle (sqrt 2)
+ *    between no gain (rate-limited) and twice (window-limited).
+ * Every growth beyond the configured window is granted by the shared budget (rcv_grant). */
+static void rcv_grow_to(struct kcp *k, uint32_t wnd)
 {
-    if (k->rcv_wnd >= k->rcv_wnd_max)
-        return;
-    if (seq_diff(sn, k->rcv_nxt) < (int32_t)(k->rcv_wnd - k->rcv_wnd / 4))
-        return;
-    uint32_t wnd = k->rcv_wnd * 2 < k->rcv_wnd_max ? k->rcv_wnd * 2 : k->rcv_wnd_max;
-    if (rcv_ring_reserve(k, wnd) != 0)
+    if (wnd > k->rcv_wnd_max)
+        wnd = k->rcv_wnd_max;
+    if (wnd <= k->rcv_wnd || rcv_ring_reserve(k, wnd) != 0)
         return;
     if (k->rcv_grant) {
         /* the shared budget's grant, in whole segments (the rest of it goes unused) */
         size_t granted = k->rcv_grant(k->rcv_grant_user, (size_t)(wnd - k->rcv_wnd) * k->mss);
         wnd = k->rcv_wnd + (uint32_t)(granted / k->mss);
     }
-    k->rcv_wnd = wnd;
+    if (wnd > k->rcv_wnd) {
+        k->rcv_wnd = wnd;
+        k->rnd_rate_prev = k->rnd_rate;
+        k->rnd_rate = 0;
+    }
+}
+
+static void rcv_grow(struct kcp *k, uint32_t sn, uint64_t now_ms)
+{
+    if (seq_diff(sn + 1, k->rcv_hi) > 0)
+        k->rcv_hi = sn + 1;
+    if (k->rcv_wnd >= k->rcv_wnd_max)
+        return;
+    if (seq_diff(sn, k->rcv_nxt) >= (int32_t)(k->rcv_wnd - k->rcv_wnd / 4)) {
+        rcv_grow_to(k, k->rcv_wnd * 2);
+        k->rnd_start = 0; /* the next round measures the new window */
+        return;
+    }
+    if (k->rnd_start && seq_diff(sn + 1, k->rnd_edge) >= 0) {
+        uint64_t took = now_ms - k->rnd_start;
+        if (took == 0)
+            took = 1;
+        bool fast = k->rnd_min && took <= (uint64_t)k->rnd_min + k->rnd_min / 4 + k->interval;
+        if (k->rnd_min == 0 || took < k->rnd_min)
+            k->rnd_min = took > UINT32_MAX ? UINT32_MAX : (uint32_t)took;
+        uint64_t rate = (uint64_t)(uint32_t)(k->rnd_edge - k->rnd_base) * 1000 / took;
+        if (rate > k->rnd_rate)
+            k->rnd_rate = rate;
+        /* the last doubling raised the delivery rate past the geometric middle between a
+         * peer limited by its own rate (no gain) and one limited by the window (twice) */
+        if (k->rnd_rate_prev && rate * 100 >= k->rnd_rate_prev * 141)
+            fast = true;
+        if (fast) /* (the reader kept up when the round started) */
+            rcv_grow_to(k, k->rcv_wnd * 2);
+        k->rnd_start = 0;
+    }
 }
 
 static void parse_push(struct kcp *k, const struct kcp_seg_hdr *h, const uint8_t *data,
@@ -1678,7 +1750,7 @@ static void parse_push(struct kcp *k, const struct kcp_seg_hdr *h, const uint8_t
 {
     bool repeat = true;
     if (seq_diff(h->sn, k->rcv_nxt + k->rcv_wnd) < 0)
-        rcv_grow(k, h->sn);
+        rcv_grow(k, h->sn, now_ms);
     if (seq_diff(h->sn, k->rcv_nxt + k->rcv_wnd) < 0) {
         ack_push(k, h->sn, h->ts, now_ms);
         if (seq_diff(h->sn, k->rcv_nxt) >= 0)

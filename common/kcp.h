@@ -134,10 +134,12 @@ void kcp_set_pacing(struct kcp *k, bool on, uint64_t now_ms);
 /* Caps the pacing rate at |bytes_per_s| (kcptun --ratelimit; 0 = no cap). Only paced sending
  * honours it (kcp_set_pacing on). */
 void kcp_set_rate_limit(struct kcp *k, uint64_t bytes_per_s);
-/* ktun receive window growth (not in kcp-go; the wire format is unchanged): the receive window
- * doubles whenever the peer's data reaches its last quarter while the application keeps up
- * with reading, up to |max_wnd| segments (at most 65535, the wnd field); it never shrinks.
- * A kcp-go sender honours the larger window up to its own snd_wnd. 0 (default): fixed. */
+/* ktun receive window growth (not in kcp-go; the wire format is unchanged): while the
+ * application keeps up with reading, the receive window doubles when the peer is limited by
+ * it (its data reaches the last quarter, or receive rounds stay as fast as the window doubles:
+ * docs/latency.md), up to |max_wnd| segments (at most 65535, the wnd field); it never
+ * shrinks. A kcp-go sender honours the larger window up to its own snd_wnd. 0 (default):
+ * fixed. */
 void kcp_set_rcv_growth(struct kcp *k, uint32_t max_wnd);
 /* Asks a shared memory budget for receive window growth: the window would grow by |bytes|
  * (the new segments times the MSS). Returns how many of them the budget grants, 0..|bytes|;

@@ -1421,3 +1421,56 @@ TEST(kcp_receive_window_grows_with_the_peer)
     kcp_free(k);
     free(c);
 }
+
+/* Receive rounds: a peer limited by the advertised window (it sends up to the edge as soon
+ * as an ACK brings it, one way 50 ms, ACKs every 10 ms) fills every window in one round trip,
+ * in order and without a hole, so the window's last quarter never sees data ahead of a hole;
+ * the window must grow from rounds that stay as fast as the window doubles. A peer sending at
+ * its own rate (8 segments per 10 ms, 80 per round trip) gets one doubling above what it
+ * fills at most. */
+static void rcv_round_run(bool window_limited, uint32_t *wnd_out)
+{
+    struct capture *c = cap_new();
+    struct kcp *k = kcp_new(1, cap_output, c);
+    REQUIRE(k && c);
+    kcp_set_nodelay(k, 1, 10, 2, 1);
+    kcp_set_window(k, 32, 32);
+    kcp_set_rcv_growth(k, 1024);
+    uint32_t adv[400] = {0}, sent = 0, wnd = 32;
+    uint8_t pkt[64], d[8] = "payload", out[64];
+    for (uint32_t t = 0; t < 4000; t += 10) {
+        uint32_t edge = t >= 100 ? adv[(t - 100) / 10] : 32;
+        if (!window_limited && (int32_t)(edge - (sent + 8)) > 0)
+            edge = sent + 8;
+        for (; (int32_t)(edge - sent) > 0; sent++) {
+            size_t n = make_seg(pkt, 1, KCP_CMD_PUSH, 64, t, sent, 0, d, 8);
+            CHECK_EQ(kcp_input(k, pkt, n, true, t), 0);
+        }
+        while (kcp_recv(k, out, sizeof(out)) > 0)
+            ;
+        c->n = 0;
+        kcp_flush(k, t);
+        struct kcp_seg_hdr h[64];
+        adv[t / 10] = t >= 10 ? adv[t / 10 - 1] : 32;
+        for (size_t i = 0; i < c->n && i < CAP_MAX; i++) {
+            size_t m = cap_segments(c, i, h, 64);
+            for (size_t j = 0; j < m; j++) {
+                adv[t / 10] = h[j].una + h[j].wnd;
+                wnd = h[j].wnd;
+            }
+        }
+    }
+    kcp_free(k);
+    free(c);
+    *wnd_out = wnd;
+}
+
+TEST(kcp_receive_window_grows_for_a_window_limited_peer)
+{
+    uint32_t limited = 0, paced = 0;
+    rcv_round_run(true, &limited);
+    rcv_round_run(false, &paced);
+    printf("    window-limited peer: %u segments; 80 per round trip: %u\n", limited, paced);
+    CHECK(limited >= 512);
+    CHECK(paced >= 64 && paced <= 256);
+}
