@@ -13,7 +13,7 @@
 /*
  * One-way delay 15/30/70/150/300 ms, jitter 0/2/10 ms, loss 0/0.5/2/5/12 % each way, rate
  * 2/10/50/200 Mbit/s (a one-BDP queue, at least 16 KB), combined into ten links so that every
- * value appears at least twice; on each link four message patterns: 300 B every 10 ms, 4 KB
+ * value but the loss-free one appears at least twice; on each link four message patterns: 300 B every 10 ms, 4 KB
  * every 50 ms, 64 B every 100 ms and bursts of 8 x 1 KB every 200 ms. The client sends, the
  * server echoes, the client times each message from the moment it was due to the moment its
  * echo is complete: a message the sender's window holds back waits, as it would in a real
