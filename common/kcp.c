@@ -64,6 +64,7 @@ struct kcp_seg {
     uint32_t group;       /* FEC hold: the caller's FEC group of the last transmission */
     uint8_t frg;
     uint8_t copies;       /* pacing: redundant copies sent with the first transmission */
+    uint16_t parity_share; /* pacing: bytes of its group's FEC parity counted with its ACK */
     uint64_t first_deadline; /* pacing: retransmission time set by the first transmission */
     uint32_t group_first; /* FEC group of the first transmission */
     uint8_t parity;       /* parity shards that group got (LOSSEST_PARITY_UNKNOWN: not closed) */
@@ -102,13 +103,16 @@ struct kcp {
      * whether it needed a retransmission) and the estimates drawn from it */
     struct lossest loss;
     uint32_t fec_last_parity;  /* parity shards kcp_fec_parity chose last */
+    uint32_t fec_ds;           /* data shards per FEC group (kcp_set_fec_shards; 0: no FEC) */
     uint32_t reo_wnd;          /* measured reordering window, ms (paced_lost_at) */
     bool reo_late;             /* some segment sent once was acknowledged after a later one */
     uint64_t lost_deadline;    /* a fast-acked segment counts as lost by time then */
+    const struct kcp_seg *xmit_seg; /* being put into the packet buffer: in no group yet */
     bool fec_groups;           /* the output path numbers FEC groups (kcp_set_fec_group) */
     uint64_t clock_ms;         /* time of the latest flush or input */
     uint32_t rtt_last;         /* latest RTT sample, ms */
     size_t copy_bytes;         /* payload bytes of the redundant copies still in flight */
+    size_t parity_bytes;       /* FEC parity shares of the segments in flight */
     size_t inflight_bytes;     /* payload bytes of the inflight list */
 
     uint32_t snd_una;          /* oldest sn not known to be received by the peer */
@@ -919,11 +923,14 @@ static void flush_segment(struct kcp *k, struct kcp_seg *s, struct kcp_seg_hdr *
         h->ts = s->ts;
         h->sn = s->sn;
         h->len = s->len;
+        k->xmit_seg = s; /* put_segment may emit the packet before it, closing a group */
         put_segment(k, h, s->data);
+        k->xmit_seg = NULL;
         if (s->xmit == 1) { /* after put_segment: it may have emitted the last packet */
             s->group_first = k->fec_group;
             s->parity = LOSSEST_PARITY_UNKNOWN;
             s->group_closed_ms = KCP_NEVER;
+            s->parity_share = 0;
         }
         if (k->hold)
             k->hold->on_sent(k, s);
@@ -1103,13 +1110,27 @@ static uint32_t paced_span(const struct kcp *k)
     return k->rmt_wnd;
 }
 
+/* What the pacer counts in flight: the bytes the path carries for the segments not yet
+ * acknowledged, their redundant copies and their shares of FEC parity included. These are
+ * the bytes that count as delivered when the segments are acknowledged (paced_on_release), so
+ * the in-flight cap, the delivery rate and the pacing budget all count the same bytes. */
+static size_t paced_inflight(const struct kcp *k)
+{
+    return k->inflight_bytes + k->copy_bytes + k->parity_bytes;
+}
+
+static bool paced_below_cap(const struct kcp *k)
+{
+    return paced_inflight(k) < pace_cwnd(&k->pace);
+}
+
 /* New data waits behind retransmissions the pacer held back (they repair holes the peer's
  * window and the in-order delivery wait on). */
 static bool paced_may_admit(struct kcp *k, uint64_t now_ms)
 {
     if (!k->inflight.head)
         pace_on_idle_restart(&k->pace, now_ms);
-    return !k->rtx_waiting && k->inflight_bytes < pace_cwnd(&k->pace) &&
+    return !k->rtx_waiting && paced_below_cap(k) &&
            pace_ready(&k->pace, now_ms);
 }
 
@@ -1135,10 +1156,10 @@ static void paced_admitted(struct kcp *k, const struct kcp_seg *s)
  * the peer's window holds back what it has (pace.h). */
 static void paced_admit_done(struct kcp *k)
 {
-    pace_set_app_limited(&k->pace, !k->snd_queue.head, k->inflight_bytes);
+    pace_set_app_limited(&k->pace, !k->snd_queue.head, paced_inflight(k));
     pace_set_wnd_limited(&k->pace,
                          k->snd_queue.head && seq_diff(k->snd_nxt, k->snd_una + k->rmt_wnd) >= 0,
-                         k->inflight_bytes);
+                         paced_inflight(k));
 }
 
 /* Extra wait before a first transmission times out. The RTT samples come from the newest ACK
@@ -1248,7 +1269,24 @@ static bool paced_backlogged(const struct kcp *k, bool *bulk)
     return *bulk && room > 0 && (double)room * (double)k->mss >= hold;
 }
 
+/* The pacer counts the parity the groups now get as overhead on the data (pace.h). */
+static void fec_overhead(struct kcp *k, uint32_t parity)
+{
+    pace_set_overhead(&k->pace, k->fec_ds ? (double)parity / k->fec_ds : 0);
+}
+
+static int fec_parity_chosen(struct kcp *k, int data_shards, int parity_shards,
+                             uint32_t span_ms);
+
 int kcp_fec_parity(struct kcp *k, int data_shards, int parity_shards, uint32_t span_ms)
+{
+    int j = fec_parity_chosen(k, data_shards, parity_shards, span_ms);
+    fec_overhead(k, (uint32_t)j);
+    return j;
+}
+
+static int fec_parity_chosen(struct kcp *k, int data_shards, int parity_shards,
+                             uint32_t span_ms)
 {
     if (data_shards <= 0 || parity_shards <= 0)
         return 0;
@@ -1277,6 +1315,31 @@ int kcp_fec_parity(struct kcp *k, int data_shards, int parity_shards, uint32_t s
     return j;
 }
 
+void kcp_set_fec_shards(struct kcp *k, int data_shards, int parity_shards)
+{
+    k->fec_ds = data_shards > 0 && parity_shards > 0 ? (uint32_t)data_shards : 0;
+    fec_overhead(k, k->fec_ds ? (uint32_t)parity_shards : 0);
+}
+
+/* From |s| towards the oldest, the next segment in flight whose first transmission went
+ * into FEC group |group|, or NULL. First transmissions leave in sn order, so the walk ends
+ * at the first one sent in an earlier group (retransmissions are passed over). The segment
+ * put_segment is placing (xmit_seg, counted as sent) may have had the packet before it emitted
+ * and its group closed: it is in no group yet. */
+static struct kcp_seg *group_next(const struct kcp *k, struct kcp_seg *s, uint32_t group)
+{
+    for (; s; s = s->prev) {
+        if (s->xmit == 0 || (s == k->xmit_seg && s->xmit == 1))
+            continue;
+        int32_t d = seq_diff(s->group_first, group);
+        if (d == 0)
+            return s;
+        if (d < 0 && s->xmit == 1)
+            return NULL;
+    }
+    return NULL;
+}
+
 void kcp_fec_group_closed(struct kcp *k, uint32_t group, int parity)
 {
     uint8_t v = (uint8_t)(parity < LOSSEST_PARITY_LEVELS ? parity : LOSSEST_PARITY_LEVELS - 1);
@@ -1288,6 +1351,27 @@ void kcp_fec_group_closed(struct kcp *k, uint32_t group, int parity)
             break;
         if (d == 0 && s->parity == LOSSEST_PARITY_UNKNOWN)
             s->parity = v;
+    }
+}
+
+void kcp_fec_parity_sent(struct kcp *k, uint32_t group, size_t bytes)
+{
+    if (k->send != &send_paced || bytes == 0)
+        return;
+    pace_charge(&k->pace, bytes);
+    /* the group's first transmissions carry the parity's bytes in shares by length */
+    size_t total = 0;
+    for (struct kcp_seg *s = group_next(k, k->inflight.tail, group); s;
+         s = group_next(k, s->prev, group))
+        total += s->len;
+    if (total == 0)
+        return; /* a group of extension records or retransmissions only */
+    for (struct kcp_seg *s = group_next(k, k->inflight.tail, group); s;
+         s = group_next(k, s->prev, group)) {
+        size_t share = s->parity_share + bytes * s->len / total;
+        share = share < UINT16_MAX ? share : UINT16_MAX;
+        k->parity_bytes += share - s->parity_share;
+        s->parity_share = (uint16_t)share;
     }
 }
 
@@ -1309,7 +1393,7 @@ static unsigned copies_wanted(struct kcp *k, size_t new_bytes)
     for (double r = p; n < LOSSEST_COPIES_MAX && r > target; r *= p)
         n++;
     size_t cap = pace_cwnd(&k->pace);
-    while (n > 0 && k->inflight_bytes + k->copy_bytes + n * new_bytes > cap)
+    while (n > 0 && paced_inflight(k) + n * new_bytes > cap)
         n--;
     /* copies spend pacing budget like retransmissions, and only budget left over: they never
      * push the flow above the pacing rate (the measured delivery rate's, or --ratelimit) */
@@ -1358,7 +1442,7 @@ static void paced_after_data(struct kcp *k, struct kcp_seg_hdr *h, struct kcp_se
 static uint64_t paced_next_send_ms(const struct kcp *k, uint64_t now_ms)
 {
     if (!k->snd_queue.head || seq_diff(k->snd_nxt, k->snd_una + k->rmt_wnd) >= 0 ||
-        k->inflight_bytes >= pace_cwnd(&k->pace))
+        !paced_below_cap(k))
         return KCP_NEVER;
     return pace_next_ms(&k->pace, now_ms);
 }
@@ -1412,10 +1496,11 @@ static void reordering_seen(struct kcp *k, const struct kcp_seg *s, uint64_t now
  * living off the probing gain. Every acknowledged segment is evidence for the loss estimate. */
 static void paced_on_release(struct kcp *k, const struct kcp_seg *s, uint64_t now_ms)
 {
-    pace_on_ack(&k->pace, s->xmit == 1 ? &s->mark : NULL, (size_t)s->len * (1u + s->copies),
-                k->inflight_bytes, now_ms);
-    lossest_record(&k->loss, s->copies, s->parity, arrived_late(s, now_ms));
     k->copy_bytes -= (size_t)s->copies * s->len;
+    k->parity_bytes -= s->parity_share;
+    pace_on_ack(&k->pace, s->xmit == 1 ? &s->mark : NULL,
+                (size_t)s->len * (1u + s->copies) + s->parity_share, paced_inflight(k), now_ms);
+    lossest_record(&k->loss, s->copies, s->parity, arrived_late(s, now_ms));
     if (s->xmit == 1 && seq_diff(s->sn, k->fast_hi) < 0) {
         k->reo_late = true;
         reordering_seen(k, s, now_ms);

@@ -178,6 +178,16 @@ int kcp_fec_parity(struct kcp *k, int data_shards, int parity_shards, uint32_t s
  * shards: its segments' loss evidence then counts that protection (and their fast
  * retransmission is not held for parity that never comes when |parity| is 0). */
 void kcp_fec_group_closed(struct kcp *k, uint32_t group, int parity);
+/* FEC group |group| (kcp_set_fec_group) sent a parity shard carrying |bytes| bytes of
+ * protected payload (its length less the FEC and KCP headers). Paced sending charges them to
+ * the pacing budget like data (parity leaves when its group closes, so the bucket goes into
+ * debt and the next data waits), and the group's segments carry shares of them that count as
+ * delivered with their ACKs, as redundant copies do. No effect on kcp-go's sending. */
+void kcp_fec_parity_sent(struct kcp *k, uint32_t group, size_t bytes);
+/* FEC groups of |data_shards| data and |parity_shards| parity shards (either 0: no FEC); the
+ * pacer counts the parity as overhead on the data (pace_set_overhead; kcp_fec_parity updates
+ * it with the parity each group gets). */
+void kcp_set_fec_shards(struct kcp *k, int data_shards, int parity_shards);
 /* True if pacing is on. */
 bool kcp_pacing(const struct kcp *k);
 /* Stream mode (kcptun): writes are appended to the last unsent segment and frg is always 0.

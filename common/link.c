@@ -75,8 +75,12 @@ static int emit_sealed(void *user, const uint8_t *pkt, size_t len)
         l->st.seal_errs++;
         return (int)n;
     }
-    if (len >= 6 && fec_is_fec_packet(pkt, len) && rd_u16le(pkt + 4) == FEC_TYPE_PARITY)
+    if (len >= 6 && fec_is_fec_packet(pkt, len) && rd_u16le(pkt + 4) == FEC_TYPE_PARITY) {
         l->st.fec_parity_out++;
+        /* parity is load on the path like the data it protects: the pacer counts it */
+        size_t hdr = FEC_HEADER_LEN + KCP_OVERHEAD;
+        kcp_fec_parity_sent(l->kcp, l->group, len > hdr ? len - hdr : 0);
+    }
     l->st.out_pkts++;
     l->st.out_bytes += (uint64_t)n;
     l->out(l->out_user, l->dgram, (size_t)n);
@@ -277,6 +281,8 @@ struct link *link_new(uint32_t conv, const struct link_config *cfg, struct crypt
     kcp_set_ack_nodelay(l->kcp, cfg->ack_nodelay);
     kcp_set_rate_limit(l->kcp, cfg->rate_limit);
     kcp_set_pacing(l->kcp, cfg->pace, 0);
+    if (fec_on)
+        kcp_set_fec_shards(l->kcp, cfg->data_shards, cfg->parity_shards);
     kcp_set_ack_repeat(l->kcp, cfg->pace);
     if (cfg->pace && cfg->rcv_budget > 0) {
         int64_t segs = cfg->rcv_budget / (int64_t)kcp_mss(l->kcp);

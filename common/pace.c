@@ -22,9 +22,10 @@ static const double probe_gain[PACE_CYCLE] = {1.25, 0.75, 1, 1, 1, 1, 1, 1};
 
 void pace_init(struct pace *p, uint32_t mss, uint32_t ack_delay_ms, uint64_t now_ms)
 {
-    double cap = p->rate_cap;
+    double cap = p->rate_cap, overhead = p->overhead;
     memset(p, 0, sizeof(*p));
     p->rate_cap = cap;
+    p->overhead = overhead;
     p->phase = PACE_STARTUP;
     p->mss = mss ? mss : 1;
     p->ack_delay_ms = ack_delay_ms;
@@ -46,6 +47,12 @@ void pace_set_init_cwnd(struct pace *p, size_t bytes)
     p->init_cwnd = MAX(init, (size_t)PACE_MIN_CWND_SEGS * p->mss);
     if (p->phase == PACE_STARTUP && (p->startup_cwnd < p->init_cwnd || p->delivered == 0))
         p->startup_cwnd = p->init_cwnd;
+}
+
+/* Bytes on the path for |bytes| of data, with the overhead sent for them (FEC parity). */
+static double with_overhead(const struct pace *p, double bytes)
+{
+    return bytes * (1 + p->overhead);
 }
 
 /* The round trip the window has to cover: min_rtt plus the peer's ACK delay, at least 1 ms. */
@@ -106,6 +113,11 @@ void pace_charge(struct pace *p, size_t len)
 bool pace_spare(const struct pace *p, size_t len)
 {
     return pace_rate(p) <= 0 || p->tokens >= (double)len;
+}
+
+void pace_set_overhead(struct pace *p, double ratio)
+{
+    p->overhead = ratio > 0 ? ratio : 0;
 }
 
 void pace_set_rate_cap(struct pace *p, double bytes_per_ms)
@@ -230,7 +242,12 @@ static void startup_grow(struct pace *p, size_t len, size_t inflight_bytes)
     /* only while the cap is what limits the flow (at least half of it in flight, as TCP's
      * cwnd validation): a flow held back by its data or the peer's window does not show
      * that the path would carry more */
-    if (p->phase != PACE_STARTUP || 2 * (inflight_bytes + len) < p->startup_cwnd)
+    if (p->phase != PACE_STARTUP)
+        return;
+    size_t init = (size_t)with_overhead(p, (double)p->init_cwnd);
+    if (p->startup_cwnd < init)
+        p->startup_cwnd = init;
+    if (2 * (inflight_bytes + len) < p->startup_cwnd)
         return;
     /* and only while below STARTUP's gain times the measured BDP (BBR): once the delivery
      * rate stops growing the cap stops too, however long STARTUP takes to notice */
@@ -300,14 +317,15 @@ static double raw_cwnd(const struct pace *p)
 size_t pace_cwnd(const struct pace *p)
 {
     size_t floor = (size_t)PACE_MIN_CWND_SEGS * p->mss;
+    size_t init = (size_t)with_overhead(p, (double)p->init_cwnd);
     /* before the first rate sample (a path whose round trip exceeds the initial timeout
      * resends the whole first flight, and Karn's rule leaves that round without samples)
      * STARTUP's growth by the bytes delivered still counts */
     if (p->bw <= 0)
-        return p->phase == PACE_STARTUP && p->startup_cwnd > p->init_cwnd ? p->startup_cwnd
-                                                                          : p->init_cwnd;
-    if (p->phase == PACE_STARTUP && p->startup_cwnd > floor)
-        floor = p->startup_cwnd;
+        return p->phase == PACE_STARTUP && p->startup_cwnd > init ? p->startup_cwnd : init;
+    /* STARTUP's cap never falls below the initial window (with its overhead) */
+    if (p->phase == PACE_STARTUP && MAX(p->startup_cwnd, init) > floor)
+        floor = MAX(p->startup_cwnd, init);
     double c = raw_cwnd(p);
     if (c > (double)SIZE_MAX / 2)
         return SIZE_MAX / 2;
@@ -342,7 +360,7 @@ double pace_rate(const struct pace *p)
  * unpaced sender would have sent), once the round trip is known. */
 static double startup_first_rate(const struct pace *p)
 {
-    return PACE_STARTUP_GAIN * (double)p->init_cwnd / rtt_eff(p);
+    return PACE_STARTUP_GAIN * with_overhead(p, (double)p->init_cwnd) / rtt_eff(p);
 }
 
 static double pace_rate_estimated(const struct pace *p)
@@ -366,8 +384,9 @@ bool pace_ready(struct pace *p, uint64_t now_ms)
         return true;
     if (now_ms > p->tokens_ms) {
         double cap = rate * PACE_BURST_MS;
-        if (cap < PACE_BURST_SEGS * (double)p->mss)
-            cap = PACE_BURST_SEGS * (double)p->mss;
+        double segs = with_overhead(p, PACE_BURST_SEGS * (double)p->mss);
+        if (cap < segs)
+            cap = segs;
         p->tokens += rate * (double)(now_ms - p->tokens_ms);
         if (p->tokens > cap)
             p->tokens = cap;

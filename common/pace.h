@@ -93,10 +93,12 @@ struct pace {
     uint64_t app_limited_until;       /* delivered count that ends the application-limited
                                        * round (0: not application-limited) */
     double rate_cap;                  /* bytes/ms the rate never exceeds (--ratelimit); 0 none */
+    double overhead;                  /* bytes sent per data byte beyond it (FEC parity) */
 };
 
 /* Starts estimation for segments of |mss| bytes whose peer delays ACKs up to |ack_delay_ms|.
- * |p| is zeroed memory or a struct pace initialised before (its rate cap is kept). */
+ * |p| is zeroed memory or a struct pace initialised before (its rate cap and overhead are
+ * kept). */
 void pace_init(struct pace *p, uint32_t mss, uint32_t ack_delay_ms, uint64_t now_ms);
 
 /* Sets the in-flight cap used before the first rate sample: |bytes| (the sender's configured
@@ -158,6 +160,14 @@ uint64_t pace_next_ms(const struct pace *p, uint64_t now_ms);
 /* True when the recent RTT shows a standing queue at the bottleneck (more than a quarter of
  * min_rtt, at least PACE_QUEUE_MIN_MS, above min_rtt plus the peer's ACK delay). */
 bool pace_queue_building(const struct pace *p);
+
+/* The sender sends |ratio| bytes per data byte beyond the data (FEC parity: the parity shards
+ * it sends per data shard; 0 without), which spend pacing budget, count in flight and count
+ * as delivered like the data. The initial window and the token bucket's depth in segments
+ * then count data segments, the bytes they allow include that overhead: a window's or a
+ * burst's data leaves with its parity. The in-flight floor (PACE_MIN_CWND_SEGS) counts what
+ * the path carries, parity included. Kept by pace_init. */
+void pace_set_overhead(struct pace *p, double ratio);
 
 /* Caps the pacing rate at |bytes_per_ms| (0: no cap), also before the first estimate: kcptun's
  * --ratelimit. Kept by pace_init. */

@@ -259,8 +259,10 @@ TEST(pace_sim_receive_window_grows_on_long_fat_link)
  * window growth within 256 MB), FEC 10/3, 10 s of virtual time: ktun's adaptive parity
  * against fixed 10/3. Per point the log gets goodput and wire bytes per delivered byte of
  * both; `bench:` lines sum it up. Asserted: adaptive parity never costs more than 5 % of the
- * goodput, never more wire bytes on a loss-free link, and saves at least 5 % of them on at
- * least two of the four (at 5 Mbit/s the startup's queue overflow is loss the pacer measures). */
+ * goodput (summed over three seeds: on the lossy long paths one 10 s run's goodput varies by
+ * more than that from seed to seed, in either mode), never more wire bytes on a loss-free
+ * link, and saves at least 5 % of them on at least two of the four (at 5 Mbit/s the startup's
+ * queue overflow is loss the pacer measures). */
 static void bulk_grid_run(bool fixed, const struct vnet_link_cfg *lk, uint64_t ms,
                           uint64_t seed, struct pace_result *out)
 {
@@ -299,7 +301,7 @@ TEST(pace_sim_bulk_grid_adaptive_parity)
     unsigned i = 0, saved = 0;
     double gsum = 0, gsum_fixed = 0, wsum = 0, wsum_fixed = 0;
     printf("    bulk grid: delay loss rate | Mbit/s adaptive | fixed 10/3 | wire adaptive | "
-           "fixed 10/3 | queue drops adaptive | fixed 10/3\n");
+           "fixed 10/3 | queue drops adaptive | fixed 10/3 | goodput adaptive / fixed, 3 seeds\n");
     for (size_t d = 0; d < 4; d++) {
         for (size_t l = 0; l < 4; l++, i++) {
             uint64_t rate = rates[i % 3];
@@ -310,15 +312,24 @@ TEST(pace_sim_bulk_grid_adaptive_parity)
             struct pace_result a, f;
             bulk_grid_run(false, &lk, 10000, 200 + i, &a);
             bulk_grid_run(true, &lk, 10000, 200 + i, &f);
+            double asum = a.mbit, fsum = f.mbit;
+            for (unsigned k = 1; k < 3; k++) {
+                struct pace_result a2, f2;
+                bulk_grid_run(false, &lk, 10000, 200 + 100 * k + i, &a2);
+                bulk_grid_run(true, &lk, 10000, 200 + 100 * k + i, &f2);
+                asum += a2.mbit;
+                fsum += f2.mbit;
+            }
             printf("    bulk grid: %3u ms %2.0f%% %3llu Mbit/s | %5.1f | %5.1f | %.3f | %.3f | "
-                   "%llu | %llu\n", (unsigned)delays[d], losses[l] * 100,
+                   "%llu | %llu | %.3f\n", (unsigned)delays[d], losses[l] * 100,
                    (unsigned long long)(rate / 1000000), a.mbit, f.mbit, a.wire, f.wire,
-                   (unsigned long long)a.queue_drops, (unsigned long long)f.queue_drops);
+                   (unsigned long long)a.queue_drops, (unsigned long long)f.queue_drops,
+                   fsum > 0 ? asum / fsum : 0);
             gsum += a.mbit / (f.mbit > 0 ? f.mbit : 1);
             wsum += a.wire;
             wsum_fixed += f.wire;
             gsum_fixed += 1;
-            CHECK(a.mbit >= f.mbit * 0.95);
+            CHECK(asum >= fsum * 0.95);
             if (losses[l] == 0) {
                 CHECK(a.wire <= f.wire);
                 saved += a.wire < f.wire * 0.95;
@@ -332,6 +343,24 @@ TEST(pace_sim_bulk_grid_adaptive_parity)
     (void)gsum_fixed;
     /* where the pacer's own startup overflows a small queue the path is not clean either */
     CHECK(saved >= 2);
+}
+
+/* FEC parity is load on the path like the data it protects, so the pacer counts it: with
+ * fixed parity 10/3 (what a kcptun peer gets) on a short slow path (10 ms each way, 5 Mbit/s,
+ * no loss, a 16 KB queue), the minimum in-flight cap's rate plus 30 % of parity sent outside
+ * the pacing budget would overfill the link, and the queue overflow would then be resent. */
+TEST(pace_sim_fixed_parity_within_pacing_budget)
+{
+    struct vnet_link_cfg lk = {.delay_ms = 10, .rate_bps = 5000000, .queue_bytes = 16384};
+    struct pace_result f;
+    bulk_grid_run(true, &lk, 10000, 200, &f);
+    printf("    fixed 10/3, 10 ms, 5 Mbit/s: %.2f Mbit/s, wire %.3f, %llu queue drops\n", f.mbit,
+           f.wire, (unsigned long long)f.queue_drops);
+    /* STARTUP's own overflow of the small queue costs about 450 drops (as with adaptive
+     * parity); parity outside the pacing budget added about 1400 more (wire 1.8) */
+    CHECK(f.queue_drops < 1000);
+    CHECK(f.wire <= 1.45); /* 10/3 itself costs 1.3 */
+    CHECK(f.mbit >= 3.5);
 }
 
 /* A send window many times the path's bandwidth-delay product (40 ms each way, 5 Mbit/s, a
