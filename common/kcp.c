@@ -1297,10 +1297,10 @@ static int fec_parity_chosen(struct kcp *k, int data_shards, int parity_shards,
         return parity_shards; /* kcp-go's sending, or nothing measured yet */
     /* A bulk sender (data queued for the time a loss takes to show) that the peer's window
      * holds back gets parity by the rule below, except while the RTT shows a standing queue:
-     * then its losses are at least partly its own queue overflowing, and parity, sent on top
-     * of what the pacer admits, only adds to that queue (the same brake as for redundant
-     * copies). A sparse flow's load is too small to build the queue it sees; it keeps its
-     * parity. */
+     * then its losses are at least partly its own queue overflowing, which parity does not
+     * cure: it only adds load to that queue, or takes pacing budget from data (the same brake
+     * as for redundant copies). A sparse flow's load is too small to build the queue it sees;
+     * it keeps its parity. */
     bool bulk;
     if (paced_backlogged(k, &bulk) || (bulk && pace_queue_building(&k->pace))) {
         k->fec_last_parity = 0;
