@@ -2146,6 +2146,16 @@ uint32_t kcp_cwnd(const struct kcp *k)
     return k->cwnd;
 }
 
+uint32_t kcp_snd_una(const struct kcp *k)
+{
+    return k->snd_una;
+}
+
+uint32_t kcp_snd_nxt(const struct kcp *k)
+{
+    return k->snd_nxt;
+}
+
 size_t kcp_mss(const struct kcp *k)
 {
     return k->mss;

@@ -248,6 +248,10 @@ uint32_t kcp_rto(const struct kcp *k);
 uint32_t kcp_srtt(const struct kcp *k);
 /* Congestion window in segments (meaningful with congestion control on, nc = 0). */
 uint32_t kcp_cwnd(const struct kcp *k);
+/* The oldest sequence number the peer has not acknowledged cumulatively (una), and the next
+ * one to be given to a segment that leaves (segments below it have been sent). */
+uint32_t kcp_snd_una(const struct kcp *k);
+uint32_t kcp_snd_nxt(const struct kcp *k);
 /* The MSS: payload bytes per segment (mtu - 24). */
 size_t kcp_mss(const struct kcp *k);
 /* Segments waiting in the receive buffer (out of order) and receive queue (in order). */

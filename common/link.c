@@ -441,6 +441,12 @@ uint32_t link_rto(const struct link *l)
     return kcp_rto(l->kcp);
 }
 
+void link_snd_seq(const struct link *l, uint32_t *una, uint32_t *nxt)
+{
+    *una = kcp_snd_una(l->kcp);
+    *nxt = kcp_snd_nxt(l->kcp);
+}
+
 void link_get_stats(const struct link *l, struct link_stats *out)
 {
     *out = l->st;

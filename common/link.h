@@ -133,6 +133,9 @@ bool link_is_dead(const struct link *l);
 /* Smoothed RTT and RTO in ms. */
 uint32_t link_srtt(const struct link *l);
 uint32_t link_rto(const struct link *l);
+/* KCP's una (oldest sequence number the peer has not acknowledged) and next sequence number
+ * to send (kcp_snd_una, kcp_snd_nxt). */
+void link_snd_seq(const struct link *l, uint32_t *una, uint32_t *nxt);
 /* Copies all counters into |out|. */
 void link_get_stats(const struct link *l, struct link_stats *out);
 

@@ -59,6 +59,13 @@ struct tunnel {
     bool heard;                   /* a smux frame from the peer arrived */
     bool peer_refused;            /* died: the peer's smux refused the session */
     bool reset_pinged;            /* a NOP went out to confirm a una_reset */
+    /* client keeping copies: has the server's smux evidently taken our frames? (check_taken) */
+    bool taken;                   /* yes: as good as a smux frame heard */
+    uint8_t take_step;            /* 0: our first segment not acknowledged; 1: waiting until
+                                   * take_ms; 2: waiting for take_sn's acknowledgement */
+    uint64_t take_ms;
+    uint32_t take_sn;
+    uint32_t take_wait_ms;        /* the KCP interval (the server's ACK delay) */
     int first_byte;               /* the peer's first byte out of KCP, -1 before it */
     size_t replay_max;            /* tunnel_config.replay_max */
     struct replay *replays;       /* copies of streams' bytes (tunnel_config.replay_max) */
@@ -412,6 +419,7 @@ struct tunnel *tunnel_new(uint32_t conv, const struct tunnel_config *cfg, bool i
     t->is_client = is_client;
     t->ext_caps = cfg->ext_caps;
     t->replay_max = cfg->replay_max;
+    t->take_wait_ms = cfg->link.interval_ms > 0 ? (uint32_t)cfg->link.interval_ms : 0;
     lerr = ERR_NOMEM;
     struct mux_callbacks mcb = {
         .output = mux_out_cb,
@@ -660,7 +668,7 @@ static void tunnel_account(struct tunnel *t)
  * keepalive check just closed the session. */
 static void check_refused(struct tunnel *t, bool timed_out)
 {
-    if (!t->is_client || t->heard || t->peer_refused || t->bytes_sent == 0)
+    if (!t->is_client || t->heard || t->taken || t->peer_refused || t->bytes_sent == 0)
         return;
     struct mux_stats ms;
     mux_get_stats(t->mux, &ms);
@@ -753,7 +761,7 @@ int tunnel_send_refusal(uint32_t conv, const uint8_t *payload, size_t len,
 
 bool tunnel_peer_heard(const struct tunnel *t)
 {
-    if (t->heard)
+    if (t->heard || t->taken)
         return true;
     struct mux_stats ms;
     mux_get_stats(t->mux, &ms);
@@ -787,6 +795,45 @@ bool tunnel_next_format(unsigned *step, int smuxver, bool nocomp, bool ver_set, 
     return false;
 }
 
+/* Client keeping copies (replay_on): a server whose smux refuses our format does so when it
+ * reads our first frame, and its KCP session ends there: what we send after that is answered
+ * by a fresh session (una 0) or not at all. So once its KCP acknowledges our first segment,
+ * a segment first sent a KCP interval (its ACK delay) after that acknowledgement arrived can
+ * only be acknowledged by a session whose smux read our first frame a round trip before and
+ * kept it: the server took the session, as surely as if it had sent a smux frame. A server
+ * that sends nothing (v1 smux, a silent target: an upload) is then known within two round
+ * trips, not at its first keepalive, and the copies and their bound on writes end. A
+ * una_reset (the fresh session's answer) stops the check: check_refused decides then. */
+static void check_taken(struct tunnel *t, uint64_t now_ms)
+{
+    if (!replay_on(t) || t->bytes_sent == 0)
+        return;
+    struct link_stats ls;
+    link_get_stats(t->link, &ls);
+    if (ls.kcp.una_reset)
+        return; /* a fresh session answered: check_refused's case */
+    uint32_t una, nxt;
+    link_snd_seq(t->link, &una, &nxt);
+    if (t->take_step == 0) {
+        if (una == 0)
+            return;
+        t->take_step = 1;
+        t->take_ms = now_ms + t->take_wait_ms;
+    }
+    if (t->take_step == 1) {
+        if (now_ms < t->take_ms)
+            return;
+        t->take_step = 2;
+        t->take_sn = nxt; /* segments from here on leave from now */
+        /* a NOP (what a keepalive sends) makes sure such a segment comes, even when the
+         * streams have written up to the bound of their copies and wait */
+        mux_ping(t->mux);
+        return;
+    }
+    if ((int32_t)(una - t->take_sn) > 0)
+        t->taken = true;
+}
+
 bool tunnel_pump(struct tunnel *t, uint64_t now_ms)
 {
     if (t->in_pump)
@@ -800,8 +847,10 @@ bool tunnel_pump(struct tunnel *t, uint64_t now_ms)
         if (!blocked || t->stalled || mux_input_blocked(t->mux))
             break;
     }
-    if (!t->dead)
+    if (!t->dead) {
+        check_taken(t, now_ms);
         check_refused(t, false);
+    }
     if (t->replays && !t->peer_refused && tunnel_peer_heard(t))
         replay_drop_all(t); /* the server spoke: its smux took the session */
     if (t->caps_news && !t->dead) {
@@ -856,6 +905,8 @@ void tunnel_tick(struct tunnel *t, uint64_t now_ms)
 uint64_t tunnel_next_deadline(const struct tunnel *t, uint64_t now_ms)
 {
     uint64_t d = MIN(link_next_deadline(t->link, now_ms), mux_next_deadline(t->mux));
+    if (t->take_step == 1 && replay_on(t))
+        d = MIN(d, t->take_ms);
     return t->caps_state == CAPS_PENDING ? MIN(d, t->offer_next_ms) : d;
 }
 
