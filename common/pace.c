@@ -264,7 +264,14 @@ void pace_on_ack(struct pace *p, const struct pace_mark *m, size_t len, size_t i
     p->delivered += len;
     p->delivered_ms = now_ms;
     if (!m) {
-        phase_update(p, false, false, inflight_bytes, now_ms);
+        /* the ACK of a retransmission carries no mark. A sender that has nothing more to
+         * send and less in flight than the smallest window it is ever given (a trickle of
+         * messages, whose own bytes cannot stand in a queue for long) did not build the
+         * queue its RTT shows (the reverse direction's traffic or another flow did):
+         * STARTUP goes on, as on its marked ACKs. A message flow with more in flight may
+         * have built it itself (its copies and parity too). */
+        bool own = inflight_bytes >= (size_t)PACE_MIN_CWND_SEGS * p->mss;
+        phase_update(p, false, p->app_limited && !own, inflight_bytes, now_ms);
         startup_grow(p, len, inflight_bytes);
         return;
     }

@@ -180,3 +180,26 @@ TEST(pace_startup_grows_before_the_first_rate_sample)
     CHECK_EQ(pace_cwnd(&p), 64000 + 32000);
     CHECK(pace_rate(&p) > 2.0 * 64000 / 410 - 1 && pace_rate(&p) < 2.0 * 64000 / 410 + 1);
 }
+
+/* The ACK of a retransmission carries no mark: an application-limited sender whose RTT shows
+ * a queue (the reverse direction's: its own messages build none) stays in STARTUP on it, as on
+ * its marked ACKs; the same ACK while data waits ends STARTUP. */
+TEST(pace_retransmission_ack_of_app_limited_flow_keeps_startup)
+{
+    struct pace p = {0}, q = {0};
+    struct pace *both[2] = {&p, &q};
+    for (int k = 0; k < 2; k++) {
+        struct pace *e = both[k];
+        pace_init(e, 1000, 10, 0);
+        uint64_t t = 1000;
+        for (int r = 0; r < 4; r++)
+            t = round_trip(e, t, 2, 5, 100, true);
+        for (int i = 0; i < 8; i++) /* a queue in the other direction delays the ACKs */
+            pace_on_rtt(e, 300, t + (uint64_t)i);
+        CHECK(pace_queue_building(e));
+        pace_set_app_limited(e, k == 0, 1000);
+        pace_on_ack(e, NULL, 1000, 0, t + 10);
+    }
+    CHECK_EQ(p.phase, PACE_STARTUP);
+    CHECK(q.phase != PACE_STARTUP);
+}
