@@ -697,3 +697,82 @@ TEST(pace_sim_download_between_ktun_ends_loss_free)
     CHECK(a.mbit >= f.mbit);
     CHECK(a.wire <= f.wire * 0.9);
 }
+
+/* Receive window growth on a path whose bandwidth-delay product the configured window
+ * already covers: 25 ms each way, 50 Mbit/s (312 KB), a one-BDP queue, fixed FEC 10/3, 10 s
+ * of bulk each way at 0 and 5 % loss after the receiving end sent 200 bytes (so it has a
+ * round-trip time of its own). The client's 512-segment window (690 KB) and the server's
+ * 1024 hold the path with its queue; a window grown there only costs memory. The
+ * 100 ms / 100 Mbit/s path's 2.5 MB still makes the client's window grow. (With the
+ * fastest receive round as the only reference both grew by one doubling: the first round
+ * is the sender's start-up, the next, limited by the path's rate at 142 ms, looked as fast.)
+ */
+static size_t grant_count(void *user, size_t bytes)
+{
+    *(size_t *)user += bytes;
+    return bytes;
+}
+
+static void covered_run(bool down, const struct vnet_link_cfg *lk, double *out_mbit, size_t *grown)
+{
+    *grown = 0;
+    *out_mbit = 0;
+    struct vnet *net = vnet_new(vnet_seed_from_env(83));
+    struct pend *cli = calloc(1, sizeof(*cli)), *srv = calloc(1, sizeof(*srv));
+    REQUIRE(net && cli && srv);
+    struct link_config lc;
+    sim_link_config(&lc, true);
+    lc.fec_fixed = true;
+    lc.rcv_budget = (int64_t)256 << 20;
+    cli->end.pump = srv->end.pump = pend_pump;
+    double mbit = 0;
+    *grown = 0;
+    if (sim_pair_open(net, &cli->end, &srv->end, &lc, lk, 84) == 0) {
+        size_t cg = 0, sg = 0;
+        link_set_rcv_grant(cli->end.link, grant_count, &cg);
+        link_set_rcv_grant(srv->end.link, grant_count, &sg);
+        struct pend *tx = down ? srv : cli, *rx = down ? cli : srv;
+        /* the receiving end speaks first (a request, a stream's opening frame) */
+        rx->to_send = 200;
+        pend_pump(&rx->end, 0);
+        vnet_run(net, 200, NULL, NULL);
+        tx->to_send = UINT64_MAX;
+        pend_pump(&tx->end, 200);
+        vnet_run(net, 10200, NULL, NULL);
+        mbit = (double)rx->got * 8 / 10000000.0;
+        *grown = down ? cg : sg;
+    }
+    sim_pair_close(&cli->end, &srv->end);
+    free(cli);
+    free(srv);
+    vnet_free(net);
+    *out_mbit = mbit;
+}
+
+TEST(pace_sim_receive_window_stays_when_it_covers_the_path)
+{
+    static const double losses[] = {0, 0.05};
+    for (int d = 0; d < 2; d++) {
+        for (int i = 0; i < 2; i++) {
+            struct vnet_link_cfg lk = {.delay_ms = 25, .rate_bps = 50000000,
+                                       .queue_bytes = 312500, .loss = losses[i]};
+            size_t grown = 0;
+            double mbit = 0;
+            covered_run(d == 0, &lk, &mbit, &grown);
+            printf("    25 ms, 50 Mbit/s, %.0f %% loss, %s: %.1f Mbit/s, window grown by %zu bytes\n",
+                   losses[i] * 100, d == 0 ? "download" : "upload", mbit, grown);
+            CHECK(mbit > 0);
+            CHECK(grown == 0);
+        }
+    }
+    /* where the window does not cover the path it still grows for such a receiver:
+     * 100 ms each way, 100 Mbit/s (2.5 MB), the client's 512 segments */
+    struct vnet_link_cfg lk = {.delay_ms = 100, .rate_bps = 100000000, .queue_bytes = 2500000,
+                               .loss = 0.02};
+    size_t grown = 0;
+    double mbit = 0;
+    covered_run(true, &lk, &mbit, &grown);
+    printf("    100 ms, 100 Mbit/s, 2 %% loss, download: %.1f Mbit/s, window grown by %zu bytes\n",
+           mbit, grown);
+    CHECK(grown >= (size_t)1536 * 1326);
+}
