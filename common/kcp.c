@@ -1799,21 +1799,6 @@ static void rcv_grow_to(struct kcp *k, uint32_t wnd)
     }
 }
 
-/* The window is at least twice the path's bandwidth-delay product as measured: the fastest
- * receive round's delivery at this window times our own minimum RTT, the pacer's (false
- * while either is unknown, e.g. at a receiver that never sent; the fastest round is no
- * stand-in, a round a repaired hole shortened is shorter than a round trip). Such a window
- * holds what the path carries, a standing queue of as much and a hole's repair, so neither
- * sign makes it grow: not the rounds of a peer limited by the path's rate (at the initial
- * window they are as fast as each other, the first being the peer's start-up), nor a hole
- * repaired late. An RTT inflated by queueing never enters it. */
-static bool rcv_covers_path(const struct kcp *k)
-{
-    if (k->pace.min_rtt == UINT32_MAX || k->pace.min_rtt == 0)
-        return false;
-    return k->rnd_rate && (uint64_t)k->rcv_wnd * 1000 >= 2 * k->rnd_rate * k->pace.min_rtt;
-}
-
 static void rcv_grow(struct kcp *k, uint32_t sn, uint64_t now_ms)
 {
     if (seq_diff(sn + 1, k->rcv_hi) > 0)
@@ -1821,8 +1806,6 @@ static void rcv_grow(struct kcp *k, uint32_t sn, uint64_t now_ms)
     if (k->rcv_wnd >= k->rcv_wnd_max)
         return;
     if (seq_diff(sn, k->rcv_nxt) >= (int32_t)(k->rcv_wnd - k->rcv_wnd / 4)) {
-        if (rcv_covers_path(k))
-            return;
         rcv_grow_to(k, k->rcv_wnd * 2);
         k->rnd_start = 0; /* the next round measures the new window */
         return;
@@ -1841,9 +1824,6 @@ static void rcv_grow(struct kcp *k, uint32_t sn, uint64_t now_ms)
          * peer limited by its own rate (no gain) and one limited by the window (twice) */
         if (k->rnd_rate_prev && rate * 100 >= k->rnd_rate_prev * 141)
             fast = true;
-        /* and only while the window does not cover the path */
-        if (rcv_covers_path(k))
-            fast = false;
         if (fast) /* (the reader kept up when the round started) */
             rcv_grow_to(k, k->rcv_wnd * 2);
         k->rnd_start = 0;
